@@ -1,0 +1,43 @@
+# neurocompile: `make demo` runs the bundled model end to end, `make test` runs the test suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+MODEL := examples/checkpoints/spikingssm_sdigits.pt
+DEMO_OUT := out/demo
+
+.PHONY: setup demo test clean
+
+# Find a Python 3.10 (lava-nc 0.10.0 imports only there): PATH first, then pyenv's versions folder.
+$(PY):
+	@set -e; \
+	cand=""; \
+	for p in python3.10 python3; do \
+	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then cand=$$(command -v $$p); break; fi; \
+	done; \
+	if [ -z "$$cand" ]; then \
+	  root=$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv); \
+	  for p in $$root/versions/3.10.*/bin/python3; do \
+	    if [ -x "$$p" ]; then cand=$$p; fi; \
+	  done; \
+	fi; \
+	if [ -z "$$cand" ]; then echo "error: no Python 3.10 found on PATH or in pyenv's versions folder; lava-nc 0.10.0 needs Python 3.10. Install one (e.g. 'pyenv install 3.10') and run 'make setup' again." >&2; exit 1; fi; \
+	echo "Using $$cand ($$($$cand --version))"; \
+	rm -rf $(VENV); \
+	$$cand -m venv $(VENV); \
+	$(PY) -m pip install -q --upgrade pip; \
+	$(PY) -m pip install -q -e '.[dev]' || { rm -rf $(VENV); echo "error: installing neurocompile into $(VENV) failed (see above)" >&2; exit 1; }
+
+setup: $(PY)
+
+demo: $(PY)
+	@mkdir -p $(DEMO_OUT)
+	$(VENV)/bin/neurocompile export $(MODEL) --target loihi2 -o $(DEMO_OUT)/spikingssm_sdigits.loihi2 --force
+	$(VENV)/bin/neurocompile simulate $(DEMO_OUT)/spikingssm_sdigits.loihi2 --dataset sdigits --json $(DEMO_OUT)/simulate.json
+	$(VENV)/bin/neurocompile report $(DEMO_OUT)/spikingssm_sdigits.loihi2 --dataset sdigits --json $(DEMO_OUT)/report.json --html $(DEMO_OUT)/report.html
+	@echo "HTML report: $(DEMO_OUT)/report.html"
+
+test: $(PY)
+	@$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,43 @@
+"""User-facing errors.
+
+Every error a user can cause derives from :class:`NeurocompileError`; the CLI prints its message on one line
+and exits non-zero, never a traceback. Messages name the file/node/resource, the value, the limit and what to do.
+"""
+
+from __future__ import annotations
+
+
+class NeurocompileError(Exception):
+    """Base class of errors caused by input (files, options, models), reported to the user on one line."""
+
+
+class ModelLoadError(NeurocompileError):
+    """A model file cannot be read, is not a model, or would need unsafe unpickling."""
+
+
+class UnsupportedOpError(NeurocompileError):
+    """The model contains an operation neurocompile cannot compile."""
+
+
+class IRError(NeurocompileError):
+    """An IR graph is malformed (verifier failures carry every violation)."""
+
+
+class TargetError(NeurocompileError):
+    """A target file is missing, malformed, or names an unknown target."""
+
+
+class ArtifactError(NeurocompileError):
+    """An artifact directory is missing, corrupt, or from an incompatible version."""
+
+
+class QuantizationError(NeurocompileError):
+    """A model cannot meet the target's precision."""
+
+
+class DatasetError(NeurocompileError):
+    """A dataset file or name is invalid."""
+
+
+class BackendError(NeurocompileError):
+    """A backend (e.g. Lava) is missing or failed."""
