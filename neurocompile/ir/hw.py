@@ -1,0 +1,289 @@
+"""Integer (hardware-level) IR nodes: what the quantiser produces, the simulator runs and the Lava backend emits.
+
+All arrays are int64 in memory (their declared bit widths are checked by the verifier and the design-rule
+checks). The arithmetic of every node is defined once, in docs/semantics.md, and implemented by
+:mod:`neurocompile.sim.kernels`; the helpers named below are in :mod:`neurocompile.sim.fixed`:
+
+- ``rsh_trunc(x, s)``: sign(x) * (|x| >> s), rounding toward zero (decays, rotations; as Lava's LIF and RF).
+- ``rsh_round(x, s)``: floor((x + 2^(s-1)) / 2^s), round half up; s <= 0 shifts left (rescaling sums).
+- ``sat(x, bits)``: clip to [-(2^(bits-1) - 1), 2^(bits-1) - 1] (symmetric, as Lava's voltage saturation).
+
+Every node carries ``out_scale``: the real value of one integer unit of its output (for dequantisation,
+reports and comparisons with the float graph; never used by the integer arithmetic), and ``out_bits``:
+the signed width of its output messages (1 for binary spikes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from neurocompile.ir.nodes import Node
+
+
+def _i(*shape: int) -> np.ndarray:
+    return np.zeros(shape, np.int64)
+
+
+@dataclass
+class QNode(Node):
+    """Base of integer nodes."""
+
+    out_scale: float = 1.0  # real value per integer unit of the output
+    out_bits: int = 24  # signed output width (bits); 1 = binary spikes {0, 1}
+
+    @property
+    def spiking(self) -> bool:
+        """True when the output is a binary (or ternary) spike rather than a graded message."""
+        return self.out_bits <= 2
+
+
+@dataclass
+class QInput(QNode):
+    """Quantised input. :math:`x^{int}_t = \\mathrm{sat}(\\mathrm{round}(x_t / s), b)` with s = out_scale.
+
+    For token inputs (``tokens``) the ids pass through unchanged. Rounding is half away from zero
+    (numpy ``rint`` is half-to-even: the spec uses floor(|x|/s + 1/2) * sign(x)).
+    """
+
+    PORTS: ClassVar[tuple[str, ...]] = ()
+    size: int = 1
+    tokens: bool = False
+    vocab: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class QEmbedding(QNode):
+    """Integer embedding table. :math:`y_t = E[x_t]`, E is [vocab, H] integers of ``out_bits``."""
+
+    table: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [vocab, H]
+
+    def out_size(self) -> int:
+        return int(self.table.shape[1])
+
+
+@dataclass
+class QDense(QNode):
+    """Dense synapses with per-output-channel shift (Loihi: 8-bit mantissa with a shared exponent).
+
+    .. math:: acc_o = \\sum_i W_{oi} x_i + b_o, \\qquad y_o = \\mathrm{sat}(\\mathrm{rsh\\_round}(acc_o, k_o), b_{out})
+
+    where W has ``weight_bits`` signed bits, k = ``shift`` [out] (k < 0 shifts left), acc is exact
+    (int64; the design rules check it fits the target accumulator), ``out_bits = 0`` means no saturation
+    (host-side readout producing logits). ``rounding`` 'floor' replaces rsh_round by an arithmetic shift
+    (Lava's Dense). ``delay`` is the synaptic delay in steps (Lava's Dense: 1).
+    """
+
+    weight: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [out, in]
+    bias: np.ndarray = field(default_factory=lambda: _i(0))  # [out], in accumulator units
+    shift: np.ndarray = field(default_factory=lambda: _i(0))  # [out], bits
+    weight_bits: int = 8
+    rounding: str = "nearest"  # 'nearest' (rsh_round) | 'floor'
+    delay: int = 0  # steps
+
+    def out_size(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass
+class QModeBank(QNode):
+    """SSM modes as compartment pairs (re, im), per channel h and mode m.
+
+    .. math::
+        in^{re} = \\mathrm{rsh\\_round}(b^{re} u_h, k_b),\\quad in^{im} = \\mathrm{rsh\\_round}(b^{im} u_h, k_b) \\\\
+        re_t = \\mathrm{sat}(\\mathrm{rsh\\_trunc}(a^{re} re_{t-1} - a^{im} im_{t-1}, F) + in^{re}, b_s) \\\\
+        im_t = \\mathrm{sat}(\\mathrm{rsh\\_trunc}(a^{im} re_{t-1} + a^{re} im_{t-1}, F) + in^{im}, b_s)
+
+    where a has F = ``coef_frac_bits`` fractional bits (Loihi: 12-bit decays), b has ``weight_bits``,
+    k_b = ``b_shift`` [H], b_s = ``out_bits`` is the state width. Both products use the previous state.
+    Output: the new state, flattened ``(h * M + m) * 2 + {0: re, 1: im}``.
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    a_re: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M], F fractional bits
+    a_im: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M], F fractional bits
+    b_re: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M]
+    b_im: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M]
+    b_shift: np.ndarray = field(default_factory=lambda: _i(0))  # [H], bits
+    coef_frac_bits: int = 12
+    weight_bits: int = 8
+
+    def out_size(self) -> int:
+        return int(self.a_re.size * 2)
+
+
+@dataclass
+class QModeReadout(QNode):
+    """SSM readout plus D skip, one output per channel (a block-diagonal dense connection).
+
+    .. math:: y_h = \\mathrm{sat}(\\mathrm{rsh\\_round}(\\sum_m (c^{re}_{hm} re_{hm} + c^{im}_{hm} im_{hm}) + d_h u_h, k_h), b_{out})
+
+    where c^re = q(2 C^re), c^im = q(-2 C^im), d = q(D) share the per-channel shift k_h = ``shift``.
+    Ports: ``state`` (QModeBank output) and ``skip`` (u, the ModeBank's input).
+    """
+
+    PORTS: ClassVar[tuple[str, ...]] = ("state", "skip")
+    c_re: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M]
+    c_im: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M]
+    d: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
+    shift: np.ndarray = field(default_factory=lambda: _i(0))  # [H], bits
+    weight_bits: int = 8
+
+    def out_size(self) -> int:
+        return int(self.d.shape[0])
+
+
+@dataclass
+class QLIF(QNode):
+    """Integer LIF (SpikingSSM; no current stage), per channel.
+
+    .. math::
+        v'_t = \\mathrm{sat}(\\mathrm{rsh\\_trunc}(\\delta\\, v_{t-1}, F) + x_t, b_s),\\quad
+        s_t = [v'_t \\ge \\theta]\\ (\\text{or} >),\\quad v_t = s_t ? (0 \\text{ or } v'_t - \\theta) : v'_t
+
+    where delta = ``decay`` with F = ``coef_frac_bits`` fractional bits (tau = 0.125 -> 512 of 4096),
+    theta = ``vth`` [H] in input units, b_s = ``state_bits``. Output: spikes {0, 1} (out_bits 1).
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    decay: int = 512
+    vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
+    coef_frac_bits: int = 12
+    state_bits: int = 24
+    reset: str = "zero"  # 'zero' | 'subtract'
+    compare: str = ">="  # '>=' | '>'
+    out_bits: int = 1
+
+    def out_size(self) -> int:
+        return int(self.vth.shape[0])
+
+
+@dataclass
+class QHeaviside(QNode):
+    """Stateless integer spike. :math:`s_t = [x_t > \\theta]` (or >=), theta = ``vth`` [H]."""
+
+    vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
+    compare: str = ">"
+    out_bits: int = 1
+
+    def out_size(self) -> int:
+        return int(self.vth.shape[0])
+
+
+@dataclass
+class QRefractory(QNode):
+    """Integer SPikE-SSM reset-refractory neuron, per channel.
+
+    .. math::
+        v_t = \\mathrm{sat}(\\mathrm{rsh\\_trunc}(\\delta v_{t-1}, F) + x_t - \\theta s_{t-1}
+              - \\mathrm{rsh\\_round}(\\rho\\, r_{t-1}, R), b_s) \\\\
+        s_t = [v_t \\ge \\theta], \\qquad r_t = \\mathrm{sat}(\\mathrm{rsh\\_trunc}(\\lambda r_{t-1}, F) + s_t 2^R, b_s)
+
+    where delta = ``decay`` and lambda = ``lam`` have F fractional bits, theta = ``vth`` [H] and
+    rho = ``rho`` [H] are in input units, r has R = ``trace_frac_bits`` fractional bits.
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    decay: int = 512
+    lam: int = 2048
+    vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
+    rho: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
+    coef_frac_bits: int = 12
+    trace_frac_bits: int = 8
+    state_bits: int = 24
+    out_bits: int = 1
+
+    def out_size(self) -> int:
+        return int(self.vth.shape[0])
+
+
+@dataclass
+class QLUT(QNode):
+    """Elementwise look-up table (sigmoid, GELU, ...).
+
+    .. math:: y = T[\\mathrm{clip}(\\mathrm{rsh\\_round}(x, k) + o, 0, |T| - 1)]
+
+    where T = ``table`` (integers of ``out_bits``), k = ``in_shift``, o = ``offset`` (index of x = 0).
+    ``fn`` names the function it tabulates (for reports and error measurement).
+    """
+
+    table: np.ndarray = field(default_factory=lambda: _i(0))
+    in_shift: int = 0
+    offset: int = 0
+    fn: str = ""
+    size: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class QMul(QNode):
+    """Elementwise product. :math:`y = \\mathrm{sat}(\\mathrm{rsh\\_round}(a \\cdot b, k), b_{out})`, k = ``shift``."""
+
+    PORTS: ClassVar[tuple[str, ...]] = ("a", "b")
+    shift: int = 0
+    size: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class QTernarize(QNode):
+    """Per-step integer ternarisation (GSU).
+
+    .. math:: t_i = \\mathrm{sign}(x_i)\\,[\\,|x_i| \\cdot q \\ge p \\cdot \\max_j |x_j|\\,],\\ \\max_j|x_j| > 0
+
+    where p/q = ``num``/``den`` is the threshold fraction (0.15 = 3/20). Output in {-1, 0, 1} (out_bits 2).
+    """
+
+    num: int = 3
+    den: int = 20
+    size: int = 0
+    out_bits: int = 2
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class QAdd(QNode):
+    """Saturating sum of all inputs. :math:`y = \\mathrm{sat}(\\sum_i x_i, b_{out})`."""
+
+    size: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class QAccumulate(QNode):
+    """Sequence sum (the integer mean pool; 1/T is folded into the next readout's scale).
+
+    .. math:: acc_t = acc_{t-1} + x_t, \\qquad y = acc_T \\text{ at the sequence end}
+
+    ``out_bits`` is the accumulator width (saturating).
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    SEQUENCE_END: ClassVar[bool] = True
+    size: int = 0
+    out_bits: int = 32
+
+    def out_size(self) -> int:
+        return self.size
+
+
+INT_NODES: dict[str, type[Node]] = {
+    cls.__name__: cls
+    for cls in (
+        QInput, QEmbedding, QDense, QModeBank, QModeReadout, QLIF, QHeaviside, QRefractory, QLUT, QMul,
+        QTernarize, QAdd, QAccumulate,
+    )
+}

@@ -1,0 +1,302 @@
+"""Float-level IR nodes: what the frontend produces and the float interpreter runs.
+
+Every node is a dataclass. Arrays are NumPy (float32 for weights, complex64 for SSM parameters). A node's
+per-step input is the sum of the messages on its in-edges of each port; ports are named in ``PORTS``.
+Vectors are per time step and per sample: the graph is evaluated once per step, in topological order,
+with zero delay along edges unless the edge carries a ``delay`` (see docs/semantics.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass
+class Node:
+    """Base class. Subclasses set ``PORTS`` (input port names) and implement ``out_size``."""
+
+    PORTS: ClassVar[tuple[str, ...]] = ("in",)
+    STATEFUL: ClassVar[bool] = False
+    #: ``True`` for nodes that emit one value at the end of a sequence (readouts), not every step.
+    SEQUENCE_END: ClassVar[bool] = False
+
+    @property
+    def op(self) -> str:
+        return type(self).__name__
+
+    def out_size(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def params(self) -> dict[str, np.ndarray]:
+        """The node's array fields (weights, tables), by field name."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+    def attrs(self) -> dict[str, object]:
+        """The node's scalar and string fields, by field name."""
+        return {k: v for k, v in vars(self).items() if not isinstance(v, np.ndarray)}
+
+    def param_count(self) -> int:
+        return int(sum(v.size for v in self.params().values()))
+
+
+@dataclass
+class Input(Node):
+    """Sequence input, one vector per time step.
+
+    .. math:: x_t \\in \\mathbb{R}^{size}\\ (\\text{or token ids when ``tokens``})
+
+    where ``size`` is the feature count per step (tokens: 1 id per step, ``vocab`` ids).
+    """
+
+    PORTS: ClassVar[tuple[str, ...]] = ()
+    size: int = 1  # features per step
+    tokens: bool = False  # True: integer token ids in [0, vocab)
+    vocab: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class Embedding(Node):
+    """Token embedding. :math:`y_t = E[x_t]`, E of shape [vocab, H]."""
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [vocab, H]
+
+    def out_size(self) -> int:
+        return int(self.weight.shape[1])
+
+
+@dataclass
+class Affine(Node):
+    """Dense synapses (Linear, Conv1d with kernel 1). :math:`y_t = W x_t + b`.
+
+    where W is [out, in] and b is [out] (zeros when the module had no bias).
+    """
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [out, in]
+    bias: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [out]
+
+    def out_size(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass
+class S4D(Node):
+    """Continuous diagonal SSM, per channel h and complex mode n (N/2 modes stored).
+
+    .. math::
+        A_{hn} = A^{re}_{hn} + i A^{im}_{hn},\\quad \\Delta_h = e^{\\log\\Delta_h} \\\\
+        \\bar A = e^{\\Delta A},\\quad \\bar B = (e^{\\Delta A} - 1) / A \\cdot B \\quad (\\text{ZOH}) \\\\
+        h_t = \\bar A h_{t-1} + \\bar B u_t,\\quad y_t = 2\\,\\mathrm{Re}(C h_t) + D u_t
+
+    where u, y are [H]; A_re < 0 (stable); ``C2`` is the reverse-direction C of a bidirectional layer
+    (empty when unidirectional): the reverse half runs over the time-reversed sequence shifted one step.
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    log_dt: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H], log seconds-free step
+    A_re: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [H, M], negative
+    A_im: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [H, M]
+    B: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
+    C: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
+    D: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+    C2: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M] or empty
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.C2.size > 0
+
+    def out_size(self) -> int:
+        return int(self.D.shape[0])
+
+
+@dataclass
+class ModeBank(Node):
+    """Discretised SSM modes: pairs of compartments (re, im) with a 2x2 decay-rotation update.
+
+    .. math::
+        \\begin{pmatrix} re_t \\\\ im_t \\end{pmatrix} =
+        \\begin{pmatrix} a^{re} & -a^{im} \\\\ a^{im} & a^{re} \\end{pmatrix}
+        \\begin{pmatrix} re_{t-1} \\\\ im_{t-1} \\end{pmatrix} + \\begin{pmatrix} b^{re} \\\\ b^{im} \\end{pmatrix} u_{h,t}
+
+    where a = exp(dt*A) and b = dB for channel h, mode m. The output is the new state, flattened as
+    index ``(h * M + m) * 2 + {0: re, 1: im}`` (size H*M*2).
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    dA: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
+    dB: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
+
+    def out_size(self) -> int:
+        return int(self.dA.size * 2)
+
+
+@dataclass
+class ModeReadout(Node):
+    """SSM readout of a ModeBank plus the D skip connection.
+
+    .. math:: y_{h,t} = \\sum_m 2\\,\\mathrm{Re}(C_{hm} h_{hm,t}) + D_h u_{h,t}
+              = \\sum_m (2C^{re}_{hm} re_{hm,t} - 2C^{im}_{hm} im_{hm,t}) + D_h u_{h,t}
+
+    Ports: ``state`` (from the ModeBank, size H*M*2) and ``skip`` (u, size H).
+    """
+
+    PORTS: ClassVar[tuple[str, ...]] = ("state", "skip")
+    C: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
+    D: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+
+    def out_size(self) -> int:
+        return int(self.D.shape[0])
+
+
+@dataclass
+class LIF(Node):
+    """SpikingSSM leaky integrate-and-fire neuron (no current stage), per channel.
+
+    .. math::
+        v'_t = \\tau v_{t-1} + x_t,\\quad s_t = [v'_t \\ge V_{th}],\\quad
+        v_t = v'_t (1 - s_t)\\ (\\text{reset 'zero'}) \\ \\text{or}\\ v'_t - s_t V_{th}\\ (\\text{'subtract'})
+
+    where tau is a decay factor in [0, 1) (SpikingSSM: 0.125), V_th is [H] (positive);
+    ``compare`` is '>=' (SpikingSSM) or '>' (Lava's LIF).
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    tau: float = 0.125  # decay factor per step
+    vth: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
+    reset: str = "zero"  # 'zero' | 'subtract'
+    compare: str = ">="  # '>=' | '>'
+
+    def out_size(self) -> int:
+        return int(self.vth.shape[0])
+
+
+@dataclass
+class Heaviside(Node):
+    """Stateless spike (Binary S4D). :math:`s_t = [x_t > V_{th}]` with V_th = 0 by default, per channel."""
+
+    vth: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+    compare: str = ">"  # '>' | '>='
+
+    def out_size(self) -> int:
+        return int(self.vth.shape[0])
+
+
+@dataclass
+class RefractoryLIF(Node):
+    """SPikE-SSM reset-refractory neuron (reading fixed in docs/semantics.md), per channel c.
+
+    .. math::
+        v_t = \\tau v_{t-1} + x_t - V_{th,c} s_{t-1} - \\rho_c r_{t-1},\\quad
+        s_t = [v_t \\ge V_{th,c}],\\quad r_t = \\lambda r_{t-1} + s_t
+
+    where tau and lambda are decay factors in [0, 1), rho >= 0 is the refractory magnitude.
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    tau: float = 0.125
+    lam: float = 0.5
+    vth: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
+    rho: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+
+    def out_size(self) -> int:
+        return int(self.vth.shape[0])
+
+
+@dataclass
+class GLU(Node):
+    """Gated linear unit over a 2H input. :math:`y = a \\cdot \\sigma(b)`, a = x[:H], b = x[H:]."""
+
+    size: int = 0  # H (output)
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class Ternarize(Node):
+    """Per-step ternarisation (GSU). :math:`t = \\mathrm{sign}(x) [|x| \\ge \\theta \\max_j |x_j|]`."""
+
+    size: int = 0
+    threshold: float = 0.15  # theta, fraction of the per-step max |x|
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class Mul(Node):
+    """Elementwise product of ports ``a`` and ``b``. :math:`y = a \\odot b`."""
+
+    PORTS: ClassVar[tuple[str, ...]] = ("a", "b")
+    size: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class Activation(Node):
+    """Elementwise nonlinearity: ``fn`` in {'sigmoid', 'gelu', 'relu', 'identity'}. :math:`y = f(x)`."""
+
+    fn: str = "identity"
+    size: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class Norm(Node):
+    """Per-step normalisation over channels.
+
+    .. math:: y = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon} \\cdot w + b
+
+    ``kind`` 'batch': mu, var are fixed running statistics [H] (foldable into weights);
+    ``kind`` 'layer': mu, var are computed over the H channels of each step (``mean``/``var`` empty).
+    """
+
+    kind: str = "batch"  # 'batch' | 'layer'
+    weight: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
+    bias: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+    mean: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H] (batch only)
+    var: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H] (batch only)
+    eps: float = 1e-5
+
+    def out_size(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass
+class Add(Node):
+    """Sum of all inputs (residual add). :math:`y = \\sum_i x_i`."""
+
+    size: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+@dataclass
+class MeanPool(Node):
+    """Mean over time, emitted at the sequence end. :math:`y = \\frac{1}{T} \\sum_t x_t`."""
+
+    STATEFUL: ClassVar[bool] = True
+    SEQUENCE_END: ClassVar[bool] = True
+    size: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+
+FLOAT_NODES: dict[str, type[Node]] = {
+    cls.__name__: cls
+    for cls in (
+        Input, Embedding, Affine, S4D, ModeBank, ModeReadout, LIF, Heaviside, RefractoryLIF, GLU,
+        Ternarize, Mul, Activation, Norm, Add, MeanPool,
+    )
+}
