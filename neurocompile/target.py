@@ -1,0 +1,447 @@
+"""Hardware targets: typed, sourced descriptions of Loihi-style chips, read from ``targets/*.toml``.
+
+Hardware is data. Every number the compiler, the simulator and the energy model use about a chip lives in a
+target file, and every numeric constant there carries its unit and its source::
+
+    synaptic_op_pj = { value = 23.6, unit = "pJ", source = "Davies et al. 2018, Table 2" }
+
+The loader rejects (with :class:`~neurocompile.errors.TargetError`, one line naming the file and the key):
+a missing key, an unknown key, a value of the wrong type, a numeric constant given as a bare number or
+without a non-empty ``source``, a unit other than the one the schema expects, a non-positive value where
+the schema requires a positive one, and TOML syntax errors (including duplicate keys).
+
+The schema is the dataclasses below: one per TOML section, one field per key. Numeric fields are declared
+with :func:`_num` (unit, sign rule, meaning); text and flags with :func:`_txt` / :func:`_flag`. Code reads
+plain numbers (``target.core.compartments``, ``target.energy.synaptic_op_pj``); the unit and source of each
+are kept alongside and listed by :meth:`Target.constants`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import tomli
+
+import neurocompile
+from neurocompile.errors import TargetError
+
+__all__ = [
+    "Constant",
+    "TargetInfo",
+    "SystemSpec",
+    "CoreSpec",
+    "PrecisionSpec",
+    "EnergySpec",
+    "TimingSpec",
+    "ConventionSpec",
+    "ConventionalSpec",
+    "Target",
+    "SECTIONS",
+    "FAMILIES",
+    "targets_dir",
+    "list_targets",
+    "load_target",
+]
+
+FAMILIES = ("loihi1", "loihi2")
+
+
+def _num(unit: str, doc: str, *, sign: str = "positive") -> Any:
+    """A numeric constant: TOML ``{ value, unit, source }``; ``sign`` is 'positive', 'nonnegative' or 'any'."""
+    return field(metadata={"kind": "num", "unit": unit, "sign": sign, "doc": doc})
+
+
+def _txt(doc: str) -> Any:
+    """A non-empty string."""
+    return field(metadata={"kind": "txt", "doc": doc})
+
+
+def _flag(doc: str) -> Any:
+    """A TOML boolean."""
+    return field(metadata={"kind": "flag", "doc": doc})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Schema: one frozen dataclass per section. Field order is the order of reports and manifests.
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """``[target]``: identity and honesty flags of the target."""
+
+    name: str = _txt("short name, e.g. 'loihi2' (the file stem)")
+    display_name: str = _txt("human-readable name, e.g. 'Loihi 2'")
+    description: str = _txt("one-line description of the chip or system")
+    family: str = _txt("chip family: 'loihi1' or 'loihi2'")
+    complete: bool = _flag("true only when every chip feature the compiler may use is described")
+    estimate: bool = _flag("true when the energy/latency constants are estimates or stand-ins")
+    estimate_basis: str = _txt("what the energy/latency numbers rest on, naming the sources")
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """``[system]``: how many chips and cores, and the on-chip mesh."""
+
+    name: str = _txt("system (board) name, e.g. 'Oheo Gulch'")
+    chips: int = _num("chip", "chips in the system")
+    cores_per_chip: int = _num("core", "usable neurocores per chip")
+    cores_per_tile: int = _num("core", "neurocores sharing one mesh router (tile)")
+    mesh_x: int = _num("tile", "tiles along the east-west axis of one chip's mesh")
+    mesh_y: int = _num("tile", "tiles along the north-south axis of one chip's mesh")
+    x86_cores_per_chip: int = _num("core", "embedded x86 management cores per chip")
+
+    @property
+    def cores_total(self) -> int:
+        """Usable neurocores in the whole system."""
+        return self.chips * self.cores_per_chip
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    """``[core]``: resources of one neurocore."""
+
+    compartments: int = _num("compartment", "neuron compartments (state variables) per core")
+    input_axons: int = _num("axon", "input axons (distinct incoming routes) per core")
+    output_axons: int = _num("axon", "output axons (distinct outgoing routes) per core")
+    synapse_memory_bits: int = _num("bit", "synapse memory per core (shared with neuron state when shared_memory)")
+    shared_memory: bool = _flag("true when neuron state and synapses share the core's SRAM")
+    memory_note: str = _txt("how the core's memory is organised, and any conflict between sources")
+
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """``[precision]``: integer widths and ranges the chip imposes."""
+
+    weight_bits: int = _num("bit", "signed weight mantissa width")
+    weight_exp_min: int = _num("exponent", "smallest shared weight exponent", sign="any")
+    weight_exp_max: int = _num("exponent", "largest shared weight exponent", sign="any")
+    state_bits: int = _num("bit", "neuron state (voltage, SSM mode state) width, signed")
+    current_bits: int = _num("bit", "synaptic current u width, signed")
+    accumulator_bits: int = _num("bit", "dendritic (synaptic input) accumulator width, signed")
+    graded_message_bits: int = _num("bit", "payload of one message; 1 = binary spikes only")
+    decay_bits: int = _num("bit", "fractional bits of decay/rotation coefficients (unity = 2^decay_bits)")
+    threshold_mant_bits: int = _num("bit", "threshold mantissa width (unsigned)")
+    threshold_shift: int = _num("bit", "left shift applied to the threshold mantissa", sign="nonnegative")
+    bias_mant_bits: int = _num("bit", "bias mantissa width, signed")
+    bias_exp_bits: int = _num("bit", "bias exponent width")
+    max_delay_steps: int = _num("step", "largest synaptic delay", sign="nonnegative")
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """``[energy]``: energy per event (pJ) and static power per chip (W)."""
+
+    synaptic_op_pj: float = _num("pJ", "one synaptic operation driven by a binary spike")
+    synaptic_op_graded_pj: float = _num("pJ", "one synaptic operation driven by a graded (multi-bit) message")
+    neuron_update_pj: float = _num("pJ", "one active compartment update (input or non-zero state)")
+    neuron_update_inactive_pj: float = _num("pJ", "one inactive compartment update (serviced, nothing to do)")
+    state_update_op_pj: float = _num("pJ", "one multiply-add of an SSM mode recurrence (beyond the update)")
+    lut_op_pj: float = _num("pJ", "one look-up-table evaluation (non-native nonlinearity)")
+    spike_within_tile_pj: float = _num("pJ", "one message delivered to a core of the same tile")
+    message_out_pj: float = _num("pJ", "one message sent out of a core towards another tile")
+    hop_ew_pj: float = _num("pJ", "one east-west mesh hop of a message")
+    hop_ns_pj: float = _num("pJ", "one north-south mesh hop of a message")
+    static_power_w: float = _num("W", "static (leakage + idle) power of one powered chip")
+
+
+@dataclass(frozen=True)
+class TimingSpec:
+    """``[timing]``: time per event (ns), for the time-step latency model."""
+
+    synaptic_op_ns: float = _num("ns", "one binary-spike synaptic operation")
+    synaptic_op_graded_ns: float = _num("ns", "one graded-message synaptic operation")
+    neuron_update_ns: float = _num("ns", "one active compartment update")
+    neuron_update_inactive_ns: float = _num("ns", "one inactive compartment update")
+    state_update_op_ns: float = _num("ns", "one SSM mode multiply-add")
+    lut_op_ns: float = _num("ns", "one look-up-table evaluation")
+    hop_ew_ns: float = _num("ns", "one east-west mesh hop")
+    hop_ns_ns: float = _num("ns", "one north-south mesh hop")
+    barrier_ns: float = _num("ns", "end-of-step barrier synchronisation")
+
+
+@dataclass(frozen=True)
+class ConventionSpec:
+    """``[convention]``: the operation-count convention of the spiking-network literature."""
+
+    mac_pj: float = _num("pJ", "one multiply-accumulate (fp32 mult + add)")
+    ac_pj: float = _num("pJ", "one accumulate (fp32 add)")
+
+
+@dataclass(frozen=True)
+class ConventionalSpec:
+    """``[conventional]``: the same float model on a conventional processor."""
+
+    name: str = _txt("what processor the figures describe")
+    float_mac_pj: float = _num("pJ", "one float multiply-accumulate")
+    sram_access_pj: float = _num("pJ", "one SRAM access of sram_word_bits")
+    sram_word_bits: int = _num("bit", "width of one SRAM access")
+    weight_bits: int = _num("bit", "bits of one float weight fetched per MAC")
+
+
+SECTIONS: dict[str, type] = {
+    "target": TargetInfo,
+    "system": SystemSpec,
+    "core": CoreSpec,
+    "precision": PrecisionSpec,
+    "energy": EnergySpec,
+    "timing": TimingSpec,
+    "convention": ConventionSpec,
+    "conventional": ConventionalSpec,
+}
+
+_CONSTANT_KEYS = ("value", "unit", "source")
+
+
+class Constant(NamedTuple):
+    """One sourced numeric constant of a target, as listed in reports."""
+
+    key: str  # dotted, e.g. 'energy.synaptic_op_pj'
+    value: int | float
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """A loaded, validated target. Sections are typed; ``constants()`` gives each number's unit and source."""
+
+    info: TargetInfo
+    system: SystemSpec
+    core: CoreSpec
+    precision: PrecisionSpec
+    energy: EnergySpec
+    timing: TimingSpec
+    convention: ConventionSpec
+    conventional: ConventionalSpec
+    path: Path
+    sha256: str  # of the file's bytes
+    _constants: tuple[Constant, ...] = field(repr=False, compare=False, default=())
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def display_name(self) -> str:
+        return self.info.display_name
+
+    @property
+    def family(self) -> str:
+        return self.info.family
+
+    @property
+    def complete(self) -> bool:
+        return self.info.complete
+
+    @property
+    def is_estimate(self) -> bool:
+        return self.info.estimate
+
+    @property
+    def estimate_basis(self) -> str:
+        return self.info.estimate_basis
+
+    def constants(self) -> list[Constant]:
+        """Every numeric constant as (key, value, unit, source), in schema order."""
+        return list(self._constants)
+
+    def constant(self, key: str) -> Constant:
+        """The constant with dotted ``key`` (e.g. 'energy.synaptic_op_pj'); KeyError if there is none."""
+        for c in self._constants:
+            if c.key == key:
+                return c
+        raise KeyError(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Deterministic description for artifact manifests: every key, numbers with unit and source."""
+        out: dict[str, Any] = {"name": self.name, "sha256": self.sha256}
+        by_key = {c.key: c for c in self._constants}
+        for section in SECTIONS:
+            obj = getattr(self, "info" if section == "target" else section)
+            sec: dict[str, Any] = {}
+            for f in dataclasses.fields(obj):
+                key = f"{section}.{f.name}"
+                if key in by_key:
+                    c = by_key[key]
+                    sec[f.name] = {"value": c.value, "unit": c.unit, "source": c.source}
+                else:
+                    sec[f.name] = getattr(obj, f.name)
+            out[section] = sec
+        return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------------------
+
+
+def targets_dir() -> Path:
+    """The repository's ``targets/`` folder (next to the ``neurocompile`` package)."""
+    return Path(neurocompile.__file__).resolve().parent.parent / "targets"
+
+
+def list_targets() -> list[str]:
+    """Names of the targets shipped in ``targets/`` (file stems), sorted."""
+    d = targets_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob("*.toml") if p.is_file())
+
+
+def load_target(name_or_path: str | Path) -> Target:
+    """Load a target by name (``'loihi2'``, looked up in ``targets/``) or by an explicit path to a .toml file.
+
+    Raises TargetError: unknown name (listing the known ones), missing file, or malformed file.
+    """
+    if isinstance(name_or_path, Path) or str(name_or_path).endswith(".toml") or "/" in str(name_or_path):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise TargetError(f"target file not found: {path}")
+        return _load_file(path)
+    name = str(name_or_path).strip().lower().replace("_", "-")
+    known = list_targets()
+    if name not in known:
+        raise TargetError(
+            f"unknown target '{name_or_path}'; known targets: {', '.join(known) or '(none found in ' + str(targets_dir()) + ')'}"
+        )
+    return _load_file(targets_dir() / f"{name}.toml")
+
+
+def _err(path: Path, key: str, problem: str) -> TargetError:
+    return TargetError(f"{path}: key '{key}': {problem}")
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, dict):
+        return "table"
+    if isinstance(v, list):
+        return "array"
+    return type(v).__name__
+
+
+def _load_file(path: Path) -> Target:
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as e:
+        raise TargetError(f"{path}: cannot read target file: {e.strerror or e}") from None
+    try:
+        raw = tomli.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise TargetError(f"{path}: not UTF-8 text") from None
+    except tomli.TOMLDecodeError as e:
+        raise TargetError(f"{path}: TOML syntax error: {' '.join(str(e).split())}") from None
+
+    for key in raw:
+        if key not in SECTIONS:
+            raise _err(path, key, f"unknown section (expected one of: {', '.join(SECTIONS)})")
+    constants: list[Constant] = []
+    parts: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        if section not in raw:
+            raise _err(path, section, "missing section")
+        table = raw[section]
+        if not isinstance(table, dict):
+            raise _err(path, section, f"wrong type: expected a table, got {_type_name(table)}")
+        parts["info" if section == "target" else section] = _build_section(path, section, cls, table, constants)
+
+    target = Target(**parts, path=path.resolve(), sha256=hashlib.sha256(raw_bytes).hexdigest(),
+                    _constants=tuple(constants))
+    _cross_checks(path, target)
+    return target
+
+
+def _build_section(path: Path, section: str, cls: type, table: dict, constants: list[Constant]) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            raise _err(path, f"{section}.{key}", f"unknown key (expected one of: {', '.join(fields)})")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{section}.{name}"
+        if name not in table:
+            raise _err(path, key, "missing key")
+        v = table[name]
+        kind = f.metadata["kind"]
+        if kind == "txt":
+            if not isinstance(v, str):
+                raise _err(path, key, f"wrong type: expected a string, got {_type_name(v)}")
+            if not v.strip():
+                raise _err(path, key, "empty string")
+            values[name] = v
+        elif kind == "flag":
+            if not isinstance(v, bool):
+                raise _err(path, key, f"wrong type: expected a boolean (true/false), got {_type_name(v)}")
+            values[name] = v
+        else:
+            c = _constant(path, key, v, hints[name], f.metadata)
+            constants.append(c)
+            values[name] = c.value
+    return cls(**values)
+
+
+def _constant(path: Path, key: str, v: Any, typ: Any, meta: typing.Mapping[str, Any]) -> Constant:
+    unit = meta["unit"]
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        raise _err(path, key, f"missing source: a numeric constant must be written "
+                              f"{{ value = {v}, unit = \"{unit}\", source = \"...\" }}")
+    if not isinstance(v, dict):
+        raise _err(path, key, f"wrong type: expected an inline table {{ value, unit, source }}, got {_type_name(v)}")
+    for k in v:
+        if k not in _CONSTANT_KEYS:
+            raise _err(path, f"{key}.{k}", "unknown key (a constant has only: value, unit, source)")
+    if "source" not in v:
+        raise _err(path, key, "missing source: every numeric constant needs a non-empty 'source'")
+    source = v["source"]
+    if not isinstance(source, str):
+        raise _err(path, f"{key}.source", f"wrong type: expected a string, got {_type_name(source)}")
+    if not source.strip():
+        raise _err(path, key, "missing source: 'source' is empty")
+    for k in ("value", "unit"):
+        if k not in v:
+            raise _err(path, f"{key}.{k}", "missing key")
+    value = v["value"]
+    if typ is int or typ == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _err(path, f"{key}.value", f"wrong type: expected an integer, got {_type_name(value)}")
+    else:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _err(path, f"{key}.value", f"wrong type: expected a number, got {_type_name(value)}")
+        if not math.isfinite(value):
+            raise _err(path, f"{key}.value", f"not a finite number: {value}")
+        value = float(value)
+    if v["unit"] != unit:
+        raise _err(path, f"{key}.unit", f"wrong unit '{v['unit']}', expected '{unit}'")
+    sign = meta["sign"]
+    if sign == "positive" and not value > 0:
+        raise _err(path, f"{key}.value", f"non-positive value {value}: must be > 0")
+    if sign == "nonnegative" and not value >= 0:
+        raise _err(path, f"{key}.value", f"negative value {value}: must be >= 0")
+    return Constant(key, value, unit, source.strip())
+
+
+def _cross_checks(path: Path, t: Target) -> None:
+    if t.info.family not in FAMILIES:
+        raise _err(path, "target.family", f"unknown family '{t.info.family}' (expected one of: {', '.join(FAMILIES)})")
+    if t.precision.weight_exp_min > t.precision.weight_exp_max:
+        raise _err(path, "precision.weight_exp_min",
+                   f"{t.precision.weight_exp_min} is greater than weight_exp_max {t.precision.weight_exp_max}")
+    s = t.system
+    if s.mesh_x * s.mesh_y * s.cores_per_tile < s.cores_per_chip:
+        raise _err(path, "system.cores_per_chip",
+                   f"{s.cores_per_chip} cores do not fit a {s.mesh_x} x {s.mesh_y} mesh of {s.cores_per_tile}-core tiles")
