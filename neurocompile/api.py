@@ -1,0 +1,382 @@
+"""Public functions behind the CLI: one function per command, same arguments.
+
+Each function prints a human summary to ``console`` (a rich Console; quiet when ``None`` is passed as
+``console=False``) and returns the same data as a JSON-able dict, so scripts and tests use it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from neurocompile import __version__
+from neurocompile.artifact import Artifact, dumps, load_artifact, write_artifact
+from neurocompile.datasets import Dataset, check_compatible, load_dataset
+from neurocompile.errors import ArtifactError, DatasetError, NeurocompileError
+
+_DEFAULT_CONSOLE = Console(stderr=False, highlight=False)
+
+
+def _console(console: Console | bool | None) -> Console:
+    if console is False:
+        return Console(file=open(os.devnull, "w"), highlight=False)  # noqa: SIM115 - lives as long as the call
+    return console if isinstance(console, Console) else _DEFAULT_CONSOLE
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- targets -----------------------------------------------------------------------------------------
+
+def targets(as_json: bool = False, console: Console | bool | None = None) -> list[dict[str, Any]]:
+    """List the hardware targets with their key limits."""
+    from neurocompile.target import list_targets, load_target
+
+    con = _console(console)
+    rows = []
+    for name in list_targets():
+        t = load_target(name)
+        rows.append({
+            "name": name,
+            "description": t.target.description,
+            "chips": t.system.chips,
+            "cores": t.system.chips * t.system.cores_per_chip,
+            "neurons_per_core": t.core.compartments,
+            "weight_bits": t.precision.weight_bits,
+            "state_bits": t.precision.state_bits,
+            "graded_message_bits": t.precision.graded_message_bits,
+            "energy_is_estimate": bool(t.target.estimate),
+        })
+    if as_json:
+        con.print_json(json.dumps(rows, sort_keys=True))
+        return rows
+    table = Table(title="neurocompile targets")
+    for col in ("target", "chips", "cores", "neurons/core", "weight bits", "state bits", "message bits", "energy"):
+        table.add_column(col, justify="left" if col == "target" else "right")
+    for r in rows:
+        table.add_row(r["name"], str(r["chips"]), f"{r['cores']:,}", f"{r['neurons_per_core']:,}",
+                      str(r["weight_bits"]), str(r["state_bits"]), str(r["graded_message_bits"]),
+                      "estimate" if r["energy_is_estimate"] else "published")
+    con.print(table)
+    return rows
+
+
+# -- export ------------------------------------------------------------------------------------------
+
+def _model_task(loaded: Any) -> str | None:
+    """The dataset a checkpoint was trained on, when it says so."""
+    meta = getattr(loaded, "checkpoint", None) or {}
+    metrics = meta.get("metrics", {}) if isinstance(meta, dict) else {}
+    for key in ("task", "dataset"):
+        v = metrics.get(key) if isinstance(metrics, dict) else None
+        if isinstance(v, str) and v:
+            return v
+    return None
+
+
+def _input_spec(graph: Any) -> tuple[int, bool]:
+    node = graph.node(graph.inputs[0])
+    return int(node.out_size()), bool(getattr(node, "tokens", False))
+
+
+def export(model: Path | str, target: str, out: Path | str | None = None, weights: str = "int",
+           calibration: str | None = None, calibration_method: str = "percentile",
+           config_path: Path | str | None = None, trust_pickle: bool = False, force: bool = False,
+           print_ir: bool = False, calibration_samples: int = 512,
+           console: Console | bool | None = None) -> Path:
+    """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory."""
+    from neurocompile.frontend import load_model, trace
+    from neurocompile.passes.pipeline import CompileOptions, compile_graph
+    from neurocompile.passes.report import quant_report
+    from neurocompile.target import load_target
+
+    con = _console(console)
+    model = Path(model)
+    tgt = load_target(target)
+    config = None
+    if config_path is not None:
+        try:
+            config = json.loads(Path(config_path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise NeurocompileError(f"config file '{config_path}' cannot be read as JSON ({e})") from None
+    loaded = load_model(model, trust_pickle=trust_pickle, config=config)
+    fgraph = trace(loaded)
+    task = _model_task(loaded)
+    calib_spec = calibration or task
+    if calib_spec is None:
+        raise DatasetError(f"model '{model}' does not say which data it was trained on; pass calibration data "
+                           "with --calibration (sdigits, listops or a .npz with x [n, T, d])")
+    size, tokens = _input_spec(fgraph)
+    calib = check_compatible(load_dataset(calib_spec, split="train"), size, tokens, f"model '{model.name}'")
+    calib = calib.limit(min(calibration_samples, len(calib)))
+    options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir)
+    with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
+        int_graph, info = compile_graph(fgraph, tgt, calib.x, options)
+    lowered = info.get("float_graph", fgraph) if isinstance(info, dict) else fgraph
+    violations = info.get("violations", []) if isinstance(info, dict) else []
+    with con.status("measuring quantisation error ..."):
+        qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
+    out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
+    manifest = {
+        "model": {"name": fgraph.name, "file": model.name, "family": fgraph.meta.get("family"),
+                  "task": task, "stripped": fgraph.meta.get("stripped", [])},
+        "target": {"name": tgt.target.name, "config": tgt.to_dict()},
+        "input": {"size": size, "tokens": tokens, "steps": int(calib.x.shape[1])},
+        "options": {"weights": weights, "calibration": calib_spec, "calibration_method": calibration_method,
+                    "calibration_samples": len(calib)},
+    }
+    writers = []
+    try:
+        from neurocompile.backends.lava import netx as _netx
+
+        writers.append(lambda d: _netx.write_netx(int_graph, d / "network.net.h5"))
+    except Exception:  # noqa: BLE001 - the netx file is optional: Lava or h5py may be missing
+        pass
+    extra = {"quant_report.json": qrep, "checks.json": [v.to_dict() if hasattr(v, "to_dict") else v
+                                                          for v in violations]}
+    path = write_artifact(out, int_graph, lowered, manifest, extra_json=extra, writers=writers, force=force)
+    con.print(f"[bold green]exported[/] {model.name} -> {path}  (target {tgt.target.name}, "
+              f"{len(int_graph)} integer nodes)")
+    for s in fgraph.meta.get("stripped", []):
+        con.print(f"  stripped training-only part: {s}")
+    for v in violations:
+        con.print(f"  [yellow]warning[/]: {v}")
+    return path
+
+
+# -- simulate ----------------------------------------------------------------------------------------
+
+def _dataset_for(art: Artifact, dataset: str | None, limit: int | None) -> Dataset:
+    spec = dataset or art.manifest.get("model", {}).get("task")
+    if spec is None:
+        raise DatasetError(f"artifact '{art.path}' does not name its dataset; pass --dataset "
+                           "(sdigits, listops or a .npz with x [n, T, d] and y [n])")
+    inp = art.manifest["input"]
+    ds = check_compatible(load_dataset(spec, split="test"), int(inp["size"]), bool(inp["tokens"]),
+                          f"artifact '{art.path.name}'")
+    return ds.limit(limit)
+
+
+def _float_accuracy(art: Artifact, ds: Dataset) -> float | None:
+    from neurocompile.ir.interpret import interpret
+
+    if art.float_graph is None or ds.y is None:
+        return None
+    res = interpret(art.float_graph, ds.x)
+    logits = res.outputs[art.float_graph.outputs[0]]
+    return float(np.mean(np.argmax(logits, axis=-1) == ds.y))
+
+
+def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
+         progress: bool, record_sample: int | None = None) -> Any:
+    from neurocompile.target import load_target
+
+    tgt = load_target(art.target)
+    if backend == "lava":
+        from neurocompile.backends.lava import simulate_lava
+
+        return simulate_lava(art.int_graph, ds.x, progress=progress)
+    if workers > 1 or scheduler:
+        from neurocompile.sim.distributed import simulate_distributed
+
+        return simulate_distributed(art.int_graph, ds.x, workers=workers, scheduler_address=scheduler,
+                                    target=tgt, progress=progress)
+    from neurocompile.sim.engine import simulate as sim
+
+    return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample)
+
+
+def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]:
+    rows = []
+    for lc in result.counts.layers:
+        if lc.kind not in ("QLIF", "QHeaviside", "QRefractory", "QTernarize"):
+            continue
+        denom = max(1, lc.neurons * n_samples * steps)
+        rows.append({"name": lc.name, "kind": lc.kind, "neurons": lc.neurons, "spikes": int(lc.spikes),
+                     "spike_rate": lc.spikes / denom, "spikes_per_sample": lc.spikes / max(1, n_samples)})
+    return rows
+
+
+def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
+             json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
+             scheduler: str | None = None, compare_float: bool = True,
+             console: Console | bool | None = None) -> dict[str, Any]:
+    """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes."""
+    con = _console(console)
+    if workers < 1:
+        raise NeurocompileError(f"--workers must be at least 1, got {workers}")
+    art = load_artifact(artifact)
+    ds = _dataset_for(art, dataset, limit)
+    result = _run(art, ds, backend, workers, scheduler, progress=True)
+    steps = int(ds.x.shape[1])
+    out: dict[str, Any] = {"artifact": str(art.path), "target": art.target, "backend": backend,
+                           "dataset": ds.name, "samples": len(ds), "steps": steps,
+                           "accuracy": None, "float_accuracy": None}
+    if ds.y is not None:
+        out["accuracy"] = float(np.mean(result.predictions == ds.y))
+        if compare_float:
+            out["float_accuracy"] = _float_accuracy(art, ds)
+    out["layers"] = _layer_rows(result, len(ds), steps)
+    out["saturations"] = {k: int(v) for k, v in sorted(result.saturations.items()) if v}
+    table = Table(title=f"{art.path.name} on {ds.name} ({len(ds)} samples x {steps} steps, backend {backend})")
+    for col in ("layer", "neurons", "spikes", "spikes/sample", "spike rate"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for r in out["layers"]:
+        table.add_row(r["name"], str(r["neurons"]), f"{r['spikes']:,}", f"{r['spikes_per_sample']:.1f}",
+                      f"{100 * r['spike_rate']:.2f} %")
+    con.print(table)
+    if out["accuracy"] is not None:
+        line = f"integer accuracy: [bold]{100 * out['accuracy']:.2f} %[/]"
+        if out["float_accuracy"] is not None:
+            delta = 100 * (out["accuracy"] - out["float_accuracy"])
+            line += f"   float accuracy: {100 * out['float_accuracy']:.2f} %   (delta {delta:+.2f} points)"
+        con.print(line)
+    if json_path is not None:
+        _write_text_atomic(Path(json_path), dumps(out))
+    return out
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+def report(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
+           json_path: Path | str | None = None, html_path: Path | str | None = None, workers: int = 1,
+           console: Console | bool | None = None) -> dict[str, Any]:
+    """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML."""
+    from neurocompile.report import render_html, render_terminal
+    from neurocompile.sim.energy import estimate
+    from neurocompile.target import load_target
+
+    con = _console(console)
+    art = load_artifact(artifact)
+    ds = _dataset_for(art, dataset, limit)
+    tgt = load_target(art.target)
+    result = _run(art, ds, "sim", workers, None, progress=True, record_sample=0)
+    float_macs = _float_macs_per_sample(art, int(ds.x.shape[1]))
+    energy = estimate(result.counts, tgt, float_macs_per_sample=float_macs)
+    data = energy.to_dict()
+    steps = int(ds.x.shape[1])
+    data["artifact"] = str(art.path)
+    data["dataset"] = ds.name
+    data["samples"] = len(ds)
+    data["steps"] = steps
+    data["accuracy"] = None if ds.y is None else float(np.mean(result.predictions == ds.y))
+    data["activity"] = _layer_rows(result, len(ds), steps)
+    data["counts"] = result.counts.to_dict()
+    render_terminal(data, console=con)
+    if json_path is not None:
+        _write_text_atomic(Path(json_path), dumps(data))
+    if html_path is not None:
+        raster = getattr(result, "sample_spikes", None) or {}
+        placement = getattr(result, "placement", None)
+        util = placement.utilisation() if placement is not None and hasattr(placement, "utilisation") else {}
+        render_html(data, Path(html_path), raster=raster, core_utilisation=util)
+        con.print(f"HTML report: {html_path}")
+    return data
+
+
+def _float_macs_per_sample(art: Artifact, steps: int) -> int:
+    """MACs of the same float model on a conventional processor (dense layers + SSM recurrences) per sample."""
+    g = art.float_graph or art.int_graph
+    macs = 0
+    for _, node in g.items():
+        op = node.op
+        if op in ("Affine", "QDense"):
+            macs += int(node.weight.size) * steps
+        elif op in ("ModeBank", "QModeBank"):
+            macs += 4 * (node.out_size() // 2) * steps + 2 * (node.out_size() // 2) * steps
+        elif op in ("ModeReadout", "QModeReadout"):
+            macs += (2 * node.out_size() * (node.C.shape[1] if op == "ModeReadout" else node.c_re.shape[1])
+                     + node.out_size()) * steps
+    return int(macs)
+
+
+# -- inspect -----------------------------------------------------------------------------------------
+
+def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config_path: Path | str | None = None,
+            console: Console | bool | None = None) -> Any:
+    """Show the graph of a model file or an artifact as a table (or JSON); ``quant``: the quantisation report."""
+    from neurocompile.ir.inspect import describe, render_table
+
+    con = _console(console)
+    path = Path(path)
+    if path.is_dir():
+        art = load_artifact(path)
+        if quant:
+            from neurocompile.passes.report import render_quant_report
+
+            rep = art.read_json("quant_report.json")
+            if rep is None:
+                raise ArtifactError(f"artifact '{path}' has no quant_report.json; re-export the model")
+            if as_json:
+                con.print_json(json.dumps(rep, sort_keys=True))
+            else:
+                render_quant_report(rep, console=con)
+            return rep
+        graph = art.int_graph
+    else:
+        if quant:
+            raise NeurocompileError(f"--quant needs an artifact directory; '{path}' is a model file "
+                                    "(export it first with 'neurocompile export')")
+        from neurocompile.frontend import load_model, trace
+
+        config = json.loads(Path(config_path).read_text()) if config_path else None
+        graph = trace(load_model(path, config=config))
+    rows = describe(graph)
+    if as_json:
+        con.print_json(json.dumps(rows, sort_keys=True, default=str))
+    else:
+        render_table(rows, console=con, title=f"{path.name}: {len(graph)} nodes")
+    return rows
+
+
+# -- finetune ----------------------------------------------------------------------------------------
+
+def finetune(model: Path | str, target: str, dataset: str | None = None, out: Path | str | None = None,
+             epochs: int = 3, weight_bits: int | None = None, force: bool = False,
+             console: Console | bool | None = None) -> Path:
+    """Quantisation-aware fine-tuning of a checkpoint for TARGET's precision; writes a new checkpoint."""
+    from neurocompile.finetune import finetune as qat
+    from neurocompile.frontend import load_model
+    from neurocompile.models.checkpoint import save_checkpoint
+    from neurocompile.target import load_target
+
+    con = _console(console)
+    model = Path(model)
+    tgt = load_target(target)
+    loaded = load_model(model)
+    spec = dataset or _model_task(loaded)
+    if spec is None:
+        raise DatasetError("pass --dataset: the model does not say which data it was trained on")
+    train = load_dataset(spec, split="train")
+    out = Path(out) if out is not None else model.with_name(f"{model.stem}.qat.pt")
+    if out.exists() and not force:
+        raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")
+    tuned, metrics = qat(loaded.module, tgt, train.x, train.y, epochs=epochs, weight_bits=weight_bits)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        save_checkpoint(tuned, tmp, metrics={**(metrics or {}), "task": spec})
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    con.print(f"[bold green]fine-tuned[/] {model.name} -> {out}")
+    return out
+
+
+__all__ = ["targets", "export", "simulate", "report", "inspect", "finetune", "__version__"]

@@ -1,0 +1,199 @@
+"""The ``neurocompile`` command line. Each command is one public function of :mod:`neurocompile.api`.
+
+Errors a user can cause (NeurocompileError) are printed as one line and exit with status 2; nothing is
+left half-written (artifacts and reports are written atomically).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from neurocompile import __version__
+from neurocompile.errors import NeurocompileError
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn NeurocompileError (and Ctrl-C) into one clear line and a non-zero exit, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NeurocompileError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+DATASET_HELP = "sdigits, listops, or a .npz with x [n, T, d] (and y [n]); default: the model's own task"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="neurocompile")
+def main() -> None:
+    """Compile spiking state-space models for Loihi-style hardware, simulate them bit-exactly, report energy.
+
+    \b
+    Typical use:
+      neurocompile export examples/checkpoints/spikingssm_sdigits.pt --target loihi2
+      neurocompile simulate spikingssm_sdigits.loihi2 --dataset sdigits
+      neurocompile report spikingssm_sdigits.loihi2 --html report.html
+    """
+
+
+@main.command("targets")
+@click.option("--json", "as_json", is_flag=True, help="Print the targets as JSON.")
+@_friendly
+def targets_cmd(as_json: bool) -> None:
+    """List the hardware targets and their key limits.
+
+    \b
+    Example:
+      neurocompile targets
+      neurocompile targets --json
+    """
+    from neurocompile import api
+
+    api.targets(as_json=as_json)
+
+
+@main.command("export")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", "-t", required=True, help="Hardware target (see 'neurocompile targets'), or a .toml file.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Artifact directory (default: <model stem>.<target>).")
+@click.option("--weights", type=click.Choice(["int", "ternary", "binary"]), default="int", show_default=True,
+              help="Weight format: integers at the target's weight bits, or ternary/binary times a scale.")
+@click.option("--calibration", default=None, help="Calibration data: " + DATASET_HELP + " (train split).")
+@click.option("--calibration-method", type=click.Choice(["max", "percentile", "mse"]), default="percentile",
+              show_default=True, help="How activation ranges are chosen from calibration data.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Architecture config (JSON) for a bare state_dict file.")
+@click.option("--trust-pickle", is_flag=True,
+              help="Allow loading a fully pickled nn.Module (runs code from the file: only for files you trust).")
+@click.option("--force", is_flag=True, help="Overwrite an existing artifact directory.")
+@click.option("--print-ir", is_flag=True, help="Print the IR after each pass.")
+@_friendly
+def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
+               calibration_method: str, config_path: Path | None, trust_pickle: bool, force: bool,
+               print_ir: bool) -> None:
+    """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
+
+    \b
+    Examples:
+      neurocompile export examples/checkpoints/spikingssm_sdigits.pt --target loihi2
+      neurocompile export model.pt2 --target loihi1 -o out/model.loihi1 --calibration data.npz
+      neurocompile export gsu.pt --target loihi2 --weights ternary
+    """
+    from neurocompile import api
+
+    api.export(model, target, out=out, weights=weights, calibration=calibration,
+               calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
+               force=force, print_ir=print_ir)
+
+
+@main.command("simulate")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--dataset", default=None, help=DATASET_HELP + " (test split).")
+@click.option("--limit", type=int, default=None, help="Use only the first N samples.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
+@click.option("--backend", type=click.Choice(["sim", "lava"]), default="sim", show_default=True,
+              help="neurocompile's vectorised simulator, or Lava processes (Loihi2SimCfg, fixed_pt).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler to send the work to.")
+@click.option("--no-float", is_flag=True, help="Skip the float-model accuracy comparison.")
+@_friendly
+def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
+                 workers: int, scheduler: str | None, no_float: bool) -> None:
+    """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
+
+    \b
+    Examples:
+      neurocompile simulate spikingssm_sdigits.loihi2 --dataset sdigits
+      neurocompile simulate spikingssm_sdigits.loihi2 --limit 20 --backend lava
+      neurocompile simulate model.loihi2 --dataset test.npz --workers 2 --json sim.json
+    """
+    from neurocompile import api
+
+    api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
+                 scheduler=scheduler, compare_float=not no_float)
+
+
+@main.command("report")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--dataset", default=None, help=DATASET_HELP + " (test split).")
+@click.option("--limit", type=int, default=None, help="Use only the first N samples.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the report as JSON.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
+              help="Write a self-contained HTML report with figures.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
+@_friendly
+def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None,
+               html_path: Path | None, workers: int) -> None:
+    """Energy, latency and activity of ARTIFACT on a dataset: terminal tables, JSON and HTML.
+
+    \b
+    Examples:
+      neurocompile report spikingssm_sdigits.loihi2
+      neurocompile report spikingssm_sdigits.loihi2 --json report.json --html report.html
+    """
+    from neurocompile import api
+
+    api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers)
+
+
+@main.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--quant", is_flag=True, help="Show the per-node quantisation report of an artifact.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Architecture config (JSON) for a bare state_dict file.")
+@_friendly
+def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None) -> None:
+    """Show the graph of a model file or an artifact as a table (node, op, shapes, parameters, bits).
+
+    \b
+    Examples:
+      neurocompile inspect examples/checkpoints/spikingssm_sdigits.pt
+      neurocompile inspect spikingssm_sdigits.loihi2 --quant
+    """
+    from neurocompile import api
+
+    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path)
+
+
+@main.command("finetune")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", "-t", required=True, help="Hardware target whose precision to train for.")
+@click.option("--dataset", default=None, help=DATASET_HELP + " (train split is used for training).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Output checkpoint (default: <model stem>.qat.pt).")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--weight-bits", type=int, default=None, help="Override the target's weight bits.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@_friendly
+def finetune_cmd(model: Path, target: str, dataset: str | None, out: Path | None, epochs: int,
+                 weight_bits: int | None, force: bool) -> None:
+    """Quantisation-aware fine-tuning (straight-through estimators) for the target's precision.
+
+    \b
+    Example:
+      neurocompile finetune examples/checkpoints/spikingssm_sdigits.pt --target loihi2 --dataset sdigits
+    """
+    from neurocompile import api
+
+    api.finetune(model, target, dataset=dataset, out=out, epochs=epochs, weight_bits=weight_bits, force=force)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

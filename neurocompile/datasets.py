@@ -1,0 +1,90 @@
+"""Datasets the CLI accepts: built-in names (generated or shipped offline) and .npz files.
+
+A .npz file holds ``x`` ([n, T, d] float, or [n, T] integer token ids) and optionally ``y`` ([n] integer
+labels). Built-in: ``sdigits`` (sklearn's 8x8 digits, one pixel per step, 64 steps) and ``listops``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neurocompile.errors import DatasetError
+
+BUILTIN = ("sdigits", "listops")
+
+
+@dataclass
+class Dataset:
+    """Sequences ``x`` [n, T, d] (or [n, T] tokens), labels ``y`` [n] or None, and a display name."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    name: str
+
+    def limit(self, n: int | None) -> "Dataset":
+        if n is None:
+            return self
+        if n <= 0:
+            raise DatasetError(f"--limit must be a positive number of samples, got {n}")
+        return Dataset(self.x[:n], None if self.y is None else self.y[:n], self.name)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def load_dataset(spec: str, split: str = "test") -> Dataset:
+    """Load a built-in dataset by name (``split`` 'train' or 'test') or a .npz file."""
+    if spec in BUILTIN:
+        from neurocompile.models import data
+
+        if spec == "sdigits":
+            x, y = data.load_sdigits(split)
+        else:
+            x, y = data.load_listops(split)
+        return Dataset(np.asarray(x), np.asarray(y), f"{spec}:{split}")
+    path = Path(spec)
+    if not path.exists():
+        raise DatasetError(f"dataset '{spec}' is neither a built-in name ({', '.join(BUILTIN)}) nor an existing file")
+    if path.suffix != ".npz":
+        raise DatasetError(f"dataset file '{path}' must be a .npz with arrays 'x' and optionally 'y'")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z.files:
+                raise DatasetError(f"dataset file '{path}' has no array 'x' (found: {', '.join(z.files) or 'none'})")
+            x = z["x"]
+            y = z["y"] if "y" in z.files else None
+    except DatasetError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DatasetError(f"dataset file '{path}' cannot be read as .npz ({e})") from None
+    if x.ndim not in (2, 3) or x.shape[0] == 0:
+        raise DatasetError(f"dataset file '{path}': 'x' must be [n, T, d] or [n, T] with n > 0, got shape {x.shape}")
+    if x.dtype.kind not in "fiu":
+        raise DatasetError(f"dataset file '{path}': 'x' must be numeric, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DatasetError(f"dataset file '{path}': 'x' contains NaN or Inf")
+    if y is not None:
+        if y.ndim != 1 or y.shape[0] != x.shape[0] or y.dtype.kind not in "iu":
+            raise DatasetError(f"dataset file '{path}': 'y' must be integer labels of shape [{x.shape[0]}], "
+                               f"got {y.dtype} {y.shape}")
+    return Dataset(x, y, path.name)
+
+
+def check_compatible(ds: Dataset, size: int, tokens: bool, where: str) -> Dataset:
+    """Check ``ds`` matches an input of ``size`` features per step (or tokens); returns it as float/int."""
+    if tokens:
+        if ds.x.ndim == 3 and ds.x.shape[2] == 1:
+            ds = Dataset(ds.x[:, :, 0], ds.y, ds.name)
+        if ds.x.ndim != 2 or ds.x.dtype.kind not in "iu":
+            raise DatasetError(f"{where} takes integer token ids [n, T]; dataset '{ds.name}' has "
+                               f"{ds.x.dtype} {tuple(ds.x.shape)}")
+        return Dataset(ds.x.astype(np.int64), ds.y, ds.name)
+    x = ds.x if ds.x.ndim == 3 else ds.x[:, :, None]
+    if x.shape[2] != size:
+        raise DatasetError(f"{where} takes {size} feature(s) per step; dataset '{ds.name}' has {x.shape[2]} "
+                           f"(shape {tuple(ds.x.shape)}); pass data of shape [n, T, {size}]")
+    return Dataset(x.astype(np.float32), ds.y, ds.name)
