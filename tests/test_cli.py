@@ -1,0 +1,189 @@
+"""End-to-end CLI tests: export -> simulate -> report on the bundled model, determinism, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from neurocompile.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "examples" / "checkpoints" / "spikingssm_sdigits.pt"
+
+pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="bundled checkpoint not trained yet")
+
+
+def run(*args: str) -> "CliRunner.Result":
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def tree_bytes(d: Path) -> dict[str, bytes]:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "spikingssm_sdigits.loihi2"
+    r = run("export", MODEL, "--target", "loihi2", "-o", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_export_writes_manifest(artifact: Path) -> None:
+    m = json.loads((artifact / "manifest.json").read_text())
+    assert m["format"] == "neurocompile-artifact"
+    assert m["target"]["name"] == "loihi2"
+    assert m["input"] == {"size": 1, "tokens": False, "steps": 64}
+    for name, digest in m["files"].items():
+        assert (artifact / name).is_file(), name
+        assert len(digest) == 64
+
+
+def test_export_is_deterministic(artifact: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again.loihi2"
+    r = run("export", MODEL, "--target", "loihi2", "-o", again)
+    assert r.exit_code == 0, r.output
+    a, b = tree_bytes(artifact), tree_bytes(again)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == b[k], f"{k} differs between two exports"
+
+
+def test_simulate_accuracy_within_two_points_of_float(artifact: Path, tmp_path: Path) -> None:
+    js = tmp_path / "sim.json"
+    r = run("simulate", artifact, "--dataset", "sdigits", "--json", js)
+    assert r.exit_code == 0, r.output
+    data = json.loads(js.read_text())
+    assert data["samples"] == 450
+    assert "integer accuracy" in r.output and "float accuracy" in r.output
+    assert abs(data["accuracy"] - data["float_accuracy"]) <= 0.02, data
+    assert data["accuracy"] > 0.9
+    assert data["layers"], "per-layer spike counts expected"
+    for layer in data["layers"]:
+        assert {"name", "spikes", "spike_rate"} <= layer.keys()
+        assert 0.0 <= layer["spike_rate"] <= 1.0
+    assert sum(layer["spikes"] for layer in data["layers"]) > 0
+
+
+def test_report_json_and_html(artifact: Path, tmp_path: Path) -> None:
+    js, html = tmp_path / "r.json", tmp_path / "r.html"
+    r = run("report", artifact, "--dataset", "sdigits", "--limit", "32", "--json", js, "--html", html)
+    assert r.exit_code == 0, r.output
+    data = json.loads(js.read_text())
+    assert data["target"] == "loihi2"
+    assert data["energy_per_sample_j"] > 0 and data["latency_per_step_s"] > 0
+    assert data["estimate_basis"]
+    assert data["layers"]
+    for layer in data["layers"]:
+        assert {"name", "energy_j", "synaptic_ops", "neuron_updates", "spikes"} <= layer.keys()
+    text = html.read_text()
+    assert "data:image/png;base64," in text
+
+
+def test_inspect_model_and_artifact(artifact: Path) -> None:
+    r = run("inspect", MODEL)
+    assert r.exit_code == 0, r.output
+    assert "S4D" in r.output
+    r = run("inspect", artifact, "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert any(row["op"] == "QModeBank" for row in rows)
+    r = run("inspect", artifact, "--quant")
+    assert r.exit_code == 0, r.output
+
+
+def test_targets_lists_four() -> None:
+    r = run("targets", "--json")
+    assert r.exit_code == 0, r.output
+    names = {t["name"] for t in json.loads(r.output)}
+    assert names == {"loihi1", "loihi2", "kapoho-point", "hala-point"}
+
+
+# -- bad input: one clear line, non-zero exit, nothing half-written --------------------------------
+
+def _assert_clean_error(r: "CliRunner.Result", *needles: str) -> None:
+    assert r.exit_code != 0
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    for n in needles:
+        assert n in r.output, (n, r.output)
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    out = tmp_path / "x.loihi2"
+    r = run("export", tmp_path / "nope.pt", "--target", "loihi2", "-o", out)
+    _assert_clean_error(r, "nope.pt")
+    assert not out.exists()
+
+
+def test_not_a_model(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.pt"
+    bad.write_text("these are not weights")
+    out = tmp_path / "x.loihi2"
+    r = run("export", bad, "--target", "loihi2", "-o", out)
+    _assert_clean_error(r, "notes.pt")
+    assert not out.exists()
+    assert not any(p.name.startswith(".x.loihi2") for p in tmp_path.iterdir()), "temporary output left behind"
+
+
+def test_unknown_target_lists_known(tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    r = run("export", MODEL, "--target", "loihi9", "-o", out)
+    _assert_clean_error(r, "loihi9", "loihi2", "hala-point")
+    assert not out.exists()
+
+
+def test_artifact_from_another_version(artifact: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old.loihi2"
+    shutil.copytree(artifact, old)
+    m = json.loads((old / "manifest.json").read_text())
+    m["format_version"] = 999
+    m["neurocompile_version"] = "9.9.9"
+    (old / "manifest.json").write_text(json.dumps(m))
+    r = run("simulate", old, "--limit", "2")
+    _assert_clean_error(r, "999", "re-export")
+
+
+def test_tampered_artifact(artifact: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.loihi2"
+    shutil.copytree(artifact, bad)
+    w = bad / "int" / "weights.npz"
+    w.write_bytes(w.read_bytes()[:-10])
+    r = run("simulate", bad, "--limit", "2")
+    _assert_clean_error(r, "weights.npz")
+
+
+def test_not_an_artifact(tmp_path: Path) -> None:
+    r = run("simulate", tmp_path)
+    _assert_clean_error(r, "not a neurocompile artifact")
+
+
+def test_bad_dataset_shape(artifact: Path, tmp_path: Path) -> None:
+    f = tmp_path / "bad.npz"
+    np.savez(f, x=np.zeros((3, 64, 5), np.float32), y=np.zeros(3, np.int64))
+    r = run("simulate", artifact, "--dataset", f)
+    _assert_clean_error(r, "1 feature", "5")
+
+
+def test_existing_output_needs_force(artifact: Path) -> None:
+    r = run("export", MODEL, "--target", "loihi2", "-o", artifact)
+    _assert_clean_error(r, "--force")
+
+
+def test_real_entry_point_has_no_traceback(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "neurocompile"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "neurocompile.cli"]
+    p = subprocess.run(cmd + ["export", str(tmp_path / "missing.pt"), "--target", "loihi2"],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().startswith("error:") and "missing.pt" in p.stderr
