@@ -308,9 +308,8 @@ def load_target(name_or_path: str | Path) -> Target:
     name = str(name_or_path).strip().lower().replace("_", "-")
     known = list_targets()
     if name not in known:
-        raise TargetError(
-            f"unknown target '{name_or_path}'; known targets: {', '.join(known) or '(none found in ' + str(targets_dir()) + ')'}"
-        )
+        listed = ", ".join(known) if known else f"(none found in {targets_dir()})"
+        raise TargetError(f"unknown target '{name_or_path}'; known targets: {listed}")
     return _load_file(targets_dir() / f"{name}.toml")
 
 
@@ -444,4 +443,5 @@ def _cross_checks(path: Path, t: Target) -> None:
     s = t.system
     if s.mesh_x * s.mesh_y * s.cores_per_tile < s.cores_per_chip:
         raise _err(path, "system.cores_per_chip",
-                   f"{s.cores_per_chip} cores do not fit a {s.mesh_x} x {s.mesh_y} mesh of {s.cores_per_tile}-core tiles")
+                   f"{s.cores_per_chip} cores do not fit a {s.mesh_x} x {s.mesh_y} mesh "
+                   f"of {s.cores_per_tile}-core tiles")

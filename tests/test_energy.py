@@ -108,7 +108,8 @@ def test_conventions_and_conventional_processor():
     assert cp["ratio_vs_target"] == pytest.approx(cp["energy_per_sample_j"] / r.energy_per_sample_j)
 
     r2 = estimate(_counts(), load_target("loihi2"), float_macs_per_sample=1_000_000)
-    assert r2.conventional_processor["energy_per_sample_j"] == pytest.approx(1e6 * c["conventional.float_mac_pj"] * 1e-12)
+    expected = 1e6 * c["conventional.float_mac_pj"] * 1e-12
+    assert r2.conventional_processor["energy_per_sample_j"] == pytest.approx(expected)
 
 
 def test_report_dict_has_the_documented_keys():

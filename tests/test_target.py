@@ -118,7 +118,8 @@ def test_missing_explicit_path():
 # ---- malformed files ---------------------------------------------------------------------------------------
 
 BASE = (targets_dir() / "loihi2.toml").read_text()
-SYN = 'synaptic_op_pj = { value = 23.6, unit = "pJ", source = "stand-in: Loihi 1 synaptic spike op (Davies et al. 2018 Table 2)" }'
+SYN = ('synaptic_op_pj = { value = 23.6, unit = "pJ", '
+       'source = "stand-in: Loihi 1 synaptic spike op (Davies et al. 2018 Table 2)" }')
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -159,7 +160,8 @@ def test_unknown_key(tmp_path):
 
 
 def test_unknown_key_inside_constant(tmp_path):
-    msg = _error(tmp_path, BASE.replace('value = 23.6, unit = "pJ", source', 'value = 23.6, unit = "pJ", note = "x", source', 1))
+    bad = BASE.replace('value = 23.6, unit = "pJ", source', 'value = 23.6, unit = "pJ", note = "x", source', 1)
+    msg = _error(tmp_path, bad)
     assert "energy.synaptic_op_pj.note" in msg and "unknown key" in msg
 
 
@@ -184,8 +186,7 @@ def test_bare_number_is_rejected_as_missing_source(tmp_path):
 
 
 def test_wrong_type_of_value(tmp_path):
-    msg = _error(tmp_path, BASE.replace('value = 23.6, unit = "pJ", source = "stand-in: Loihi 1 synaptic spike op',
-                                        'value = "23.6", unit = "pJ", source = "stand-in: Loihi 1 synaptic spike op', 1))
+    msg = _error(tmp_path, BASE.replace('{ value = 23.6, unit = "pJ"', '{ value = "23.6", unit = "pJ"', 1))
     assert "energy.synaptic_op_pj.value" in msg and "wrong type" in msg
 
 

@@ -126,7 +126,9 @@ class LayerCounts:
         if cn and len(cn) != len(ids):
             raise ValueError(f"LayerCounts '{self.name}': core_neurons has {len(cn)} entries for {len(ids)} core_ids")
         if self.messages_local > self.messages:
-            raise ValueError(f"LayerCounts '{self.name}': messages_local {self.messages_local} > messages {self.messages}")
+            raise ValueError(
+                f"LayerCounts '{self.name}': messages_local {self.messages_local} > messages {self.messages}"
+            )
         if self.hops_ns > self.hops:
             raise ValueError(f"LayerCounts '{self.name}': hops_ns {self.hops_ns} > hops {self.hops}")
 
@@ -241,7 +243,9 @@ class RunCounts:
         if [lc.name for lc in self.layers] != [lc.name for lc in other.layers]:
             raise ValueError("cannot add counts of different graphs: layer names differ")
         if self.steps_per_sample != other.steps_per_sample:
-            raise ValueError(f"cannot add runs with {self.steps_per_sample} and {other.steps_per_sample} steps per sample")
+            raise ValueError(
+                f"cannot add runs with {self.steps_per_sample} and {other.steps_per_sample} steps per sample"
+            )
         if self.cores_used != other.cores_used:
             raise ValueError(f"cannot add runs placed on {self.cores_used} and {other.cores_used} cores")
         return RunCounts(
