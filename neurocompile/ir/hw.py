@@ -280,10 +280,44 @@ class QAccumulate(QNode):
         return self.size
 
 
+@dataclass
+class QLavaLIF(QNode):
+    """Lava's own fixed-point LIF (``PyLifModelBitAcc``, lava-nc 0.10.0): a current stage u and a voltage v.
+
+    .. math::
+        u'_t = \\mathrm{rsh\\_trunc}(u_{t-1} (2^F - d_u - 1), F) + x_t 2^{a},\\quad
+        u_t = \\mathrm{wrap}(u'_t) \\\\
+        v'_t = \\mathrm{sat}(\\mathrm{rsh\\_trunc}(v_{t-1} (2^F - d_v), F) + u_t + \\beta, b_s),\\quad
+        s_t = [v'_t > \\theta 2^{c}],\\quad v_t = s_t ? 0 : v'_t
+
+    where d_u = ``du`` and d_v = ``dv`` are 12-bit decays (F = ``coef_frac_bits``; du = 4095 keeps only this
+    step's input, dv = 0 never leaks), a = ``act_shift`` and c = ``vth_shift`` are Loihi's MSB alignments (6),
+    theta = ``vth`` [H] the threshold mantissa, beta = ``bias_mant`` shifted by ``bias_exp`` (left if >= 0,
+    arithmetic right otherwise), b_s = ``state_bits``; wrap(u) subtracts 2^b_s when u > 2^(b_s-1) and adds it
+    when u <= -2^(b_s-1) (one correction, as Lava: u wraps, v saturates). Input x is the synaptic sum of a
+    ``QDense`` with ``delay`` 1 and ``rounding`` 'floor' (Lava's Dense). Output: spikes {0, 1}.
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    du: int = 0  # 12-bit current decay (Lava du)
+    dv: int = 0  # 12-bit voltage decay (Lava dv)
+    vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H], threshold mantissa (compared as vth << vth_shift)
+    bias_mant: np.ndarray = field(default_factory=lambda: _i(0))  # [H], 13-bit signed mantissa
+    bias_exp: np.ndarray = field(default_factory=lambda: _i(0))  # [H], bits
+    coef_frac_bits: int = 12
+    state_bits: int = 24  # width of u and v
+    act_shift: int = 6  # synaptic input MSB alignment (bits)
+    vth_shift: int = 6  # threshold MSB alignment (bits)
+    out_bits: int = 1
+
+    def out_size(self) -> int:
+        return int(self.vth.shape[0])
+
+
 INT_NODES: dict[str, type[Node]] = {
     cls.__name__: cls
     for cls in (
         QInput, QEmbedding, QDense, QModeBank, QModeReadout, QLIF, QHeaviside, QRefractory, QLUT, QMul,
-        QTernarize, QAdd, QAccumulate,
+        QTernarize, QAdd, QAccumulate, QLavaLIF,
     )
 }

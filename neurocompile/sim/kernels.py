@@ -35,6 +35,9 @@ def init_state(node: hw.QNode, batch: int) -> dict[str, Array | int]:
         st["r"] = np.zeros((batch, n), np.int64)
     elif isinstance(node, hw.QAccumulate):
         st["acc"] = np.zeros((batch, node.out_size()), np.int64)
+    elif isinstance(node, hw.QLavaLIF):
+        st["u"] = np.zeros((batch, node.out_size()), np.int64)
+        st["v"] = np.zeros((batch, node.out_size()), np.int64)
     elif isinstance(node, hw.QDense) and node.delay > 0:
         st["pipe"] = [np.zeros((batch, node.out_size()), np.int64) for _ in range(node.delay)]
     return st
@@ -101,6 +104,18 @@ def step_lif(node: hw.QLIF, ins: dict[str, Array], st: dict) -> Array:
     return s
 
 
+def step_lavalif(node: hw.QLavaLIF, ins: dict[str, Array], st: dict) -> Array:
+    """Lava's PyLifModelBitAcc: u wraps (one correction of 2^state_bits), v saturates, spike on v > vth << 6."""
+    f, half = node.coef_frac_bits, 1 << (node.state_bits - 1)
+    u = rsh_trunc(st["u"] * ((1 << f) - (node.du + 1)), f) + (ins["in"] << node.act_shift)
+    u = np.where(u > half, u - 2 * half, np.where(u <= -half, u + 2 * half, u))
+    bias = rsh_floor(node.bias_mant, -node.bias_exp)
+    v = _sat(st, rsh_trunc(st["v"] * ((1 << f) - node.dv), f) + u + bias, node.state_bits)
+    s = (v > (node.vth << node.vth_shift)).astype(np.int64)
+    st["u"], st["v"] = u, np.where(s == 1, 0, v)
+    return s
+
+
 def step_heaviside(node: hw.QHeaviside, ins: dict[str, Array], st: dict) -> Array:
     return _spike(ins["in"], node.vth, node.compare)
 
@@ -164,6 +179,7 @@ STEP: dict[type, Callable[..., Array | None]] = {
     hw.QTernarize: step_ternarize,
     hw.QAdd: step_add,
     hw.QAccumulate: step_accumulate,
+    hw.QLavaLIF: step_lavalif,
 }
 
 
