@@ -114,6 +114,11 @@ class CoreSpec:
     shared_memory: bool = _flag("true when neuron state and synapses share the core's SRAM")
     memory_note: str = _txt("how the core's memory is organised, and any conflict between sources")
 
+    @property
+    def neurons(self) -> int:
+        """Alias of ``compartments`` (one neuron = one compartment in neurocompile's mapping)."""
+        return self.compartments
+
 
 @dataclass(frozen=True)
 class PrecisionSpec:
@@ -223,6 +228,11 @@ class Target:
     path: Path
     sha256: str  # of the file's bytes
     _constants: tuple[Constant, ...] = field(repr=False, compare=False, default=())
+
+    @property
+    def target(self) -> TargetInfo:
+        """The ``[target]`` section (alias of ``info``, named as in the TOML file)."""
+        return self.info
 
     @property
     def name(self) -> str:

@@ -149,7 +149,7 @@ def test_html_without_raster_and_custom_utilisation(report):
 def test_html_escapes_names(report):
     counts = RunCounts(layers=[LayerCounts(name="<b>x</b>", kind="QLIF", neurons=1, spikes=1, steps=1, samples=1,
                                            compartment_updates=1)], samples=1, steps_per_sample=1)
-    page = render_html(estimate(counts, load_target("loihi1")), counts)
+    page = render_html(estimate(counts, load_target("loihi1")), counts=counts)
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
 
 
@@ -175,3 +175,34 @@ def test_html_renders_in_headless_chromium(tmp_path, report):
     assert shot.exists(), "chromium wrote no screenshot"
     data = shot.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 20_000
+
+
+def test_reports_accept_the_dict_form(tmp_path, report):
+    """The CLI passes EnergyReport.to_dict() plus extra keys (counts, accuracy, artifact ...)."""
+    import io
+
+    from rich.console import Console
+
+    from neurocompile.report import render_terminal
+
+    data = report.to_dict()
+    data.update(artifact="x.loihi2", dataset="sdigits", accuracy=0.75, counts=_counts().to_dict(), activity=[])
+    buf = io.StringIO()
+    render_terminal(data, console=Console(file=buf, width=160))
+    out = buf.getvalue()
+    assert "Loihi 2 energy is an ESTIMATE" in out and "75.00%" in out and "graded msgs" in out
+    p = tmp_path / "r.html"
+    page = render_html(data, p, raster=_raster(), core_utilisation={})
+    assert p.read_text() == page
+    assert len(_pngs(page)) == 4 and "accuracy 75.00%" in page
+    # a JSON round trip still renders
+    loaded = load_json(write_json(tmp_path / "r.json", data))
+    assert "Loihi 2" in render_html(loaded)
+
+
+def test_energy_report_dict_round_trip(report):
+    from neurocompile.sim.energy import EnergyReport
+
+    assert EnergyReport.from_dict({**report.to_dict(), "unknown": 1}) == report
+    with pytest.raises(ValueError, match="missing"):
+        EnergyReport.from_dict({"target": "loihi2"})

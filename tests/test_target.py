@@ -38,6 +38,8 @@ def test_every_target_loads_with_typed_attributes(name):
     consts = t.constants()
     assert consts and all(c.source.strip() and c.unit for c in consts)
     assert t.constant("energy.synaptic_op_pj").value == t.energy.synaptic_op_pj
+    assert t.target is t.info and t.target.name == name  # [target] section, named as in the file
+    assert t.core.neurons == t.core.compartments
 
 
 def test_load_by_explicit_path_and_alias():

@@ -14,7 +14,7 @@ from neurocompile.report.json_report import (
     simulate_json,
     write_json,
 )
-from neurocompile.report.terminal import print_report, print_simulation, render_report_text
+from neurocompile.report.terminal import print_report, print_simulation, render_report_text, render_terminal
 
 __all__ = [
     "REPORT_SCHEMA",
@@ -25,6 +25,7 @@ __all__ = [
     "print_simulation",
     "render_html",
     "render_report_text",
+    "render_terminal",
     "report_json",
     "simulate_json",
     "write_html",

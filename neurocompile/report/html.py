@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from neurocompile.report.json_report import atomic_write_text
-from neurocompile.report.terminal import fmt_count, fmt_energy, fmt_time
+from neurocompile.report.terminal import coerce_report, fmt_count, fmt_energy, fmt_time
 from neurocompile.sim.counters import RunCounts
 from neurocompile.sim.energy import DYNAMIC_CATEGORIES, EnergyReport
 
@@ -175,7 +175,9 @@ def _ratio(r: float | None) -> str:
 
 
 def render_html(
-    report: EnergyReport,
+    report: EnergyReport | Mapping[str, Any],
+    path: str | Path | None = None,
+    *,
     counts: RunCounts | None = None,
     raster: Mapping[str, Any] | None = None,
     core_utilisation: Mapping[int, float] | None = None,
@@ -183,7 +185,33 @@ def render_html(
     accuracy: float | None = None,
     float_accuracy: float | None = None,
 ) -> str:
-    """The whole report as one self-contained HTML string."""
+    """The whole report as one self-contained HTML string; also written atomically to ``path`` when given.
+
+    ``report``: an EnergyReport or its ``to_dict()`` form (a dict's ``counts``, ``accuracy`` and
+    ``float_accuracy`` keys are used when the arguments are not given). ``core_utilisation``: core id ->
+    busy fraction; when None or empty, the report's own per-core figures are drawn.
+    """
+    if isinstance(report, Mapping):
+        if accuracy is None and isinstance(report.get("accuracy"), (int, float)):
+            accuracy = float(report["accuracy"])
+        if float_accuracy is None and isinstance(report.get("float_accuracy"), (int, float)):
+            float_accuracy = float(report["float_accuracy"])
+    report, counts = coerce_report(report, counts)
+    text = _render(report, counts, raster, core_utilisation, title, accuracy, float_accuracy)
+    if path is not None:
+        atomic_write_text(path, text)
+    return text
+
+
+def _render(
+    report: EnergyReport,
+    counts: RunCounts | None,
+    raster: Mapping[str, Any] | None,
+    core_utilisation: Mapping[int, float] | None,
+    title: str | None,
+    accuracy: float | None,
+    float_accuracy: float | None,
+) -> str:
     title = title or f"neurocompile report: {report.target_display_name}"
     esc = html.escape
     parts = [
@@ -247,7 +275,7 @@ def render_html(
                           "Dynamic energy per layer and sample, stacked by event category."))
         parts.append(_img(_fig_rates([le.name for le in report.layers], [le.spike_rate for le in report.layers]),
                           "spike rate per layer", "Binary spikes per neuron per step."))
-    util = dict(core_utilisation) if core_utilisation is not None else {c.core: c.utilisation for c in report.cores}
+    util = dict(core_utilisation) if core_utilisation else {c.core: c.utilisation for c in report.cores}
     if util:
         parts.append(_img(_fig_cores(util), "per-core utilisation",
                           "Fraction of the time step each core is busy with synaptic ops and updates."))
@@ -291,7 +319,7 @@ def render_html(
 
 def write_html(
     path: str | Path,
-    report: EnergyReport,
+    report: EnergyReport | Mapping[str, Any],
     counts: RunCounts | None = None,
     raster: Mapping[str, Any] | None = None,
     core_utilisation: Mapping[int, float] | None = None,
@@ -300,6 +328,6 @@ def write_html(
     float_accuracy: float | None = None,
 ) -> Path:
     """Render the report and write it atomically (temporary file, then rename). Returns the path."""
-    text = render_html(report, counts=counts, raster=raster, core_utilisation=core_utilisation, title=title,
-                       accuracy=accuracy, float_accuracy=float_accuracy)
-    return atomic_write_text(path, text)
+    render_html(report, path, counts=counts, raster=raster, core_utilisation=core_utilisation, title=title,
+                accuracy=accuracy, float_accuracy=float_accuracy)
+    return Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any, Mapping
 
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +21,9 @@ __all__ = [
     "summary_table",
     "print_simulation",
     "print_report",
+    "render_terminal",
     "render_report_text",
+    "coerce_report",
 ]
 
 
@@ -196,6 +199,33 @@ def print_report(
     if not report.complete:
         console.print(Text(f"Target '{report.target}' is marked incomplete: see the FIXME notes in its file.",
                            style="dim"))
+
+
+def coerce_report(
+    report: EnergyReport | Mapping[str, Any], counts: RunCounts | None = None
+) -> tuple[EnergyReport, RunCounts | None]:
+    """Accept an EnergyReport or its ``to_dict()`` form (extra keys ignored). A dict's ``counts`` key (a
+    ``RunCounts.to_dict()``) supplies the counts when none are given."""
+    if isinstance(report, EnergyReport):
+        return report, counts
+    if not isinstance(report, Mapping):
+        raise TypeError(f"expected an EnergyReport or its dict form, got {type(report).__name__}")
+    if counts is None and isinstance(report.get("counts"), Mapping):
+        counts = RunCounts.from_dict(dict(report["counts"]))
+    return EnergyReport.from_dict(dict(report)), counts
+
+
+def render_terminal(
+    report: EnergyReport | Mapping[str, Any],
+    counts: RunCounts | None = None,
+    console: Console | None = None,
+    accuracy: float | None = None,
+) -> None:
+    """Print the energy report (as :func:`print_report`) from an EnergyReport or its dict form."""
+    rep, cnt = coerce_report(report, counts)
+    if accuracy is None and isinstance(report, Mapping) and isinstance(report.get("accuracy"), (int, float)):
+        accuracy = float(report["accuracy"])
+    print_report(rep, cnt, console=console, accuracy=accuracy)
 
 
 def render_report_text(report: EnergyReport, counts: RunCounts | None = None, width: int = 140) -> str:

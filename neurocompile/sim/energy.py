@@ -172,6 +172,27 @@ class EnergyReport:
         out["estimate_statement"] = self.estimate_statement
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EnergyReport:
+        """Rebuild a report from :meth:`to_dict` output (e.g. a report JSON); keys it does not know are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - set(d))
+        if missing:
+            raise ValueError(f"energy report dict is missing key(s): {', '.join(missing)}")
+        kw = {k: d[k] for k in names}
+        kw["layers"] = tuple(
+            LayerEnergy(**{f.name: (tuple(x[f.name]) if f.name == "cores" else x[f.name])
+                           for f in dataclasses.fields(LayerEnergy)})
+            for x in d["layers"]
+        )
+        kw["cores"] = tuple(
+            CoreLoad(**{f.name: (tuple(x[f.name]) if f.name == "layers" else x[f.name])
+                        for f in dataclasses.fields(CoreLoad) if f.name in x})
+            for x in d["cores"]
+        )
+        kw["constants"] = tuple(dict(c) for c in d["constants"])
+        return cls(**kw)
+
 
 def _ratio(a: float, b: float) -> float | None:
     return a / b if b > 0 else None
