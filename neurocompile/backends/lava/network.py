@@ -1,0 +1,640 @@
+"""Build a neurocompile integer graph as a Lava process network and run it under ``Loihi2SimCfg('fixed_pt')``.
+
+One Lava Process per graph node, connected as the graph's edges (zero delay: every node model receives and
+sends within one ``run_spk``). Lava's own ``Dense`` and ``LIF`` take the nodes whose semantics they share
+(:func:`native_dense_params`, :func:`native_lif_params`); neurocompile's Processes (``proc/process.py``,
+``proc/models.py``) take the rest. Inputs enter through :class:`~.proc.process.HostSource` (external pipe fed by
+the host, already quantised); every node's output and state leave through an external tap pipe.
+
+One runtime per :func:`run` call, always stopped in ``finally``; on an error or Ctrl-C the Lava worker
+processes (which ignore SIGINT: the host decides) are stopped, and killed if they do not stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurocompile.backends.lava._require import require_lava
+from neurocompile.errors import BackendError
+from neurocompile.ir import hw
+from neurocompile.ir.graph import Graph
+from neurocompile.sim.fixed import limit, quantize_round, sat
+
+#: Node types with a Lava Process of ours (QInput is the host source).
+SUPPORTED = (
+    hw.QInput, hw.QEmbedding, hw.QDense, hw.QModeBank, hw.QModeReadout, hw.QLIF, hw.QHeaviside, hw.QRefractory,
+    hw.QLUT, hw.QMul, hw.QTernarize, hw.QAdd, hw.QAccumulate, hw.QLavaLIF,
+)
+INT32_MAX = (1 << 31) - 1
+
+
+# -------------------------------------------------------------------------------------------------- the plan
+def _out_limit(node: hw.QNode) -> int | None:
+    """Largest |output| of ``node`` (None: unbounded)."""
+    if node.out_bits <= 0:
+        return None
+    if node.out_bits <= 2:
+        return 1
+    return limit(node.out_bits)
+
+
+def native_dense_params(graph: Graph, name: str) -> dict[str, Any] | None:
+    """Arguments of Lava's ``Dense`` reproducing QDense ``name`` exactly, or None when it cannot.
+
+    Lava's Dense matches a QDense with ``delay`` 1, ``rounding`` 'floor', no bias, one shift for all outputs,
+    weights that fit its 8-bit sign modes, and sums that stay in int32 and never reach the node's saturation.
+    """
+    node = graph.node(name)
+    if not isinstance(node, hw.QDense) or node.delay != 1 or node.rounding != "floor":
+        return None
+    if np.any(node.bias != 0) or node.shift.size == 0 or np.any(node.shift != node.shift[0]):
+        return None
+    m = node.weight
+    if m.size == 0:
+        return None
+    if m.min() >= 0 and m.max() <= 255:
+        weights, mode, k = m, "EXCITATORY", 0
+    elif m.max() <= 0 and m.min() >= -255:
+        weights, mode, k = m, "INHIBITORY", 0
+    elif m.min() >= -128 and m.max() <= 127:
+        weights, mode, k = m * 2, "MIXED", 1  # Lava drops one bit of mixed 8-bit weights: keep it even
+    else:
+        return None
+    preds = graph.preds(name)
+    limits = [_out_limit(graph.node(p)) for p in preds]
+    if not preds or any(lim is None for lim in limits):
+        return None
+    in_limit = sum(limits)  # type: ignore[arg-type]
+    s = int(node.shift[0])
+    acc = int(np.abs(weights).sum(axis=1).max()) * in_limit
+    weight_exp = -s - k
+    out = acc << weight_exp if weight_exp >= 0 else -((-acc) >> -weight_exp)
+    if acc > INT32_MAX or out > INT32_MAX or (node.out_bits > 0 and out > limit(node.out_bits)):
+        return None
+    binary = all(graph.node(p).out_bits == 1 for p in preds)
+    return {"weights": weights.astype(np.int64), "weight_exp": weight_exp, "num_weight_bits": 8, "sign_mode": mode,
+            "num_message_bits": 0 if binary else 24}
+
+
+def native_lif_params(node: hw.QNode) -> dict[str, Any] | None:
+    """Arguments of Lava's ``LIF`` reproducing a QLavaLIF exactly, or None (per-neuron vth, other widths)."""
+    if not isinstance(node, hw.QLavaLIF) or node.vth.size == 0:
+        return None
+    if (node.coef_frac_bits, node.state_bits, node.act_shift, node.vth_shift) != (12, 24, 6, 6):
+        return None
+    if np.any(node.vth != node.vth[0]) or not 0 <= int(node.vth[0]) < (1 << 17):
+        return None
+    if not (0 <= node.du <= 4095 and 0 <= node.dv <= 4095):
+        return None
+    if np.abs(node.bias_mant).max() >= (1 << 12) or np.abs(node.bias_exp).max() > 7:
+        return None
+    return {"du": int(node.du), "dv": int(node.dv), "vth": int(node.vth[0]),
+            "bias_mant": node.bias_mant.astype(np.int64), "bias_exp": node.bias_exp.astype(np.int64)}
+
+
+def _check_graph(graph: Graph) -> None:
+    for name, node in graph.items():
+        if not isinstance(node, SUPPORTED):
+            kinds = ", ".join(c.__name__ for c in SUPPORTED)
+            raise BackendError(f"node '{name}' is a {type(node).__name__}; the Lava backend runs integer graphs "
+                               f"only ({kinds}): quantise the model first")
+        if isinstance(node, hw.QInput) and name not in graph.inputs:
+            raise BackendError(f"QInput '{name}' is not listed in graph.inputs")
+    for u, v, d in graph.g.edges(data=True):
+        if d.get("delay", 0):
+            raise BackendError(f"edge {u} -> {v} has delay {d['delay']}; the Lava backend supports delays only "
+                               "as QDense.delay")
+    if not graph.inputs:
+        raise BackendError(f"graph '{graph.name}' has no inputs")
+    for name in graph.sequence_end_nodes():
+        node = graph.node(name)
+        if node.STATEFUL or (isinstance(node, hw.QDense) and node.delay > 0):
+            raise BackendError(f"node '{name}' runs after the sequence end and is stateful; the Lava backend "
+                               "evaluates post-sequence nodes every step and needs them stateless")
+
+
+# ----------------------------------------------------------------------------------------------- the network
+@dataclass
+class _Tap:
+    """Where one node's per-step output (and state) reach the host."""
+
+    node: str
+    proc: Any  # the Process whose ``tap`` OutPort is an external pipe
+    n_out: int
+    states: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)  # per-sample layout after the output
+    native: Any = None  # Lava's own Process (state read with Var.get), or None
+
+
+class LavaNetwork:
+    """A neurocompile integer graph mapped onto Lava Processes.
+
+    Attributes:
+        graph: the integer graph.
+        batch: samples run side by side (None: one, and Lava's own Dense/LIF may be used).
+        plan: node -> 'lava.Dense', 'lava.LIF' (Lava's own Process) or the name of neurocompile's Process.
+        procs: node -> Lava Process of the most recent build (rebuilt by every :func:`run`).
+    """
+
+    def __init__(self, graph: Graph, batch: int | None = None, native: bool = True, tap_buffer: int = 64,
+                 stall_timeout_s: float = 300.0) -> None:
+        require_lava()
+        _check_graph(graph)
+        if batch is not None and int(batch) < 1:
+            raise BackendError(f"batch must be >= 1 or None, got {batch}")
+        self.graph = graph
+        self.batch = None if batch is None else int(batch)
+        self.native = bool(native) and self.batch is None
+        self.tap_buffer = int(tap_buffer)
+        self.stall_timeout_s = float(stall_timeout_s)
+        self.procs: dict[str, Any] = {}
+        self.plan: dict[str, str] = {}
+        self._sources: dict[str, Any] = {}
+        self._taps: list[_Tap] = []
+        self._ctrl_users: list[Any] = []
+        self._used = True
+        self.build()
+
+    @property
+    def lead(self) -> tuple[int, ...]:
+        return () if self.batch is None else (self.batch,)
+
+    def __repr__(self) -> str:
+        kinds: dict[str, int] = {}
+        for k in self.plan.values():
+            kinds[k] = kinds.get(k, 0) + 1
+        return f"LavaNetwork({self.graph.name!r}, batch={self.batch}, processes={kinds})"
+
+    # -- build ----------------------------------------------------------------------------------------------
+    def build(self) -> "LavaNetwork":
+        """Create fresh Lava Processes for the graph (a stopped runtime's Processes cannot run again)."""
+        from lava.proc.dense.process import Dense
+        from lava.proc.lif.process import LIF
+        from lava.utils.weightutils import SignMode
+
+        from neurocompile.backends.lava.proc import process as P
+
+        g, lead, tb = self.graph, self.lead, self.tap_buffer
+        self.procs, self.plan, self._sources, self._taps, self._ctrl_users = {}, {}, {}, [], []
+        outs: dict[str, Any] = {}  # node -> OutPort carrying its per-step output
+        for name, node in g.items():
+            common = {"lead": lead, "tap_buffer": tb, "name": name}
+            if isinstance(node, hw.QInput):
+                src = P.HostSource(n_out=node.out_size(), lead=lead, in_buffer=tb, name=name)
+                self._sources[name] = src
+                self.procs[name], self.plan[name], outs[name] = src, "HostSource", src.s_out
+                continue
+            dense = native_dense_params(g, name) if self.native else None
+            lif = native_lif_params(node) if self.native else None
+            if dense is not None:
+                proc = Dense(weights=dense["weights"], weight_exp=dense["weight_exp"],
+                             num_weight_bits=dense["num_weight_bits"], sign_mode=SignMode[dense["sign_mode"]],
+                             num_message_bits=dense["num_message_bits"], name=name)
+                self._add_native_tap(name, proc, proc.a_out, node.out_size(), [("pipe", (1, node.out_size()))])
+                self.procs[name], self.plan[name], outs[name] = proc, "lava.Dense", proc.a_out
+                ins = {"in": proc.s_in}
+            elif lif is not None:
+                n = node.out_size()
+                proc = LIF(shape=(n,), du=lif["du"], dv=lif["dv"], vth=lif["vth"], bias_mant=lif["bias_mant"],
+                           bias_exp=lif["bias_exp"], name=name)
+                self._add_native_tap(name, proc, proc.s_out, n, [("u", (n,)), ("v", (n,))])
+                self.procs[name], self.plan[name], outs[name] = proc, "lava.LIF", proc.s_out
+                ins = {"in": proc.a_in}
+            else:
+                proc, states = _make_proc(P, node, common)
+                self._taps.append(_Tap(name, proc, node.out_size(), states))
+                if proc.STATEFUL:
+                    self._ctrl_users.append(proc)
+                self.procs[name], self.plan[name], outs[name] = proc, type(proc).__name__, proc.s_out
+                ins = {port: proc.in_port(port) for port in node.PORTS}
+            for src_name in g.preds(name):
+                port = g.edge(src_name, name)["port"]
+                if port not in ins:
+                    raise BackendError(f"edge {src_name} -> {name}: port '{port}' is not a port of {type(node).__name__}")
+                outs[src_name].connect(ins[port])
+        ctrl = self._sources[self.graph.inputs[0]].ctrl
+        for proc in self._ctrl_users:
+            ctrl.connect(proc.ctrl)
+        self._used = False
+        return self
+
+    def _add_native_tap(self, name: str, proc: Any, out_port: Any, n_out: int, states: list) -> None:
+        from neurocompile.backends.lava.proc import process as P
+
+        tap = P.HostTap(n_out=n_out, lead=self.lead, tap_buffer=self.tap_buffer, name=f"{name}.tap")
+        out_port.connect(tap.a_in)
+        self._taps.append(_Tap(name, tap, n_out, states, native=proc))
+
+    def any_process(self) -> Any:
+        return next(iter(self._sources.values()))
+
+
+def _make_proc(P: Any, node: hw.QNode, kw: dict) -> tuple[Any, list[tuple[str, tuple[int, ...]]]]:
+    """neurocompile's Process for ``node`` and its state layout in the tap (per sample)."""
+    if isinstance(node, hw.QEmbedding):
+        return P.QEmbeddingProc(table=node.table, **kw), []
+    if isinstance(node, hw.QDense):
+        n = node.out_size()
+        proc = P.QDenseProc(weight=node.weight, bias=node.bias, shift=node.shift, out_bits=node.out_bits,
+                            rounding=node.rounding, delay=node.delay, **kw)
+        return proc, ([("pipe", (node.delay, n))] if node.delay > 0 else [])
+    if isinstance(node, hw.QModeBank):
+        return P.QModeBankProc(a_re=node.a_re, a_im=node.a_im, b_re=node.b_re, b_im=node.b_im, b_shift=node.b_shift,
+                               coef_frac_bits=node.coef_frac_bits, out_bits=node.out_bits, **kw), []
+    if isinstance(node, hw.QModeReadout):
+        return P.QModeReadoutProc(c_re=node.c_re, c_im=node.c_im, d=node.d, shift=node.shift,
+                                  out_bits=node.out_bits, **kw), []
+    n = node.out_size()
+    if isinstance(node, hw.QLIF):
+        return P.QLIFProc(decay=node.decay, vth=node.vth, coef_frac_bits=node.coef_frac_bits,
+                          state_bits=node.state_bits, reset=node.reset, compare=node.compare, **kw), [("v", (n,))]
+    if isinstance(node, hw.QHeaviside):
+        return P.QHeavisideProc(vth=node.vth, compare=node.compare, **kw), []
+    if isinstance(node, hw.QRefractory):
+        return (P.QRefractoryProc(decay=node.decay, lam=node.lam, vth=node.vth, rho=node.rho,
+                                  coef_frac_bits=node.coef_frac_bits, trace_frac_bits=node.trace_frac_bits,
+                                  state_bits=node.state_bits, **kw),
+                [("v", (n,)), ("s", (n,)), ("r", (n,))])
+    if isinstance(node, hw.QLUT):
+        return P.QLUTProc(table=node.table, in_shift=node.in_shift, offset=node.offset, size=n, **kw), []
+    if isinstance(node, hw.QMul):
+        return P.QMulProc(shift=node.shift, size=n, out_bits=node.out_bits, **kw), []
+    if isinstance(node, hw.QTernarize):
+        return P.QTernarizeProc(num=node.num, den=node.den, size=n, **kw), []
+    if isinstance(node, hw.QAdd):
+        return P.QAddProc(size=n, out_bits=node.out_bits, **kw), []
+    if isinstance(node, hw.QAccumulate):
+        return P.QAccumulateProc(size=n, out_bits=node.out_bits, **kw), [("acc", (n,))]
+    if isinstance(node, hw.QLavaLIF):
+        return (P.QLavaLIFProc(du=node.du, dv=node.dv, vth=node.vth, bias_mant=node.bias_mant, bias_exp=node.bias_exp,
+                               coef_frac_bits=node.coef_frac_bits, state_bits=node.state_bits,
+                               act_shift=node.act_shift, vth_shift=node.vth_shift, **kw),
+                [("u", (n,)), ("v", (n,))])
+    raise BackendError(f"no Lava Process for node type {type(node).__name__}")  # pragma: no cover
+
+
+# ------------------------------------------------------------------------------------------------- results
+class LavaResult(dict):
+    """node -> int64 [n, T, size]: every node's output at every step, as Lava computed it.
+
+    Sequence-end nodes (QAccumulate) and the nodes after them hold one entry per sample, [n, 1, size]
+    (their value at the sequence end). ``states``: node -> {variable: int64 [n, ...]} final states, named as
+    the simulator's kernels name them (QModeBank 're'/'im' [n, H, M], QLIF 'v', QRefractory 'v'/'s'/'r',
+    QAccumulate 'acc', QLavaLIF 'u'/'v', QDense with delay 'pipe' [n, delay, size] oldest first).
+    ``wall_s``: seconds spent running (compile and start included), ``steps``: T.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: dict[str, dict[str, np.ndarray]] = {}
+        self.wall_s: float = 0.0
+        self.compile_s: float = 0.0
+        self.steps: int = 0
+
+
+# ------------------------------------------------------------------------------------------------- running
+def _as_inputs(graph: Graph, x: Any) -> dict[str, np.ndarray]:
+    if isinstance(x, Mapping):
+        missing = [n for n in graph.inputs if n not in x]
+        if missing:
+            raise BackendError(f"inputs {missing} missing; the graph's inputs are {graph.inputs}")
+        return {n: np.asarray(x[n]) for n in graph.inputs}
+    if len(graph.inputs) != 1:
+        raise BackendError(f"graph has {len(graph.inputs)} inputs {graph.inputs}: pass x as a dict")
+    return {graph.inputs[0]: np.asarray(x)}
+
+
+def quantize_inputs(graph: Graph, x: Any, steps: int | None = None) -> tuple[dict[str, np.ndarray], int, int]:
+    """Host-side QInput: {input: int64 [n, T, size]}, n, T (floats quantised with ``quantize_round`` + sat)."""
+    xs = _as_inputs(graph, x)
+    out: dict[str, np.ndarray] = {}
+    n = t_len = None
+    for name, a in xs.items():
+        node = graph.node(name)
+        if node.tokens and a.ndim == 2:
+            a = a[..., None]
+        if a.ndim == 2 and node.size == 1:
+            a = a[..., None]
+        if a.ndim != 3 or a.shape[2] != node.size:
+            raise BackendError(f"input '{name}' must have shape [n, T, {node.size}] (got {list(a.shape)})")
+        if steps is not None:
+            if steps > a.shape[1]:
+                raise BackendError(f"steps={steps} exceeds the input length T={a.shape[1]}")
+            a = a[:, :steps]
+        if node.tokens:
+            q = a.astype(np.int64)
+        else:
+            q, _ = sat(quantize_round(a, node.out_scale), node.out_bits)
+        out[name] = q
+        if n is None:
+            n, t_len = a.shape[0], a.shape[1]
+        elif (n, t_len) != (a.shape[0], a.shape[1]):
+            raise BackendError("all inputs need the same number of samples and steps")
+    if not t_len:
+        raise BackendError("need at least one step of input")
+    return out, int(n), int(t_len)
+
+
+class _Interrupts:
+    """Block SIGINT while Lava forks its workers (they inherit SIG_IGN), remember a Ctrl-C that came meanwhile."""
+
+    def __init__(self) -> None:
+        self.old: Any = None
+        self.hit = False
+
+    def __enter__(self) -> "_Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
+def _actors(runtime: Any) -> list[Any]:
+    mi = getattr(runtime, "_messaging_infrastructure", None)
+    return list(getattr(mi, "actors", []) or [])
+
+
+def _check_alive(runtime: Any, what: str) -> None:
+    dead = [a for a in _actors(runtime) if a.exitcode is not None]
+    if dead:
+        detail = ""
+        for a in dead:
+            try:
+                exc = a.exception
+            except Exception:  # pragma: no cover - closed pipe
+                exc = None
+            if exc:
+                detail = f": {exc[0]!r}"
+                break
+        raise BackendError(f"a Lava worker process ended while {what} (exit code {dead[0].exitcode}){detail}")
+
+
+def _recv(port: Any, runtime: Any, stall_timeout_s: float, what: str) -> np.ndarray:
+    """Receive one message from an external pipe, noticing dead workers instead of blocking forever."""
+    from queue import Empty
+
+    waited = 0.0
+    queue = getattr(port, "_queue", None)
+    while True:
+        if port.probe():
+            return port.recv()
+        try:
+            if queue is not None:
+                queue.get(timeout=0.5, peek=True)
+            else:  # pragma: no cover - other Lava versions
+                time.sleep(0.001)
+            continue
+        except Empty:
+            waited += 0.5
+        _check_alive(runtime, what)
+        if waited >= stall_timeout_s:
+            raise BackendError(f"Lava made no progress for {stall_timeout_s:.0f} s while {what}")
+
+
+def shutdown(runtime: Any, procs: list[Any] | None = None, graceful: bool = True, timeout_s: float = 20.0) -> None:
+    """Stop a Lava runtime; if it does not stop within ``timeout_s`` (or ``graceful`` is False), terminate
+    and then kill its worker processes. Never raises; leaves no child process behind."""
+    if runtime is None:
+        return
+    with _Interrupts():
+        done = False
+        if graceful and getattr(runtime, "_is_started", False):
+            t = threading.Thread(target=_quiet_stop, args=(runtime,), daemon=True)
+            t.start()
+            t.join(timeout_s)
+            done = not t.is_alive() and not any(a.is_alive() for a in _actors(runtime) if _has_popen(a))
+        if not done:
+            _force_stop(runtime)
+        for p in procs or []:
+            try:
+                p._runtime = None  # so Process.__del__ does not stop it again
+            except Exception:  # pragma: no cover
+                pass
+
+
+def _has_popen(a: Any) -> bool:
+    return getattr(a, "_popen", None) is not None
+
+
+def _quiet_stop(runtime: Any) -> None:
+    try:
+        runtime.stop()
+    except Exception:
+        pass
+
+
+def _force_stop(runtime: Any) -> None:
+    import multiprocessing as mp
+
+    actors = [a for a in _actors(runtime) if _has_popen(a)]
+    for a in actors:
+        try:
+            if a.is_alive():
+                a.terminate()
+        except Exception:  # pragma: no cover
+            pass
+    deadline = time.monotonic() + 5.0
+    for a in actors:
+        try:
+            mp.Process.join(a, max(0.0, deadline - time.monotonic()))
+            if a.is_alive():
+                a.kill()
+                mp.Process.join(a, 5.0)
+        except Exception:  # pragma: no cover
+            pass
+    mi = getattr(runtime, "_messaging_infrastructure", None)
+    smm = getattr(mi, "_smm", None)
+    if smm is not None:
+        try:
+            smm.shutdown()
+        except Exception:  # pragma: no cover
+            pass
+    wd = getattr(runtime, "_watchdog_manager", None)
+    if wd is not None:
+        try:
+            wd.stop()
+        except Exception:  # pragma: no cover
+            pass
+    runtime._is_started = False
+    runtime._is_running = False
+
+
+def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = None) -> LavaResult:
+    """Run ``x`` ([n, T, d] floats, [n, T] token ids, or {input: array}) through the Lava network.
+
+    Returns a :class:`LavaResult`: per-node int64 [n, T, size] outputs and the final states of every sample.
+    Samples run one at a time (``batch`` None) or ``batch`` side by side; every sample starts from zero state.
+    The runtime is always stopped (also on errors and Ctrl-C).
+    """
+    if not isinstance(network, LavaNetwork):
+        network = load(network)
+    if network._used:
+        network.build()
+    network._used = True
+    graph = network.graph
+    q, n, t_len = quantize_inputs(graph, x, steps)
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    res = LavaResult()
+    res.steps = t_len
+    post = graph.sequence_end_nodes()
+    seq_end = {name for name, node in graph.items() if node.SEQUENCE_END}
+    b = network.batch or 1
+    lead = network.lead
+    traces = {tap.node: np.zeros((n, t_len, tap.n_out), np.int64) for tap in network._taps}
+    state_out: dict[str, dict[str, np.ndarray]] = {
+        tap.node: {k: np.zeros((n,) + shape, np.int64) for k, shape in tap.states} for tap in network._taps if tap.states
+    }
+    for name, node in graph.items():
+        if isinstance(node, hw.QModeBank):
+            h, m = node.a_re.shape
+            state_out[name] = {"re": np.zeros((n, h, m), np.int64), "im": np.zeros((n, h, m), np.int64)}
+    anchor = network.any_process()
+    procs = list(network.procs.values()) + [t.proc for t in network._taps if t.native is not None]
+    runtime = None
+    t0 = time.perf_counter()
+    ok = False
+    try:
+        cfg = Loihi2SimCfg(select_tag="fixed_pt")
+        try:
+            executable = anchor.compile(cfg)
+        except Exception as e:
+            raise BackendError(f"Lava could not compile the network of graph '{graph.name}': {type(e).__name__}: {e}") from e
+        res.compile_s = time.perf_counter() - t0
+        with _Interrupts():
+            try:
+                anchor.create_runtime(executable=executable)
+            finally:
+                runtime = anchor.runtime
+        window = max(1, network.tap_buffer - 1)
+        for lo in range(0, n, b):
+            hi = min(n, lo + b)
+            rows = {}
+            for name, data in q.items():
+                chunk = np.zeros((b, t_len, data.shape[2]), np.int64)
+                chunk[: hi - lo] = data[lo:hi]
+                rows[name] = chunk
+            if lo > 0:
+                _reset_native(network)
+            anchor.run(RunSteps(num_steps=t_len, blocking=False))
+            bufs = {tap.node: np.zeros((b, t_len, tap.proc.tap.shape[-1]), np.int64) for tap in network._taps}
+            sent = 0
+            for t in range(t_len):
+                while sent < t_len and sent <= t + window - 1:
+                    ctrl = np.array([1 if sent == 0 else 0, 1 if sent == t_len - 1 else 0], np.int64)
+                    for name, src in network._sources.items():
+                        row = np.concatenate([np.broadcast_to(ctrl, (b, 2)), rows[name][:, sent]], axis=1)
+                        src.inp.external_pipe_csp_send_port.send(row if lead else row[0])
+                    sent += 1
+                for tap in network._taps:
+                    msg = _recv(tap.proc.tap.external_pipe_csp_recv_port, runtime, network.stall_timeout_s,
+                                f"running step {t} of samples {lo}..{hi - 1}")
+                    bufs[tap.node][:, t] = msg.reshape(b, -1)
+            anchor.wait()
+            for tap in network._taps:
+                buf = bufs[tap.node][: hi - lo]
+                traces[tap.node][lo:hi] = buf[..., : tap.n_out]
+                if tap.native is not None:
+                    _read_native_state(tap, state_out[tap.node], lo, hi, buf)
+                else:
+                    off = tap.n_out
+                    for k, shape in tap.states:
+                        size = int(np.prod(shape))
+                        state_out[tap.node][k][lo:hi] = buf[:, -1, off: off + size].reshape((hi - lo,) + shape)
+                        off += size
+        ok = True
+    except KeyboardInterrupt:
+        shutdown(runtime, procs, graceful=False)
+        runtime = None
+        raise
+    except BackendError:
+        raise
+    except Exception as e:
+        raise BackendError(f"Lava run of graph '{graph.name}' failed: {type(e).__name__}: {e}") from e
+    finally:
+        if runtime is not None:
+            shutdown(runtime, procs, graceful=ok)
+    res.wall_s = time.perf_counter() - t0
+    for name, node in graph.items():
+        if isinstance(node, hw.QInput):
+            res[name] = q[name]
+            continue
+        tr = traces[name]
+        if name in post or name in seq_end:
+            tr = tr[:, -1:]
+        res[name] = tr
+        if isinstance(node, hw.QModeBank):
+            h, m = node.a_re.shape
+            last = tr[:, -1].reshape(n, h, m, 2)
+            state_out[name]["re"], state_out[name]["im"] = last[..., 0].copy(), last[..., 1].copy()
+    res.states = state_out
+    return res
+
+
+def _read_native_state(tap: _Tap, out: dict[str, np.ndarray], lo: int, hi: int, buf: np.ndarray) -> None:
+    """Final state of Lava's own Dense (a_buff: the output due next step) or LIF (u, v), via Var.get."""
+    proc = tap.native
+    if "pipe" in out:
+        out["pipe"][lo:hi] = np.asarray(proc.a_buff.get()).astype(np.int64).reshape(1, 1, -1)
+    else:
+        out["u"][lo:hi] = np.asarray(proc.u.get()).astype(np.int64)
+        out["v"][lo:hi] = np.asarray(proc.v.get()).astype(np.int64)
+
+
+def _reset_native(network: LavaNetwork) -> None:
+    """Zero the state of Lava's own Processes between samples (ours reset on the ctrl 'reset' flag)."""
+    for tap in network._taps:
+        proc = tap.native
+        if proc is None:
+            continue
+        if hasattr(proc, "a_buff"):
+            proc.a_buff.set(np.zeros(proc.a_buff.shape, np.int64))
+        else:
+            proc.u.set(np.zeros(proc.u.shape, np.int64))
+            proc.v.set(np.zeros(proc.v.shape, np.int64))
+
+
+def load(artifact: Graph | str | os.PathLike, batch: int | None = None, native: bool = True,
+         tap_buffer: int = 64) -> LavaNetwork:
+    """Build the Lava network of an artifact directory (its integer graph) or of an integer Graph."""
+    require_lava()
+    if isinstance(artifact, Graph):
+        graph = artifact
+    else:
+        graph = _load_artifact_graph(Path(artifact))
+    return LavaNetwork(graph, batch=batch, native=native, tap_buffer=tap_buffer)
+
+
+def _load_artifact_graph(path: Path) -> Graph:
+    from neurocompile.errors import NeurocompileError
+
+    if not path.exists():
+        raise BackendError(f"artifact '{path}' does not exist")
+    try:
+        from neurocompile.ir.serialize import load_graph
+    except ImportError as e:  # pragma: no cover - during development only
+        raise BackendError(f"cannot read artifacts yet: {e}") from e
+    candidates = [path, path / "graph"] if path.is_dir() else [path]
+    last: Exception | None = None
+    for c in candidates:
+        if (c / "graph.json").exists():
+            try:
+                return load_graph(c)
+            except NeurocompileError as e:
+                last = e
+    if last is not None:
+        raise BackendError(f"artifact '{path}': {last}") from last
+    raise BackendError(f"artifact '{path}' holds no integer graph (graph.json + weights.npz)")
