@@ -1,0 +1,312 @@
+"""NumPy reference interpreter of the float IR: the executable meaning of every node in ``ir/nodes.py``.
+
+``interpret(graph, x)`` runs a float graph on a batch of sequences and returns its outputs (a classifier's logits
+[B, n_classes]); with ``record=True`` it also returns every node's per-step output, which calibration and the
+float-vs-integer comparisons use.
+
+Evaluation order. The graph is a DAG and every recurrence lives inside a stateful node, so evaluating it step by
+step (each step runs all nodes in :meth:`Graph.order`) gives exactly the same values as evaluating it node by node
+over whole sequences in the same order, each stateful node looping over time internally. The interpreter does the
+latter: it is vectorised over batch, channels and (for stateless nodes) time, and it makes the one non-causal node
+explicit: a bidirectional S4D runs its reverse recurrence over the buffered input sequence (docs/ir.md).
+Edges with ``delay`` d shift the source sequence by d steps (zeros first). A sequence-end node (MeanPool) emits one
+value after the last step; it and its descendants produce sequences of length 1.
+
+Precision. All arithmetic is float64 (complex128 for SSM states), whatever the dtype of the weights: the
+interpreter is the reference the PyTorch model (float32) and the integer simulator are measured against, so its
+own rounding error (~1e-16 relative) must be negligible next to theirs (~1e-7). Spike decisions therefore differ
+from a float32 model only where the membrane is within float32 rounding of the threshold ("ties").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from neurocompile.errors import IRError
+from neurocompile.ir import nodes as fl
+from neurocompile.ir.graph import Graph
+from neurocompile.ir.hw import QNode
+
+__all__ = ["Result", "interpret", "s4d_discretize", "gelu", "sigmoid"]
+
+Array = np.ndarray
+
+try:  # scipy ships with scikit-learn (a project dependency); fall back to math.erf elementwise
+    from scipy.special import erf as _erf
+except ImportError:  # pragma: no cover - scipy is normally present
+    _erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+@dataclass
+class Result:
+    """Outputs of :func:`interpret`.
+
+    Attributes:
+        outputs: output node name -> array; [B, n] for nodes evaluated at the sequence end (logits), else [B, T, n].
+        trace: (``record=True``) node name -> per-step output [B, T, n] ([B, 1, n] for sequence-end nodes and their
+            descendants); float64.
+        state: (``record=True``) internal variables, keyed ``<node>`` for neurons (the membrane potential compared
+            with the threshold, before reset, [B, T, H]) and S4D / ModeBank (complex states [B, T, H, M]).
+    """
+
+    outputs: dict[str, Array]
+    trace: dict[str, Array] | None = None
+    state: dict[str, Array] | None = field(default=None, repr=False)
+
+    @property
+    def logits(self) -> Array:
+        """The first graph output."""
+        return next(iter(self.outputs.values()))
+
+
+# ---------------------------------------------------------------------------------------------------------- math
+def sigmoid(x: Array) -> Array:
+    """Logistic function, overflow-free (0.5 * (1 + tanh(x/2)))."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def gelu(x: Array) -> Array:
+    """Exact GELU, x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (PyTorch's default, approximate='none')."""
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _expm1_complex(z: Array) -> Array:
+    """exp(z) - 1 without cancellation for small |z|."""
+    re, im = z.real, z.imag
+    return (np.expm1(re) * np.cos(im) - 2.0 * np.sin(0.5 * im) ** 2) + 1j * (np.exp(re) * np.sin(im))
+
+
+def s4d_discretize(node: fl.S4D) -> tuple[Array, Array]:
+    """Zero-order hold of an S4D node in complex128: ``(dA, dB)``, each [H, M].
+
+    dA = exp(dt A), dB = (exp(dt A) - 1) / A * B with dt = exp(log_dt).
+    """
+    dt = np.exp(node.log_dt.astype(np.float64))[:, None]
+    A = node.A_re.astype(np.float64) + 1j * node.A_im.astype(np.float64)
+    dtA = dt * A
+    return np.exp(dtA), _expm1_complex(dtA) / A * node.B.astype(np.complex128)
+
+
+def _ssm_scan(dA: Array, dB: Array, u: Array, reverse: bool = False) -> Array:
+    """States of h_t = dA h_{t-1} + dB u_t, h_{-1} = 0, for u [B, T, H] -> complex [B, T, H, M].
+
+    ``reverse``: the bidirectional backward half, g_{T-1} = 0, g_t = dA g_{t+1} + dB u_{t+1}.
+    """
+    b, t_len, h = u.shape
+    states = np.zeros((b, t_len, h, dA.shape[1]), np.complex128)
+    s = np.zeros((b, h, dA.shape[1]), np.complex128)
+    if not reverse:
+        for t in range(t_len):
+            s = dA * s + dB * u[:, t, :, None]
+            states[:, t] = s
+    else:
+        for t in range(t_len - 2, -1, -1):
+            s = dA * s + dB * u[:, t + 1, :, None]
+            states[:, t] = s
+    return states
+
+
+def _readout(C: Array, states: Array) -> Array:
+    """2 Re(sum_m C_hm h_hm) for states [B, T, H, M]."""
+    return 2.0 * np.einsum("hm,bthm->bth", C.astype(np.complex128), states).real
+
+
+# ---------------------------------------------------------------------------------------------------------- nodes
+def _run_node(name: str, n: fl.Node, ins: dict[str, Array], state: dict[str, Array] | None) -> Array:
+    x = ins.get("in")
+    if isinstance(n, fl.Embedding):
+        ids = np.asarray(x[..., 0])
+        if ids.dtype.kind == "f":
+            if not np.all(ids == np.round(ids)):
+                raise IRError(f"node '{name}' (Embedding): token ids must be integers")
+            ids = ids.astype(np.int64)
+        vocab = n.weight.shape[0]
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+            bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+            raise IRError(f"node '{name}' (Embedding): token id {bad} is outside [0, {vocab}); check the input data")
+        return n.weight.astype(np.float64)[ids]
+    if isinstance(n, fl.Affine):
+        return x @ n.weight.astype(np.float64).T + n.bias.astype(np.float64)
+    if isinstance(n, fl.S4D):
+        dA, dB = s4d_discretize(n)
+        states = _ssm_scan(dA, dB, x)
+        y = _readout(n.C, states) + n.D.astype(np.float64) * x
+        if n.bidirectional:
+            y = y + _readout(n.C2, _ssm_scan(dA, dB, x, reverse=True))
+        if state is not None:
+            state[name] = states
+        return y
+    if isinstance(n, fl.ModeBank):
+        states = _ssm_scan(n.dA.astype(np.complex128), n.dB.astype(np.complex128), x)
+        if state is not None:
+            state[name] = states
+        b, t_len = x.shape[:2]
+        return np.stack([states.real, states.imag], axis=-1).reshape(b, t_len, -1)
+    if isinstance(n, fl.ModeReadout):
+        h, m = n.C.shape
+        st = ins["state"].reshape(ins["state"].shape[0], ins["state"].shape[1], h, m, 2)
+        c = n.C.astype(np.complex128)
+        y = (2.0 * c.real * st[..., 0] - 2.0 * c.imag * st[..., 1]).sum(-1)
+        return y + n.D.astype(np.float64) * ins["skip"]
+    if isinstance(n, fl.LIF):
+        return _lif(name, n, x, state)
+    if isinstance(n, fl.RefractoryLIF):
+        return _refractory(name, n, x, state)
+    if isinstance(n, fl.Heaviside):
+        vth = n.vth.astype(np.float64)
+        return (x >= vth if n.compare == ">=" else x > vth).astype(np.float64)
+    if isinstance(n, fl.GLU):
+        return x[..., : n.size] * sigmoid(x[..., n.size:])
+    if isinstance(n, fl.Ternarize):
+        mag = np.abs(x)
+        peak = mag.max(axis=-1, keepdims=True)
+        return np.sign(x) * ((mag >= n.threshold * peak) & (peak > 0))
+    if isinstance(n, fl.Mul):
+        return ins["a"] * ins["b"]
+    if isinstance(n, fl.Activation):
+        if n.fn == "sigmoid":
+            return sigmoid(x)
+        if n.fn == "gelu":
+            return gelu(x)
+        if n.fn == "relu":
+            return np.maximum(x, 0.0)
+        if n.fn == "identity":
+            return x
+        raise IRError(f"node '{name}' (Activation): unknown fn {n.fn!r}; supported: sigmoid, gelu, relu, identity")
+    if isinstance(n, fl.Norm):
+        w, b = n.weight.astype(np.float64), n.bias.astype(np.float64)
+        if n.kind == "batch":
+            return (x - n.mean.astype(np.float64)) / np.sqrt(n.var.astype(np.float64) + n.eps) * w + b
+        if n.kind == "layer":
+            mu = x.mean(axis=-1, keepdims=True)
+            var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+            return (x - mu) / np.sqrt(var + n.eps) * w + b
+        raise IRError(f"node '{name}' (Norm): unknown kind {n.kind!r}; supported: batch, layer")
+    if isinstance(n, fl.Add):
+        return x
+    if isinstance(n, fl.MeanPool):
+        return x.mean(axis=1, keepdims=True)
+    raise IRError(f"node '{name}': the float interpreter has no rule for {n.op}")
+
+
+def _lif(name: str, n: fl.LIF, x: Array, state: dict | None) -> Array:
+    vth = n.vth.astype(np.float64)
+    v = np.zeros(x.shape[::2], np.float64)  # [B, H]
+    out = np.zeros_like(x)
+    pre = np.zeros_like(x) if state is not None else None
+    for t in range(x.shape[1]):
+        vp = n.tau * v + x[:, t]
+        s = vp >= vth if n.compare == ">=" else vp > vth
+        v = np.where(s, 0.0 if n.reset == "zero" else vp - vth, vp)
+        out[:, t] = s
+        if pre is not None:
+            pre[:, t] = vp
+    if state is not None:
+        state[name] = pre
+    return out
+
+
+def _refractory(name: str, n: fl.RefractoryLIF, x: Array, state: dict | None) -> Array:
+    vth, rho = n.vth.astype(np.float64), n.rho.astype(np.float64)
+    v = np.zeros(x.shape[::2], np.float64)
+    s = np.zeros_like(v)
+    r = np.zeros_like(v)
+    out = np.zeros_like(x)
+    pre = np.zeros_like(x) if state is not None else None
+    for t in range(x.shape[1]):
+        v = n.tau * v + x[:, t] - vth * s - rho * r
+        s = (v >= vth).astype(np.float64)
+        r = n.lam * r + s
+        out[:, t] = s
+        if pre is not None:
+            pre[:, t] = v
+    if state is not None:
+        state[name] = pre
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- driver
+def _input_value(name: str, n: fl.Input, x: Array) -> Array:
+    a = np.asarray(x)
+    if n.tokens:
+        if a.ndim == 2:
+            a = a[..., None]
+        if a.ndim != 3 or a.shape[2] != 1:
+            raise IRError(f"input '{name}' takes token ids [B, T] (or [B, T, 1]), got shape {list(np.shape(x))}")
+        if a.dtype.kind not in "iu" and not np.all(a == np.round(a)):
+            raise IRError(f"input '{name}' takes integer token ids, got dtype {a.dtype} with fractional values")
+        return a.astype(np.int64)
+    if a.ndim != 3 or a.shape[2] != n.size:
+        raise IRError(f"input '{name}' takes [B, T, {n.size}] features, got shape {list(np.shape(x))}")
+    if a.dtype.kind not in "biuf":
+        raise IRError(f"input '{name}' takes real numbers, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise IRError(f"input '{name}' holds NaN/Inf values")
+    return a
+
+
+def _shift(a: Array, delay: int) -> Array:
+    if delay <= 0:
+        return a
+    out = np.zeros_like(a)
+    if delay < a.shape[1]:
+        out[:, delay:] = a[:, : a.shape[1] - delay]
+    return out
+
+
+def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False) -> Result:
+    """Run the float graph on ``x`` ([B, T, d] floats, or [B, T] token ids; a dict for several inputs).
+
+    Returns a :class:`Result`; ``record=True`` also keeps every node's per-step output and neuron/SSM states.
+    Raises :class:`IRError` for integer nodes (run those with ``neurocompile.sim``) and malformed inputs.
+    """
+    if not graph.inputs:
+        raise IRError(f"graph '{graph.name}' has no inputs")
+    feeds = x if isinstance(x, dict) else {graph.inputs[0]: x}
+    missing = [n for n in graph.inputs if n not in feeds]
+    if missing:
+        raise IRError(f"interpret: no value given for input(s) {missing} of graph '{graph.name}'")
+    order = graph.order()
+    vals: dict[str, Array] = {}
+    state: dict[str, Array] | None = {} if record else None
+    batch = None
+    for name in order:
+        n = graph.node(name)
+        if isinstance(n, QNode):
+            raise IRError(f"node '{name}' is an integer {n.op}: interpret() runs float graphs; "
+                          f"simulate integer graphs with neurocompile.sim")
+        if isinstance(n, fl.Input):
+            if name not in feeds:
+                raise IRError(f"interpret: no value given for input node '{name}'")
+            v = _input_value(name, n, feeds[name])
+            if batch is not None and v.shape[0] != batch:
+                raise IRError(f"input '{name}' has batch {v.shape[0]}, other inputs have {batch}")
+            batch = v.shape[0]
+            vals[name] = v
+            continue
+        ins: dict[str, Array] = {}
+        for src in graph.preds(name):
+            e = graph.edge(src, name)
+            v = _shift(vals[src], int(e.get("delay", 0)))
+            port = e["port"]
+            if port in ins:
+                if ins[port].shape != v.shape:
+                    raise IRError(f"node '{name}' port '{port}': inputs of shapes {list(ins[port].shape)} and "
+                                  f"{list(v.shape)} cannot be summed")
+                ins[port] = ins[port] + v
+            else:
+                ins[port] = v
+        missing_ports = [p for p in n.PORTS if p not in ins]
+        if missing_ports:
+            raise IRError(f"node '{name}' ({n.op}) has no input on port(s) {missing_ports}")
+        vals[name] = _run_node(name, n, ins, state)
+    seq_end = graph.sequence_end_nodes() | {n for n in graph.g.nodes if graph.node(n).SEQUENCE_END}
+    outputs = {}
+    for name in graph.outputs:
+        v = vals[name]
+        outputs[name] = v[:, 0] if name in seq_end else v
+    return Result(outputs=outputs, trace=vals if record else None, state=state)
