@@ -619,22 +619,21 @@ def load(artifact: Graph | str | os.PathLike, batch: int | None = None, native: 
 
 
 def _load_artifact_graph(path: Path) -> Graph:
+    """The integer graph of an artifact directory (manifest checked) or of a saved graph directory."""
     from neurocompile.errors import NeurocompileError
 
     if not path.exists():
-        raise BackendError(f"artifact '{path}' does not exist")
+        raise BackendError(f"artifact '{path}' does not exist; create one with 'neurocompile export MODEL --target T'")
     try:
+        if (path / "manifest.json").is_file():
+            from neurocompile.artifact import load_artifact
+
+            return load_artifact(path).int_graph
         from neurocompile.ir.serialize import load_graph
-    except ImportError as e:  # pragma: no cover - during development only
-        raise BackendError(f"cannot read artifacts yet: {e}") from e
-    candidates = [path, path / "graph"] if path.is_dir() else [path]
-    last: Exception | None = None
-    for c in candidates:
-        if (c / "graph.json").exists():
-            try:
+
+        for c in (path, path / "int"):
+            if (c / "graph.json").is_file():
                 return load_graph(c)
-            except NeurocompileError as e:
-                last = e
-    if last is not None:
-        raise BackendError(f"artifact '{path}': {last}") from last
-    raise BackendError(f"artifact '{path}' holds no integer graph (graph.json + weights.npz)")
+    except NeurocompileError as e:
+        raise BackendError(f"cannot load '{path}' for the Lava backend: {e}") from e
+    raise BackendError(f"'{path}' is neither a neurocompile artifact (manifest.json) nor a saved graph (graph.json)")
