@@ -263,7 +263,7 @@ def graph_from_dict(d: Any, arrays: dict[str, np.ndarray], source: str = "<dict>
         nname, t = nd.get("name"), nd.get("type")
         _need(isinstance(nname, str) and nname != "", where, "'name' must be a non-empty string")
         where = f"{source}: node '{nname}'"
-        if t not in NODE_TYPES or not isinstance(t, str):
+        if not isinstance(t, str) or t not in NODE_TYPES:
             raise IRError(f"{where}: unknown node type {t!r}; known: {', '.join(sorted(NODE_TYPES))}")
         cls = NODE_TYPES[t]
         defaults = field_defaults(cls)
@@ -316,10 +316,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise IRError(f"{path}: not a readable .npz archive ({exc}); re-save the graph") from None
+    except Exception as exc:  # BadZipFile, OSError, NotImplementedError (bad version field), ...
+        raise IRError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc}); re-save the graph") from None
     with zf:
-        names = [i.filename for i in zf.infolist()]
         for info in zf.infolist():
             name = info.filename
             if not name.endswith(".npy"):
@@ -353,7 +352,6 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             except Exception as exc:  # zlib/zip/header errors of a corrupt entry
                 raise IRError(f"{path}: key '{key}' cannot be read ({type(exc).__name__}: {exc}); "
                               f"the file is corrupt, re-save the graph") from None
-        del names
     return out
 
 
