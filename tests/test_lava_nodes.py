@@ -74,9 +74,10 @@ def _check(graph: Graph, x: np.ndarray, batch: int | None) -> None:
     from neurocompile.backends.lava.compare import compare, simulate_reference
 
     res = nl.run(nl.load(graph, batch=batch), x)
-    ref = simulate_reference(graph, x)
-    cmp = compare(graph, res, ref)
-    assert cmp.equal, str(cmp)
+    for engine in (True, False):  # the simulator's engine, and a plain loop over its kernels
+        ref = simulate_reference(graph, x, engine=engine)
+        cmp = compare(graph, res, ref)
+        assert cmp.equal, f"engine={engine}: {cmp}"
     assert set(res) == set(graph.order())
     for name in graph.order():  # every node produced a full trace
         assert res[name].shape[0] == x.shape[0]

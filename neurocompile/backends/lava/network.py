@@ -285,16 +285,19 @@ def _make_proc(P: Any, node: hw.QNode, kw: dict) -> tuple[Any, list[tuple[str, t
 class LavaResult(dict):
     """node -> int64 [n, T, size]: every node's output at every step, as Lava computed it.
 
-    Sequence-end nodes (QAccumulate) and the nodes after them hold one entry per sample, [n, 1, size]
-    (their value at the sequence end). ``states``: node -> {variable: int64 [n, ...]} final states, named as
-    the simulator's kernels name them (QModeBank 're'/'im' [n, H, M], QLIF 'v', QRefractory 'v'/'s'/'r',
-    QAccumulate 'acc', QLavaLIF 'u'/'v', QDense with delay 'pipe' [n, delay, size] oldest first).
-    ``wall_s``: seconds spent running (compile and start included), ``steps``: T.
+    The layout of the simulator's ``SimResult.trace``: QAccumulate holds its running sum [n, T, size]; the
+    nodes after a sequence end hold their one value, [n, size]. ``states``: node -> {variable: int64 [n, ...]}
+    final states, named as the simulator names them (QModeBank 're'/'im' [n, H, M], QLIF 'v', QRefractory
+    'v'/'s'/'r', QAccumulate 'acc', QLavaLIF 'u'/'v', QDense with delay 'pipe' [n, delay, size], index 0 is
+    emitted next). ``outputs``/``predictions`` as in ``SimResult``. ``wall_s``: seconds of the whole run
+    (compile and start included), ``compile_s``: of Lava's compile, ``steps``: T.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.states: dict[str, dict[str, np.ndarray]] = {}
+        self.outputs: dict[str, np.ndarray] = {}
+        self.predictions: np.ndarray = np.zeros(0, np.int64)
         self.wall_s: float = 0.0
         self.compile_s: float = 0.0
         self.steps: int = 0
@@ -491,7 +494,6 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
     res = LavaResult()
     res.steps = t_len
     post = graph.sequence_end_nodes()
-    seq_end = {name for name, node in graph.items() if node.SEQUENCE_END}
     b = network.batch or 1
     lead = network.lead
     traces = {tap.node: np.zeros((n, t_len, tap.n_out), np.int64) for tap in network._taps}
@@ -546,7 +548,10 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
             anchor.wait()
             for tap in network._taps:
                 buf = bufs[tap.node][: hi - lo]
-                traces[tap.node][lo:hi] = buf[..., : tap.n_out]
+                if isinstance(graph.node(tap.node), hw.QAccumulate):  # trace: the running sum (its state)
+                    traces[tap.node][lo:hi] = buf[..., tap.n_out: 2 * tap.n_out]
+                else:
+                    traces[tap.node][lo:hi] = buf[..., : tap.n_out]
                 if tap.native is not None:
                     _read_native_state(tap, state_out[tap.node], lo, hi, buf)
                 else:
@@ -573,14 +578,19 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
             res[name] = q[name]
             continue
         tr = traces[name]
-        if name in post or name in seq_end:
-            tr = tr[:, -1:]
+        if name in post:
+            tr = tr[:, -1]  # evaluated once, after the last step
         res[name] = tr
         if isinstance(node, hw.QModeBank):
             h, m = node.a_re.shape
             last = tr[:, -1].reshape(n, h, m, 2)
             state_out[name]["re"], state_out[name]["im"] = last[..., 0].copy(), last[..., 1].copy()
     res.states = state_out
+    res.outputs = {o: (res[o][:, -1] if graph.node(o).SEQUENCE_END else res[o]) for o in graph.outputs}
+    if graph.outputs:
+        first = res.outputs[graph.outputs[0]]
+        logits = first if first.ndim == 2 else first[:, -1, :]
+        res.predictions = np.argmax(logits, axis=-1).astype(np.int64)
     return res
 
 
