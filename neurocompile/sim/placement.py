@@ -1,0 +1,569 @@
+"""Placement: which neurocore holds each compartment and synapse of an integer graph, and how far messages travel.
+
+:func:`place` is a pure function ``(graph, target) -> Placement``. The resource model (docs/simulator.md, section
+"Placement") is:
+
+- **Roles.** Host-side nodes (``QInput``, ``QEmbedding``, every node downstream of a sequence-end node, and a
+  ``QDense`` that feeds only host-side nodes) get no core. A ``QDense`` whose successors all hold compartments is
+  *synapses only*: its weight rows live on the cores of the compartments they feed (replicated when it feeds
+  several nodes); it has no compartments of its own. A ``QDense`` that feeds another ``QDense`` becomes a relay
+  with one compartment per output (synapses cannot chain without a neuron in between). Every other node holds
+  compartments: 2 per complex mode for ``QModeBank``, 1 per output for the rest.
+- **Units.** Compartments are placed in units that never straddle two cores: one channel (its 2M compartments)
+  for ``QModeBank``, one neuron otherwise.
+- **Greedy fill.** Nodes are visited in ``graph.order()``; units fill the current core while its compartments,
+  memory (synapse bits, plus compartment state bits when ``target.core.shared_memory``) and input axons stay within
+  the target's limits; then the next core opens. A unit that does not fit an empty core is a violation
+  (it is placed alone anyway, so every rule is reported).
+- **Axons.** One input axon per distinct (source node, source neuron) reaching a core; one output axon per
+  distinct destination core of a neuron (its own core included).
+- **Mesh.** Core ``k`` sits on chip ``k // cores_per_chip``, tile ``(k % cores_per_chip) // cores_per_tile``,
+  tiles row-major on a ``mesh_x`` x ``mesh_y`` grid; chips are laid side by side along x. Messages follow X-Y
+  routing: hops = |dx| + |dy| between tiles (the north-south part is |dy|); two cores of one tile are 0 hops apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neurocompile.errors import IRError
+from neurocompile.ir import hw
+from neurocompile.ir.graph import Graph
+
+__all__ = [
+    "HOST", "SYNAPSE", "COMPUTE", "PlacementViolation", "CoreUse", "Routes", "Placement", "place", "roles",
+    "compartments", "synapse_count", "synops_dense_per_step", "fanout_nnz", "unit_size", "input_unit_map",
+]
+
+HOST = "host"
+SYNAPSE = "synapse"
+COMPUTE = "compute"
+
+_ELEMENTWISE = (hw.QLIF, hw.QHeaviside, hw.QRefractory, hw.QLUT, hw.QMul, hw.QAdd, hw.QAccumulate, hw.QTernarize)
+
+
+# -- node resource model ---------------------------------------------------------------------------------------
+
+def roles(graph: Graph) -> dict[str, str]:
+    """Role of every node: HOST (no core), SYNAPSE (weights on its destinations' cores) or COMPUTE."""
+    seq = graph.sequence_end_nodes()
+    out: dict[str, str] = {}
+    for name in reversed(graph.order()):
+        node = graph.node(name)
+        if name in seq or isinstance(node, (hw.QInput, hw.QEmbedding)):
+            out[name] = HOST
+        elif isinstance(node, hw.QDense):
+            succ = [out[s] for s in graph.succs(name)]
+            if any(isinstance(graph.node(s), hw.QDense) and out[s] != HOST for s in graph.succs(name)):
+                out[name] = COMPUTE  # relay: a dense feeding a dense needs neurons in between
+            elif any(r == COMPUTE for r in succ):
+                out[name] = SYNAPSE
+            else:
+                out[name] = HOST
+        else:
+            out[name] = COMPUTE
+    return out
+
+
+def unit_size(node: hw.QNode) -> int:
+    """Compartments per placement unit (a QModeBank channel: 2M; otherwise one neuron: 1)."""
+    if isinstance(node, hw.QModeBank):
+        return 2 * int(node.a_re.shape[1])
+    return 1
+
+
+def compartments(node: hw.QNode, role: str) -> int:
+    """Compartments a node occupies: 0 unless COMPUTE; 2 per mode for QModeBank, 1 per output otherwise."""
+    return int(node.out_size()) if role == COMPUTE else 0
+
+
+def _units(node: hw.QNode) -> int:
+    return int(node.out_size()) // unit_size(node)
+
+
+def input_unit_map(node: hw.QNode, port: str, in_size: int) -> np.ndarray:
+    """For a COMPUTE node: the unit that receives input index i on ``port`` ([in_size] int)."""
+    idx = np.arange(in_size, dtype=np.int64)
+    if isinstance(node, hw.QModeReadout) and port == "state":
+        return idx // (2 * int(node.c_re.shape[1]))
+    return idx
+
+
+def _state_bits(node: hw.QNode) -> int:
+    """Persistent state bits per compartment (for targets whose neurons and synapses share memory)."""
+    if isinstance(node, hw.QModeBank):
+        return int(node.out_bits)
+    if isinstance(node, hw.QLIF):
+        return int(node.state_bits)
+    if isinstance(node, hw.QRefractory):
+        return 2 * int(node.state_bits) + 1
+    if isinstance(node, hw.QAccumulate):
+        return int(node.out_bits)
+    if isinstance(node, hw.QDense):
+        return int(node.delay) * max(int(node.out_bits), 1)
+    return 0
+
+
+def synapse_count(node: hw.QNode) -> int:
+    """Synapses (non-zero weights) a node stores: QDense W, QModeBank b, QModeReadout c and d."""
+    if isinstance(node, hw.QDense):
+        return int(np.count_nonzero(node.weight))
+    if isinstance(node, hw.QModeBank):
+        return int(np.count_nonzero(node.b_re) + np.count_nonzero(node.b_im))
+    if isinstance(node, hw.QModeReadout):
+        return int(np.count_nonzero(node.c_re) + np.count_nonzero(node.c_im) + np.count_nonzero(node.d))
+    return 0
+
+
+def synops_dense_per_step(node: hw.QNode) -> int:
+    """NeuroBench dense synaptic operations of one step of one sample.
+
+    QDense: fan_in x fan_out (every weight, zero or not); QModeBank and QModeReadout (block-diagonal): their
+    non-zero weights. Elementwise (one-to-one) connections carry no synaptic operation.
+    """
+    if isinstance(node, hw.QDense):
+        return int(node.weight.shape[0]) * int(node.weight.shape[1])
+    if isinstance(node, (hw.QModeBank, hw.QModeReadout)):
+        return synapse_count(node)
+    return 0
+
+
+def fanout_nnz(node: hw.QNode, port: str) -> np.ndarray | None:
+    """Non-zero synapses driven by input index i of ``port`` ([in_size] int), or None (no synapses)."""
+    if isinstance(node, hw.QDense):
+        return np.count_nonzero(node.weight, axis=0).astype(np.int64)
+    if isinstance(node, hw.QModeBank):
+        return (np.count_nonzero(node.b_re, axis=1) + np.count_nonzero(node.b_im, axis=1)).astype(np.int64)
+    if isinstance(node, hw.QModeReadout):
+        if port == "state":
+            return np.stack([node.c_re != 0, node.c_im != 0], axis=-1).reshape(-1).astype(np.int64)
+        return (node.d != 0).astype(np.int64)
+    return None
+
+
+def _own_synapse_rows(node: hw.QNode) -> np.ndarray | None:
+    """Per unit: synapses the COMPUTE node stores itself (ModeBank b, ModeReadout c and d)."""
+    if isinstance(node, hw.QModeBank):
+        return np.count_nonzero(node.b_re, axis=1) + np.count_nonzero(node.b_im, axis=1)
+    if isinstance(node, hw.QModeReadout):
+        return np.count_nonzero(node.c_re, axis=1) + np.count_nonzero(node.c_im, axis=1) + (node.d != 0)
+    return None
+
+
+# -- results ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlacementViolation:
+    """A resource limit the model breaks: ``rule``, ``node`` ('' = whole model), ``resource``, ``used``, ``limit``."""
+
+    rule: str
+    node: str
+    resource: str
+    used: int
+    limit: int
+    severity: str = "error"  # 'error' blocks export, 'warning' does not
+
+    @property
+    def message(self) -> str:
+        where = f"node '{self.node}'" if self.node else "the model"
+        return f"{where} needs {self.used:,} {self.resource} where the target allows {self.limit:,}"
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "node": self.node, "resource": self.resource, "used": self.used,
+                "limit": self.limit, "severity": self.severity, "message": self.message}
+
+
+@dataclass(frozen=True)
+class CoreUse:
+    """Resources used on one core, and where the core sits (chip, tile x, tile y)."""
+
+    core: int
+    chip: int
+    x: int
+    y: int
+    compartments: int
+    synapse_bits: int
+    state_bits: int
+    input_axons: int
+    output_axons: int
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Per output index of one node: messages to other cores, of those inside the sender's tile, hops, N-S hops."""
+
+    messages: np.ndarray
+    local: np.ndarray
+    hops: np.ndarray
+    hops_ns: np.ndarray
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where every node lives. ``node_cores[n]`` / ``node_core_counts[n]``: its cores and, per core, its compartments
+    (synapse rows for a SYNAPSE dense). ``unit_core[n]``: core of each unit of a COMPUTE node."""
+
+    target: str
+    limits: dict[str, int]
+    cores: tuple[CoreUse, ...]
+    roles: dict[str, str]
+    node_cores: dict[str, tuple[int, ...]]
+    node_core_counts: dict[str, tuple[int, ...]]
+    unit_core: dict[str, np.ndarray]
+    routes: dict[str, Routes]
+    violations: tuple[PlacementViolation, ...]
+    mesh: tuple[int, int, int, int] = (1, 1, 1, 1)  # cores_per_chip, cores_per_tile, mesh_x, mesh_y
+    _reach: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def cores_used(self) -> int:
+        return len(self.cores)
+
+    @property
+    def fits(self) -> bool:
+        return not any(v.severity == "error" for v in self.violations)
+
+    def core_xy(self, core: int) -> tuple[int, int, int]:
+        """(chip, global tile x, tile y) of a core; chips are laid side by side along x."""
+        return _core_xy(core, *self.mesh)
+
+    def hops(self, a: int, b: int) -> tuple[int, int]:
+        """(east-west, north-south) hops of X-Y routing from core a to core b."""
+        _, xa, ya = self.core_xy(a)
+        _, xb, yb = self.core_xy(b)
+        return abs(xa - xb), abs(ya - yb)
+
+    def utilisation(self) -> dict[int, dict[str, float]]:
+        """Core id -> fraction of each limit used: compartments, memory, input_axons, output_axons."""
+        lim = self.limits
+        out: dict[int, dict[str, float]] = {}
+        for c in self.cores:
+            mem = c.synapse_bits + (c.state_bits if lim.get("shared_memory") else 0)
+            out[c.core] = {
+                "compartments": c.compartments / lim["compartments"],
+                "memory": mem / lim["memory_bits"],
+                "input_axons": c.input_axons / lim["input_axons"],
+                "output_axons": c.output_axons / lim["output_axons"],
+            }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (cores, per-node cores, violations)."""
+        return {
+            "target": self.target,
+            "cores_used": self.cores_used,
+            "limits": dict(self.limits),
+            "cores": [{"core": c.core, "chip": c.chip, "x": c.x, "y": c.y, "compartments": c.compartments,
+                       "synapse_bits": c.synapse_bits, "state_bits": c.state_bits, "input_axons": c.input_axons,
+                       "output_axons": c.output_axons, "nodes": list(c.nodes)} for c in self.cores],
+            "nodes": {n: {"role": self.roles[n], "cores": list(self.node_cores.get(n, ())),
+                          "counts": list(self.node_core_counts.get(n, ()))} for n in self.roles},
+            "violations": [v.to_dict() for v in self.violations],
+        }
+
+
+def _core_xy(core: int, cores_per_chip: int, cores_per_tile: int, mesh_x: int, mesh_y: int) -> tuple[int, int, int]:
+    chip, local = divmod(int(core), cores_per_chip)
+    tile = local // cores_per_tile
+    return chip, chip * mesh_x + tile % mesh_x, tile // mesh_x
+
+
+# -- the greedy placer -----------------------------------------------------------------------------------------
+
+def _feeds(graph: Graph, role: dict[str, str], name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Sources feeding a COMPUTE node, following SYNAPSE denses one level back.
+
+    One entry per (source node, path): (source, A, bits) with A bool [units, n_source] (unit u receives source
+    neuron j) and bits [units] the synapse bits charged to each unit (the dense rows it hosts).
+    """
+    node = graph.node(name)
+    units = _units(node)
+    feeds: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for src in graph.preds(name):
+        port = graph.edge(src, name)["port"]
+        n_in = graph.node(src).out_size()
+        umap = input_unit_map(node, port, n_in)
+        if role[src] == SYNAPSE:
+            dense = graph.node(src)
+            w = dense.weight != 0  # [out, in]: row o feeds unit umap[o]
+            rows_per_unit = np.zeros((units, w.shape[0]), np.int64)
+            rows_per_unit[umap, np.arange(w.shape[0])] = 1
+            bits = rows_per_unit @ np.count_nonzero(w, axis=1) * int(dense.weight_bits)
+            a = (rows_per_unit @ w.astype(np.int64)) > 0
+            dsrcs = graph.preds(src) or [""]
+            for i, dsrc in enumerate(dsrcs):
+                feeds.append((dsrc, a if dsrc else np.zeros((units, 0), bool), bits if i == 0 else 0 * bits))
+        else:
+            a = np.zeros((units, n_in), bool)
+            a[umap, np.arange(n_in)] = True
+            feeds.append((src, a, np.zeros(units, np.int64)))
+    return feeds
+
+
+def _new_axons(feeds: list[tuple[str, np.ndarray, np.ndarray]], seen: dict[str, np.ndarray], u: int,
+               k: int) -> np.ndarray:
+    """Sorted unit offsets (0..k-1) at which each new (source, neuron) axon first appears in units u..u+k-1."""
+    per_src: dict[str, np.ndarray] = {}
+    for src, a, _ in feeds:
+        if a.shape[1] == 0:
+            continue
+        sub = a[u:u + k]
+        first = np.where(sub.any(axis=0), sub.argmax(axis=0), k)
+        if src in seen:
+            first = np.where(seen[src], k, first)
+        per_src[src] = np.minimum(per_src[src], first) if src in per_src else first
+    if not per_src:
+        return np.zeros(0, np.int64)
+    allf = np.concatenate(list(per_src.values()))
+    return np.sort(allf[allf < k])
+
+
+def place(graph: Graph, target: Any) -> Placement:
+    """Assign every compartment and synapse of ``graph`` to cores of ``target`` (greedy fill; see module doc).
+
+    Never raises for a model that does not fit: every broken limit is returned in ``violations``.
+    """
+    cap = int(target.core.compartments)
+    mem_cap = int(target.core.synapse_memory_bits)
+    ax_in_cap = int(target.core.input_axons)
+    ax_out_cap = int(target.core.output_axons)
+    shared = bool(target.core.shared_memory)
+    sysm = target.system
+    mesh = (int(sysm.cores_per_chip), int(sysm.cores_per_tile), int(sysm.mesh_x), int(sysm.mesh_y))
+    role = roles(graph)
+    order = graph.order()
+    violations: list[PlacementViolation] = []
+
+    # per core: compartments, synapse bits, state bits, axon masks per source, nodes
+    c_comp: list[int] = []
+    c_syn: list[int] = []
+    c_state: list[int] = []
+    c_axons: list[dict[str, np.ndarray]] = []
+    c_out: list[int] = []  # output axons needed at least (one per compartment read on chip)
+    c_nodes: list[list[str]] = []
+    unit_core: dict[str, np.ndarray] = {}
+
+    def open_core() -> int:
+        c_comp.append(0)
+        c_syn.append(0)
+        c_state.append(0)
+        c_axons.append({})
+        c_out.append(0)
+        c_nodes.append([])
+        return len(c_comp) - 1
+
+    cur = -1
+    for name in order:
+        if role[name] != COMPUTE:
+            continue
+        node = graph.node(name)
+        units = _units(node)
+        usz = unit_size(node)
+        feeds = _feeds(graph, role, name)
+        syn_u = np.zeros(units, np.int64)
+        for _, _, bits in feeds:
+            syn_u += bits
+        own = _own_synapse_rows(node)
+        if own is not None:
+            syn_u += own.astype(np.int64) * int(getattr(node, "weight_bits", 8))
+        state_u = np.full(units, _state_bits(node) * usz, np.int64)
+        mem_u = syn_u + (state_u if shared else 0)
+        cum_comp = np.arange(1, units + 1, dtype=np.int64) * usz
+        cum_mem = np.cumsum(mem_u)
+        out_u = _read_on_chip(graph, role, name).reshape(units, usz).sum(axis=1)
+        cum_out = np.cumsum(out_u)
+        cores_of_units = np.full(units, -1, np.int64)
+        u = 0
+        if cur < 0:
+            cur = open_core()
+        while u < units:
+            base_comp = int(cum_comp[u - 1]) if u else 0
+            base_mem = int(cum_mem[u - 1]) if u else 0
+            mem_used = c_syn[cur] + (c_state[cur] if shared else 0)
+            # largest k such that compartments and memory fit
+            k_comp = int(np.searchsorted(cum_comp - base_comp, cap - c_comp[cur], side="right")) - u
+            k_mem = int(np.searchsorted(cum_mem - base_mem, mem_cap - mem_used, side="right")) - u
+            base_out = int(cum_out[u - 1]) if u else 0
+            k_out = int(np.searchsorted(cum_out - base_out, ax_out_cap - c_out[cur], side="right")) - u
+            k = max(0, min(units - u, k_comp, k_mem, k_out))
+            # input axons: distinct (source, neuron) pairs new to this core, first needed at unit offset f
+            if k > 0:
+                firsts = _new_axons(feeds, c_axons[cur], u, k)
+                room = ax_in_cap - sum(int(m.sum()) for m in c_axons[cur].values())
+                # units u..u+j-1 need count(firsts < j) new axons: largest j <= k within the room
+                if firsts.size > room:
+                    k = int(firsts[max(room, 0)]) if room >= 0 else 0
+            if k == 0:
+                if c_comp[cur] == 0:
+                    # one unit does not fit an empty core: report every broken limit and place it alone
+                    need_ax = sum(int(a[u].sum()) for _, a, _ in feeds)
+                    for res, used, lim in (("compartments", usz, cap), ("memory bits", int(mem_u[u]), mem_cap),
+                                           ("input axons", need_ax, ax_in_cap),
+                                           ("output axons", int(out_u[u]), ax_out_cap)):
+                        if used > lim:
+                            violations.append(PlacementViolation("core-capacity", name, res, used, lim))
+                    k = 1
+                else:
+                    cur = open_core()
+                    continue
+            sl = slice(u, u + k)
+            cores_of_units[sl] = cur
+            c_comp[cur] += k * usz
+            c_syn[cur] += int(syn_u[sl].sum())
+            c_state[cur] += int(state_u[sl].sum())
+            c_out[cur] += int(out_u[sl].sum())
+            for src, a, _ in feeds:
+                if a.shape[1] == 0:
+                    continue
+                hit = a[sl].any(axis=0)
+                prev = c_axons[cur].get(src)
+                c_axons[cur][src] = hit if prev is None else (prev | hit)
+            if name not in c_nodes[cur]:
+                c_nodes[cur].append(name)
+            u += k
+        unit_core[name] = cores_of_units
+
+    n_cores = len(c_comp)
+    if n_cores > int(sysm.cores_total):
+        violations.append(PlacementViolation("cores", "", "cores", n_cores, int(sysm.cores_total)))
+
+    # -- per-node cores and per-output destination cores (reach) ----------------------------------------------
+    out_core: dict[str, np.ndarray] = {}
+    for name in order:
+        node = graph.node(name)
+        if role[name] == COMPUTE:
+            out_core[name] = np.repeat(unit_core[name], unit_size(node))
+    reach = _reach_matrices(graph, role, out_core, n_cores)
+
+    node_cores: dict[str, tuple[int, ...]] = {}
+    node_counts: dict[str, tuple[int, ...]] = {}
+    for name in order:
+        if role[name] == COMPUTE:
+            ids, cnt = np.unique(out_core[name], return_counts=True)
+        elif role[name] == SYNAPSE:
+            # rows of the dense, placed with the first compartment node they feed
+            rows = _synapse_row_cores(graph, role, out_core, name)
+            ids, cnt = np.unique(rows[rows >= 0], return_counts=True)
+        else:
+            ids, cnt = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        node_cores[name] = tuple(int(i) for i in ids)
+        node_counts[name] = tuple(int(c) for c in cnt)
+
+    # -- routes and axons --------------------------------------------------------------------------------------
+    xy = np.array([_core_xy(c, *mesh) for c in range(n_cores)], np.int64).reshape(n_cores, 3)
+    tile = np.array([c // mesh[1] for c in range(n_cores)], np.int64)
+    routes: dict[str, Routes] = {}
+    out_axons = np.zeros(n_cores, np.int64)
+    in_axons = np.zeros(n_cores, np.int64)
+    for name in order:
+        r = reach[name]
+        n = r.shape[0]
+        if n_cores:
+            in_axons += r.sum(axis=0)
+        if role[name] != COMPUTE or n_cores == 0:
+            z = np.zeros(n, np.int64)
+            routes[name] = Routes(z, z, z, z)
+            continue
+        own = out_core[name]
+        np.add.at(out_axons, own, r.sum(axis=1))
+        other = r.copy()
+        other[np.arange(n), own] = False
+        dx = np.abs(xy[own][:, None, 1] - xy[None, :, 1])
+        dy = np.abs(xy[own][:, None, 2] - xy[None, :, 2])
+        same_tile = tile[own][:, None] == tile[None, :]
+        routes[name] = Routes(
+            messages=other.sum(axis=1).astype(np.int64),
+            local=(other & same_tile).sum(axis=1).astype(np.int64),
+            hops=(other * (dx + dy)).sum(axis=1).astype(np.int64),
+            hops_ns=(other * dy).sum(axis=1).astype(np.int64),
+        )
+    for c in range(n_cores):
+        if out_axons[c] > ax_out_cap:
+            violations.append(PlacementViolation("core-capacity", ", ".join(c_nodes[c]), f"output axons on core {c}",
+                                                 int(out_axons[c]), ax_out_cap))
+
+    cores = tuple(
+        CoreUse(core=c, chip=int(xy[c, 0]), x=int(xy[c, 1]), y=int(xy[c, 2]), compartments=c_comp[c],
+                synapse_bits=c_syn[c], state_bits=c_state[c], input_axons=int(in_axons[c]),
+                output_axons=int(out_axons[c]), nodes=tuple(c_nodes[c]))
+        for c in range(n_cores)
+    )
+    limits = {"compartments": cap, "memory_bits": mem_cap, "input_axons": ax_in_cap, "output_axons": ax_out_cap,
+              "shared_memory": int(shared), "cores": int(sysm.cores_total)}
+    return Placement(target=str(getattr(target, "name", "")), limits=limits, cores=cores, roles=role,
+                     node_cores=node_cores, node_core_counts=node_counts, unit_core=unit_core, routes=routes,
+                     violations=tuple(violations), mesh=mesh, _reach=reach)
+
+
+def _read_on_chip(graph: Graph, role: dict[str, str], name: str) -> np.ndarray:
+    """[out_size] estimate of the output axons of each output of ``name``: one per distinct compartment node that
+    reads it on chip (directly or through a SYNAPSE dense). Exact when each reader sits on one core."""
+    node = graph.node(name)
+    readers: dict[str, np.ndarray] = {}
+    for s in graph.succs(name):
+        if role[s] == COMPUTE:
+            readers[s] = np.ones(node.out_size(), bool)
+        elif role[s] == SYNAPSE:
+            col = np.any(graph.node(s).weight != 0, axis=0)
+            for t in graph.succs(s):
+                if role[t] == COMPUTE:
+                    readers[t] = readers[t] | col if t in readers else col
+    need = np.zeros(node.out_size(), np.int64)
+    for r in readers.values():
+        need += r
+    return need
+
+
+def _dest_cores(graph: Graph, role: dict[str, str], out_core: dict[str, np.ndarray], dst: str, port: str,
+                n_in: int, n_cores: int) -> np.ndarray:
+    """bool [n_in, n_cores]: cores that input index i of ``dst`` on ``port`` reaches."""
+    r = np.zeros((n_in, n_cores), bool)
+    if n_cores == 0:
+        return r
+    if role[dst] == COMPUTE:
+        node = graph.node(dst)
+        umap = input_unit_map(node, port, n_in)
+        r[np.arange(n_in), graph_unit_core(node, out_core[dst], umap)] = True
+    elif role[dst] == SYNAPSE:
+        w = (graph.node(dst).weight != 0).astype(np.int64)  # [out, in]
+        for s in graph.succs(dst):
+            sub = _dest_cores(graph, role, out_core, s, graph.edge(dst, s)["port"], w.shape[0], n_cores)
+            r |= (w.T @ sub.astype(np.int64)) > 0
+    return r
+
+
+def graph_unit_core(node: hw.QNode, out_core: np.ndarray, umap: np.ndarray) -> np.ndarray:
+    """Core of unit umap[i] of a COMPUTE node, given the core of each of its outputs."""
+    return out_core[::unit_size(node)][umap]
+
+
+def _reach_matrices(graph: Graph, role: dict[str, str], out_core: dict[str, np.ndarray],
+                    n_cores: int) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name in graph.order():
+        n = graph.node(name).out_size()
+        r = np.zeros((n, n_cores), bool)
+        if role[name] != SYNAPSE:  # a SYNAPSE dense sends nothing: its sources' messages reach its rows
+            for s in graph.succs(name):
+                r |= _dest_cores(graph, role, out_core, s, graph.edge(name, s)["port"], n, n_cores)
+        out[name] = r
+    return out
+
+
+def _synapse_row_cores(graph: Graph, role: dict[str, str], out_core: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """Core of each output row of a SYNAPSE dense: the core of the first COMPUTE successor unit it feeds."""
+    n = graph.node(name).out_size()
+    rank = {v: i for i, v in enumerate(graph.order())}
+    for s in sorted(graph.succs(name), key=rank.__getitem__):
+        if role[s] == COMPUTE:
+            node = graph.node(s)
+            umap = input_unit_map(node, graph.edge(name, s)["port"], n)
+            return graph_unit_core(node, out_core[s], umap)
+    return np.full(n, -1, np.int64)
