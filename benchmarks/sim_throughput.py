@@ -1,0 +1,157 @@
+"""Simulator throughput: synaptic events per second of the integer engine on a 4-layer H=256 spiking SSM.
+
+The model is a random but valid integer graph built directly from hardware nodes (no quantiser):
+
+    QInput(d) -> QDense enc -> 4 x [ QModeBank(M) -> QModeReadout -> QLIF -> QDense a, QDense b
+                                     -> QLUT(sigmoid)(b) -> QMul(a, lut) -> QAdd(residual) ]
+              -> QAccumulate -> QDense readout (sequence end)
+
+Synaptic events = ``synops_dense`` processed (fan_in x fan_out per step of every dense connection, non-zero
+weights of the block-diagonal QModeBank input and QModeReadout), counted by the simulator itself. The baseline is
+a float32 matrix multiply of the same dense shapes at the same batch size, timed in the same run.
+
+    .venv/bin/python benchmarks/sim_throughput.py [--hidden 256] [--modes 16] [--layers 4] [--batch 64]
+        [--steps 64] [--samples 128] [--arith auto] [--no-counters] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from neurocompile.ir import hw  # noqa: E402
+from neurocompile.ir.graph import Graph  # noqa: E402
+from neurocompile.sim.engine import simulate  # noqa: E402
+
+
+def build_model(hidden: int = 256, modes: int = 16, layers: int = 4, d_in: int = 16, classes: int = 10,
+                seed: int = 0) -> Graph:
+    """A random, valid integer spiking-SSM graph (weights 8 bit, states 24 bit, decays 12 bit)."""
+    rng = np.random.default_rng(seed)
+    g = Graph("bench")
+    h, m = hidden, modes
+
+    def w(*shape: int, bits: int = 8) -> np.ndarray:
+        lim = (1 << (bits - 1)) - 1
+        return rng.integers(-lim, lim + 1, size=shape).astype(np.int64)
+
+    g.add("x", hw.QInput(size=d_in, out_scale=1 / 64, out_bits=8))
+    g.inputs = ["x"]
+    g.add("enc", hw.QDense(weight=w(h, d_in), bias=np.zeros(h, np.int64), shift=np.full(h, 6, np.int64),
+                           out_bits=16), "x")
+    prev = "enc"
+    for i in range(layers):
+        mag = rng.uniform(0.80, 0.99, (h, m))
+        ang = rng.uniform(0, np.pi / 4, (h, m))
+        a_re = np.round(mag * np.cos(ang) * 4096).astype(np.int64)
+        a_im = np.round(mag * np.sin(ang) * 4096).astype(np.int64)
+        g.add(f"l{i}.ssm", hw.QModeBank(a_re=a_re, a_im=a_im, b_re=w(h, m), b_im=w(h, m),
+                                          b_shift=np.full(h, 4, np.int64), out_bits=24), prev)
+        g.add(f"l{i}.ro", hw.QModeReadout(c_re=w(h, m), c_im=w(h, m), d=w(h), shift=np.full(h, 14, np.int64),
+                                            out_bits=16), {"state": f"l{i}.ssm", "skip": prev})
+        g.add(f"l{i}.lif", hw.QLIF(decay=512, vth=np.full(h, 64, np.int64), state_bits=24), f"l{i}.ro")
+        g.add(f"l{i}.a", hw.QDense(weight=w(h, h), bias=np.zeros(h, np.int64), shift=np.full(h, 2, np.int64),
+                                   out_bits=16), f"l{i}.lif")
+        g.add(f"l{i}.b", hw.QDense(weight=w(h, h), bias=np.zeros(h, np.int64), shift=np.full(h, 2, np.int64),
+                                   out_bits=16), f"l{i}.lif")
+        xs = np.arange(256)
+        table = np.round(255 / (1 + np.exp(-(xs - 128) / 16))).astype(np.int64)
+        g.add(f"l{i}.sig", hw.QLUT(table=table, in_shift=4, offset=128, fn="sigmoid", size=h, out_bits=9),
+              f"l{i}.b")
+        g.add(f"l{i}.glu", hw.QMul(shift=8, size=h, out_bits=16), {"a": f"l{i}.a", "b": f"l{i}.sig"})
+        g.add(f"l{i}.res", hw.QAdd(size=h, out_bits=16), [f"l{i}.glu", prev])
+        prev = f"l{i}.res"
+    g.add("pool", hw.QAccumulate(size=h, out_bits=32), prev)
+    g.add("head", hw.QDense(weight=w(classes, h), bias=np.zeros(classes, np.int64),
+                            shift=np.zeros(classes, np.int64), out_bits=0), "pool")
+    g.outputs = ["head"]
+    return g
+
+
+def dense_shapes(g: Graph) -> list[tuple[int, int]]:
+    """(in, out) of every per-step QDense (the shapes the float32 baseline multiplies)."""
+    seq = g.sequence_end_nodes()
+    return [(int(n.weight.shape[1]), int(n.weight.shape[0])) for name, n in g.items()
+            if isinstance(n, hw.QDense) and name not in seq]
+
+
+def float32_baseline(shapes: list[tuple[int, int]], batch: int, repeats: int = 200) -> float:
+    """MACs per second of float32 x @ W for the given shapes at this batch size (best of 3)."""
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((batch, i)).astype(np.float32) for i, _ in shapes]
+    ws = [rng.standard_normal((i, o)).astype(np.float32) for i, o in shapes]
+    outs = [np.empty((batch, o), np.float32) for _, o in shapes]
+    macs = repeats * batch * sum(i * o for i, o in shapes)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            for x, w, o in zip(xs, ws, outs):
+                np.matmul(x, w, out=o)
+        best = min(best, time.perf_counter() - t0)
+    return macs / best
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--modes", type=int, default=16)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--samples", type=int, default=128)
+    ap.add_argument("--arith", default="auto", choices=("auto", "int64", "reference"))
+    ap.add_argument("--no-counters", action="store_true")
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args(argv)
+
+    g = build_model(a.hidden, a.modes, a.layers)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((a.samples, a.steps, 16)).astype(np.float32)
+    simulate(g, x[: a.batch, :4], batch_size=a.batch, arith=a.arith)  # warm-up
+    t0 = time.perf_counter()
+    res = simulate(g, x, batch_size=a.batch, counters=True if not a.no_counters else False, arith=a.arith)
+    wall = time.perf_counter() - t0
+    if res.counts is None:  # count once more (not timed) to know the synaptic events
+        res_c = simulate(g, x[:1], batch_size=1, arith=a.arith)
+        synops = res_c.counts.total("synops_dense") * a.samples
+    else:
+        synops = res.counts.total("synops_dense")
+    rate = synops / wall
+    base = float32_baseline(dense_shapes(g), a.batch)
+    out = {
+        "model": f"{a.layers} layers, H={a.hidden}, M={a.modes}",
+        "batch": a.batch, "steps": a.steps, "samples": a.samples, "arith": a.arith,
+        "counters": not a.no_counters,
+        "wall_s": wall,
+        "synops_dense": synops,
+        "synaptic_events_per_s": rate,
+        "float32_matmul_macs_per_s": base,
+        "ratio_to_float32_matmul": rate / base,
+        "paths": sorted(set(res.paths.values())),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "numpy": np.__version__,
+    }
+    print(f"model: {out['model']}, batch {a.batch}, {a.samples} samples x {a.steps} steps, arith {a.arith}, "
+          f"counters {'on' if out['counters'] else 'off'}")
+    print(f"wall time: {wall:.3f} s for {synops:,} synaptic events")
+    print(f"synaptic events per second: {rate:.3e}")
+    print(f"float32 matmul (same dense shapes, batch {a.batch}): {base:.3e} MAC/s")
+    print(f"ratio engine / float32 matmul: {rate / base:.3f}")
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=2, sort_keys=True))
+    return out
+
+
+if __name__ == "__main__":
+    main()
