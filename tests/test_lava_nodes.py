@@ -26,20 +26,20 @@ def _ssm_graph(rng: np.random.Generator) -> Graph:
     g.add("x", hw.QInput(size=d, out_scale=0.01, out_bits=10))
     g.inputs = ["x"]
     g.add("enc", hw.QDense(weight=rng.integers(-127, 128, (h, d)), bias=rng.integers(-50, 50, h),
-                           shift=np.array([2, 3, 0, -1]), out_bits=14), "x")
+                           shift=np.array([6, 7, 5, 4]), out_bits=14), "x")
     g.add("mb", hw.QModeBank(a_re=rng.integers(2000, 4000, (h, m)), a_im=rng.integers(-1500, 1500, (h, m)),
                              b_re=rng.integers(-127, 128, (h, m)), b_im=rng.integers(-127, 128, (h, m)),
-                             b_shift=np.array([1, 2, 0, -1]), out_bits=18), "enc")  # narrow: saturates
+                             b_shift=np.array([1, 2, 0, 3]), out_bits=17), "enc")  # narrow: saturates at times
     g.add("ro", hw.QModeReadout(c_re=rng.integers(-127, 128, (h, m)), c_im=rng.integers(-127, 128, (h, m)),
-                                d=rng.integers(-127, 128, h), shift=np.array([8, 9, 7, 10]), out_bits=12),
+                                d=rng.integers(-127, 128, h), shift=np.array([13, 14, 12, 15]), out_bits=12),
           {"state": "mb", "skip": "enc"})
     g.add("lif", hw.QLIF(decay=512, vth=np.array([100, 200, 50, 300])), "ro")
     g.add("lif_sub", hw.QLIF(decay=3000, vth=np.array([60, 60, 90, 20]), reset="subtract", compare=">",
-                             state_bits=10), "ro")
+                             state_bits=11), "ro")
     g.add("hs", hw.QHeaviside(vth=np.array([0, 10, -5, 3])), "ro")
     g.add("refr", hw.QRefractory(decay=2048, lam=3000, vth=np.array([80, 40, 120, 60]), rho=np.array([30, 5, 60, 0]),
                                  trace_frac_bits=6, state_bits=16), "ro")
-    g.add("res", hw.QAdd(size=h, out_bits=4), ["lif", "lif_sub", "hs", "refr", "enc"])  # 5 connections, one port
+    g.add("res", hw.QAdd(size=h, out_bits=3), ["lif", "lif_sub", "hs", "refr"])  # 4 connections, one port
     g.add("pool", hw.QAccumulate(size=h, out_bits=6), "res")  # saturates
     g.add("head", hw.QDense(weight=rng.integers(-10, 10, (3, h)), bias=np.array([5, -5, 0]), shift=np.zeros(3, I),
                             out_bits=0), "pool")
@@ -54,16 +54,16 @@ def _gate_graph(rng: np.random.Generator) -> Graph:
     g.add("tok", hw.QInput(size=1, tokens=True, vocab=vocab))
     g.inputs = ["tok"]
     g.add("emb", hw.QEmbedding(table=rng.integers(-500, 500, (vocab, h)), out_bits=12), "tok")
-    g.add("a", hw.QDense(weight=rng.integers(-127, 128, (h, h)), bias=np.zeros(h, I), shift=np.full(h, 4, I),
+    g.add("a", hw.QDense(weight=rng.integers(-127, 128, (h, h)), bias=np.zeros(h, I), shift=np.full(h, 7, I),
                          out_bits=12), "emb")
     g.add("b", hw.QDense(weight=rng.integers(-127, 128, (h, h)), bias=rng.integers(-300, 300, h),
-                         shift=np.array([5, 6, 4, 3, 7]), rounding="floor", out_bits=12), "emb")
+                         shift=np.array([7, 8, 6, 7, 8]), rounding="floor", out_bits=12), "emb")
     table = np.round(255 / (1 + np.exp(-np.linspace(-6, 6, 33)))).astype(I)
-    g.add("sig", hw.QLUT(table=table, in_shift=6, offset=16, fn="sigmoid", size=h, out_bits=9), "b")  # clamps
+    g.add("sig", hw.QLUT(table=table, in_shift=5, offset=16, fn="sigmoid", size=h, out_bits=9), "b")  # clamps
     g.add("glu", hw.QMul(shift=8, size=h, out_bits=10), {"a": "a", "b": "sig"})
     g.add("tern", hw.QTernarize(num=3, den=20, size=h), "glu")
     g.add("mix", hw.QDense(weight=rng.integers(-127, 128, (3, h)), bias=np.array([1, 0, -1]),
-                           shift=np.array([1, 0, 2]), rounding="floor", delay=2, out_bits=6), ["tern", "emb"])
+                           shift=np.array([9, 8, 10]), rounding="floor", delay=2, out_bits=8), ["tern", "emb"])
     g.add("out", hw.QAdd(size=3, out_bits=24), ["mix"])
     g.outputs = ["out"]
     return g
@@ -132,3 +132,21 @@ def test_steps_and_repeated_runs() -> None:
     np.testing.assert_array_equal(part["lif"], full["lif"][:, :9])
     swapped = nl.run(net, x[::-1])
     np.testing.assert_array_equal(swapped["mb"], full["mb"][::-1])
+
+
+@needs_lava
+def test_simulate_lava_returns_a_checked_sim_result() -> None:
+    """What ``neurocompile simulate --backend lava`` uses: Lava's outputs in the simulator's SimResult."""
+    from neurocompile.backends import lava as nl
+    from neurocompile.sim.engine import simulate
+
+    rng = np.random.default_rng(11)
+    g = _ssm_graph(rng)
+    x = rng.normal(scale=2.0, size=(5, 24, 2))
+    res = nl.simulate_lava(g, x, batch=2, record=True)
+    sim = simulate(g, x)
+    assert res.lava_comparison.equal
+    np.testing.assert_array_equal(res.predictions, sim.predictions)
+    assert res.spikes == sim.spikes and res.saturations == sim.saturations
+    np.testing.assert_array_equal(res.outputs["head"], sim.outputs["head"])
+    assert res.counts == sim.counts and set(res.paths) == set(g.order())

@@ -4,7 +4,8 @@ Importing this package never imports Lava; the functions that need it raise
 :class:`~neurocompile.errors.BackendError` with one clear message when Lava is missing or broken.
 
 - :func:`load` (artifact directory or Graph -> :class:`LavaNetwork`) and :func:`run` (-> per-node outputs
-  at every step + final states) run a graph on Lava, bit for bit as neurocompile's simulator.
+  at every step + final states) run a graph on Lava, bit for bit as neurocompile's simulator;
+  :func:`simulate_lava` wraps them into a simulator ``SimResult`` (``neurocompile simulate --backend lava``).
 - :func:`from_lava_dense_lif` / :func:`from_lava_layers` turn plain Lava Dense + LIF networks into graphs.
 - :func:`write_netx` writes the layers lava-dl's netx can express as a netx HDF5 file.
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from neurocompile.backends.lava.network import LavaNetwork, LavaResult
 
 __all__ = [
-    "LAVA_VERSION", "lava_available", "require_lava", "load", "run", "LavaNetwork", "LavaResult",
+    "LAVA_VERSION", "lava_available", "require_lava", "load", "run", "simulate_lava", "LavaNetwork", "LavaResult",
     "from_lava_dense_lif", "from_lava_layers", "LavaLayer", "lava_weight_mantissa", "write_netx",
 ]
 
@@ -39,7 +40,7 @@ def load(artifact: Any, batch: int | None = None, native: bool = True, tap_buffe
     return _load(artifact, batch=batch, native=native, tap_buffer=tap_buffer)
 
 
-def run(network: Any, x: Any, steps: int | None = None) -> "LavaResult":
+def run(network: Any, x: Any, steps: int | None = None, progress: bool = False) -> "LavaResult":
     """Run inputs ``x`` [n, T, d] (or [n, T] token ids, or {input: array}) for ``steps`` (default T) steps.
 
     Returns node -> int64 [n, T, size] outputs, with ``.states`` the final states; always stops Lava.
@@ -47,7 +48,15 @@ def run(network: Any, x: Any, steps: int | None = None) -> "LavaResult":
     require_lava()
     from neurocompile.backends.lava.network import run as _run
 
-    return _run(network, x, steps)
+    return _run(network, x, steps, progress=progress)
+
+
+def simulate_lava(graph: Any, x: Any, **kw: Any) -> Any:
+    """Run on Lava and return a ``SimResult`` (Lava's outputs, the simulator's counters; checked equal)."""
+    require_lava()
+    from neurocompile.backends.lava.network import simulate_lava as _sim
+
+    return _sim(graph, x, **kw)
 
 
 def write_netx(graph: Any, path: Any, **kw: Any) -> Any:

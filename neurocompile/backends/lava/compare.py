@@ -148,6 +148,14 @@ def compare(graph: Graph, lava: Any, ref: Reference) -> Comparison:
             idx = tuple(int(i) for i in np.argwhere(got != want)[0])
             cmp.mismatches.append(f"{k}: {int(np.count_nonzero(got != want))} values differ, first at index "
                                   f"{list(idx)}: lava {int(got[idx])} vs simulator {int(want[idx])}")
+    plan = getattr(lava, "plan", {}) or {}
+    lava_sats = getattr(lava, "saturations", None)
+    if lava_sats is not None:
+        for k, want in ref.saturations.items():
+            if plan.get(k, "").startswith("lava."):
+                continue  # Lava's own Dense / LIF do not count their clipping
+            if int(lava_sats.get(k, 0)) != int(want):
+                cmp.mismatches.append(f"{k}: {lava_sats.get(k, 0)} saturations in Lava vs {want} in the simulator")
     for k, sts in ref.states.items():
         for var, want in sts.items():
             got = lava.states.get(k, {}).get(var)

@@ -298,6 +298,8 @@ class LavaResult(dict):
         self.states: dict[str, dict[str, np.ndarray]] = {}
         self.outputs: dict[str, np.ndarray] = {}
         self.predictions: np.ndarray = np.zeros(0, np.int64)
+        self.saturations: dict[str, int] = {}  # values clipped per node, counted by the Lava models
+        self.plan: dict[str, str] = {}  # node -> Lava Process that ran it ('lava.*': Lava's own, no counts)
         self.wall_s: float = 0.0
         self.compile_s: float = 0.0
         self.steps: int = 0
@@ -315,10 +317,12 @@ def _as_inputs(graph: Graph, x: Any) -> dict[str, np.ndarray]:
     return {graph.inputs[0]: np.asarray(x)}
 
 
-def quantize_inputs(graph: Graph, x: Any, steps: int | None = None) -> tuple[dict[str, np.ndarray], int, int]:
-    """Host-side QInput: {input: int64 [n, T, size]}, n, T (floats quantised with ``quantize_round`` + sat)."""
+def quantize_inputs(graph: Graph, x: Any, steps: int | None = None, count: bool = False) -> tuple:
+    """Host-side QInput: ({input: int64 [n, T, size]}, n, T), floats quantised with ``quantize_round`` and
+    saturated to ``out_bits``; with ``count``, also {input: values clipped}."""
     xs = _as_inputs(graph, x)
     out: dict[str, np.ndarray] = {}
+    clipped: dict[str, int] = {}
     n = t_len = None
     for name, a in xs.items():
         node = graph.node(name)
@@ -335,7 +339,7 @@ def quantize_inputs(graph: Graph, x: Any, steps: int | None = None) -> tuple[dic
         if node.tokens:
             q = a.astype(np.int64)
         else:
-            q, _ = sat(quantize_round(a, node.out_scale), node.out_bits)
+            q, clipped[name] = sat(quantize_round(a, node.out_scale), node.out_bits)
         out[name] = q
         if n is None:
             n, t_len = a.shape[0], a.shape[1]
@@ -343,6 +347,8 @@ def quantize_inputs(graph: Graph, x: Any, steps: int | None = None) -> tuple[dic
             raise BackendError("all inputs need the same number of samples and steps")
     if not t_len:
         raise BackendError("need at least one step of input")
+    if count:
+        return out, int(n), int(t_len), clipped
     return out, int(n), int(t_len)
 
 
@@ -474,7 +480,8 @@ def _force_stop(runtime: Any) -> None:
     runtime._is_running = False
 
 
-def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = None) -> LavaResult:
+def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = None,
+        progress: bool = False) -> LavaResult:
     """Run ``x`` ([n, T, d] floats, [n, T] token ids, or {input: array}) through the Lava network.
 
     Returns a :class:`LavaResult`: per-node int64 [n, T, size] outputs and the final states of every sample.
@@ -487,7 +494,7 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
         network.build()
     network._used = True
     graph = network.graph
-    q, n, t_len = quantize_inputs(graph, x, steps)
+    q, n, t_len, q_clipped = quantize_inputs(graph, x, steps, count=True)
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -504,9 +511,12 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
         if isinstance(node, hw.QModeBank):
             h, m = node.a_re.shape
             state_out[name] = {"re": np.zeros((n, h, m), np.int64), "im": np.zeros((n, h, m), np.int64)}
+    sats: dict[str, int] = {name: 0 for name in graph.order()}
+    sats.update(q_clipped)
     anchor = network.any_process()
     procs = list(network.procs.values()) + [t.proc for t in network._taps if t.native is not None]
     runtime = None
+    bar = None
     t0 = time.perf_counter()
     ok = False
     try:
@@ -522,6 +532,13 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
             finally:
                 runtime = anchor.runtime
         window = max(1, network.tap_buffer - 1)
+        if progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            bar = Progress(TextColumn("running on Lava"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
+                           TimeRemainingColumn(), transient=True)
+            bar.start()
+            task = bar.add_task("lava", total=n)
         for lo in range(0, n, b):
             hi = min(n, lo + b)
             rows = {}
@@ -555,11 +572,15 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
                 if tap.native is not None:
                     _read_native_state(tap, state_out[tap.node], lo, hi, buf)
                 else:
+                    clipped = buf[:, -1:, -1] if tap.node in post else buf[..., -1]  # post-sequence: once
+                    sats[tap.node] = sats.get(tap.node, 0) + int(clipped.sum())
                     off = tap.n_out
                     for k, shape in tap.states:
                         size = int(np.prod(shape))
                         state_out[tap.node][k][lo:hi] = buf[:, -1, off: off + size].reshape((hi - lo,) + shape)
                         off += size
+            if bar is not None:
+                bar.update(task, advance=hi - lo)
         ok = True
     except KeyboardInterrupt:
         shutdown(runtime, procs, graceful=False)
@@ -570,6 +591,8 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
     except Exception as e:
         raise BackendError(f"Lava run of graph '{graph.name}' failed: {type(e).__name__}: {e}") from e
     finally:
+        if bar is not None:
+            bar.stop()
         if runtime is not None:
             shutdown(runtime, procs, graceful=ok)
     res.wall_s = time.perf_counter() - t0
@@ -586,6 +609,8 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
             last = tr[:, -1].reshape(n, h, m, 2)
             state_out[name]["re"], state_out[name]["im"] = last[..., 0].copy(), last[..., 1].copy()
     res.states = state_out
+    res.saturations = sats
+    res.plan = dict(network.plan)
     res.outputs = {o: (res[o][:, -1] if graph.node(o).SEQUENCE_END else res[o]) for o in graph.outputs}
     if graph.outputs:
         first = res.outputs[graph.outputs[0]]
@@ -647,3 +672,48 @@ def _load_artifact_graph(path: Path) -> Graph:
     except NeurocompileError as e:
         raise BackendError(f"cannot load '{path}' for the Lava backend: {e}") from e
     raise BackendError(f"'{path}' is neither a neurocompile artifact (manifest.json) nor a saved graph (graph.json)")
+
+
+def simulate_lava(graph: Graph | str | Path, x: Any, *, batch: int | None = 32, native: bool = True,
+                  progress: bool = False, record: bool = False, target: Any = None, check: bool = True) -> Any:
+    """Run ``x`` on Lava and return a :class:`neurocompile.sim.engine.SimResult` (what ``--backend lava`` prints).
+
+    Outputs, predictions, spikes and saturations are Lava's. The activity counters (``counts``: synaptic
+    operations, messages, energy inputs) are defined by the simulator's model of the chip, so they come from
+    the simulator run on the same input; with ``check`` (default) that run must equal Lava's at every node and
+    step, else BackendError. ``batch`` samples run side by side (None: one at a time). With ``record``,
+    ``trace`` and ``final_states`` are Lava's. The comparison is in ``result.lava_comparison``.
+    """
+    from neurocompile.backends.lava.compare import Reference, compare
+    from neurocompile.sim.engine import SimResult, is_spiking, simulate
+
+    if not isinstance(graph, Graph):
+        graph = _load_artifact_graph(Path(graph))
+    n_in = len(next(iter(_as_inputs(graph, x).values())))
+    net = load(graph, batch=None if batch is None else max(1, min(int(batch), n_in)), native=native)
+    res = run(net, x, progress=progress)
+    sim = simulate(graph, x, record=True, counters=True, target=target)
+    cmp = compare(graph, res, Reference(dict(sim.trace or {}), dict(sim.final_states or {}), 0.0, dict(sim.saturations)))
+    if check and not cmp.equal:
+        raise BackendError(f"Lava and the simulator disagree on graph '{graph.name}': {cmp}")
+    spiking = [k for k in graph.order() if is_spiking(graph.node(k)) and res[k].ndim == 3]
+    sats = {k: (sim.saturations.get(k, 0) if res.plan.get(k, "").startswith("lava.") else v)
+            for k, v in res.saturations.items()}
+    out = SimResult(
+        outputs=res.outputs,
+        predictions=res.predictions,
+        spikes={k: int(np.count_nonzero(res[k])) for k in spiking},
+        spikes_per_step={k: np.count_nonzero(res[k], axis=(0, 2)).astype(np.int64) for k in spiking},
+        saturations=sats,
+        counts=sim.counts,
+        samples=int(sim.samples),
+        steps=int(sim.steps),
+        trace=dict(res) if record else None,
+        final_states=res.states if record else None,
+        placement=sim.placement,
+        paths={k: f"lava:{v}" for k, v in res.plan.items()},
+        spiking=tuple(sim.spiking),
+    )
+    out.lava_comparison = cmp  # type: ignore[attr-defined]
+    out.lava_wall_s = res.wall_s  # type: ignore[attr-defined]
+    return out

@@ -102,6 +102,7 @@ class AbstractQModel(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         last = False
+        self._clipped = np.zeros(tuple(self.proc_params["lead"]), I64)
         if self.HAS_CTRL:
             ctrl = self.ctrl.recv()
             if ctrl[P.CTRL_RESET]:
@@ -110,9 +111,23 @@ class AbstractQModel(PyLoihiProcessModel):
             last = bool(ctrl[P.CTRL_LAST])
         y = self.compute(last)
         self.s_out.send(y)
+        self.send_tap(y, [self.state_row(name) for name in self.STATE_VARS])
+
+    def send_tap(self, y: np.ndarray, states: list[np.ndarray]) -> None:
+        """Host tap row per sample: [output | states | values clipped this step]."""
         lead = y.shape[:-1]
-        parts = [y] + [self.state_row(name).reshape(lead + (-1,)) for name in self.STATE_VARS]
-        self.tap.send(np.concatenate(parts, axis=-1) if len(parts) > 1 else y)
+        parts = [y] + [st.reshape(lead + (-1,)) for st in states] + [self._clipped.reshape(lead + (1,))]
+        self.tap.send(np.concatenate(parts, axis=-1))
+
+    def saturate(self, x: np.ndarray, bits: int) -> np.ndarray:
+        """:func:`saturate`, counting the clipped values per sample (docs/semantics.md: every clip is counted)."""
+        y = saturate(x, bits)
+        self.count_clipped(y != x)
+        return y
+
+    def count_clipped(self, mask: np.ndarray) -> None:
+        lead = self._clipped.shape
+        self._clipped = self._clipped + mask.reshape(lead + (-1,)).sum(axis=-1)
 
     def state_row(self, name: str) -> np.ndarray:
         return getattr(self, name)
@@ -162,7 +177,7 @@ class PyQDenseModel(AbstractQStatefulModel):
             y = floor_shift(acc, self.shift)
         else:
             y = round_shift(acc, self.shift)
-        y = saturate(y, self.proc_params["out_bits"])
+        y = self.saturate(y, self.proc_params["out_bits"])
         if self.delay == 0:
             return y
         out = self.pipe[0].copy()
@@ -197,9 +212,10 @@ class PyQModeBankModel(AbstractQStatefulModel):
         if ctrl[P.CTRL_RESET]:
             self.re[...] = 0
             self.im[...] = 0
+        self._clipped = np.zeros(tuple(self.proc_params["lead"]), I64)
         y = self.compute(False)
         self.s_out.send(y)
-        self.tap.send(y)
+        self.send_tap(y, [])
 
     def compute(self, last: bool) -> np.ndarray:
         u = self.a_in.recv()[..., None]  # [..., H, 1]
@@ -211,8 +227,8 @@ class PyQModeBankModel(AbstractQStatefulModel):
         re, im = self.re, self.im
         rot_re = trunc_shift(self.a_re * re - self.a_im * im, f)
         rot_im = trunc_shift(self.a_im * re + self.a_re * im, f)
-        self.re[...] = saturate(rot_re + in_re, bits)
-        self.im[...] = saturate(rot_im + in_im, bits)
+        self.re[...] = self.saturate(rot_re + in_re, bits)
+        self.im[...] = self.saturate(rot_im + in_im, bits)
         return np.stack([self.re, self.im], axis=-1).reshape(u.shape[:-2] + (-1,))
 
 
@@ -233,7 +249,7 @@ class PyQModeReadoutModel(AbstractQModel):
         skip = self.skip_in.recv()
         st = st.reshape(st.shape[:-1] + (h, m, 2))
         acc = np.sum(self.c_re * st[..., 0] + self.c_im * st[..., 1], axis=-1) + self.d * skip
-        return saturate(round_shift(acc, self.shift), self.proc_params["out_bits"])
+        return self.saturate(round_shift(acc, self.shift), self.proc_params["out_bits"])
 
 
 @implements(proc=P.QLIFProc, protocol=LoihiProtocol)
@@ -251,7 +267,7 @@ class PyQLIFModel(AbstractQStatefulModel):
     def compute(self, last: bool) -> np.ndarray:
         pp = self.proc_params
         x = self.a_in.recv()
-        v = saturate(trunc_shift(pp["decay"] * self.v, pp["coef_frac_bits"]) + x, pp["state_bits"])
+        v = self.saturate(trunc_shift(pp["decay"] * self.v, pp["coef_frac_bits"]) + x, pp["state_bits"])
         s = fire(v, self.vth, pp["compare"])
         after = np.zeros_like(v) if pp["reset"] == "zero" else v - self.vth
         self.v[...] = np.where(s == 1, after, v)
@@ -291,9 +307,9 @@ class PyQRefractoryModel(AbstractQStatefulModel):
         x = self.a_in.recv()
         v = (trunc_shift(pp["decay"] * self.v, f) + x - self.vth * self.s
              - round_shift(self.rho * self.r, rb))
-        v = saturate(v, bits)
+        v = self.saturate(v, bits)
         s = (v >= self.vth).astype(I64)
-        self.r[...] = saturate(trunc_shift(pp["lam"] * self.r, f) + np.left_shift(s, rb), bits)
+        self.r[...] = self.saturate(trunc_shift(pp["lam"] * self.r, f) + np.left_shift(s, rb), bits)
         self.v[...] = v
         self.s[...] = s
         return s
@@ -308,7 +324,9 @@ class PyQLUTModel(AbstractQModel):
 
     def compute(self, last: bool) -> np.ndarray:
         idx = round_shift(self.a_in.recv(), self.proc_params["in_shift"]) + self.proc_params["offset"]
-        return self.table[np.clip(idx, 0, self.table.shape[0] - 1)]
+        inside = np.clip(idx, 0, self.table.shape[0] - 1)
+        self.count_clipped(inside != idx)  # an index outside the table is clamped and counted
+        return self.table[inside]
 
 
 @implements(proc=P.QMulProc, protocol=LoihiProtocol)
@@ -320,7 +338,7 @@ class PyQMulModel(AbstractQModel):
 
     def compute(self, last: bool) -> np.ndarray:
         prod = self.a_in.recv() * self.b_in.recv()
-        return saturate(round_shift(prod, self.proc_params["shift"]), self.proc_params["out_bits"])
+        return self.saturate(round_shift(prod, self.proc_params["shift"]), self.proc_params["out_bits"])
 
 
 @implements(proc=P.QTernarizeProc, protocol=LoihiProtocol)
@@ -345,7 +363,7 @@ class PyQAddModel(AbstractQModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I64, precision=24)
 
     def compute(self, last: bool) -> np.ndarray:
-        return saturate(self.a_in.recv(), self.proc_params["out_bits"])
+        return self.saturate(self.a_in.recv(), self.proc_params["out_bits"])
 
 
 @implements(proc=P.QAccumulateProc, protocol=LoihiProtocol)
@@ -358,7 +376,7 @@ class PyQAccumulateModel(AbstractQStatefulModel):
     STATE_VARS = ("acc",)
 
     def compute(self, last: bool) -> np.ndarray:
-        self.acc[...] = saturate(self.acc + self.a_in.recv(), self.proc_params["out_bits"])
+        self.acc[...] = self.saturate(self.acc + self.a_in.recv(), self.proc_params["out_bits"])
         return self.acc.copy() if last else np.zeros_like(self.acc)
 
 
@@ -385,7 +403,7 @@ class PyQLavaLIFModel(AbstractQStatefulModel):
         u = np.where(u > top, u - 2 * top, u)
         u = np.where(u <= -top, u + 2 * top, u)
         bias = floor_shift(self.bias_mant, -self.bias_exp)
-        v = saturate(trunc_shift(self.v * (unity - pp["dv"]), f) + u + bias, bits)
+        v = self.saturate(trunc_shift(self.v * (unity - pp["dv"]), f) + u + bias, bits)
         s = (v > np.left_shift(self.vth, pp["vth_shift"])).astype(I64)
         self.u[...] = u
         self.v[...] = np.where(s == 1, 0, v)

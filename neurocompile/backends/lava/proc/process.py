@@ -7,7 +7,8 @@ One Process per hardware node of :mod:`neurocompile.ir.hw`. Every Process has
   (dendritic accumulation, as docs/semantics.md section 2 asks);
 - the OutPort ``s_out`` (the node's output message of this step, sent in the same ``run_spk`` that
   received the inputs: zero-delay edges, the graph is a DAG so this cannot deadlock);
-- the OutPort ``tap``, an external pipe to the host carrying ``[output | state]`` every step (how
+- the OutPort ``tap``, an external pipe to the host carrying ``[output | state | number of values
+  saturated this step]`` every step (how
   ``run`` records every layer without Lava's slow Monitor or element-wise ``Var.get``);
 - stateful nodes only: the InPort ``ctrl`` ([reset, last] from the input source): ``reset`` zeroes the
   state before the first step of a sample, ``last`` marks the sequence's last step.
@@ -56,7 +57,7 @@ class QProcess(AbstractProcess):
         super().__init__(name=name, n_out=n_out, n_state=n_state, lead=lead, **params)
         self.lead = lead
         self.s_out = OutPort(shape=lead + (n_out,))
-        self.tap = OutPort(shape=lead + (n_out + n_state,))
+        self.tap = OutPort(shape=lead + (n_out + n_state + 1,))  # [output | state | clipped values]
         self.tap.flag_external_pipe(buffer_size=tap_buffer)
         if self.STATEFUL:
             self.ctrl = InPort(shape=(CTRL_SIZE,))
