@@ -145,12 +145,12 @@ def _abs_max(a: Array) -> int:
 def _node_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
     """Compile-time bound on |output| from the declared widths (Python ints: no overflow)."""
     ob = int(node.out_bits)
-    if isinstance(node, (hw.QLIF, hw.QHeaviside, hw.QRefractory, hw.QTernarize)):
-        return 1
     if isinstance(node, (hw.QEmbedding, hw.QLUT)):
         return _abs_max(node.table)
     if isinstance(node, hw.QInput):
-        return None if node.tokens or ob <= 0 else limit(ob)
+        return None if node.tokens or ob <= 0 else max(limit(ob), 1)
+    if 1 <= ob <= 2:  # spikes {0, 1} and ternary {-1, 0, 1}
+        return 1
     if ob > 0:  # every other node saturates its output to out_bits
         return limit(ob)
     xb = ins.get("in")
@@ -742,7 +742,7 @@ def _active_count(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any]) -> 
     a = None
     for v in ins.values():
         a = (v != 0) if a is None else (a | (v != 0))
-    for k in ("v", "r", "s", "acc"):
+    for k in ("u", "v", "r", "s", "acc"):
         if k in st:
             a = (st[k] != 0) if a is None else (a | (st[k] != 0))
     return int(np.count_nonzero(a)) if a is not None else 0

@@ -42,8 +42,6 @@ HOST = "host"
 SYNAPSE = "synapse"
 COMPUTE = "compute"
 
-_ELEMENTWISE = (hw.QLIF, hw.QHeaviside, hw.QRefractory, hw.QLUT, hw.QMul, hw.QAdd, hw.QAccumulate, hw.QTernarize)
-
 
 # -- node resource model ---------------------------------------------------------------------------------------
 
@@ -100,6 +98,8 @@ def _state_bits(node: hw.QNode) -> int:
         return int(node.state_bits)
     if isinstance(node, hw.QRefractory):
         return 2 * int(node.state_bits) + 1
+    if isinstance(node, hw.QLavaLIF):
+        return 2 * int(node.state_bits)
     if isinstance(node, hw.QAccumulate):
         return int(node.out_bits)
     if isinstance(node, hw.QDense):
