@@ -11,8 +11,8 @@ format             how it is read                                      what is n
 ``torchscript``    ``torch.jit.load`` (TorchScript archive)             nothing (config embedded by
                                                                        :func:`save_torchscript`, else inferred)
 ``export``         ``torch.export.load`` (``.pt2`` program)             nothing (same)
-``pickle``         ``torch.load(weights_only=False)``: a pickled        ``trust_pickle=True``: unpickling runs code
-                   ``nn.Module``                                        from the file
+``pickle``         ``torch.load`` with ``weights_only=False``: a       ``trust_pickle=True``: unpickling runs code
+                   pickled ``nn.Module``                                from the file
 =================  ==================================================  ===============================================
 
 Every failure raises :class:`~neurocompile.errors.ModelLoadError` with one line naming the file, what is wrong and
@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,12 +78,14 @@ class LoadedModel:
 
 # ---------------------------------------------------------------------------------------------------------- helpers
 def _first_line(exc: BaseException) -> str:
+    """The informative first sentence of an exception message (torch's are long and multi-line)."""
     text = str(exc).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("(") and "weights_only" not in line.lower():
-            return line[:300]
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    line = next((ln.strip() for ln in text.splitlines()
+                 if ln.strip() and not ln.strip().startswith("(") and "weights_only" not in ln.lower()),
+                text.splitlines()[0] if text else type(exc).__name__)
+    if len(line) > 160 and ". " in line:
+        line = line.split(". ")[0]
+    return line[:300]
 
 
 def _pickled_class(exc: BaseException) -> str | None:
@@ -152,6 +156,8 @@ def _build_classifier(config: dict[str, Any], state: dict[str, Any], where: str)
     from neurocompile.models.model import SSMClassifier
 
     cfg = ModelConfig.from_dict(config)
+    if not state:
+        raise ModelLoadError(f"{where}: the state_dict holds no weights (empty model); nothing to compile")
     bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise ModelLoadError(f"{where}: state_dict entry {bad[0]!r} is not a named tensor")
@@ -211,7 +217,9 @@ def _detect(names: list[str] | None) -> str:
 def _load_torchscript(path: Path, config: dict | None) -> LoadedModel:
     extra = {CONFIG_EXTRA_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated in favour of torch.export
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:
         raise ModelLoadError(f"{path}: TorchScript archive cannot be loaded ({type(exc).__name__}: "
                              f"{_first_line(exc)}); the file is truncated or corrupt") from None
@@ -232,11 +240,19 @@ def _json_extra(raw: Any, path: Path) -> Any:
 
 def _load_export(path: Path, config: dict | None) -> LoadedModel:
     extra = {CONFIG_EXTRA_FILE: ""}
+    loggers = [logging.getLogger(n) for n in ("torch.export", "torch.export.pt2_archive._package")]
+    levels = [lg.level for lg in loggers]
     try:
-        program = torch.export.load(str(path), extra_files=extra)
+        for lg in loggers:  # torch.export logs a traceback for every file it cannot read; we raise our own error
+            lg.setLevel(logging.CRITICAL)
+        with open(path, "rb") as f:  # a file object: torch.export.load insists on a '.pt2' suffix for paths
+            program = torch.export.load(f, extra_files=extra)
     except Exception as exc:
         raise ModelLoadError(f"{path}: torch.export program cannot be loaded ({type(exc).__name__}: "
                              f"{_first_line(exc)}); the file is truncated, corrupt or from another torch") from None
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
     if config is None and extra.get(CONFIG_EXTRA_FILE):
         config = resolve_config(_json_extra(extra[CONFIG_EXTRA_FILE], path), f"{path}:{CONFIG_EXTRA_FILE}")
     try:
