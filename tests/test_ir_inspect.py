@@ -41,3 +41,14 @@ def test_render_table():
     for r in rows:
         assert r["node"] in text
     assert "\x1b[" not in text
+
+
+def test_docs_list_every_node_class():
+    from pathlib import Path
+
+    from neurocompile.ir.hw import INT_NODES
+    from neurocompile.ir.nodes import FLOAT_NODES
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "ir.md").read_text()
+    missing = [n for n in list(FLOAT_NODES) + list(INT_NODES) if f"`{n}`" not in text]
+    assert not missing, f"docs/ir.md does not mention {missing}"
