@@ -191,6 +191,10 @@ def _shape_rules(name: str, n: Node) -> list[str]:
     elif isinstance(n, hw.QRefractory):
         if ndim("vth", 1):
             want("rho", n.vth.shape)
+    elif isinstance(n, hw.QLavaLIF):
+        if ndim("vth", 1):
+            want("bias_mant", n.vth.shape)
+            want("bias_exp", n.vth.shape)
     elif isinstance(n, hw.QLUT):
         ndim("table", 1)
     # Nodes sized by an integer field must have a positive size.
@@ -246,6 +250,11 @@ def _range_rules(n: hw.QNode) -> list[str]:
         fits("rho", n.state_bits, "state_bits")
         unit("decay", n.decay, n.coef_frac_bits)
         unit("lam", n.lam, n.coef_frac_bits)
+    elif isinstance(n, hw.QLavaLIF):
+        fits("vth", n.state_bits, "state_bits")
+        fits("bias_mant", 13, "13-bit bias mantissa")
+        unit("du", n.du, n.coef_frac_bits)
+        unit("dv", n.dv, n.coef_frac_bits)
     elif isinstance(n, hw.QLUT):
         fits("table", n.out_bits, "out_bits")
     elif isinstance(n, hw.QTernarize):
