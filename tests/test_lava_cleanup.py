@@ -18,7 +18,11 @@ from neurocompile.errors import BackendError
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 
-needs_lava = pytest.mark.skipif(not lava_available(), reason="lava-nc 0.10.0 not importable")
+
+
+def needs_lava(test):
+    """Marks a test that runs Lava (select with ``-m lava``); skips it when lava-nc 0.10.0 does not import."""
+    return pytest.mark.lava(pytest.mark.skipif(not lava_available(), reason="lava-nc 0.10.0 not importable")(test))
 ROOT = Path(__file__).resolve().parents[1]
 
 # A long run (its workers print nothing); the script prints its Lava child pids once they run.

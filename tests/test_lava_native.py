@@ -16,7 +16,11 @@ from neurocompile.errors import UnsupportedOpError
 from neurocompile.ir import hw
 from neurocompile.sim import kernels
 
-needs_lava = pytest.mark.skipif(not lava_available(), reason="lava-nc 0.10.0 not importable")
+
+
+def needs_lava(test):
+    """Marks a test that runs Lava (select with ``-m lava``); skips it when lava-nc 0.10.0 does not import."""
+    return pytest.mark.lava(pytest.mark.skipif(not lava_available(), reason="lava-nc 0.10.0 not importable")(test))
 
 N_IN, N_OUT, T = 12, 5, 32
 

@@ -13,7 +13,11 @@ from neurocompile.backends.lava import from_lava_layers, lava_available, write_n
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 
-needs_lava = pytest.mark.skipif(not lava_available(), reason="lava-nc 0.10.0 not importable")
+
+
+def needs_lava(test):
+    """Marks a test that runs Lava (select with ``-m lava``); skips it when lava-nc 0.10.0 does not import."""
+    return pytest.mark.lava(pytest.mark.skipif(not lava_available(), reason="lava-nc 0.10.0 not importable")(test))
 
 
 def _exact_graph() -> Graph:
