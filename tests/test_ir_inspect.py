@@ -37,6 +37,11 @@ def test_render_table():
     rows = describe(int_graph())
     table = render_table(rows, "q")
     assert table.row_count == len(rows)
+    from rich.console import Console
+
+    con = Console(record=True, width=200, color_system=None)
+    render_table(rows, console=con)
+    assert "bank:state" in con.export_text()
     text = format_table(rows)
     for r in rows:
         assert r["node"] in text

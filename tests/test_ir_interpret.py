@@ -88,7 +88,7 @@ def test_lif_hand_values_and_compare():
 def test_lif_records_membrane():
     x = np.array([0.6, 0.6, 0.6])[None, :, None]
     g = one_node(fl.LIF(tau=0.5, vth=np.ones(1, np.float32)), 1)
-    res = interpret(g, x, record=True)
+    res = interpret(g, x, record=True, record_state=True)
     assert np.allclose(res.state["n"][0, :, 0], [0.6, 0.9, 1.05])
     assert res.trace["n"].shape == (1, 3, 1)
 

@@ -79,7 +79,7 @@ def compare_to_model(model: Any, graph: Graph, x: Any, tie_tol: float = 1e-4, ba
         inp = graph.node(graph.inputs[0])
         if xin.ndim == 2 and not inp.tokens:
             xin = xin[..., None]
-        res = interpret(graph, xin, record=True)
+        res = interpret(graph, xin, record=True, record_state=True)
         logits_ref.append(ref.detach().double().numpy())
         logits_ir.append(res.logits)
         kinds = np.zeros(xb.shape[0], np.int8)  # 0 clean, 1 tie first, 2 real mismatch first

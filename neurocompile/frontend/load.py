@@ -68,6 +68,14 @@ class LoadedModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     program: Any = None
 
+    @property
+    def checkpoint(self) -> dict[str, Any]:
+        """The checkpoint's header (``format``, ``version``, ``config``, ``metrics``; no weights); for other formats
+        ``{"metrics": {}}``-like with whatever is known."""
+        if self.format == "checkpoint":
+            return {"format": _CHECKPOINT_FORMAT, "version": 1, "config": self.config, "metrics": self.metrics}
+        return {"config": self.config, "metrics": self.metrics}
+
     def source(self) -> dict[str, Any]:
         """JSON-able description of where the model came from (for graph.meta and reports)."""
         return {"path": str(self.path) if self.path else None, "format": self.format, "sha256": self.sha256}

@@ -76,8 +76,8 @@ def _fmt_attrs(attrs: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def render_table(rows: list[dict[str, Any]], title: str | None = None):
-    """A ``rich.table.Table`` of :func:`describe` rows."""
+def render_table(rows: list[dict[str, Any]], title: str | None = None, console=None):
+    """A ``rich.table.Table`` of :func:`describe` rows; printed on ``console`` (a rich Console) when given."""
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
@@ -89,6 +89,8 @@ def render_table(rows: list[dict[str, Any]], title: str | None = None):
         bits_s = " ".join(f"{k.replace('_bits', '')}={v}" for k, v in bits.items()) if bits else ""
         table.add_row(r["node"], r["op"], ", ".join(r["inputs"]), str(r["out_size"]), str(r["params"]), bits_s,
                       _fmt_attrs(r["attrs"]))
+    if console is not None:
+        console.print(table)
     return table
 
 

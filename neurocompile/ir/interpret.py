@@ -48,7 +48,7 @@ class Result:
         outputs: output node name -> array; [B, n] for nodes evaluated at the sequence end (logits), else [B, T, n].
         trace: (``record=True``) node name -> per-step output [B, T, n] ([B, 1, n] for sequence-end nodes and their
             descendants); float64.
-        state: (``record=True``) internal variables, keyed ``<node>`` for neurons (the membrane potential compared
+        state: (``record_state=True``) internal variables, keyed ``<node>`` for neurons (the membrane potential compared
             with the threshold, before reset, [B, T, H]) and S4D / ModeBank (complex states [B, T, H, M]).
     """
 
@@ -90,28 +90,28 @@ def s4d_discretize(node: fl.S4D) -> tuple[Array, Array]:
     return np.exp(dtA), _expm1_complex(dtA) / A * node.B.astype(np.complex128)
 
 
-def _ssm_scan(dA: Array, dB: Array, u: Array, reverse: bool = False) -> Array:
-    """States of h_t = dA h_{t-1} + dB u_t, h_{-1} = 0, for u [B, T, H] -> complex [B, T, H, M].
+def _ssm_scan(dA: Array, dB: Array, u: Array, C: Array | None = None, reverse: bool = False,
+              keep: bool = True) -> tuple[Array | None, Array | None]:
+    """Run h_t = dA h_{t-1} + dB u_t, h_{-1} = 0, over u [B, T, H].
 
+    Returns ``(states, y)``: the complex states [B, T, H, M] (when ``keep``) and, when ``C`` is given, the readout
+    y_t = 2 Re(sum_m C_hm h_hm,t) [B, T, H] computed step by step (no state history needed).
     ``reverse``: the bidirectional backward half, g_{T-1} = 0, g_t = dA g_{t+1} + dB u_{t+1}.
     """
     b, t_len, h = u.shape
-    states = np.zeros((b, t_len, h, dA.shape[1]), np.complex128)
-    s = np.zeros((b, h, dA.shape[1]), np.complex128)
-    if not reverse:
-        for t in range(t_len):
-            s = dA * s + dB * u[:, t, :, None]
+    m = dA.shape[1]
+    states = np.zeros((b, t_len, h, m), np.complex128) if keep else None
+    y = np.zeros((b, t_len, h), np.float64) if C is not None else None
+    c2 = 2.0 * C.astype(np.complex128) if C is not None else None
+    s = np.zeros((b, h, m), np.complex128)
+    steps = range(t_len) if not reverse else range(t_len - 2, -1, -1)
+    for t in steps:
+        s = dA * s + dB * u[:, t + 1 if reverse else t, :, None]
+        if keep:
             states[:, t] = s
-    else:
-        for t in range(t_len - 2, -1, -1):
-            s = dA * s + dB * u[:, t + 1, :, None]
-            states[:, t] = s
-    return states
-
-
-def _readout(C: Array, states: Array) -> Array:
-    """2 Re(sum_m C_hm h_hm) for states [B, T, H, M]."""
-    return 2.0 * np.einsum("hm,bthm->bth", C.astype(np.complex128), states).real
+        if c2 is not None:
+            y[:, t] = np.einsum("hm,bhm->bh", c2, s).real
+    return states, y
 
 
 # ---------------------------------------------------------------------------------------------------------- nodes
@@ -132,15 +132,15 @@ def _run_node(name: str, n: fl.Node, ins: dict[str, Array], state: dict[str, Arr
         return x @ n.weight.astype(np.float64).T + n.bias.astype(np.float64)
     if isinstance(n, fl.S4D):
         dA, dB = s4d_discretize(n)
-        states = _ssm_scan(dA, dB, x)
-        y = _readout(n.C, states) + n.D.astype(np.float64) * x
+        states, y = _ssm_scan(dA, dB, x, C=n.C, keep=state is not None)
+        y = y + n.D.astype(np.float64) * x
         if n.bidirectional:
-            y = y + _readout(n.C2, _ssm_scan(dA, dB, x, reverse=True))
+            y = y + _ssm_scan(dA, dB, x, C=n.C2, reverse=True, keep=False)[1]
         if state is not None:
             state[name] = states
         return y
     if isinstance(n, fl.ModeBank):
-        states = _ssm_scan(n.dA.astype(np.complex128), n.dB.astype(np.complex128), x)
+        states, _ = _ssm_scan(n.dA.astype(np.complex128), n.dB.astype(np.complex128), x)
         if state is not None:
             state[name] = states
         b, t_len = x.shape[:2]
@@ -258,10 +258,11 @@ def _shift(a: Array, delay: int) -> Array:
     return out
 
 
-def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False) -> Result:
+def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False, record_state: bool = False) -> Result:
     """Run the float graph on ``x`` ([B, T, d] floats, or [B, T] token ids; a dict for several inputs).
 
-    Returns a :class:`Result`; ``record=True`` also keeps every node's per-step output and neuron/SSM states.
+    Returns a :class:`Result`; ``record=True`` also keeps every node's per-step output, ``record_state=True`` the
+    neurons' membrane potentials and the S4D / ModeBank complex states (large: B*T*H*M complex128 per layer).
     Raises :class:`IRError` for integer nodes (run those with ``neurocompile.sim``) and malformed inputs.
     """
     if not graph.inputs:
@@ -272,8 +273,10 @@ def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False) -
         raise IRError(f"interpret: no value given for input(s) {missing} of graph '{graph.name}'")
     order = graph.order()
     vals: dict[str, Array] = {}
-    state: dict[str, Array] | None = {} if record else None
+    state: dict[str, Array] | None = {} if record_state else None
     batch = None
+    pending = {n: len(list(graph.g.successors(n))) for n in order}
+    keep = set(graph.outputs)
     for name in order:
         n = graph.node(name)
         if isinstance(n, QNode):
@@ -304,6 +307,11 @@ def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False) -
         if missing_ports:
             raise IRError(f"node '{name}' ({n.op}) has no input on port(s) {missing_ports}")
         vals[name] = _run_node(name, n, ins, state)
+        if not record:  # free inputs nobody else needs (large sequences)
+            for src in graph.preds(name):
+                pending[src] -= 1
+                if pending[src] == 0 and src not in keep:
+                    del vals[src]
     seq_end = graph.sequence_end_nodes() | {n for n in graph.g.nodes if graph.node(n).SEQUENCE_END}
     outputs = {}
     for name in graph.outputs:
