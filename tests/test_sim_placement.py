@@ -54,8 +54,9 @@ def test_small_model_fits_loihi2_on_one_core() -> None:
     # + bank b 32 + readout c 32 + d 4
     assert c.synapse_bits == 8 * (2 * int(np.count_nonzero(g.node("enc").weight)) + 32 + 32 + 4)
     assert p.node_cores["enc"] == (0,) and p.node_cores["head"] == ()
-    util = p.utilisation()[0]
+    util = p.resource_utilisation()[0]
     assert util["compartments"] == 44 / 8192 and 0 < util["memory"] < 1
+    assert p.utilisation() == {0: max(util.values())}
     assert place(g, load_target("loihi2")).to_dict() == p.to_dict()  # pure and deterministic
 
 

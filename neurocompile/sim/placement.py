@@ -240,7 +240,7 @@ class Placement:
         _, xb, yb = self.core_xy(b)
         return abs(xa - xb), abs(ya - yb)
 
-    def utilisation(self) -> dict[int, dict[str, float]]:
+    def resource_utilisation(self) -> dict[int, dict[str, float]]:
         """Core id -> fraction of each limit used: compartments, memory, input_axons, output_axons."""
         lim = self.limits
         out: dict[int, dict[str, float]] = {}
@@ -253,6 +253,10 @@ class Placement:
                 "output_axons": c.output_axons / lim["output_axons"],
             }
         return out
+
+    def utilisation(self) -> dict[int, float]:
+        """Core id -> how full the core is: the largest fraction of any of its limits (see resource_utilisation)."""
+        return {c: max(d.values()) for c, d in self.resource_utilisation().items()}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (cores, per-node cores, violations)."""
