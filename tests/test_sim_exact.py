@@ -170,3 +170,18 @@ def test_random_graphs_all_paths_agree(seed: int) -> None:
         st = runs[a].sample_trace
         for k, v in runs["reference"].sample_trace.items():
             assert np.array_equal(st[k], v), (a, k)
+
+
+def test_threads_and_batch_size_do_not_change_results() -> None:
+    g = random_graph(4)
+    x = np.random.default_rng(7).standard_normal((7, 5, g.node("x").size)) * 10
+    one = simulate(g, x, record=True, batch_size=7, record_sample=5)
+    two = simulate(g, x, record=True, batch_size=2, threads=3, record_sample=5)
+    assert one.counts == two.counts and one.saturations == two.saturations and one.spikes == two.spikes
+    for k in one.trace:
+        assert np.array_equal(one.trace[k], two.trace[k]), k
+    for k, d in one.final_states.items():
+        for sk, v in d.items():
+            assert np.array_equal(two.final_states[k][sk], v), (k, sk)
+    for k, v in one.sample_trace.items():
+        assert np.array_equal(two.sample_trace[k], v), k

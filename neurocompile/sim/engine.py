@@ -327,6 +327,20 @@ class _Acc:
         self.sat = dict.fromkeys(p.order, 0)
         self.spikes_t = {n: np.zeros(steps, np.int64) for n in p.spiking}
 
+    def add(self, o: _Acc) -> None:
+        for k, v in o.nz.items():
+            self.nz[k] += v
+        for k, v in o.edge_nz.items():
+            if k in self.edge_nz:
+                self.edge_nz[k] = self.edge_nz[k] + v
+            else:
+                self.edge_nz[k] = v.copy()
+        for k in self.active:
+            self.active[k] += o.active[k]
+            self.sat[k] += o.sat[k]
+        for k, v in o.spikes_t.items():
+            self.spikes_t[k] += v
+
 
 class _Batch:
     """Buffers, state and step closures of one batch of ``B`` samples."""
@@ -858,7 +872,8 @@ def _inputs(graph: Graph, x: Array | Mapping[str, Array]) -> tuple[dict[str, Arr
 
 def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 64, record: bool = False,
              record_sample: int | None = None, counters: bool = True, target: Any = None,
-             placement: Placement | None = None, progress: bool = False, arith: str = "auto") -> SimResult:
+             placement: Placement | None = None, progress: bool = False, arith: str = "auto",
+             threads: int = 1) -> SimResult:
     """Run the integer ``graph`` over dataset ``x`` bit-exactly (docs/semantics.md).
 
     Args:
@@ -874,9 +889,13 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         placement: a precomputed :func:`~neurocompile.sim.placement.place` result.
         progress: show a progress bar over batches.
         arith: 'auto' (exact floating-point paths where proven), 'int64' or 'reference' (see module doc).
+        threads: batches simulated concurrently in threads (NumPy releases the GIL in its loops); results do
+            not depend on it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     p = plan(graph, arith)
     xs, n, steps = _inputs(graph, x)
     if record_sample is not None and not 0 <= record_sample < n:
@@ -899,6 +918,20 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
     states: dict[str, dict[str, list[Array]]] = {}
 
     starts = list(range(0, n, batch_size))
+
+    def run_one(i0: int) -> tuple[int, int, dict[str, Array], dict[str, dict[str, Array]], _Acc]:
+        i1 = min(n, i0 + batch_size)
+        xb = {k: v[i0:i1] for k, v in xs.items()}
+        rec = {k: v[i0:i1] for k, v in trace.items()}
+        row = record_sample - i0 if record_sample is not None and i0 <= record_sample < i1 else None
+        acc_b = _Acc(p, steps)
+        batch = _Batch(p, xb, acc_b, counters, rec, row, sample_trace if row is not None else None, steps)
+        final = batch.run()
+        if row is not None and sample_trace is not None:
+            for k, v in final.items():
+                sample_trace[k] = np.asarray(v[row], np.int64)
+        return i0, i1, final, (batch.final_states() if record else {}), acc_b
+
     bar = None
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -907,27 +940,37 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
                        TimeRemainingColumn(), transient=True)
         bar.start()
         task = bar.add_task("sim", total=n)
+    done: dict[int, tuple] = {}
+    pool = None
     try:
-        for i0 in starts:
-            i1 = min(n, i0 + batch_size)
-            xb = {k: v[i0:i1] for k, v in xs.items()}
-            rec = {k: v[i0:i1] for k, v in trace.items()}
-            row = record_sample - i0 if record_sample is not None and i0 <= record_sample < i1 else None
-            batch = _Batch(p, xb, acc, counters, rec, row, sample_trace if row is not None else None, steps)
-            final = batch.run()
-            for k, v in final.items():
-                end_vals.setdefault(k, []).append(np.asarray(v, np.int64))
-                if row is not None and sample_trace is not None:
-                    sample_trace[k] = np.asarray(v[row], np.int64)
-            if record:
-                for k, sd in batch.final_states().items():
-                    for sk, sv in sd.items():
-                        states.setdefault(k, {}).setdefault(sk, []).append(np.asarray(sv, np.int64))
-            if bar is not None:
-                bar.update(task, advance=i1 - i0)
+        if threads > 1 and len(starts) > 1:
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neurocompile-sim")
+            futures = [pool.submit(run_one, i0) for i0 in starts]
+            for fut in as_completed(futures):
+                res = fut.result()
+                done[res[0]] = res
+                if bar is not None:
+                    bar.update(task, advance=res[1] - res[0])
+        else:
+            for i0 in starts:
+                done[i0] = run_one(i0)
+                if bar is not None:
+                    bar.update(task, advance=done[i0][1] - i0)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.stop()
+    for i0 in starts:  # merge in sample order
+        _, _, final, fstates, acc_b = done[i0]
+        acc.add(acc_b)
+        for k, v in final.items():
+            end_vals.setdefault(k, []).append(np.asarray(v, np.int64))
+        for k, sd in fstates.items():
+            for sk, sv in sd.items():
+                states.setdefault(k, {}).setdefault(sk, []).append(np.asarray(sv, np.int64))
 
     end = {k: np.concatenate(v, axis=0) for k, v in end_vals.items()}
     outputs: dict[str, Array] = {}
