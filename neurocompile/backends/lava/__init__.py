@@ -20,7 +20,8 @@ from neurocompile.backends.lava._require import LAVA_VERSION, lava_available, re
 from neurocompile.backends.lava.convert import LavaLayer, from_lava_dense_lif, from_lava_layers, lava_weight_mantissa
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurocompile.backends.lava.network import LavaNetwork, LavaResult
+    from neurocompile.backends.lava.network import LavaNetwork
+    from neurocompile.backends.lava.runner import LavaResult
 
 __all__ = [
     "LAVA_VERSION", "lava_available", "require_lava", "load", "run", "simulate_lava", "LavaNetwork", "LavaResult",
@@ -46,7 +47,7 @@ def run(network: Any, x: Any, steps: int | None = None, progress: bool = False) 
     Returns node -> int64 [n, T, size] outputs, with ``.states`` the final states; always stops Lava.
     """
     require_lava()
-    from neurocompile.backends.lava.network import run as _run
+    from neurocompile.backends.lava.runner import run as _run
 
     return _run(network, x, steps, progress=progress)
 
@@ -54,7 +55,7 @@ def run(network: Any, x: Any, steps: int | None = None, progress: bool = False) 
 def simulate_lava(graph: Any, x: Any, **kw: Any) -> Any:
     """Run on Lava and return a ``SimResult`` (Lava's outputs, the simulator's counters; checked equal)."""
     require_lava()
-    from neurocompile.backends.lava.network import simulate_lava as _sim
+    from neurocompile.backends.lava.runner import simulate_lava as _sim
 
     return _sim(graph, x, **kw)
 
@@ -69,7 +70,7 @@ def write_netx(graph: Any, path: Any, **kw: Any) -> Any:
 def __getattr__(name: str) -> Any:
     if name in ("LavaNetwork", "LavaResult"):
         require_lava()
-        from neurocompile.backends.lava import network
+        from neurocompile.backends.lava import network, runner
 
-        return getattr(network, name)
+        return getattr(network if name == "LavaNetwork" else runner, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Bit-for-bit comparison of the Lava backend with neurocompile's simulator.
 
 :func:`simulate_reference` runs the simulator and returns its per-node traces and final states in the
-layout of :class:`~neurocompile.backends.lava.network.LavaResult`; :func:`compare` lists every node (and
+layout of :class:`~neurocompile.backends.lava.runner.LavaResult`; :func:`compare` lists every node (and
 state) where the two differ. Used by the tests and by ``benchmarks/sim_vs_lava.py``.
 """
 
@@ -57,7 +57,7 @@ def _state_arrays(node: hw.QNode, st: dict) -> dict[str, np.ndarray]:
 
 def simulate_reference(graph: Graph, x: Any, steps: int | None = None, engine: bool | None = None,
                        arith: str = "auto") -> Reference:
-    """Run neurocompile's simulator on ``x`` (same input conventions as :func:`..network.run`).
+    """Run neurocompile's simulator on ``x`` (same input conventions as :func:`..runner.run`).
 
     ``engine`` True uses :func:`neurocompile.sim.engine.simulate` (``arith`` its arithmetic path), False a
     plain loop over :func:`neurocompile.sim.kernels.step` in ``graph.order()``; None: the engine when present.
@@ -74,7 +74,10 @@ def simulate_reference(graph: Graph, x: Any, steps: int | None = None, engine: b
         if simulate is not None:
             xs = x
             if steps is not None:
-                xs = {k: np.asarray(v)[:, :steps] for k, v in x.items()} if isinstance(x, dict) else np.asarray(x)[:, :steps]
+                if isinstance(x, dict):
+                    xs = {k: np.asarray(v)[:, :steps] for k, v in x.items()}
+                else:
+                    xs = np.asarray(x)[:, :steps]
             t0 = time.perf_counter()
             r = simulate(graph, xs, record=True, counters=False, arith=arith)
             wall = time.perf_counter() - t0

@@ -61,7 +61,8 @@ def _sign_mode_name(mode: Any) -> str | None:
     name = getattr(mode, "name", mode)  # accepts lava.utils.weightutils.SignMode members too
     name = str(name).lower()
     if name not in SIGN_MODES:
-        raise UnsupportedOpError(f"sign_mode {mode!r} is not one of {', '.join(SIGN_MODES)} (or None: decided from the weights)")
+        raise UnsupportedOpError(f"sign_mode {mode!r} is not one of {', '.join(SIGN_MODES)} "
+                                 "(or None: decided from the weights)")
     return name
 
 
@@ -118,7 +119,8 @@ def _check_range(what: str, a: np.ndarray | int, lo: int, hi: int) -> None:
         raise UnsupportedOpError(f"{what}={int(bad)} is outside Lava's fixed-point range [{lo}, {hi}]")
 
 
-def from_lava_layers(layers: list[LavaLayer | dict], name: str = "lava_dense_lif", in_limit: int | None = None) -> Graph:
+def from_lava_layers(layers: list[LavaLayer | dict], name: str = "lava_dense_lif",
+                     in_limit: int | None = None) -> Graph:
     """Graph ``x -> dense0 -> lif0 -> dense1 -> lif1 ...`` reproducing Lava Dense + LIF layers.
 
     ``in_limit`` is the largest |input| of the first layer (default 1: binary spikes; required for graded
@@ -150,7 +152,8 @@ def from_lava_layers(layers: list[LavaLayer | dict], name: str = "lava_dense_lif
         out_bound = acc_bound << int(ly.weight_exp) if ly.weight_exp >= 0 else -((-acc_bound) >> -int(ly.weight_exp))
         if out_bound << ACT_SHIFT >= 1 << UV_BITS:
             raise UnsupportedOpError(
-                f"layer {i}: Lava Dense output can reach {out_bound} (sum |w| * {limit} << weight_exp={ly.weight_exp}); "
+                f"layer {i}: Lava Dense output can reach {out_bound} "
+                f"(sum |w| * {limit} << weight_exp={ly.weight_exp}); "
                 f"Lava's LIF computes (a_in << {ACT_SHIFT}) + u in int32 and wraps u once, which is exact only while "
                 f"|a_in| < 2^{UV_BITS - ACT_SHIFT}: lower weight_exp or the weights")
         du, dv = int(ly.du), int(ly.dv)

@@ -1,21 +1,15 @@
-"""Build a neurocompile integer graph as a Lava process network and run it under ``Loihi2SimCfg('fixed_pt')``.
+"""A neurocompile integer graph as a network of Lava Processes (the mapping; running it is in ``runner.py``).
 
 One Lava Process per graph node, connected as the graph's edges (zero delay: every node model receives and
 sends within one ``run_spk``). Lava's own ``Dense`` and ``LIF`` take the nodes whose semantics they share
 (:func:`native_dense_params`, :func:`native_lif_params`); neurocompile's Processes (``proc/process.py``,
-``proc/models.py``) take the rest. Inputs enter through :class:`~.proc.process.HostSource` (external pipe fed by
-the host, already quantised); every node's output and state leave through an external tap pipe.
-
-One runtime per :func:`run` call, always stopped in ``finally``; on an error or Ctrl-C the Lava worker
-processes (which ignore SIGINT: the host decides) are stopped, and killed if they do not stop.
+``proc/models.py``) take the rest. Inputs enter through :class:`~.proc.process.HostSource` (an external pipe fed
+by the host with already quantised values); every node's output and state leave through an external tap pipe.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +23,6 @@ from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.sim.fixed import limit, quantize_round, sat
 
-#: Node types with a Lava Process of ours (QInput is the host source).
 SUPPORTED = (
     hw.QInput, hw.QEmbedding, hw.QDense, hw.QModeBank, hw.QModeReadout, hw.QLIF, hw.QHeaviside, hw.QRefractory,
     hw.QLUT, hw.QMul, hw.QTernarize, hw.QAdd, hw.QAccumulate, hw.QLavaLIF,
@@ -218,7 +211,8 @@ class LavaNetwork:
             for src_name in g.preds(name):
                 port = g.edge(src_name, name)["port"]
                 if port not in ins:
-                    raise BackendError(f"edge {src_name} -> {name}: port '{port}' is not a port of {type(node).__name__}")
+                    raise BackendError(f"edge {src_name} -> {name}: port '{port}' is not a port of "
+                                       f"{type(node).__name__}")
                 outs[src_name].connect(ins[port])
         ctrl = self._sources[self.graph.inputs[0]].ctrl
         for proc in self._ctrl_users:
@@ -281,31 +275,7 @@ def _make_proc(P: Any, node: hw.QNode, kw: dict) -> tuple[Any, list[tuple[str, t
     raise BackendError(f"no Lava Process for node type {type(node).__name__}")  # pragma: no cover
 
 
-# ------------------------------------------------------------------------------------------------- results
-class LavaResult(dict):
-    """node -> int64 [n, T, size]: every node's output at every step, as Lava computed it.
-
-    The layout of the simulator's ``SimResult.trace``: QAccumulate holds its running sum [n, T, size]; the
-    nodes after a sequence end hold their one value, [n, size]. ``states``: node -> {variable: int64 [n, ...]}
-    final states, named as the simulator names them (QModeBank 're'/'im' [n, H, M], QLIF 'v', QRefractory
-    'v'/'s'/'r', QAccumulate 'acc', QLavaLIF 'u'/'v', QDense with delay 'pipe' [n, delay, size], index 0 is
-    emitted next). ``outputs``/``predictions`` as in ``SimResult``. ``wall_s``: seconds of the whole run
-    (compile and start included), ``compile_s``: of Lava's compile, ``steps``: T.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.states: dict[str, dict[str, np.ndarray]] = {}
-        self.outputs: dict[str, np.ndarray] = {}
-        self.predictions: np.ndarray = np.zeros(0, np.int64)
-        self.saturations: dict[str, int] = {}  # values clipped per node, counted by the Lava models
-        self.plan: dict[str, str] = {}  # node -> Lava Process that ran it ('lava.*': Lava's own, no counts)
-        self.wall_s: float = 0.0
-        self.compile_s: float = 0.0
-        self.steps: int = 0
-
-
-# ------------------------------------------------------------------------------------------------- running
+# -------------------------------------------------------------------------------------------------- inputs
 def _as_inputs(graph: Graph, x: Any) -> dict[str, np.ndarray]:
     if isinstance(x, Mapping):
         missing = [n for n in graph.inputs if n not in x]
@@ -352,296 +322,7 @@ def quantize_inputs(graph: Graph, x: Any, steps: int | None = None, count: bool 
     return out, int(n), int(t_len)
 
 
-class _Interrupts:
-    """Block SIGINT while Lava forks its workers (they inherit SIG_IGN), remember a Ctrl-C that came meanwhile."""
-
-    def __init__(self) -> None:
-        self.old: Any = None
-        self.hit = False
-
-    def __enter__(self) -> "_Interrupts":
-        if threading.current_thread() is threading.main_thread():
-            self.old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-
-
-def _actors(runtime: Any) -> list[Any]:
-    mi = getattr(runtime, "_messaging_infrastructure", None)
-    return list(getattr(mi, "actors", []) or [])
-
-
-def _check_alive(runtime: Any, what: str) -> None:
-    dead = [a for a in _actors(runtime) if a.exitcode is not None]
-    if dead:
-        detail = ""
-        for a in dead:
-            try:
-                exc = a.exception
-            except Exception:  # pragma: no cover - closed pipe
-                exc = None
-            if exc:
-                detail = f": {exc[0]!r}"
-                break
-        raise BackendError(f"a Lava worker process ended while {what} (exit code {dead[0].exitcode}){detail}")
-
-
-def _recv(port: Any, runtime: Any, stall_timeout_s: float, what: str) -> np.ndarray:
-    """Receive one message from an external pipe, noticing dead workers instead of blocking forever."""
-    from queue import Empty
-
-    waited = 0.0
-    queue = getattr(port, "_queue", None)
-    while True:
-        if port.probe():
-            return port.recv()
-        try:
-            if queue is not None:
-                queue.get(timeout=0.5, peek=True)
-            else:  # pragma: no cover - other Lava versions
-                time.sleep(0.001)
-            continue
-        except Empty:
-            waited += 0.5
-        _check_alive(runtime, what)
-        if waited >= stall_timeout_s:
-            raise BackendError(f"Lava made no progress for {stall_timeout_s:.0f} s while {what}")
-
-
-def shutdown(runtime: Any, procs: list[Any] | None = None, graceful: bool = True, timeout_s: float = 20.0) -> None:
-    """Stop a Lava runtime; if it does not stop within ``timeout_s`` (or ``graceful`` is False), terminate
-    and then kill its worker processes. Never raises; leaves no child process behind."""
-    if runtime is None:
-        return
-    with _Interrupts():
-        done = False
-        if graceful and getattr(runtime, "_is_started", False):
-            t = threading.Thread(target=_quiet_stop, args=(runtime,), daemon=True)
-            t.start()
-            t.join(timeout_s)
-            done = not t.is_alive() and not any(a.is_alive() for a in _actors(runtime) if _has_popen(a))
-        if not done:
-            _force_stop(runtime)
-        for p in procs or []:
-            try:
-                p._runtime = None  # so Process.__del__ does not stop it again
-            except Exception:  # pragma: no cover
-                pass
-
-
-def _has_popen(a: Any) -> bool:
-    return getattr(a, "_popen", None) is not None
-
-
-def _quiet_stop(runtime: Any) -> None:
-    try:
-        runtime.stop()
-    except Exception:
-        pass
-
-
-def _force_stop(runtime: Any) -> None:
-    import multiprocessing as mp
-
-    actors = [a for a in _actors(runtime) if _has_popen(a)]
-    for a in actors:
-        try:
-            if a.is_alive():
-                a.terminate()
-        except Exception:  # pragma: no cover
-            pass
-    deadline = time.monotonic() + 5.0
-    for a in actors:
-        try:
-            mp.Process.join(a, max(0.0, deadline - time.monotonic()))
-            if a.is_alive():
-                a.kill()
-                mp.Process.join(a, 5.0)
-        except Exception:  # pragma: no cover
-            pass
-    mi = getattr(runtime, "_messaging_infrastructure", None)
-    smm = getattr(mi, "_smm", None)
-    if smm is not None:
-        try:
-            smm.shutdown()
-        except Exception:  # pragma: no cover
-            pass
-    wd = getattr(runtime, "_watchdog_manager", None)
-    if wd is not None:
-        try:
-            wd.stop()
-        except Exception:  # pragma: no cover
-            pass
-    runtime._is_started = False
-    runtime._is_running = False
-
-
-def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = None,
-        progress: bool = False) -> LavaResult:
-    """Run ``x`` ([n, T, d] floats, [n, T] token ids, or {input: array}) through the Lava network.
-
-    Returns a :class:`LavaResult`: per-node int64 [n, T, size] outputs and the final states of every sample.
-    Samples run one at a time (``batch`` None) or ``batch`` side by side; every sample starts from zero state.
-    The runtime is always stopped (also on errors and Ctrl-C).
-    """
-    if not isinstance(network, LavaNetwork):
-        network = load(network)
-    if network._used:
-        network.build()
-    network._used = True
-    graph = network.graph
-    q, n, t_len, q_clipped = quantize_inputs(graph, x, steps, count=True)
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-
-    res = LavaResult()
-    res.steps = t_len
-    post = graph.sequence_end_nodes()
-    b = network.batch or 1
-    lead = network.lead
-    traces = {tap.node: np.zeros((n, t_len, tap.n_out), np.int64) for tap in network._taps}
-    state_out: dict[str, dict[str, np.ndarray]] = {
-        tap.node: {k: np.zeros((n,) + shape, np.int64) for k, shape in tap.states} for tap in network._taps if tap.states
-    }
-    for name, node in graph.items():
-        if isinstance(node, hw.QModeBank):
-            h, m = node.a_re.shape
-            state_out[name] = {"re": np.zeros((n, h, m), np.int64), "im": np.zeros((n, h, m), np.int64)}
-    sats: dict[str, int] = {name: 0 for name in graph.order()}
-    sats.update(q_clipped)
-    anchor = network.any_process()
-    procs = list(network.procs.values()) + [t.proc for t in network._taps if t.native is not None]
-    runtime = None
-    bar = None
-    t0 = time.perf_counter()
-    ok = False
-    try:
-        cfg = Loihi2SimCfg(select_tag="fixed_pt")
-        try:
-            executable = anchor.compile(cfg)
-        except Exception as e:
-            raise BackendError(f"Lava could not compile the network of graph '{graph.name}': {type(e).__name__}: {e}") from e
-        res.compile_s = time.perf_counter() - t0
-        with _Interrupts():
-            try:
-                anchor.create_runtime(executable=executable)
-            finally:
-                runtime = anchor.runtime
-        window = max(1, network.tap_buffer - 1)
-        if progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            bar = Progress(TextColumn("running on Lava"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
-                           TimeRemainingColumn(), transient=True)
-            bar.start()
-            task = bar.add_task("lava", total=n)
-        for lo in range(0, n, b):
-            hi = min(n, lo + b)
-            rows = {}
-            for name, data in q.items():
-                chunk = np.zeros((b, t_len, data.shape[2]), np.int64)
-                chunk[: hi - lo] = data[lo:hi]
-                rows[name] = chunk
-            if lo > 0:
-                _reset_native(network)
-            anchor.run(RunSteps(num_steps=t_len, blocking=False))
-            bufs = {tap.node: np.zeros((b, t_len, tap.proc.tap.shape[-1]), np.int64) for tap in network._taps}
-            sent = 0
-            for t in range(t_len):
-                while sent < t_len and sent <= t + window - 1:
-                    ctrl = np.array([1 if sent == 0 else 0, 1 if sent == t_len - 1 else 0], np.int64)
-                    for name, src in network._sources.items():
-                        row = np.concatenate([np.broadcast_to(ctrl, (b, 2)), rows[name][:, sent]], axis=1)
-                        src.inp.external_pipe_csp_send_port.send(row if lead else row[0])
-                    sent += 1
-                for tap in network._taps:
-                    msg = _recv(tap.proc.tap.external_pipe_csp_recv_port, runtime, network.stall_timeout_s,
-                                f"running step {t} of samples {lo}..{hi - 1}")
-                    bufs[tap.node][:, t] = msg.reshape(b, -1)
-            anchor.wait()
-            for tap in network._taps:
-                buf = bufs[tap.node][: hi - lo]
-                if isinstance(graph.node(tap.node), hw.QAccumulate):  # trace: the running sum (its state)
-                    traces[tap.node][lo:hi] = buf[..., tap.n_out: 2 * tap.n_out]
-                else:
-                    traces[tap.node][lo:hi] = buf[..., : tap.n_out]
-                if tap.native is not None:
-                    _read_native_state(tap, state_out[tap.node], lo, hi, buf)
-                else:
-                    clipped = buf[:, -1:, -1] if tap.node in post else buf[..., -1]  # post-sequence: once
-                    sats[tap.node] = sats.get(tap.node, 0) + int(clipped.sum())
-                    off = tap.n_out
-                    for k, shape in tap.states:
-                        size = int(np.prod(shape))
-                        state_out[tap.node][k][lo:hi] = buf[:, -1, off: off + size].reshape((hi - lo,) + shape)
-                        off += size
-            if bar is not None:
-                bar.update(task, advance=hi - lo)
-        ok = True
-    except KeyboardInterrupt:
-        shutdown(runtime, procs, graceful=False)
-        runtime = None
-        raise
-    except BackendError:
-        raise
-    except Exception as e:
-        raise BackendError(f"Lava run of graph '{graph.name}' failed: {type(e).__name__}: {e}") from e
-    finally:
-        if bar is not None:
-            bar.stop()
-        if runtime is not None:
-            shutdown(runtime, procs, graceful=ok)
-    res.wall_s = time.perf_counter() - t0
-    for name, node in graph.items():
-        if isinstance(node, hw.QInput):
-            res[name] = q[name]
-            continue
-        tr = traces[name]
-        if name in post:
-            tr = tr[:, -1]  # evaluated once, after the last step
-        res[name] = tr
-        if isinstance(node, hw.QModeBank):
-            h, m = node.a_re.shape
-            last = tr[:, -1].reshape(n, h, m, 2)
-            state_out[name]["re"], state_out[name]["im"] = last[..., 0].copy(), last[..., 1].copy()
-    res.states = state_out
-    res.saturations = sats
-    res.plan = dict(network.plan)
-    res.outputs = {o: (res[o][:, -1] if graph.node(o).SEQUENCE_END else res[o]) for o in graph.outputs}
-    if graph.outputs:
-        first = res.outputs[graph.outputs[0]]
-        logits = first if first.ndim == 2 else first[:, -1, :]
-        res.predictions = np.argmax(logits, axis=-1).astype(np.int64)
-    return res
-
-
-def _read_native_state(tap: _Tap, out: dict[str, np.ndarray], lo: int, hi: int, buf: np.ndarray) -> None:
-    """Final state of Lava's own Dense (a_buff: the output due next step) or LIF (u, v), via Var.get."""
-    proc = tap.native
-    if "pipe" in out:
-        out["pipe"][lo:hi] = np.asarray(proc.a_buff.get()).astype(np.int64).reshape(1, 1, -1)
-    else:
-        out["u"][lo:hi] = np.asarray(proc.u.get()).astype(np.int64)
-        out["v"][lo:hi] = np.asarray(proc.v.get()).astype(np.int64)
-
-
-def _reset_native(network: LavaNetwork) -> None:
-    """Zero the state of Lava's own Processes between samples (ours reset on the ctrl 'reset' flag)."""
-    for tap in network._taps:
-        proc = tap.native
-        if proc is None:
-            continue
-        if hasattr(proc, "a_buff"):
-            proc.a_buff.set(np.zeros(proc.a_buff.shape, np.int64))
-        else:
-            proc.u.set(np.zeros(proc.u.shape, np.int64))
-            proc.v.set(np.zeros(proc.v.shape, np.int64))
-
-
+# --------------------------------------------------------------------------------------------------- loading
 def load(artifact: Graph | str | os.PathLike, batch: int | None = None, native: bool = True,
          tap_buffer: int = 64) -> LavaNetwork:
     """Build the Lava network of an artifact directory (its integer graph) or of an integer Graph."""
@@ -672,48 +353,3 @@ def _load_artifact_graph(path: Path) -> Graph:
     except NeurocompileError as e:
         raise BackendError(f"cannot load '{path}' for the Lava backend: {e}") from e
     raise BackendError(f"'{path}' is neither a neurocompile artifact (manifest.json) nor a saved graph (graph.json)")
-
-
-def simulate_lava(graph: Graph | str | Path, x: Any, *, batch: int | None = 32, native: bool = True,
-                  progress: bool = False, record: bool = False, target: Any = None, check: bool = True) -> Any:
-    """Run ``x`` on Lava and return a :class:`neurocompile.sim.engine.SimResult` (what ``--backend lava`` prints).
-
-    Outputs, predictions, spikes and saturations are Lava's. The activity counters (``counts``: synaptic
-    operations, messages, energy inputs) are defined by the simulator's model of the chip, so they come from
-    the simulator run on the same input; with ``check`` (default) that run must equal Lava's at every node and
-    step, else BackendError. ``batch`` samples run side by side (None: one at a time). With ``record``,
-    ``trace`` and ``final_states`` are Lava's. The comparison is in ``result.lava_comparison``.
-    """
-    from neurocompile.backends.lava.compare import Reference, compare
-    from neurocompile.sim.engine import SimResult, is_spiking, simulate
-
-    if not isinstance(graph, Graph):
-        graph = _load_artifact_graph(Path(graph))
-    n_in = len(next(iter(_as_inputs(graph, x).values())))
-    net = load(graph, batch=None if batch is None else max(1, min(int(batch), n_in)), native=native)
-    res = run(net, x, progress=progress)
-    sim = simulate(graph, x, record=True, counters=True, target=target)
-    cmp = compare(graph, res, Reference(dict(sim.trace or {}), dict(sim.final_states or {}), 0.0, dict(sim.saturations)))
-    if check and not cmp.equal:
-        raise BackendError(f"Lava and the simulator disagree on graph '{graph.name}': {cmp}")
-    spiking = [k for k in graph.order() if is_spiking(graph.node(k)) and res[k].ndim == 3]
-    sats = {k: (sim.saturations.get(k, 0) if res.plan.get(k, "").startswith("lava.") else v)
-            for k, v in res.saturations.items()}
-    out = SimResult(
-        outputs=res.outputs,
-        predictions=res.predictions,
-        spikes={k: int(np.count_nonzero(res[k])) for k in spiking},
-        spikes_per_step={k: np.count_nonzero(res[k], axis=(0, 2)).astype(np.int64) for k in spiking},
-        saturations=sats,
-        counts=sim.counts,
-        samples=int(sim.samples),
-        steps=int(sim.steps),
-        trace=dict(res) if record else None,
-        final_states=res.states if record else None,
-        placement=sim.placement,
-        paths={k: f"lava:{v}" for k, v in res.plan.items()},
-        spiking=tuple(sim.spiking),
-    )
-    out.lava_comparison = cmp  # type: ignore[attr-defined]
-    out.lava_wall_s = res.wall_s  # type: ignore[attr-defined]
-    return out

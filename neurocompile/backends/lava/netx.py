@@ -150,7 +150,8 @@ def _neuron(w: _Writer, grp: Any, node: hw.QNode | None) -> tuple[bool, str]:
         w.data(ng, "vThMant", int(vth.max()) if vth.size else 0)
         w.data(ng, "refDelay", 1)
         w.data(ng, "gradedSpike", False)
-        note = "Lava's v keeps 6 more fractional bits than QLIF's (decay rounding differs), saturates at 24 bits of that"
+        note = ("Lava's v keeps 6 more fractional bits than QLIF's (decay rounding differs), "
+                "saturates at 24 bits of that")
         if node.reset != "zero":
             note += "; subtractive reset has no netx form"
         if vth.size and np.any(vth != vth[0]):
