@@ -164,3 +164,27 @@ def test_converter_rejects_what_lava_cannot_compute_exactly() -> None:
         from_lava_dense_lif(np.full((2, 2), 0.5))
     g = from_lava_dense_lif(np.ones((3, 2), np.int64), vth=5)
     assert isinstance(g.node("lif0"), hw.QLavaLIF) and g.node("dense0").delay == 1
+
+
+@needs_lava
+def test_two_spike_sources_into_lava_dense_are_summed() -> None:
+    """Two LIF populations into one Lava Dense: Lava sums the connections; the sum (up to 2) must stay graded."""
+    from neurocompile.backends import lava as nl
+    from neurocompile.backends.lava.compare import compare, simulate_reference
+
+    rng = np.random.default_rng(21)
+    g = from_lava_layers([{"weights": rng.integers(0, 256, (6, N_IN)), "du": 4095, "dv": 0, "vth": 2}])
+    g2 = from_lava_layers([{"weights": rng.integers(0, 256, (6, N_IN)), "du": 4095, "dv": 0, "vth": 3}])
+    g.add("dense0b", g2.node("dense0"), "x")
+    g.add("lif0b", g2.node("lif0"), "dense0b")
+    c = from_lava_layers([{"weights": rng.integers(-256, 256, (4, 6)), "du": 100, "dv": 100, "vth": 1}])
+    g.add("dense1", c.node("dense0"), ["lif0", "lif0b"])
+    g.add("lif1", c.node("lif0"), "dense1")
+    g.outputs = ["lif1"]
+    x = (rng.random((1, 30, N_IN)) < 0.5).astype(float)
+    net = nl.load(g)
+    assert net.plan["dense1"] == "lava.Dense"
+    ref = simulate_reference(g, x)
+    assert ((ref.traces["lif0"] + ref.traces["lif0b"]) == 2).any(), "test needs coincident spikes"
+    cmp = compare(g, nl.run(net, x), ref)
+    assert cmp.equal, str(cmp)

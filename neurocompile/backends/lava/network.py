@@ -73,7 +73,8 @@ def native_dense_params(graph: Graph, name: str) -> dict[str, Any] | None:
     out = acc << weight_exp if weight_exp >= 0 else -((-acc) >> -weight_exp)
     if acc > INT32_MAX or out > INT32_MAX or (node.out_bits > 0 and out > limit(node.out_bits)):
         return None
-    binary = all(graph.node(p).out_bits == 1 for p in preds)
+    # Lava's binary mode reads its (summed) input as bool: only one spiking source keeps that exact
+    binary = len(preds) == 1 and graph.node(preds[0]).out_bits == 1
     return {"weights": weights.astype(np.int64), "weight_exp": weight_exp, "num_weight_bits": 8, "sign_mode": mode,
             "num_message_bits": 0 if binary else 24}
 
