@@ -1,0 +1,159 @@
+"""Design-rule checks of an integer graph against the target: a list of violations, never a boolean.
+
+Every rule runs on every node and all results are returned; ``severity`` 'error' blocks export, 'warning' does not.
+
+============== ================================================================================================
+rule           what is compared (``used`` vs ``limit``)
+============== ================================================================================================
+accumulator    worst-case dendritic sum of a node, sum_i |W_oi| * input_limit_i + |bias_o| (max over channels),
+               vs 2^(accumulator_bits-1) - 1 (docs/semantics.md); also each ModeBank product |b| * u_limit
+weight-bits    largest |weight mantissa| (QDense, QModeBank b, QModeReadout c/d) vs 2^(weight_bits-1) - 1;
+               and the node's declared weight_bits vs the target's
+state-bits     declared state width (QModeBank out_bits, neuron state_bits) vs the target's state_bits
+message-bits   declared width of a graded on-chip message vs graded_message_bits (1-bit targets: binary only)
+decay          coefficient fractional bits vs decay_bits (error); a ModeBank pole with |a| >= 2^F (error);
+               neuron decay of 0 or 2^F (warning: no leak / no memory)
+threshold      neuron threshold vs the threshold mantissa range 2^(mant+shift) (warning)
+fan-in         inputs of one node (sum of predecessor sizes) vs the core's input axons (error)
+fan-out        destinations of one node's neurons (size x consumers) vs the core's output axons (warning)
+product        QMul operand widths a_bits + b_bits - 1 vs accumulator_bits (warning)
+============== ================================================================================================
+
+Host-side nodes (sequence-end nodes and what follows them: the mean pool and the readout) are exempt from the
+chip's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from neurocompile.ir import hw
+from neurocompile.ir.graph import Graph
+from neurocompile.passes.common import Precision, limit
+
+__all__ = ["Violation", "check_graph", "RULES", "errors"]
+
+RULES = ("accumulator", "weight-bits", "state-bits", "message-bits", "decay", "threshold", "fan-in", "fan-out",
+         "product")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One design-rule result: ``rule`` broken at ``node`` for ``resource``: ``used`` against ``limit``."""
+
+    rule: str
+    node: str
+    resource: str
+    used: float
+    limit: float
+    severity: str  # 'error' | 'warning'
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (f"[{self.severity}] {self.rule} at '{self.node}': {self.resource} {self.used:,.0f} > limit "
+                f"{self.limit:,.0f}" + (f" ({self.message})" if self.message else ""))
+
+
+def errors(violations: list[Violation]) -> list[Violation]:
+    return [v for v in violations if v.severity == "error"]
+
+
+def _in_limit(g: Graph, name: str, port: str | None = None) -> int:
+    total = 0
+    for p in g.preds(name, port):
+        q = g.node(p)
+        bits = getattr(q, "out_bits", 24)
+        total += 1 if 0 < bits <= 2 else limit(bits) if bits > 0 else limit(62)
+    return total
+
+
+def check_graph(g: Graph, prec: Precision) -> list[Violation]:
+    """Run every rule on the integer graph ``g``; returns all violations (empty: the graph fits the target)."""
+    out: list[Violation] = []
+    host = g.sequence_end_nodes() | {n for n in g.g.nodes if g.node(n).SEQUENCE_END}
+    acc = prec.acc_limit
+    wmax = prec.wmax
+
+    def add(rule: str, node: str, resource: str, used: float, lim: float, severity: str, msg: str = "") -> None:
+        out.append(Violation(rule, node, resource, float(used), float(lim), severity, msg))
+
+    for name in g.order():
+        n = g.node(name)
+        if not isinstance(n, hw.QNode) or name in host:
+            continue
+        # -- accumulator and weight widths
+        if isinstance(n, hw.QDense):
+            worst = float((np.abs(n.weight) @ np.full(n.weight.shape[1], _in_limit(g, name), np.float64)
+                           + np.abs(n.bias)).max(initial=0))
+            if worst > acc:
+                add("accumulator", name, "worst-case dendritic sum", worst, acc, "error",
+                    f"{prec.accumulator_bits}-bit accumulator; reduce the input width or the weights")
+            _weights(add, name, {"weight": n.weight}, n.weight_bits, prec)
+        elif isinstance(n, hw.QModeReadout):
+            lx, lu = _in_limit(g, name, "state"), _in_limit(g, name, "skip")
+            worst = float(((np.abs(n.c_re) + np.abs(n.c_im)).sum(axis=1) * lx + np.abs(n.d) * lu).max(initial=0))
+            if worst > acc:
+                add("accumulator", name, "worst-case readout sum", worst, acc, "error",
+                    f"{prec.accumulator_bits}-bit accumulator")
+            _weights(add, name, {"c_re": n.c_re, "c_im": n.c_im, "d": n.d}, n.weight_bits, prec)
+        elif isinstance(n, hw.QModeBank):
+            worst = float(np.maximum(np.abs(n.b_re), np.abs(n.b_im)).max(initial=0)) * _in_limit(g, name)
+            if worst > acc:
+                add("accumulator", name, "input product |b| * u", worst, acc, "error")
+            _weights(add, name, {"b_re": n.b_re, "b_im": n.b_im}, n.weight_bits, prec)
+            one = 1 << n.coef_frac_bits
+            mag2 = n.a_re.astype(np.float64) ** 2 + n.a_im.astype(np.float64) ** 2
+            if mag2.size and mag2.max() >= one * one:
+                add("decay", name, "|a| (pole magnitude, units of 2^-F)", float(np.sqrt(mag2.max())), one - 1,
+                    "error", "a pole on or outside the unit circle never decays")
+            if n.out_bits > prec.state_bits:
+                add("state-bits", name, "mode state width (bits)", n.out_bits, prec.state_bits, "error")
+            if n.coef_frac_bits > prec.decay_bits:
+                add("decay", name, "coefficient fractional bits", n.coef_frac_bits, prec.decay_bits, "error")
+        elif isinstance(n, hw.QMul):
+            ba = sum(getattr(g.node(p), "out_bits", 0) for p in g.preds(name, "a"))
+            bb = sum(getattr(g.node(p), "out_bits", 0) for p in g.preds(name, "b"))
+            if ba + bb - 1 > prec.accumulator_bits:
+                add("product", name, "product width a*b (bits)", ba + bb - 1, prec.accumulator_bits, "warning")
+        # -- neurons
+        if isinstance(n, (hw.QLIF, hw.QRefractory)):
+            if n.state_bits > prec.state_bits:
+                add("state-bits", name, "membrane width (bits)", n.state_bits, prec.state_bits, "error")
+            if n.coef_frac_bits > prec.decay_bits:
+                add("decay", name, "decay fractional bits", n.coef_frac_bits, prec.decay_bits, "error")
+            one = 1 << n.coef_frac_bits
+            if n.decay >= one:
+                add("decay", name, "membrane decay factor", n.decay, one - 1, "warning", "no leak")
+        if isinstance(n, (hw.QLIF, hw.QRefractory, hw.QHeaviside)) and n.vth.size:
+            tmax = (1 << (prec.threshold_mant_bits + prec.threshold_shift)) - 1
+            if float(n.vth.max()) > tmax:
+                add("threshold", name, "threshold (integer units)", float(n.vth.max()), tmax, "warning",
+                    "above the threshold mantissa range")
+        # -- messages
+        sends = name in g.outputs or any(s not in host for s in g.succs(name))
+        if 2 < n.out_bits and sends and n.out_bits > prec.message_bits:
+            add("message-bits", name, "graded message width (bits)", n.out_bits, prec.message_bits, "error",
+                "the target carries binary spikes only" if prec.message_bits <= 2 else "")
+        # -- connectivity
+        fan_in = sum(g.node(p).out_size() for p in g.preds(name))
+        if fan_in > prec.input_axons:
+            add("fan-in", name, "input axons", fan_in, prec.input_axons, "error")
+        fan_out = n.out_size() * len([s for s in g.succs(name) if s not in host])
+        if fan_out > prec.output_axons:
+            add("fan-out", name, "output axons", fan_out, prec.output_axons, "warning")
+    return out
+
+
+def _weights(add: Any, name: str, arrays: dict[str, np.ndarray], bits: int, prec: Precision) -> None:
+    if bits > prec.weight_bits:
+        add("weight-bits", name, "declared weight width (bits)", bits, prec.weight_bits, "error")
+    for field, a in arrays.items():
+        peak = int(np.abs(a).max(initial=0))
+        if peak > prec.wmax:
+            add("weight-bits", name, f"|{field}| mantissa", peak, prec.wmax, "error")

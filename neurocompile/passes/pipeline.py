@@ -1,0 +1,129 @@
+"""The compiler pipeline: a flat, ordered list of passes, each verified on the way in and out.
+
+>>> int_graph, info = compile_graph(float_graph, load_target("loihi2"), calib_x, CompileOptions())
+
+Passes (each a module with ``NAME`` and ``run(graph, ctx) -> graph``):
+
+1. ``fold``        identities removed, BatchNorm and neuron thresholds folded         (float -> float, exact)
+2. ``discretize``  S4D -> ModeBank + ModeReadout (zero-order hold)                    (float -> float, exact)
+3. ``lower``       GLU -> Affine halves + sigmoid + Mul; LayerNorm refused or frozen  (float -> float)
+4. ``binarize``    --weights ternary|binary: mixing weights -> {-1, 0, 1} x scale    (float -> float)
+5. ``calibrate``   float interpreter on calibration data: per-node ranges            (float -> float + meta)
+6. ``quantize``    Q-nodes under the target's precision                              (float -> integer)
+
+Then the design-rule checks (``checks.check_graph``) run on the integer graph; their violations are returned in
+``info['violations']`` (errors block export; the caller decides). ``int_graph.meta['passes']`` records the
+history: each pass, its wall time, node counts and what it did.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from neurocompile.errors import IRError
+from neurocompile.ir.graph import Graph
+from neurocompile.passes import binarize, calibrate, checks, discretize, fold, lower, quantize
+from neurocompile.passes.common import CompileOptions, PassContext, Precision
+
+__all__ = ["PASSES", "FLOAT_PASSES", "CompileOptions", "compile_graph", "lower_graph", "format_ir"]
+
+PASSES = [fold, discretize, lower, binarize, calibrate, quantize]
+#: the passes that keep the graph in float form (what the quantisation report compares against)
+FLOAT_PASSES = [fold, discretize, lower, binarize]
+
+
+def _verify(graph: Graph, where: str) -> None:
+    from neurocompile.ir.verify import verify
+
+    violations = verify(graph)
+    if violations:
+        listed = "; ".join(str(v) for v in violations[:20])
+        more = f" (and {len(violations) - 20} more)" if len(violations) > 20 else ""
+        err = IRError(f"IR verification failed {where} ({len(violations)} violation(s)): {listed}{more}")
+        err.violations = violations  # type: ignore[attr-defined]
+        raise err
+
+
+def format_ir(graph: Graph) -> str:
+    """One line per node: name, op, input edges (port), output size and the node's scalar attributes."""
+    lines = [f"graph {graph.name!r}: {len(graph)} nodes, inputs {graph.inputs}, outputs {graph.outputs}"]
+    for name, node in graph.items():
+        ins = ", ".join(f"{p}:{graph.edge(p, name)['port']}" for p in graph.preds(name))
+        attrs = {k: v for k, v in node.attrs().items() if k not in ("size",)}
+        shapes = {k: list(v.shape) for k, v in node.params().items()}
+        lines.append(f"  {name:<28} {node.op:<13} [{ins}] -> {node.out_size()}  {attrs} {shapes}")
+    return "\n".join(lines)
+
+
+def _run_passes(graph: Graph, ctx: PassContext, passes: list, console: Any = None) -> Graph:
+    opts = ctx.options
+    history = list(graph.meta.get("passes", []))
+    if opts.verify:
+        _verify(graph, "on the input graph (before the first pass)")
+    for p in passes:
+        t0 = time.perf_counter()
+        before = len(graph)
+        graph = p.run(graph, ctx)
+        if opts.verify:
+            _verify(graph, f"after pass '{p.NAME}'")
+        history.append({"pass": p.NAME, "seconds": round(time.perf_counter() - t0, 4), "nodes_in": before,
+                        "nodes_out": len(graph), **_jsonable(ctx.info["passes"].get(p.NAME, {}))})
+        graph.meta["passes"] = history
+        if opts.print_ir:
+            text = f"--- IR after {p.NAME} ---\n{format_ir(graph)}"
+            if console is not None:
+                console.print(text, markup=False, highlight=False)
+            else:
+                print(text)
+    return graph
+
+
+def lower_graph(float_graph: Graph, target: Any = None, options: CompileOptions | None = None,
+                calib_x: np.ndarray | None = None) -> Graph:
+    """Run the float passes only (fold, discretize, lower, binarize): the graph the integer one is compared with."""
+    options = options or CompileOptions()
+    ctx = PassContext(Precision.from_target(target, options), options, calib_x, target)
+    return _run_passes(float_graph, ctx, FLOAT_PASSES)
+
+
+def compile_graph(float_graph: Graph, target: Any, calib_x: np.ndarray | Any,
+                  options: CompileOptions | None = None, console: Any = None) -> tuple[Graph, dict[str, Any]]:
+    """Compile a traced float graph to an integer graph for ``target`` (a loaded Target, or None for defaults).
+
+    Returns ``(int_graph, info)``; ``info`` has ``float_graph`` (the lowered float graph, same node names as the
+    integer one), ``violations`` (design-rule :class:`checks.Violation` list), ``warnings`` (precision warnings),
+    ``precision`` and per-pass notes. Raises QuantizationError / UnsupportedOpError / IRError with a message
+    naming the node when the model cannot be compiled.
+    """
+    options = options or CompileOptions()
+    options.validate()
+    ctx = PassContext(Precision.from_target(target, options), options, calib_x, target)
+    lowered = _run_passes(float_graph, ctx, FLOAT_PASSES, console)
+    calibrated = _run_passes(lowered, ctx, [calibrate], console)
+    int_graph = _run_passes(calibrated, ctx, [quantize], console)
+    violations = checks.check_graph(int_graph, ctx.precision)
+    int_graph.meta["checks"] = [v.to_dict() for v in violations]
+    int_graph.meta["warnings"] = list(ctx.info["warnings"])
+    info = {
+        "float_graph": lowered,
+        "violations": violations,
+        "errors": [v for v in violations if v.severity == "error"],
+        "warnings": list(ctx.info["warnings"]),
+        "precision": ctx.precision,
+        "passes": ctx.info["passes"],
+        "calibration": calibrated.meta.get("calibration"),
+    }
+    return int_graph, info
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    try:
+        json.dumps(d)
+        return d
+    except TypeError:
+        return {k: str(v) for k, v in d.items()}

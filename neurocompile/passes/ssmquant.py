@@ -1,0 +1,157 @@
+"""Quantisation of one SSM layer (ModeBank + its ModeReadout), used by the quantize pass.
+
+The state width and scale are searched: for each candidate width b_x the ModeBank state scale is
+s_x = clip_x / (2^(b_x - 1) - 1), the pair is quantised, simulated on the calibration input with the integer
+kernels, and scored by the SQNR of the readout output against the float trace. The trade-off being searched:
+a finer state (more bits) lowers the recurrence's rounding error, but the readout's worst-case accumulator
+sum_m (|c_re| + |c_im|) * state_limit + |d| * u_limit must fit ``accumulator_bits``, so more state bits leave
+fewer bits to the readout weights c.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neurocompile.errors import QuantizationError
+from neurocompile.ir import hw
+from neurocompile.ir import nodes as fl
+from neurocompile.passes import qmath
+from neurocompile.passes.common import limit
+from neurocompile.sim import kernels
+
+_BUDGET = 2e7  # samples x H x M x T simulated per candidate width
+_MAX_SAMPLES = 64
+_MIN_BITS = 8
+_HEADROOM = 0.75  # calibrated peak |h| of each mode -> 3/4 of the state limit
+
+
+def poles(em: Any, name: str, dA: np.ndarray) -> qmath.PoleQuant:
+    """Quantise the decay-rotations of ModeBank ``name`` and apply the precision policy."""
+    p, opts = em.p, em.ctx.options
+    horizon = em.plan.steps
+    pq = qmath.quantize_poles(dA, p.decay_bits, horizon)
+    one = 1 << p.decay_bits
+    if pq.nudged.any():
+        h, m = np.argwhere(pq.nudged)[0]
+        em.ctx.warn(
+            f"node '{name}': {int(pq.nudged.sum())} mode(s) have |dA| within half a unit of 1 at {p.decay_bits} "
+            f"decay bits (e.g. channel {h} mode {m}: |dA| = {abs(dA[h, m]):.6f}, 1 = {one}); they were pulled to the "
+            f"largest stable coefficient (faster decay). More decay bits (decay_bits) would keep them")
+    worst = np.unravel_index(int(np.argmax(pq.deviation)), pq.deviation.shape)
+    dev = float(pq.deviation[worst])
+    if dev > opts.pole_tolerance:
+        h, m = worst
+        aq = complex(pq.a_re[h, m], pq.a_im[h, m])
+        msg = (f"node '{name}': channel {h} mode {m}: the decay-rotation dA = {complex(dA[h, m]):.6f} "
+               f"(|dA| = {abs(dA[h, m]):.6f}) quantised to {aq.real:.0f}{aq.imag:+.0f}i / {one} "
+               f"(decay_bits = {p.decay_bits}) changes its impulse response by up to {dev:.3f} within the "
+               f"{horizon}-step calibration horizon (tolerance {opts.pole_tolerance}); use more decay bits "
+               f"(decay_bits), or on_precision='warn' (--allow-precision-loss) to accept it")
+        if opts.on_precision == "error":
+            raise QuantizationError(msg)
+        em.ctx.warn(msg)
+    return pq
+
+
+def mode_basis(dB: np.ndarray, peak: np.ndarray, s_u: float, target: float, wmax: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-mode input coefficients that are exact integers, and the state basis they imply.
+
+    The integer state of mode (h, m) is h_int = h / (s_x beta_hm) (a diagonal similarity transform, exact in
+    real arithmetic: dA is diagonal), so the input coefficient becomes b_int 2^-k_h with b_int = b'_hm a real
+    integer in [1, wmax] (zero quantisation error). b' is chosen so that each mode's calibrated peak |h| maps to
+    about ``target`` integer units: every mode uses the state width fully, whatever its |dB| and decay.
+    Returns ``(b_int [H, M], k [H], gain [H, M])`` with gain = b_int 2^-k / (|dB| s_u) (units of 1/target per peak).
+    """
+    mag = np.abs(dB) * s_u  # input gain per integer input unit, [H, M]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        req = np.where(peak > 0, target * mag / peak, np.nan)  # wanted b' 2^-k per mode
+    H, M = dB.shape
+    b = np.full((H, M), wmax, np.int64)
+    k = np.zeros(H, np.int64)
+    for h in range(H):
+        r = req[h][np.isfinite(req[h]) & (req[h] > 0)]
+        if r.size == 0:
+            continue
+        kh = int(np.floor(np.log2(wmax / r.max())))
+        if r.max() / r.min() > wmax:  # keep the weakest mode at >= 1: the strongest use fewer levels
+            kh = int(np.ceil(np.log2(1.0 / r.min())))
+        k[h] = kh
+        want = req[h] * 2.0 ** kh
+        b[h] = np.where(np.isfinite(want), np.clip(np.floor(want), 1, wmax), wmax).astype(np.int64)
+    return b, k, b * 2.0 ** -k[:, None]
+
+
+def _bank(em: Any, n: fl.ModeBank, pq: qmath.PoleQuant, s_u: float, lim_u: int, peak: np.ndarray, bits: int
+          ) -> tuple[hw.QModeBank, np.ndarray]:
+    """The QModeBank for state width ``bits`` and its basis: h = basis * h_int (complex, [H, M])."""
+    dB = n.dB.astype(np.complex128)
+    wmax = int(min(em.p.wmax, em.p.acc_limit // max(1, lim_u)))  # one product b*u per compartment
+    target = _HEADROOM * limit(bits)
+    b, k, gain = mode_basis(dB, peak, s_u, target, wmax)
+    # h_int,t = dA h_int,t-1 + gain u_int  and  h_t = dA h_t-1 + dB s_u u_int  =>  h = (dB s_u / gain) h_int
+    basis = dB * s_u / gain
+    bank = hw.QModeBank(a_re=pq.a_re, a_im=pq.a_im, b_re=b, b_im=np.zeros_like(b), b_shift=k,
+                        coef_frac_bits=em.p.decay_bits, weight_bits=em.p.weight_bits, out_bits=bits,
+                        out_scale=float(np.median(np.abs(basis))))
+    return bank, basis
+
+
+def _readout(em: Any, n: fl.ModeReadout, basis: np.ndarray, lim_x: int, s_u: float, lim_u: int, s_y: float,
+             bits_y: int) -> hw.QModeReadout:
+    """y = sum_m 2 Re(C_m basis_m h_int,m) + D u: c_re = 2 Re(C basis), c_im = -2 Im(C basis) (over s_y)."""
+    cb = n.C.astype(np.complex128) * basis
+    M = cb.shape[1]
+    w_hat = np.concatenate([2 * cb.real, -2 * cb.imag, n.D.astype(np.float64)[:, None] * s_u], 1) / s_y
+    lims = np.array([lim_x] * (2 * M) + [lim_u], np.float64)
+    rq = qmath.quantize_rows(w_hat, em.p.wmax, em.p.acc_limit, lims)
+    return hw.QModeReadout(c_re=rq.weight[:, :M], c_im=rq.weight[:, M:2 * M], d=rq.weight[:, 2 * M],
+                           shift=rq.shift, weight_bits=em.p.weight_bits, out_bits=bits_y, out_scale=s_y)
+
+
+def _simulate(bank: hw.QModeBank, ro: hw.QModeReadout, u: np.ndarray) -> np.ndarray:
+    b, t_len = u.shape[:2]
+    sb, sr = kernels.init_state(bank, b), kernels.init_state(ro, b)
+    out = np.zeros((b, t_len, ro.out_size()), np.int64)
+    for t in range(t_len):
+        st = kernels.step_modebank(bank, {"in": u[:, t]}, sb)
+        out[:, t] = kernels.step_modereadout(ro, {"state": st, "skip": u[:, t]}, sr)
+    return out
+
+
+def quantize_ssm(em: Any, name: str, n: fl.ModeBank, ro_name: str, ro: fl.ModeReadout
+                 ) -> tuple[hw.QModeBank, hw.QModeReadout, dict[str, Any]]:
+    g, plan = em.g, em.plan
+    if sorted(g.preds(ro_name, "skip")) != sorted(g.preds(name)):
+        raise QuantizationError(f"ModeReadout '{ro_name}': its skip input must be the ModeBank '{name}' input")
+    s_u, lim_u = plan.in_scale(name), plan.in_limit(name)
+    s_y, bits_y = plan.scale[ro_name], plan.bits[ro_name]
+    pq = poles(em, name, n.dA.astype(np.complex128))
+    H, M = n.dA.shape
+    u_f = sum(em.trace[p].astype(np.float64) for p in g.preds(name))
+    y_f = em.trace[ro_name].astype(np.float64)
+    t_len = u_f.shape[1]
+    k = int(max(1, min(_MAX_SAMPLES, u_f.shape[0], _BUDGET // max(1, H * M * t_len))))
+    u_int = np.clip(qmath.round_half_away(u_f[:k] / s_u), -lim_u, lim_u)
+    top = min(em.p.state_bits, plan.cap)
+    st = em.trace[name].astype(np.float64).reshape(u_f.shape[0], t_len, H, M, 2)
+    peak = np.sqrt(st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1))  # calibrated max |h| per mode
+    results = []
+    for bits in range(min(_MIN_BITS, top), top + 1):
+        bank, basis = _bank(em, n, pq, s_u, lim_u, peak, bits)
+        rq = _readout(em, ro, basis, limit(bits), s_u, lim_u, s_y, bits_y)
+        y = _simulate(bank, rq, u_int) * s_y
+        results.append((qmath.sqnr_db(y_f[:k], y), bits, bank, rq, basis))
+    sq, bits, bank, rq, basis = max(results, key=lambda r: (r[0], -r[1]))
+    info = {"state_bits": int(bits), "readout_sqnr_db": _f(sq),
+            "search": {str(r[1]): _f(r[0]) for r in results},
+            "mode_basis": [basis.real.tolist(), basis.imag.tolist()],
+            "poles_nudged": int(pq.nudged.sum()), "pole_max_deviation": float(pq.deviation.max()),
+            "pole_max_rel_error": float(pq.rel_error.max())}
+    return bank, rq, info
+
+
+def _f(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
