@@ -188,3 +188,22 @@ def test_two_spike_sources_into_lava_dense_are_summed() -> None:
     assert ((ref.traces["lif0"] + ref.traces["lif0b"]) == 2).any(), "test needs coincident spikes"
     cmp = compare(g, nl.run(net, x), ref)
     assert cmp.equal, str(cmp)
+
+
+@needs_lava
+def test_load_from_a_saved_graph_directory(tmp_path) -> None:
+    """QLavaLIF survives the serializer; ``load`` takes a saved graph directory as well as an artifact."""
+    from neurocompile.backends import lava as nl
+    from neurocompile.backends.lava.compare import compare, simulate_reference
+    from neurocompile.errors import BackendError
+    from neurocompile.ir.serialize import save_graph
+
+    g = from_lava_dense_lif(np.arange(-24, 24).reshape(4, N_IN), weight_exp=2, du=4095, dv=100, vth=3,
+                            bias_mant=[1, 2, 3, 4], bias_exp=2)
+    save_graph(g, tmp_path / "g")
+    net = nl.load(tmp_path / "g")
+    x = np.ones((1, 10, N_IN))
+    cmp = compare(net.graph, nl.run(net, x), simulate_reference(g, x))
+    assert cmp.equal, str(cmp)
+    with pytest.raises(BackendError, match="does not exist"):
+        nl.load(tmp_path / "missing")
