@@ -185,3 +185,6 @@ def test_threads_and_batch_size_do_not_change_results() -> None:
             assert np.array_equal(two.final_states[k][sk], v), (k, sk)
     for k, v in one.sample_trace.items():
         assert np.array_equal(two.sample_trace[k], v), k
+    for k, v in one.trace.items():  # the recorded sample is row 5 of the full trace
+        assert np.array_equal(one.sample_trace[k], v[5]), k
+    assert set(one.sample_spikes) == {"lif", "rf", "hv", "tern"}

@@ -142,16 +142,26 @@ def _abs_max(a: Array) -> int:
     return int(np.abs(a).max()) if a.size else 0
 
 
+_SPIKES = (hw.QLIF, hw.QHeaviside, hw.QRefractory, hw.QLavaLIF, hw.QTernarize)  # outputs in {-1, 0, 1}
+_SATURATING = (hw.QDense, hw.QModeBank, hw.QModeReadout, hw.QMul, hw.QAdd, hw.QAccumulate)  # sat(., out_bits)
+
+
 def _node_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
-    """Compile-time bound on |output| from the declared widths (Python ints: no overflow)."""
+    """Compile-time bound on |output| (Python ints: no overflow); None when not bounded or not known.
+
+    Only node types whose kernel provably limits the output are trusted (spikes, tables, and the nodes that end
+    with ``sat(., out_bits)``); any other node type gets None, which keeps its consumers on int64.
+    """
     ob = int(node.out_bits)
+    if isinstance(node, _SPIKES):
+        return 1
     if isinstance(node, (hw.QEmbedding, hw.QLUT)):
         return _abs_max(node.table)
     if isinstance(node, hw.QInput):
         return None if node.tokens or ob <= 0 else max(limit(ob), 1)
-    if 1 <= ob <= 2:  # spikes {0, 1} and ternary {-1, 0, 1}
-        return 1
-    if ob > 0:  # every other node saturates its output to out_bits
+    if not isinstance(node, _SATURATING):
+        return None
+    if ob > 0:
         return limit(ob)
     xb = ins.get("in")
     if isinstance(node, hw.QDense) and xb is not None:
@@ -928,8 +938,8 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         batch = _Batch(p, xb, acc_b, counters, rec, row, sample_trace if row is not None else None, steps)
         final = batch.run()
         if row is not None and sample_trace is not None:
-            for k, v in final.items():
-                sample_trace[k] = np.asarray(v[row], np.int64)
+            for k in p.end_order:  # QAccumulate keeps its running sum, as in trace
+                sample_trace[k] = np.asarray(final[k][row], np.int64)
         return i0, i1, final, (batch.final_states() if record else {}), acc_b
 
     bar = None
