@@ -40,9 +40,10 @@ def shipped_checkpoints() -> list[tuple[Path, str]]:
     d = ROOT / "examples" / "checkpoints"
     out = []
     for p in sorted(d.glob("*.pt")) if d.is_dir() else []:
-        fam, task = p.stem.split("_")[0], p.stem.rsplit("_", 1)[-1]
-        if fam in FAMILIES and task in TASKS:
-            out.append((p, task))
+        for fam in FAMILIES:  # family names contain '_' themselves (spike_ssm, binary_s4d)
+            task = p.stem[len(fam) + 1:]
+            if p.stem.startswith(fam + "_") and task in TASKS:
+                out.append((p, task))
     return out
 
 
