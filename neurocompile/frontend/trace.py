@@ -108,6 +108,7 @@ class _Tracer:
         self.g = Graph(name)
         self.stripped: list[dict[str, str]] = []
         self.trace_map: dict[str, str] = {}
+        self.family: str | None = None  # derived from the neurons / mixing units of an SSMClassifier
 
     # ------------------------------------------------------------------ scalars
     def scalar(self, view: ModuleView, attr: str, cfg_key: str | None, from_graph: Callable[[], Any] | None,
