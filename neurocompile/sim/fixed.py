@@ -53,6 +53,8 @@ def sat(x: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
     if bits <= 0:
         return x, 0
     m = limit(bits)
+    if np.size(x) == 0 or (np.max(x) <= m and np.min(x) >= -m):  # fast path: nothing to clip
+        return x, 0
     n = int(np.count_nonzero((x > m) | (x < -m)))
     if n == 0:
         return x, 0
