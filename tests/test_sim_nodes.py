@@ -312,3 +312,19 @@ def test_ports_sum_their_inputs_and_batches_do_not_matter(arith: str) -> None:
     assert r.outputs["d"][..., 0].tolist() == (x["a"] + x["b"]).sum(-1).astype(int).tolist()
     r1 = simulate(g, x, arith=arith, batch_size=5)
     assert np.array_equal(r1.outputs["d"], r.outputs["d"]) and r1.counts == r.counts
+
+
+@pytest.mark.parametrize("arith", ARITH)
+def test_edge_delay(arith: str) -> None:
+    g = graph(("x", 1, 8))
+    g.add("n", hw.QDense(weight=arr(1).reshape(1, 1), bias=arr(0), shift=arr(0), out_bits=8), "x")
+    g.add("s", hw.QAdd(size=1, out_bits=8), "n")
+    g.connect("x", "s", "in", delay=2)  # s_t = x_t + x_{t-2}
+    g.add("d", hw.QDense(weight=arr(3).reshape(1, 1), bias=arr(0), shift=arr(0), out_bits=8))
+    g.connect("x", "d", "in", delay=1)  # d_t = 3 x_{t-1}
+    g.outputs = ["s", "d"]
+    r = run(g, seq(1, 0, 2, 5), arith)
+    assert r.outputs["s"][0, :, 0].tolist() == [1, 0, 3, 5]
+    assert r.outputs["d"][0, :, 0].tolist() == [0, 3, 0, 6]
+    # d's synaptic ops are driven by what arrives: x_{t-1} = 0, 1, 0, 2 -> 2 non-zero arrivals (x itself has 3)
+    assert r.counts.layer("d").synops_effective_mac == 2

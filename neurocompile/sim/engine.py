@@ -31,7 +31,7 @@ from neurocompile.sim import kernels
 from neurocompile.sim.counters import LayerCounts, RunCounts
 from neurocompile.sim.fixed import limit, quantize_round, sat
 from neurocompile.sim.placement import (
-    COMPUTE, HOST, SYNAPSE, Placement, compartments, fanout_nnz, place, roles, synapse_count, synops_dense_per_step,
+    COMPUTE, SYNAPSE, Placement, compartments, fanout_nnz, place, roles, synapse_count, synops_dense_per_step,
 )
 
 __all__ = ["SimResult", "simulate", "merge_results", "plan", "is_spiking", "ARITH", "EXACT_F32", "EXACT_F64"]

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from neurocompile.errors import IRError
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 
