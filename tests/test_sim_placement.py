@@ -114,3 +114,31 @@ def test_mesh_coordinates_and_hops() -> None:
     assert p.hops(0, 127) == (7, 3) and p.hops(5, 38) == (0, 1) and p.hops(1, 2) == (0, 0)
     q = place(ssm_net(), load_target("kapoho-point"))  # chips side by side along x
     assert q.core_xy(128) == (1, 8, 0) and q.hops(0, 129) == (9, 0)
+
+
+def test_output_axons_are_met_by_refilling() -> None:
+    """lif1 (4) -> dense 8x4 -> lif2 (8) with 4 compartments and 6 output axons per core: a lif1 neuron reaches
+    every core of lif2. Pass 1 guesses 1 axon per neuron: lif1 fills core 0, lif2 cores 1 and 2, so each lif1
+    neuron needs 2 axons: 8 > 6. Pass 2 charges 2: 3 lif1 neurons on core 0, but lif2 now spans 3 cores (9 > 6).
+    Pass 3 charges 3: 2 lif1 neurons per core, 6 axons each."""
+    import neurocompile.sim.placement as pl
+
+    g = Graph("axons")
+    g.add("x", hw.QInput(size=4, out_scale=1.0, out_bits=8))
+    g.add("lif1", hw.QLIF(vth=np.ones(4, np.int64)), "x")
+    g.add("d", hw.QDense(weight=np.ones((8, 4), np.int64), bias=np.zeros(8, np.int64), shift=np.zeros(8, np.int64),
+                         out_bits=8), "lif1")
+    g.add("lif2", hw.QLIF(vth=np.ones(8, np.int64)), "d")
+    g.inputs, g.outputs = ["x"], ["lif2"]
+    tgt = fake(compartments=4, output_axons=6)
+    p = place(g, tgt)
+    assert p.fits, [str(v) for v in p.violations]
+    assert p.node_core_counts["lif1"] == (2, 2) and max(c.output_axons for c in p.cores) == 6
+    old = pl.MAX_PASSES
+    try:
+        pl.MAX_PASSES = 1
+        one = place(g, tgt)
+    finally:
+        pl.MAX_PASSES = old
+    assert [v.resource for v in one.violations] == ["output axons on core 0"]
+    assert one.violations[0].used == 8 and one.violations[0].limit == 6

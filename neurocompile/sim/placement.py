@@ -280,15 +280,40 @@ def _core_xy(core: int, cores_per_chip: int, cores_per_tile: int, mesh_x: int, m
 
 # -- the greedy placer -----------------------------------------------------------------------------------------
 
-def _feeds(graph: Graph, role: dict[str, str], name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Sources feeding a COMPUTE node, following SYNAPSE denses one level back.
+class _Feed:
+    """One source feeding a COMPUTE node: which of the node's units each source neuron reaches.
 
-    One entry per (source node, path): (source, A, bits) with A bool [units, n_source] (unit u receives source
-    neuron j) and bits [units] the synapse bits charged to each unit (the dense rows it hosts).
+    ``umap`` (elementwise: source neuron j reaches unit umap[j] only) or ``matrix`` (bool [units, n_source],
+    through a SYNAPSE dense); ``bits`` [units]: synapse bits charged to each unit.
     """
+
+    def __init__(self, src: str, bits: np.ndarray, umap: np.ndarray | None = None,
+                 matrix: np.ndarray | None = None) -> None:
+        self.src, self.bits, self.umap, self.matrix = src, bits, umap, matrix
+        self.n = int(umap.shape[0]) if umap is not None else int(matrix.shape[1])  # type: ignore[union-attr]
+
+    def first(self, u: int, k: int) -> np.ndarray:
+        """Per source neuron: offset of the first unit in u..u+k-1 it reaches (k when none)."""
+        if self.umap is not None:
+            off = self.umap - u
+            return np.where((off >= 0) & (off < k), off, k)
+        rows, cols = np.nonzero(self.matrix[u:u + k])  # type: ignore[index]  # row-major: rows ascending
+        first = np.full(self.n, k, np.int64)
+        first[cols[::-1]] = rows[::-1]  # the last write per column is its first (smallest) row
+        return first
+
+    def hit(self, u0: int, u1: int) -> np.ndarray:
+        """bool [n_source]: source neurons reaching any unit of u0..u1-1."""
+        if self.umap is not None:
+            return (self.umap >= u0) & (self.umap < u1)
+        return self.matrix[u0:u1].any(axis=0)  # type: ignore[index]
+
+
+def _feeds(graph: Graph, role: dict[str, str], name: str) -> list[_Feed]:
+    """Sources feeding a COMPUTE node, following SYNAPSE denses one level back."""
     node = graph.node(name)
     units = _units(node)
-    feeds: list[tuple[str, np.ndarray, np.ndarray]] = []
+    feeds: list[_Feed] = []
     for src in graph.preds(name):
         port = graph.edge(src, name)["port"]
         n_in = graph.node(src).out_size()
@@ -296,74 +321,77 @@ def _feeds(graph: Graph, role: dict[str, str], name: str) -> list[tuple[str, np.
         if role[src] == SYNAPSE:
             dense = graph.node(src)
             w = dense.weight != 0  # [out, in]: row o feeds unit umap[o]
-            rows_per_unit = np.zeros((units, w.shape[0]), np.int64)
-            rows_per_unit[umap, np.arange(w.shape[0])] = 1
-            bits = rows_per_unit @ np.count_nonzero(w, axis=1) * int(dense.weight_bits)
-            a = (rows_per_unit @ w.astype(np.int64)) > 0
-            dsrcs = graph.preds(src) or [""]
-            for i, dsrc in enumerate(dsrcs):
-                feeds.append((dsrc, a if dsrc else np.zeros((units, 0), bool), bits if i == 0 else 0 * bits))
+            bits = np.bincount(umap, weights=np.count_nonzero(w, axis=1), minlength=units).astype(np.int64)
+            bits *= int(dense.weight_bits)
+            a = _rows_to_units(w, umap, units)
+            for i, dsrc in enumerate(graph.preds(src)):  # every source of the dense reaches the same units
+                feeds.append(_Feed(dsrc, bits if i == 0 else 0 * bits, matrix=a))
+            if not graph.preds(src):
+                feeds.append(_Feed("", bits, umap=np.zeros(0, np.int64)))
         else:
-            a = np.zeros((units, n_in), bool)
-            a[umap, np.arange(n_in)] = True
-            feeds.append((src, a, np.zeros(units, np.int64)))
+            feeds.append(_Feed(src, np.zeros(units, np.int64), umap=umap))
     return feeds
 
 
-def _new_axons(feeds: list[tuple[str, np.ndarray, np.ndarray]], seen: dict[str, np.ndarray], u: int,
-               k: int) -> np.ndarray:
+def _rows_to_units(w: np.ndarray, umap: np.ndarray, units: int) -> np.ndarray:
+    """bool [units, in]: OR of the rows of ``w`` that each unit receives (row o goes to unit umap[o])."""
+    if w.shape[0] == units and np.array_equal(umap, np.arange(units)):
+        return w
+    order = np.argsort(umap, kind="stable")
+    su = umap[order]
+    starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
+    out = np.zeros((units, w.shape[1]), bool)
+    if starts.size:
+        out[su[starts]] = np.logical_or.reduceat(w[order], starts, axis=0)
+    return out
+
+
+def _new_axons(feeds: list[_Feed], seen: dict[str, np.ndarray], u: int, k: int) -> np.ndarray:
     """Sorted unit offsets (0..k-1) at which each new (source, neuron) axon first appears in units u..u+k-1."""
     per_src: dict[str, np.ndarray] = {}
-    for src, a, _ in feeds:
-        if a.shape[1] == 0:
+    for f in feeds:
+        if f.n == 0:
             continue
-        sub = a[u:u + k]
-        first = np.where(sub.any(axis=0), sub.argmax(axis=0), k)
-        if src in seen:
-            first = np.where(seen[src], k, first)
-        per_src[src] = np.minimum(per_src[src], first) if src in per_src else first
+        first = f.first(u, k)
+        if f.src in seen:
+            first = np.where(seen[f.src], k, first)
+        per_src[f.src] = np.minimum(per_src[f.src], first) if f.src in per_src else first
     if not per_src:
         return np.zeros(0, np.int64)
     allf = np.concatenate(list(per_src.values()))
     return np.sort(allf[allf < k])
 
 
-def place(graph: Graph, target: Any) -> Placement:
-    """Assign every compartment and synapse of ``graph`` to cores of ``target`` (greedy fill; see module doc).
+@dataclass
+class _Fill:
+    """State of one greedy pass: per core compartments, synapse bits, state bits, input-axon masks per source,
+    output axons (estimated) and nodes; per node the core of each unit; the violations found."""
 
-    Never raises for a model that does not fit: every broken limit is returned in ``violations``.
-    """
-    cap = int(target.core.compartments)
-    mem_cap = int(target.core.synapse_memory_bits)
-    ax_in_cap = int(target.core.input_axons)
-    ax_out_cap = int(target.core.output_axons)
-    shared = bool(target.core.shared_memory)
-    sysm = target.system
-    mesh = (int(sysm.cores_per_chip), int(sysm.cores_per_tile), int(sysm.mesh_x), int(sysm.mesh_y))
-    role = roles(graph)
-    order = graph.order()
-    violations: list[PlacementViolation] = []
+    comp: list[int] = field(default_factory=list)
+    syn: list[int] = field(default_factory=list)
+    state: list[int] = field(default_factory=list)
+    axons: list[dict[str, np.ndarray]] = field(default_factory=list)
+    out: list[int] = field(default_factory=list)
+    nodes: list[list[str]] = field(default_factory=list)
+    unit_core: dict[str, np.ndarray] = field(default_factory=dict)
+    violations: list[PlacementViolation] = field(default_factory=list)
 
-    # per core: compartments, synapse bits, state bits, axon masks per source, nodes
-    c_comp: list[int] = []
-    c_syn: list[int] = []
-    c_state: list[int] = []
-    c_axons: list[dict[str, np.ndarray]] = []
-    c_out: list[int] = []  # output axons needed at least (one per compartment read on chip)
-    c_nodes: list[list[str]] = []
-    unit_core: dict[str, np.ndarray] = {}
+    def open(self) -> int:
+        for lst in (self.comp, self.syn, self.state, self.out):
+            lst.append(0)
+        self.axons.append({})
+        self.nodes.append([])
+        return len(self.comp) - 1
 
-    def open_core() -> int:
-        c_comp.append(0)
-        c_syn.append(0)
-        c_state.append(0)
-        c_axons.append({})
-        c_out.append(0)
-        c_nodes.append([])
-        return len(c_comp) - 1
 
+def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: dict[str, np.ndarray]) -> _Fill:
+    """One greedy pass; ``out_est[node]`` estimates the output axons of each output of each COMPUTE node."""
+    cap, mem_cap, ax_in_cap, ax_out_cap = lim["compartments"], lim["memory_bits"], lim["input_axons"], \
+        lim["output_axons"]
+    shared = bool(lim["shared_memory"])
+    fill = _Fill()
     cur = -1
-    for name in order:
+    for name in graph.order():
         if role[name] != COMPUTE:
             continue
         node = graph.node(name)
@@ -371,79 +399,108 @@ def place(graph: Graph, target: Any) -> Placement:
         usz = unit_size(node)
         feeds = _feeds(graph, role, name)
         syn_u = np.zeros(units, np.int64)
-        for _, _, bits in feeds:
-            syn_u += bits
+        for f in feeds:
+            syn_u += f.bits
         own = _own_synapse_rows(node)
         if own is not None:
             syn_u += own.astype(np.int64) * int(getattr(node, "weight_bits", 8))
         state_u = np.full(units, _state_bits(node) * usz, np.int64)
         mem_u = syn_u + (state_u if shared else 0)
+        out_u = out_est[name].reshape(units, usz).sum(axis=1)
         cum_comp = np.arange(1, units + 1, dtype=np.int64) * usz
         cum_mem = np.cumsum(mem_u)
-        out_u = _read_on_chip(graph, role, name).reshape(units, usz).sum(axis=1)
         cum_out = np.cumsum(out_u)
         cores_of_units = np.full(units, -1, np.int64)
         u = 0
         if cur < 0:
-            cur = open_core()
+            cur = fill.open()
         while u < units:
-            base_comp = int(cum_comp[u - 1]) if u else 0
-            base_mem = int(cum_mem[u - 1]) if u else 0
-            mem_used = c_syn[cur] + (c_state[cur] if shared else 0)
-            # largest k such that compartments and memory fit
-            k_comp = int(np.searchsorted(cum_comp - base_comp, cap - c_comp[cur], side="right")) - u
-            k_mem = int(np.searchsorted(cum_mem - base_mem, mem_cap - mem_used, side="right")) - u
-            base_out = int(cum_out[u - 1]) if u else 0
-            k_out = int(np.searchsorted(cum_out - base_out, ax_out_cap - c_out[cur], side="right")) - u
-            k = max(0, min(units - u, k_comp, k_mem, k_out))
+            # largest k such that compartments, memory and (estimated) output axons fit
+            def room(cum: np.ndarray, free: int) -> int:
+                base = int(cum[u - 1]) if u else 0
+                return int(np.searchsorted(cum - base, free, side="right")) - u
+            mem_used = fill.syn[cur] + (fill.state[cur] if shared else 0)
+            k = max(0, min(units - u, room(cum_comp, cap - fill.comp[cur]), room(cum_mem, mem_cap - mem_used),
+                           room(cum_out, ax_out_cap - fill.out[cur])))
             # input axons: distinct (source, neuron) pairs new to this core, first needed at unit offset f
             if k > 0:
-                firsts = _new_axons(feeds, c_axons[cur], u, k)
-                room = ax_in_cap - sum(int(m.sum()) for m in c_axons[cur].values())
+                firsts = _new_axons(feeds, fill.axons[cur], u, k)
+                free = ax_in_cap - sum(int(m.sum()) for m in fill.axons[cur].values())
                 # units u..u+j-1 need count(firsts < j) new axons: largest j <= k within the room
-                if firsts.size > room:
-                    k = int(firsts[max(room, 0)]) if room >= 0 else 0
+                if firsts.size > free:
+                    k = int(firsts[free]) if free >= 0 else 0
             if k == 0:
-                if c_comp[cur] == 0:
+                if fill.comp[cur] == 0:
                     # one unit does not fit an empty core: report every broken limit and place it alone
-                    need_ax = sum(int(a[u].sum()) for _, a, _ in feeds)
-                    for res, used, lim in (("compartments", usz, cap), ("memory bits", int(mem_u[u]), mem_cap),
-                                           ("input axons", need_ax, ax_in_cap),
-                                           ("output axons", int(out_u[u]), ax_out_cap)):
-                        if used > lim:
-                            violations.append(PlacementViolation("core-capacity", name, res, used, lim))
+                    need_ax = int(_new_axons(feeds, {}, u, 1).size)
+                    for res, used, limit_ in (("compartments", usz, cap), ("memory bits", int(mem_u[u]), mem_cap),
+                                              ("input axons", need_ax, ax_in_cap),
+                                              ("output axons", int(out_u[u]), ax_out_cap)):
+                        if used > limit_:
+                            fill.violations.append(PlacementViolation("core-capacity", name, res, used, limit_))
                     k = 1
                 else:
-                    cur = open_core()
+                    cur = fill.open()
                     continue
             sl = slice(u, u + k)
             cores_of_units[sl] = cur
-            c_comp[cur] += k * usz
-            c_syn[cur] += int(syn_u[sl].sum())
-            c_state[cur] += int(state_u[sl].sum())
-            c_out[cur] += int(out_u[sl].sum())
-            for src, a, _ in feeds:
-                if a.shape[1] == 0:
+            fill.comp[cur] += k * usz
+            fill.syn[cur] += int(syn_u[sl].sum())
+            fill.state[cur] += int(state_u[sl].sum())
+            fill.out[cur] += int(out_u[sl].sum())
+            for f in feeds:
+                if f.n == 0:
                     continue
-                hit = a[sl].any(axis=0)
-                prev = c_axons[cur].get(src)
-                c_axons[cur][src] = hit if prev is None else (prev | hit)
-            if name not in c_nodes[cur]:
-                c_nodes[cur].append(name)
+                hit = f.hit(u, u + k)
+                prev = fill.axons[cur].get(f.src)
+                fill.axons[cur][f.src] = hit if prev is None else (prev | hit)
+            if name not in fill.nodes[cur]:
+                fill.nodes[cur].append(name)
             u += k
-        unit_core[name] = cores_of_units
+        fill.unit_core[name] = cores_of_units
+    return fill
 
-    n_cores = len(c_comp)
-    if n_cores > int(sysm.cores_total):
-        violations.append(PlacementViolation("cores", "", "cores", n_cores, int(sysm.cores_total)))
 
-    # -- per-node cores and per-output destination cores (reach) ----------------------------------------------
-    out_core: dict[str, np.ndarray] = {}
-    for name in order:
-        node = graph.node(name)
-        if role[name] == COMPUTE:
-            out_core[name] = np.repeat(unit_core[name], unit_size(node))
-    reach = _reach_matrices(graph, role, out_core, n_cores)
+#: Greedy passes at most: each pass after the first uses the previous pass's exact output axons per neuron.
+MAX_PASSES = 4
+
+
+def place(graph: Graph, target: Any) -> Placement:
+    """Assign every compartment and synapse of ``graph`` to cores of ``target`` (greedy fill; see module doc).
+
+    Output axons depend on where the destinations land, so the fill is repeated (at most ``MAX_PASSES`` times)
+    with each neuron's output axons taken as the largest count seen so far, until no core exceeds the limit.
+    Never raises for a model that does not fit: every broken limit is returned in ``violations``.
+    """
+    sysm = target.system
+    mesh = (int(sysm.cores_per_chip), int(sysm.cores_per_tile), int(sysm.mesh_x), int(sysm.mesh_y))
+    lim = {"compartments": int(target.core.compartments), "memory_bits": int(target.core.synapse_memory_bits),
+           "input_axons": int(target.core.input_axons), "output_axons": int(target.core.output_axons),
+           "shared_memory": int(bool(target.core.shared_memory)), "cores": int(sysm.cores_total)}
+    role = roles(graph)
+    order = graph.order()
+    out_est = {n: _read_on_chip(graph, role, n) for n in order if role[n] == COMPUTE}
+    for attempt in range(MAX_PASSES):
+        fill = _greedy(graph, role, lim, out_est)
+        n_cores = len(fill.comp)
+        out_core = {n: np.repeat(fill.unit_core[n], unit_size(graph.node(n))) for n in out_est}
+        reach = _reach_matrices(graph, role, out_core, n_cores)
+        out_axons = np.zeros(n_cores, np.int64)
+        for n in out_est:
+            np.add.at(out_axons, out_core[n], reach[n].sum(axis=1))
+        if not (out_axons > lim["output_axons"]).any():
+            break
+        grown = False
+        for n in out_est:
+            exact = reach[n].sum(axis=1).astype(np.int64)
+            if (exact > out_est[n]).any():
+                out_est[n] = np.maximum(out_est[n], exact)
+                grown = True
+        if not grown:
+            break
+    violations = list(fill.violations)
+    if n_cores > lim["cores"]:
+        violations.append(PlacementViolation("cores", "", "cores", n_cores, lim["cores"]))
 
     node_cores: dict[str, tuple[int, ...]] = {}
     node_counts: dict[str, tuple[int, ...]] = {}
@@ -463,7 +520,6 @@ def place(graph: Graph, target: Any) -> Placement:
     xy = np.array([_core_xy(c, *mesh) for c in range(n_cores)], np.int64).reshape(n_cores, 3)
     tile = np.array([c // mesh[1] for c in range(n_cores)], np.int64)
     routes: dict[str, Routes] = {}
-    out_axons = np.zeros(n_cores, np.int64)
     in_axons = np.zeros(n_cores, np.int64)
     for name in order:
         r = reach[name]
@@ -475,7 +531,6 @@ def place(graph: Graph, target: Any) -> Placement:
             routes[name] = Routes(z, z, z, z)
             continue
         own = out_core[name]
-        np.add.at(out_axons, own, r.sum(axis=1))
         other = r.copy()
         other[np.arange(n), own] = False
         dx = np.abs(xy[own][:, None, 1] - xy[None, :, 1])
@@ -488,20 +543,18 @@ def place(graph: Graph, target: Any) -> Placement:
             hops_ns=(other * dy).sum(axis=1).astype(np.int64),
         )
     for c in range(n_cores):
-        if out_axons[c] > ax_out_cap:
-            violations.append(PlacementViolation("core-capacity", ", ".join(c_nodes[c]), f"output axons on core {c}",
-                                                 int(out_axons[c]), ax_out_cap))
+        if out_axons[c] > lim["output_axons"]:
+            violations.append(PlacementViolation("core-capacity", ", ".join(fill.nodes[c]),
+                                                 f"output axons on core {c}", int(out_axons[c]), lim["output_axons"]))
 
     cores = tuple(
-        CoreUse(core=c, chip=int(xy[c, 0]), x=int(xy[c, 1]), y=int(xy[c, 2]), compartments=c_comp[c],
-                synapse_bits=c_syn[c], state_bits=c_state[c], input_axons=int(in_axons[c]),
-                output_axons=int(out_axons[c]), nodes=tuple(c_nodes[c]))
+        CoreUse(core=c, chip=int(xy[c, 0]), x=int(xy[c, 1]), y=int(xy[c, 2]), compartments=fill.comp[c],
+                synapse_bits=fill.syn[c], state_bits=fill.state[c], input_axons=int(in_axons[c]),
+                output_axons=int(out_axons[c]), nodes=tuple(fill.nodes[c]))
         for c in range(n_cores)
     )
-    limits = {"compartments": cap, "memory_bits": mem_cap, "input_axons": ax_in_cap, "output_axons": ax_out_cap,
-              "shared_memory": int(shared), "cores": int(sysm.cores_total)}
-    return Placement(target=str(getattr(target, "name", "")), limits=limits, cores=cores, roles=role,
-                     node_cores=node_cores, node_core_counts=node_counts, unit_core=unit_core, routes=routes,
+    return Placement(target=str(getattr(target, "name", "")), limits=lim, cores=cores, roles=role,
+                     node_cores=node_cores, node_core_counts=node_counts, unit_core=fill.unit_core, routes=routes,
                      violations=tuple(violations), mesh=mesh, _reach=reach)
 
 
@@ -535,10 +588,10 @@ def _dest_cores(graph: Graph, role: dict[str, str], out_core: dict[str, np.ndarr
         umap = input_unit_map(node, port, n_in)
         r[np.arange(n_in), graph_unit_core(node, out_core[dst], umap)] = True
     elif role[dst] == SYNAPSE:
-        w = (graph.node(dst).weight != 0).astype(np.int64)  # [out, in]
+        w = (graph.node(dst).weight != 0).astype(np.float32)  # [out, in]
         for s in graph.succs(dst):
             sub = _dest_cores(graph, role, out_core, s, graph.edge(dst, s)["port"], w.shape[0], n_cores)
-            r |= (w.T @ sub.astype(np.int64)) > 0
+            r |= (w.T @ sub.astype(np.float32)) > 0  # sums of 0/1 products: > 0 exactly when one is 1
     return r
 
 
