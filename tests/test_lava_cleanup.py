@@ -99,6 +99,7 @@ def test_ctrl_c_leaves_no_process_behind(whole_group: bool) -> None:
             proc.wait()
     assert proc.returncode == 130, f"rc={proc.returncode} out={out!r} err={err[-3000:]}"
     assert "INTERRUPTED 0" in out, out
+    assert "leaked" not in err, err[-2000:]  # multiprocessing's resource tracker: no shared memory left behind
     deadline = time.monotonic() + 20
     while _session_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
