@@ -136,6 +136,9 @@ def test_steps_and_repeated_runs() -> None:
     np.testing.assert_array_equal(part["lif"], full["lif"][:, :9])
     swapped = nl.run(net, x[::-1])
     np.testing.assert_array_equal(swapped["mb"], full["mb"][::-1])
+    import multiprocessing as mp
+
+    assert mp.active_children() == []  # every run stopped its runtime
 
 
 @needs_lava
