@@ -157,3 +157,23 @@ def test_simulate_lava_returns_a_checked_sim_result() -> None:
     assert res.spikes == sim.spikes and res.saturations == sim.saturations
     np.testing.assert_array_equal(res.outputs["head"], sim.outputs["head"])
     assert res.counts == sim.counts and set(res.paths) == set(g.order())
+
+
+@needs_lava
+@pytest.mark.parametrize("batch", [None, 2])
+def test_edge_delays_match_simulator(batch: int | None) -> None:
+    """Edges with a delay (graph.connect(..., delay=d)) become delay-line Processes."""
+    rng = np.random.default_rng(14)
+    g = Graph("delays")
+    g.add("x", hw.QInput(size=3, out_scale=0.05, out_bits=10))
+    g.inputs = ["x"]
+    for k in ("a", "b"):
+        g.add(k, hw.QDense(weight=rng.integers(-60, 60, (3, 3)), bias=np.zeros(3, I), shift=np.full(3, 2, I),
+                           out_bits=12), "x")
+    g.add("sum", hw.QAdd(size=3, out_bits=12), "a")
+    g.connect("b", "sum", "in", delay=3)
+    g.add("lif", hw.QLIF(decay=1000, vth=np.array([40, 60, 80])))
+    g.connect("sum", "lif", "in", delay=1)
+    g.outputs = ["lif"]
+    x = rng.normal(size=(3, 15, 3))
+    _check(g, x, batch)

@@ -96,6 +96,14 @@ def _step_kernels(graph: Graph, q: dict[str, np.ndarray], n: int, t_len: int):
     post = graph.sequence_end_nodes()
     st = {k: kernels.init_state(graph.node(k), n) for k in order if not isinstance(graph.node(k), hw.QInput)}
     rec: dict[str, list[np.ndarray]] = {k: [] for k in order}
+    past: dict[str, list[np.ndarray]] = {}  # outputs of the sources of delayed edges, by step
+
+    def arriving(src: str, dst: str, t: int, out: dict[str, np.ndarray]) -> np.ndarray:
+        d = int(graph.edge(src, dst).get("delay", 0))
+        if d == 0:
+            return out[src]
+        return past[src][t - d] if t >= d else np.zeros_like(out[src])
+
     for t in range(t_len):
         out: dict[str, np.ndarray] = {}
         for k in order:
@@ -105,8 +113,10 @@ def _step_kernels(graph: Graph, q: dict[str, np.ndarray], n: int, t_len: int):
             if isinstance(node, hw.QInput):
                 y = q[k][:, t]
             else:
-                ins = {p: _sum([out[s] for s in graph.preds(k, p)], n, node) for p in node.PORTS}
+                ins = {p: _sum([arriving(s, k, t, out) for s in graph.preds(k, p)], n, node) for p in node.PORTS}
                 y = kernels.step(node, ins, st[k])
+            if y is not None:
+                past.setdefault(k, []).append(y)
             out[k] = y
             if isinstance(node, hw.QAccumulate):
                 rec[k].append(st[k]["acc"].copy())  # the running sum, as the engine's trace

@@ -103,10 +103,11 @@ def _check_graph(graph: Graph) -> None:
                                f"only ({kinds}): quantise the model first")
         if isinstance(node, hw.QInput) and name not in graph.inputs:
             raise BackendError(f"QInput '{name}' is not listed in graph.inputs")
+    post = graph.sequence_end_nodes()
     for u, v, d in graph.g.edges(data=True):
-        if d.get("delay", 0):
-            raise BackendError(f"edge {u} -> {v} has delay {d['delay']}; the Lava backend supports delays only "
-                               "as QDense.delay")
+        if d.get("delay", 0) and v in post:
+            raise BackendError(f"edge {u} -> {v} has delay {d['delay']} into a node that runs after the sequence "
+                               "end; the Lava backend supports edge delays between per-step nodes only")
     if not graph.inputs:
         raise BackendError(f"graph '{graph.name}' has no inputs")
     for name in graph.sequence_end_nodes():
@@ -154,6 +155,7 @@ class LavaNetwork:
         self._sources: dict[str, Any] = {}
         self._taps: list[_Tap] = []
         self._ctrl_users: list[Any] = []
+        self._delay_lines: list[Any] = []  # EdgeDelayProc of edges with a delay
         self._used = True
         self.build()
 
@@ -178,6 +180,7 @@ class LavaNetwork:
 
         g, lead, tb = self.graph, self.lead, self.tap_buffer
         self.procs, self.plan, self._sources, self._taps, self._ctrl_users = {}, {}, {}, [], []
+        self._delay_lines = []
         outs: dict[str, Any] = {}  # node -> OutPort carrying its per-step output
         for name, node in g.items():
             common = {"lead": lead, "tap_buffer": tb, "name": name}
@@ -210,11 +213,20 @@ class LavaNetwork:
                 self.procs[name], self.plan[name], outs[name] = proc, type(proc).__name__, proc.s_out
                 ins = {port: proc.in_port(port) for port in node.PORTS}
             for src_name in g.preds(name):
-                port = g.edge(src_name, name)["port"]
+                edge = g.edge(src_name, name)
+                port = edge["port"]
                 if port not in ins:
                     raise BackendError(f"edge {src_name} -> {name}: port '{port}' is not a port of "
                                        f"{type(node).__name__}")
-                outs[src_name].connect(ins[port])
+                src_out = outs[src_name]
+                if edge.get("delay", 0) > 0:  # a delay line Process on the edge
+                    line = P.EdgeDelayProc(n=g.node(src_name).out_size(), delay=int(edge["delay"]), lead=lead,
+                                           name=f"{src_name}->{name}.delay")
+                    src_out.connect(line.a_in)
+                    self._ctrl_users.append(line)
+                    self._delay_lines.append(line)
+                    src_out = line.s_out
+                src_out.connect(ins[port])
         ctrl = self._sources[self.graph.inputs[0]].ctrl
         for proc in self._ctrl_users:
             ctrl.connect(proc.ctrl)

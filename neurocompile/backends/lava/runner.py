@@ -87,7 +87,8 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
     sats: dict[str, int] = {name: 0 for name in graph.order()}
     sats.update(q_clipped)
     anchor = network.any_process()
-    procs = list(network.procs.values()) + [t.proc for t in network._taps if t.native is not None]
+    procs = (list(network.procs.values()) + [t.proc for t in network._taps if t.native is not None]
+             + list(network._delay_lines))
     runtime = None
     bar = None
     t0 = time.perf_counter()

@@ -408,3 +408,23 @@ class PyQLavaLIFModel(AbstractQStatefulModel):
         self.u[...] = u
         self.v[...] = np.where(s == 1, 0, v)
         return s
+
+
+@implements(proc=P.EdgeDelayProc, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyEdgeDelayModel(PyLoihiProcessModel):
+    """A delay line: out_t = in_{t-d}."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I64, precision=32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I64, precision=32)
+    ctrl: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I64, precision=2)
+    pipe: np.ndarray = LavaPyType(np.ndarray, I64, precision=32)
+
+    def run_spk(self) -> None:
+        if self.ctrl.recv()[P.CTRL_RESET]:
+            self.pipe[...] = 0
+        out = self.pipe[0].copy()
+        self.pipe[:-1] = self.pipe[1:]
+        self.pipe[-1] = self.a_in.recv()
+        self.s_out.send(out)

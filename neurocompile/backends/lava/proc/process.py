@@ -272,3 +272,15 @@ class QLavaLIFProc(QProcess):
         self.bias_exp = Var(shape=(n,), init=_arr(bias_exp))
         self.u = Var(shape=self.lead + (n,), init=0)
         self.v = Var(shape=self.lead + (n,), init=0)
+
+
+class EdgeDelayProc(AbstractProcess):
+    """An edge with ``delay`` d > 0 steps: sends what arrived d steps earlier (zeros before that)."""
+
+    def __init__(self, *, n: int, delay: int, lead: tuple = (), name: str | None = None) -> None:
+        lead = tuple(int(b) for b in lead)
+        super().__init__(name=name, n=n, delay=delay, lead=lead)
+        self.a_in = InPort(shape=lead + (n,))
+        self.s_out = OutPort(shape=lead + (n,))
+        self.ctrl = InPort(shape=(CTRL_SIZE,))
+        self.pipe = Var(shape=(delay,) + lead + (n,), init=0)  # pipe[0] leaves next
