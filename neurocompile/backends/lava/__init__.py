@@ -60,11 +60,11 @@ def simulate_lava(graph: Any, x: Any, **kw: Any) -> Any:
     return _sim(graph, x, **kw)
 
 
-def write_netx(graph: Any, path: Any, **kw: Any) -> Any:
+def write_netx(graph: Any, path: Any = None) -> Any:
     """Write the netx-expressible layers of ``graph`` to a netx HDF5 file (see :mod:`.netx`)."""
     from neurocompile.backends.lava.netx import write_netx as _write
 
-    return _write(graph, path, **kw)
+    return _write(graph, path)
 
 
 def __getattr__(name: str) -> Any:
