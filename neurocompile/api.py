@@ -96,6 +96,24 @@ def _input_spec(graph: Any) -> tuple[int, bool]:
     return int(node.out_size()), bool(getattr(node, "tokens", False))
 
 
+_ADVICE = {
+    "message-bits": "this target carries binary spikes only: choose a target with graded spikes (e.g. loihi2)",
+    "accumulator": "lower the weight or message bits, or retrain with smaller weights (or use --weights ternary)",
+    "weight-bits": "re-export with the target's weight bits (the model's weights exceed them)",
+    "state-bits": "choose a target with wider states",
+    "decay": "retrain with shorter time constants (smaller dt) or choose a target with more decay bits",
+    "fan-in": "reduce the layer width (H) or the number of SSM modes",
+    "core-capacity": "reduce the layer sizes or choose a larger target (kapoho-point, hala-point)",
+    "cores": "reduce the model size or choose a larger target (kapoho-point, hala-point)",
+}
+
+
+def _fit_advice(violations: list[Any]) -> str:
+    """What to do about design-rule errors, one piece of advice per distinct rule."""
+    seen = dict.fromkeys(v.rule for v in violations)
+    return "To fix: " + "; ".join(_ADVICE.get(r, f"see the '{r}' rule in docs/passes.md") for r in seen)
+
+
 def export(model: Path | str, target: str, out: Path | str | None = None, weights: str = "int",
            calibration: str | None = None, calibration_method: str = "percentile",
            config_path: Path | str | None = None, trust_pickle: bool = False, force: bool = False,
@@ -105,6 +123,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     from neurocompile.frontend import load_model, trace
     from neurocompile.passes.pipeline import CompileOptions, compile_graph
     from neurocompile.passes.report import quant_report
+    from neurocompile.sim.placement import place
     from neurocompile.target import load_target
 
     con = _console(console)
@@ -127,10 +146,22 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     calib = check_compatible(load_dataset(calib_spec, split="train"), size, tokens, f"model '{model.name}'")
     calib = calib.limit(min(calibration_samples, len(calib)))
     options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir)
-    with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
-        int_graph, info = compile_graph(fgraph, tgt, calib.x, options)
+    if print_ir:
+        int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con)
+    else:
+        with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
+            int_graph, info = compile_graph(fgraph, tgt, calib.x, options)
     lowered = info.get("float_graph", fgraph) if isinstance(info, dict) else fgraph
-    violations = info.get("violations", []) if isinstance(info, dict) else []
+    violations = list(info.get("violations", []) if isinstance(info, dict) else [])
+    violations += place(int_graph, tgt).violations
+    blocking = [v for v in violations if v.severity == "error"]
+    if blocking:
+        listed = "; ".join(str(v) for v in blocking[:4])
+        if len(blocking) > 4:
+            listed += f"; and {len(blocking) - 4} more at " + ", ".join(v.node for v in blocking[4:])
+        raise NeurocompileError(
+            f"model '{model.name}' does not fit target '{tgt.target.name}' ({len(blocking)} design-rule "
+            f"error(s)): {listed}. {_fit_advice(blocking)}; nothing was written")
     with con.status("measuring quantisation error ..."):
         qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
     out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
@@ -149,15 +180,16 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         writers.append(lambda d: _netx.write_netx(int_graph, d / "network.net.h5"))
     except Exception:  # noqa: BLE001 - the netx file is optional: Lava or h5py may be missing
         pass
-    extra = {"quant_report.json": qrep, "checks.json": [v.to_dict() if hasattr(v, "to_dict") else v
-                                                          for v in violations]}
+    extra = {"quant_report.json": qrep, "checks.json": [v.to_dict() for v in violations]}
     path = write_artifact(out, int_graph, lowered, manifest, extra_json=extra, writers=writers, force=force)
     con.print(f"[bold green]exported[/] {model.name} -> {path}  (target {tgt.target.name}, "
               f"{len(int_graph)} integer nodes)")
     for s in fgraph.meta.get("stripped", []):
         con.print(f"  stripped training-only part: {s}")
     for v in violations:
-        con.print(f"  [yellow]warning[/]: {v}")
+        con.print(f"  [yellow]warning[/]: {v}", markup=True, highlight=False)
+    for w in info.get("warnings", []):
+        con.print(f"  [yellow]precision warning[/]: {w}", highlight=False)
     return path
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,10 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                # precision and library warnings are collected and printed by the commands themselves
+                warnings.simplefilter("ignore")
+                return fn(*args, **kwargs)
         except NeurocompileError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)

@@ -187,3 +187,12 @@ def test_real_entry_point_has_no_traceback(tmp_path: Path) -> None:
     assert p.returncode != 0
     assert "Traceback" not in p.stderr
     assert p.stderr.strip().startswith("error:") and "missing.pt" in p.stderr
+
+
+def test_model_that_does_not_fit_target(tmp_path: Path) -> None:
+    # Loihi 1 carries only binary spikes: the graded SSM messages cannot be deployed there.
+    out = tmp_path / "x.loihi1"
+    r = run("export", MODEL, "--target", "loihi1", "-o", out)
+    _assert_clean_error(r, "does not fit target 'loihi1'", "message-bits", "graded spikes", "nothing was written")
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
