@@ -95,7 +95,10 @@ def test_lif_reference_attenuated_membrane():
     m, s = lif_reference(x, TAU)
     assert torch.allclose(m, torch.tensor([[0.0, 0.0625, 0.0828125]]))
     assert s.tolist() == [[0.0, 0.0, 1.0]]
-    assert SDN()(x).shape == x.shape
+    sdn = SDN()
+    assert sdn(x).shape == x.shape
+    z = torch.randn(3, 5, 40)
+    assert torch.allclose(sdn(z), sdn.forward_conv(z), atol=1e-5)
 
 
 def test_pmbc_reaches_exact_and_bounds_alternate():

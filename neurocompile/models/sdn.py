@@ -64,9 +64,19 @@ class SDN(nn.Module):
         self.conv3 = nn.Conv1d(channels, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Same maths as conv1 -> relu -> conv2 + residual -> relu -> conv3, written as matmuls over the unfolded
+        # windows: several times faster on CPU than Conv1d with one input channel and a huge batch.
         shape = x.shape
-        z = x.reshape(-1, 1, shape[-1])
-        z = F.pad(z, (self.kernel_size, 0))[..., :-1]  # strictly causal: output t sees x_{t-8..t-1}
+        z = F.pad(x.reshape(-1, shape[-1]), (self.kernel_size, 0))[:, :-1]  # strictly causal: sees x_{t-8..t-1}
+        windows = z.unfold(-1, self.kernel_size, 1)  # [M, L, 8]
+        h = F.relu(F.linear(windows, self.conv1.weight[:, 0, :], self.conv1.bias))
+        h = F.relu(F.linear(h, self.conv2.weight[:, :, 0], self.conv2.bias) + h)
+        return F.linear(h, self.conv3.weight[:, :, 0], self.conv3.bias).reshape(shape)
+
+    def forward_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """Reference form of :meth:`forward` with the Conv1d layers themselves (tests)."""
+        shape = x.shape
+        z = F.pad(x.reshape(-1, 1, shape[-1]), (self.kernel_size, 0))[..., :-1]
         h = F.relu(self.conv1(z))
         h = F.relu(self.conv2(h) + h)
         return self.conv3(h).reshape(shape)
