@@ -9,6 +9,7 @@ from neurocompile.models.checkpoint import (
     save_checkpoint,
 )
 from neurocompile.models.config import ConfigError, ModelConfig
+from neurocompile.models.data import load_listops, load_sdigits
 from neurocompile.models.mixing import GSU, GLUMix
 from neurocompile.models.model import SSMClassifier
 from neurocompile.models.neurons import LIF, Heaviside, RefractoryLIF, SpikingNeuron
@@ -36,6 +37,8 @@ __all__ = [
     "atan_spike",
     "lif_reference",
     "load_checkpoint",
+    "load_listops",
+    "load_sdigits",
     "load_sdn",
     "pmbc_agreement",
     "pmbc_bounds",

@@ -77,9 +77,10 @@ class SSMBlock(nn.Module):
         """``x`` [B, L, H] -> ``(out, {'s4d': y, 'spikes': s})``; ``exact`` as in the neurons' ``forward``."""
         z = self.norm(x) if self.norm_position == "pre" else x
         y = self.s4d(z)
-        if self.neuron is None:
-            spikes = self.mix.ternary_input(y)
-            m = self.mix(self.dropout(y), ter_y=spikes)
+        if self.neuron is None:  # gsu: the GSU consumes the real y and its ternary copy
+            y_in = self.dropout(y)
+            spikes = self.mix.ternary_input(y_in)
+            m = self.mix(y_in, ter_y=spikes)
         else:
             spikes = self.neuron(y, exact=exact)
             m = self.mix(self.dropout(spikes))
