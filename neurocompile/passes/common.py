@@ -50,6 +50,8 @@ class CompileOptions:
         horizon (max_t |a_q^t - dA^t|) before ``on_precision`` applies.
     ternarize_io: with ``weights`` ternary/binary, also ternarise the encoder and the readout (default: only
         the hidden mixing layers, the common practice).
+    pow2_scales: activation scales are powers of two (at most 1 bit of activation range unused), so that every
+        weight's grid is a power of two per channel: the grid quantisation-aware fine-tuning trains on.
     print_ir: print the IR after each pass.
     verify: run the IR verifier before and after every pass.
     """
@@ -68,6 +70,7 @@ class CompileOptions:
     on_precision: str = "error"
     pole_tolerance: float = 0.25
     ternarize_io: bool = False
+    pow2_scales: bool = True
     print_ir: bool = False
     verify: bool = True
 

@@ -13,7 +13,7 @@ Passes (each a module with ``NAME`` and ``run(graph, ctx) -> graph``):
 
 Then the design-rule checks (``checks.check_graph``) run on the integer graph; their violations are returned in
 ``info['violations']`` (errors block export; the caller decides). ``int_graph.meta['passes']`` records the
-history: each pass, its wall time, node counts and what it did.
+history: each pass, node counts and what it did (wall times are in ``info['seconds']``).
 """
 
 from __future__ import annotations
@@ -69,8 +69,10 @@ def _run_passes(graph: Graph, ctx: PassContext, passes: list, console: Any = Non
         graph = p.run(graph, ctx)
         if opts.verify:
             _verify(graph, f"after pass '{p.NAME}'")
-        history.append({"pass": p.NAME, "seconds": round(time.perf_counter() - t0, 4), "nodes_in": before,
-                        "nodes_out": len(graph), **_jsonable(ctx.info["passes"].get(p.NAME, {}))})
+        ctx.info.setdefault("seconds", {})[p.NAME] = round(time.perf_counter() - t0, 4)
+        # no wall times in the graph: artifacts must be byte-for-byte reproducible
+        history.append({"pass": p.NAME, "nodes_in": before, "nodes_out": len(graph),
+                        **_jsonable(ctx.info["passes"].get(p.NAME, {}))})
         graph.meta["passes"] = history
         if opts.print_ir:
             text = f"--- IR after {p.NAME} ---\n{format_ir(graph)}"
@@ -114,6 +116,7 @@ def compile_graph(float_graph: Graph, target: Any, calib_x: np.ndarray | Any,
         "warnings": list(ctx.info["warnings"]),
         "precision": ctx.precision,
         "passes": ctx.info["passes"],
+        "seconds": ctx.info.get("seconds", {}),
         "calibration": calibrated.meta.get("calibration"),
     }
     return int_graph, info

@@ -64,7 +64,8 @@ def quantize_rows(w_hat: np.ndarray, wmax: int, acc_limit: float, in_limit: np.n
     Each row gets the largest shift k with max |W_int| <= ``wmax`` and, for the accumulator,
     sum_i |W_int[i]| * in_limit[i] + |b_int| <= ``acc_limit`` (``in_limit``: the input's largest integer
     magnitude, per input or scalar). Afterwards each row is reduced by the power of two its weights and bias
-    share (W, b / 2^p, k - p: the same integer results exactly), so ternary rows come out as {-1, 0, 1} x m.
+    share (W, b / 2^p, k - p: the same integer results exactly), so ternary rows come out as {-1, 0, 1} x m;
+    a row t * 2^-j (ternary with a power-of-two magnitude) is given k = j: its mantissas are exactly t.
     """
     w_hat = np.asarray(w_hat, np.float64)
     n_out, n_in = w_hat.shape
@@ -87,6 +88,11 @@ def quantize_rows(w_hat: np.ndarray, wmax: int, acc_limit: float, in_limit: np.n
         if not cands:  # all-zero row and bias
             continue
         k = min(cands)
+        nz = np.abs(row[row != 0])
+        if nz.size and np.all(nz == nz[0]) and math.frexp(float(nz[0]))[0] == 0.5:
+            # a ternary row t * 2^-j: take k = j, so that the mantissas are t itself (exact; the bias then has a
+            # resolution of 2^-j output units, finer than the output)
+            k = min(k, -math.frexp(float(nz[0]))[1] + 1)
         for _ in range(64):
             wi = round_half_away(row * 2.0 ** k)
             bi = int(round_half_away(bias * 2.0 ** k))

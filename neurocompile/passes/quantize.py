@@ -166,7 +166,8 @@ class _Plan:
         bits = self.bits[n] or HOST_BITS
         lo, hi = clip_range(self.ctx, self.g, n, bits)
         c = max(abs(lo), abs(hi))
-        return HEADROOM * c / limit(bits) if c > 0 else 1.0
+        s = HEADROOM * c / limit(bits) if c > 0 else 1.0
+        return 2.0 ** math.ceil(math.log2(s)) if self.ctx.options.pow2_scales else s
 
     def _scales(self) -> None:
         g = self.g
