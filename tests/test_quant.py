@@ -76,9 +76,12 @@ def test_dense_layer_with_known_scale(loihi2):
     g = dense_graph(np.array([[0.5], [-2.0]]), np.array([0.25, 0.0]))
     q, info = compile_graph(g, loihi2, x, CompileOptions(calibration="max"))
     inp, fc = q.node("input"), q.node("fc")
-    # input: 1 dense consumer of fan-in 1 -> 17 bits (65535 * 127 <= 2^23 - 1), scale = 1.02 max|x| / 65535
-    assert inp.out_bits == 17 and inp.out_scale == pytest.approx(1.02 / 65535)
-    assert fc.out_bits == 24 and fc.out_scale == pytest.approx(1.02 * 2.0 / (2 ** 23 - 1))
+    # input: 1 dense consumer of fan-in 1 -> 17 bits (65535 * 127 <= 2^23 - 1); scales are the powers of two
+    # just above 1.02 * clip / limit: input 2^-15 (1.02 / 65535 = 1.56e-5), output 2^-21 (2.04 / (2^23 - 1))
+    assert inp.out_bits == 17 and inp.out_scale == 2.0 ** -15
+    assert fc.out_bits == 24 and fc.out_scale == 2.0 ** -21
+    q2, _ = compile_graph(g, loihi2, x, CompileOptions(calibration="max", pow2_scales=False))
+    assert q2.node("input").out_scale == pytest.approx(1.02 / 65535)
     y = run_int(q, x).outputs["fc"] * fc.out_scale
     np.testing.assert_allclose(y, interpret(g, x).outputs["fc"], atol=1e-3)
     assert not info["errors"]
@@ -174,16 +177,15 @@ def test_block_compiles_close_to_float(loihi2):
 def test_report_names_the_saturating_node(loihi2):
     """A model calibrated on small inputs saturates on large ones: the report names where."""
     g = Graph("bad")
-    g.add("input", fl.Input(size=2))
-    g.add("mix", fl.Affine(weight=np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], F32), bias=np.zeros(3, F32)),
-          "input")
+    g.add("input", fl.Input(size=3))
+    g.add("mix", fl.Affine(weight=np.array([[1, 0, 0], [0, 1, 0], [1, 1, 1]], F32), bias=np.zeros(3, F32)), "input")
     g.add("big", fl.Affine(weight=np.array([[0.0, 0.0, 50.0]], F32), bias=np.zeros(1, F32)), "mix")
     g.add("out", fl.Activation(fn="relu", size=1), "big")
     g.inputs, g.outputs = ["input"], ["out"]
-    calib = np.stack([RNG.uniform(-1, 1, (32, 16)), RNG.uniform(-1, 1, (32, 16))], -1)
-    calib[:, :, 1] = -calib[:, :, 0]  # channel 2 of 'mix' (x0 + x1) is always 0 during calibration
+    calib = RNG.uniform(-1, 1, (32, 16, 3))
+    calib[:, :, 1], calib[:, :, 2] = -calib[:, :, 0], 0.0  # channel 2 of 'mix' (x0 + x1 + x2) is 0 in calibration
     q, info = compile_graph(g, loihi2, calib)
-    x = np.stack([RNG.uniform(0, 1, (8, 16)), RNG.uniform(0, 1, (8, 16))], -1)  # now x0 + x1 is large
+    x = RNG.uniform(0.9, 1.0, (8, 16, 3))  # inside the input's range, but now x0 + x1 + x2 is about 3
     rep = quant_report(info["float_graph"], q, x)
     assert rep["first_saturating"] == "mix" and "mix" in rep["saturating"]
     row = next(r for r in rep["nodes"] if r["name"] == "mix")
