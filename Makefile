@@ -34,7 +34,10 @@ demo: $(PY)
 	$(VENV)/bin/neurocompile export $(MODEL) --target loihi2 -o $(DEMO_OUT)/spikingssm_sdigits.loihi2 --force
 	$(VENV)/bin/neurocompile simulate $(DEMO_OUT)/spikingssm_sdigits.loihi2 --dataset sdigits --json $(DEMO_OUT)/simulate.json
 	$(VENV)/bin/neurocompile report $(DEMO_OUT)/spikingssm_sdigits.loihi2 --dataset sdigits --json $(DEMO_OUT)/report.json --html $(DEMO_OUT)/report.html
-	@echo "HTML report: $(DEMO_OUT)/report.html"
+	@$(PY) -c 'import json; s = json.load(open("$(DEMO_OUT)/simulate.json")); r = json.load(open("$(DEMO_OUT)/report.json")); \
+	print("\nSummary: integer accuracy %.2f %% (float %.2f %%) on %d held-out samples; %.0f spikes/sample; %.3g J/sample (%s), %.3g s/step" % ( \
+	100 * s["accuracy"], 100 * s["float_accuracy"], s["samples"], sum(l["spikes"] for l in s["layers"]) / s["samples"], \
+	r["energy_per_sample_j"], "estimate" if r["is_estimate"] else "published constants", r["latency_per_step_s"]))'
 
 test: $(PY)
 	@$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
