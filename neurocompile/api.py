@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -67,13 +68,17 @@ def targets(as_json: bool = False, console: Console | bool | None = None) -> lis
     if as_json:
         con.print_json(json.dumps(rows, sort_keys=True))
         return rows
-    table = Table(title="neurocompile targets")
-    for col in ("target", "chips", "cores", "neurons/core", "weight bits", "state bits", "message bits", "energy"):
-        table.add_column(col, justify="left" if col == "target" else "right")
-    for r in rows:
-        table.add_row(r["name"], str(r["chips"]), f"{r['cores']:,}", f"{r['neurons_per_core']:,}",
-                      str(r["weight_bits"]), str(r["state_bits"]), str(r["graded_message_bits"]),
-                      "estimate" if r["energy_is_estimate"] else "published")
+    table = Table(title="neurocompile targets", box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption="bits: weight mantissa, state, graded message (targets/*.toml)")
+    cells = [[r["name"], f"{r['chips']:,}", f"{r['cores']:,}", f"{r['neurons_per_core']:,}", str(r["weight_bits"]),
+              str(r["state_bits"]), str(r["graded_message_bits"]),
+              "estimate" if r["energy_is_estimate"] else "published"] for r in rows]
+    heads = ("target", "chips", "cores", "neurons/core", "w bits", "state", "msg", "energy")
+    for i, col in enumerate(heads):
+        width = max([len(c[i]) for c in cells] + [len(col)])
+        table.add_column(col, justify="left" if i in (0, 7) else "right", no_wrap=True, min_width=width)
+    for c in cells:
+        table.add_row(*c)
     con.print(table)
     return rows
 
