@@ -96,3 +96,50 @@ def test_ternary_export_of_gsu(loihi2):
     print(f"\nGSU ternary export: float {100 * acc_f:.2f} %, integer (ternary mixing weights) {100 * acc_i:.2f} %; "
           f"costliest layers {rep['costliest'][:3]}")
     assert acc_i > 0.5  # post-training ternarisation costs accuracy (fine-tuning recovers it)
+
+
+@pytest.mark.parametrize("norm,position", [("batch", "pre"), ("batch", "post")])
+def test_batchnorm_models_fold_and_compile(norm, position, loihi2):
+    torch.manual_seed(1)
+    model = SSMClassifier(ModelConfig(d_model=8, d_state=4, n_layers=2, norm=norm, norm_position=position))
+    for m in model.modules():  # non-trivial running statistics
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    graph = trace(wrap_module(model.eval()))
+    train = load_dataset("sdigits", "train")
+    int_graph, info = compile_graph(graph, loihi2, train.x[:64], CompileOptions())
+    assert not info["errors"]
+    assert all(k.startswith(("kept", "folded")) for k in info["passes"]["fold"]["batchnorm"].values())
+    assert not any(type(n).__name__ == "Norm" for _, n in info["float_graph"].items())
+    x = train.x[64:128]
+    f = interpret(graph, x).logits.argmax(-1)
+    i = run_int(int_graph, x).outputs[int_graph.outputs[0]].argmax(-1)
+    assert np.mean(f == i) >= 0.9
+
+
+def test_layernorm_model_is_refused_then_frozen(loihi2):
+    from neurocompile.errors import UnsupportedOpError
+
+    torch.manual_seed(2)
+    graph = trace(wrap_module(SSMClassifier(ModelConfig(d_model=8, d_state=4, n_layers=1, norm="layer")).eval()))
+    x = load_dataset("sdigits", "train").x[:32]
+    with pytest.raises(UnsupportedOpError, match=r"'blocks\.0\.norm' is a LayerNorm"):
+        compile_graph(graph, loihi2, x)
+    with pytest.warns(UserWarning, match="frozen"):
+        int_graph, info = compile_graph(graph, loihi2, x, CompileOptions(layernorm="freeze"))
+    assert not info["errors"]
+
+
+def test_token_model_compiles(loihi2):
+    torch.manual_seed(3)
+    model = SSMClassifier(ModelConfig(d_model=8, d_state=4, n_layers=1, encoder="embedding", vocab_size=20,
+                                      d_input=1)).eval()
+    graph = trace(wrap_module(model))
+    x = np.random.default_rng(0).integers(0, 20, (48, 30))
+    int_graph, info = compile_graph(graph, loihi2, x[:32], CompileOptions())
+    assert not info["errors"]
+    assert int_graph.node("input").tokens and isinstance(int_graph.node("encoder"), hw.QEmbedding)
+    f = interpret(graph, x[32:]).logits.argmax(-1)
+    i = run_int(int_graph, x[32:]).outputs[int_graph.outputs[0]].argmax(-1)
+    assert np.mean(f == i) >= 0.9
