@@ -225,3 +225,15 @@ def test_loihi1_graded_messages_are_design_rule_errors():
         q, info = compile_graph(g, load_target("loihi1"), x)
     assert {v.rule for v in info["errors"]} >= {"message-bits"}
     assert any(v.node == "enc" for v in info["errors"])
+
+
+def test_accumulator_overflow_is_an_error_naming_node_and_option(loihi2):
+    """Eight 17-bit inputs summed on one port into a 64-input dense layer cannot fit a 16-bit accumulator."""
+    g = Graph("acc")
+    g.add("input", fl.Input(size=64))
+    for i in range(8):
+        g.add(f"p{i}", fl.Affine(weight=np.eye(64, dtype=F32), bias=np.full(64, 0.01, F32)), "input")
+    g.add("fc", fl.Affine(weight=np.full((2, 64), 1e-3, F32), bias=np.zeros(2, F32)), [f"p{i}" for i in range(8)])
+    g.inputs, g.outputs = ["input"], ["fc"]
+    with pytest.raises(QuantizationError, match=r"'fc'.*accumulator.*accumulator_bits"):
+        compile_graph(g, loihi2, RNG.uniform(-1, 1, (4, 8, 64)), CompileOptions(accumulator_bits=16))

@@ -52,6 +52,13 @@ class Emitter:
         b_hat = None if b is None else np.asarray(b, np.float64) / s_out
         acc = math.inf if host else self.p.acc_limit
         rq = qmath.quantize_rows(w_hat, self.p.wmax, acc, in_limit, b_hat)
+        if rq.zeroed:
+            o = rq.zeroed[0]
+            raise QuantizationError(
+                f"node '{name}': channel {o}: its {w.shape[1]} inputs with an input limit of "
+                f"{float(np.max(in_limit)):,.0f} overflow the {self.p.accumulator_bits}-bit accumulator (limit "
+                f"{self.p.acc_limit:,}) even with 1-level weights ({len(rq.zeroed)} channel(s) would be all zero); "
+                f"use fewer message bits (message_bits) or a wider accumulator (accumulator_bits)")
         deq = rq.weight * (2.0 ** -rq.shift[:, None]) * s_out / np.asarray(s_in, np.float64)
         self.records.setdefault(name, {})["weight_sqnr_db"] = _num(qmath.sqnr_db(w, deq))
         # output rounding error bound of the coarser weights, relative to the output range

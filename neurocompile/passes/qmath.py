@@ -55,6 +55,8 @@ class RowQuant:
     acc_limited: list[int]
     #: per channel, bits of mantissa lost to the accumulator limit (0 when the weights use the full width)
     lost_bits: np.ndarray
+    #: channels whose non-zero weights all rounded to 0 because of the accumulator limit
+    zeroed: list[int]
 
 
 def quantize_rows(w_hat: np.ndarray, wmax: int, acc_limit: float, in_limit: np.ndarray | float,
@@ -74,7 +76,7 @@ def quantize_rows(w_hat: np.ndarray, wmax: int, acc_limit: float, in_limit: np.n
     W = np.zeros((n_out, n_in), np.int64)
     B = np.zeros(n_out, np.int64)
     K = np.zeros(n_out, np.int64)
-    limited = []
+    limited, zeroed = [], []
     lost = np.zeros(n_out, np.int64)
     for o in range(n_out):
         row, bias = w_hat[o], float(b_hat[o])
@@ -102,6 +104,8 @@ def quantize_rows(w_hat: np.ndarray, wmax: int, acc_limit: float, in_limit: np.n
         if peak > 0 and k < math.floor(math.log2(wmax / peak)):
             limited.append(o)
             lost[o] = math.floor(math.log2(wmax / peak)) - k
+            if not np.any(wi):
+                zeroed.append(o)
         # strip the power of two shared by the whole row (exact)
         nz = np.concatenate([wi[wi != 0], [bi] if bi else []]).astype(np.int64)
         if nz.size:
@@ -109,7 +113,7 @@ def quantize_rows(w_hat: np.ndarray, wmax: int, acc_limit: float, in_limit: np.n
             if p > 0:
                 wi, bi, k = wi >> p, bi >> p, k - p
         W[o], B[o], K[o] = wi, bi, k
-    return RowQuant(W, B, K, limited, lost)
+    return RowQuant(W, B, K, limited, lost, zeroed)
 
 
 @dataclass
