@@ -23,6 +23,9 @@ from neurocompile.datasets import Dataset, check_compatible, load_dataset
 from neurocompile.errors import ArtifactError, DatasetError, NeurocompileError
 
 _DEFAULT_CONSOLE = Console(stderr=False, highlight=False)
+if not _DEFAULT_CONSOLE.is_terminal and "COLUMNS" not in os.environ:
+    # piped output (make demo, CI logs) is not squeezed to rich's 80-column default
+    _DEFAULT_CONSOLE = Console(stderr=False, highlight=False, width=132)
 
 
 def _console(console: Console | bool | None) -> Console:
