@@ -10,13 +10,15 @@ Scheme (docs/passes.md has the reasoning and the measured numbers):
   its inputs use ``acc - log2(wmax n)`` bits; a ModeBank's input ``acc - weight_bits + 1``; a readout's skip one
   bit less; a product a*b at most ``acc + 1`` bits in total; a neuron's input ``state_bits - 2``. Graded
   messages never exceed ``graded_message_bits``.
-- Scales come from calibration: s = clip / (2^(bits-1) - 1), clip chosen by the calibration method.
+- Scales come from calibration: s = 1.02 clip / (2^(bits-1) - 1), clip chosen by the calibration method,
+  rounded up to a power of two (``pow2_scales``: every weight grid is then a power of two per channel).
 - Weights: per-output-channel mantissas of ``weight_bits`` with a per-channel shift (qmath.quantize_rows).
-- ModeBank: a = round(dA 2^F) (pulled inside the unit circle when rounding reaches it; impulse-response
-  deviation over the calibration horizon checked), b = dB s_u / s_x with a per-channel shift. The state width
-  and scale s_x are chosen by a search: each candidate width is simulated on the calibration input together
-  with the readout (whose accumulator shares its budget between 2M state terms and the skip term) and the one
-  with the best readout SQNR wins.
+- ModeBank (ssmquant.py): a = round(dA 2^F) (pulled inside the unit circle when rounding reaches it;
+  impulse-response deviation over the calibration horizon checked); each mode's state in its own basis so that
+  its input coefficient is an exact integer and its calibrated peak uses the state width; the readout absorbs
+  the basis. The state width is searched: each candidate is simulated on the calibration input together with
+  the readout (whose accumulator shares its budget between 2M state terms and the skip term) and the one with
+  the best readout SQNR wins.
 - Neurons: decay = round(tau 2^F), vth = round(V_th / s_in), rho = round(rho / s_in).
 - Activations become LUTs (qmath.make_lut) over the calibrated input range; their error is measured.
 - Mul: y = rsh_round(a b, k) has scale s_a s_b 2^k; when the output scale is imposed (residual stream),

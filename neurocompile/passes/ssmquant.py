@@ -1,8 +1,14 @@
 """Quantisation of one SSM layer (ModeBank + its ModeReadout), used by the quantize pass.
 
-The state width and scale are searched: for each candidate width b_x the ModeBank state scale is
-s_x = clip_x / (2^(b_x - 1) - 1), the pair is quantised, simulated on the calibration input with the integer
-kernels, and scored by the SQNR of the readout output against the float trace. The trade-off being searched:
+Mode basis: the integer state of mode (h, m) is h_int = h / beta_hm (beta complex, real units per integer unit),
+chosen so that the input coefficient b = b' 2^-k_h is a real integer b' in [1, wmax] (no quantisation error) and
+the mode's calibrated peak |h| maps to 3/4 of the state limit. Because dA is diagonal this is an exact change
+of basis; the readout absorbs it (c = 2 C beta). The basis is recorded in the node's quantisation record
+(``mode_basis``) so that reports can map integer states back to float ones.
+
+The state width is searched: for each candidate width b_x the pair is quantised, simulated on the calibration
+input with the integer kernels, and scored by the SQNR of the readout output against the float trace. The
+trade-off being searched:
 a finer state (more bits) lowers the recurrence's rounding error, but the readout's worst-case accumulator
 sum_m (|c_re| + |c_im|) * state_limit + |d| * u_limit must fit ``accumulator_bits``, so more state bits leave
 fewer bits to the readout weights c.
