@@ -99,6 +99,13 @@ def _model_task(loaded: Any) -> str | None:
     return None
 
 
+def _task_options(loaded: Any, task: str | None) -> dict[str, Any]:
+    """Generator settings recorded with the checkpoint for a generated task (e.g. ListOps lengths and seed)."""
+    metrics = getattr(loaded, "metrics", None) or {}
+    opts = metrics.get(task) if task else None
+    return dict(opts) if isinstance(opts, dict) else {}
+
+
 def _input_spec(graph: Any) -> tuple[int, bool]:
     node = graph.node(graph.inputs[0])
     return int(node.out_size()), bool(getattr(node, "tokens", False))
@@ -151,7 +158,9 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         raise DatasetError(f"model '{model}' does not say which data it was trained on; pass calibration data "
                            "with --calibration (sdigits, listops or a .npz with x [n, T, d])")
     size, tokens = _input_spec(fgraph)
-    calib = check_compatible(load_dataset(calib_spec, split="train"), size, tokens, f"model '{model.name}'")
+    task_options = _task_options(loaded, task) if calib_spec == task else {}
+    calib = check_compatible(load_dataset(calib_spec, split="train", options=task_options), size, tokens,
+                             f"model '{model.name}'")
     calib = calib.limit(min(calibration_samples, len(calib)))
     options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir)
     if print_ir:
@@ -175,7 +184,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
     manifest = {
         "model": {"name": fgraph.name, "file": model.name, "family": fgraph.meta.get("family"),
-                  "task": task, "stripped": fgraph.meta.get("stripped", [])},
+                  "task": task, "task_options": _task_options(loaded, task),
+                  "stripped": fgraph.meta.get("stripped", [])},
         "target": {"name": tgt.target.name, "config": tgt.to_dict()},
         "input": {"size": size, "tokens": tokens, "steps": int(calib.x.shape[1])},
         "options": {"weights": weights, "calibration": calib_spec, "calibration_method": calibration_method,
@@ -193,7 +203,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     con.print(f"[bold green]exported[/] {model.name} -> {path}  (target {tgt.target.name}, "
               f"{len(int_graph)} integer nodes)")
     for s in fgraph.meta.get("stripped", []):
-        con.print(f"  stripped training-only part: {s}")
+        what = f"{s.get('module')} ({s.get('kind')}): {s.get('reason')}" if isinstance(s, dict) else str(s)
+        con.print(f"  stripped: {what}", highlight=False)
     for v in violations:
         con.print(f"  [yellow]warning[/]: {v}", markup=True, highlight=False)
     for w in info.get("warnings", []):
@@ -204,13 +215,15 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
 # -- simulate ----------------------------------------------------------------------------------------
 
 def _dataset_for(art: Artifact, dataset: str | None, limit: int | None) -> Dataset:
-    spec = dataset or art.manifest.get("model", {}).get("task")
+    model = art.manifest.get("model", {})
+    spec = dataset or model.get("task")
     if spec is None:
         raise DatasetError(f"artifact '{art.path}' does not name its dataset; pass --dataset "
                            "(sdigits, listops or a .npz with x [n, T, d] and y [n])")
     inp = art.manifest["input"]
-    ds = check_compatible(load_dataset(spec, split="test"), int(inp["size"]), bool(inp["tokens"]),
-                          f"artifact '{art.path.name}'")
+    options = model.get("task_options") if spec == model.get("task") else None
+    ds = check_compatible(load_dataset(spec, split="test", options=options), int(inp["size"]),
+                          bool(inp["tokens"]), f"artifact '{art.path.name}'")
     return ds.limit(limit)
 
 
@@ -404,7 +417,7 @@ def finetune(model: Path | str, target: str, dataset: str | None = None, out: Pa
     spec = dataset or _model_task(loaded)
     if spec is None:
         raise DatasetError("pass --dataset: the model does not say which data it was trained on")
-    train = load_dataset(spec, split="train")
+    train = load_dataset(spec, split="train", options=_task_options(loaded, spec))
     out = Path(out) if out is not None else model.with_name(f"{model.stem}.qat.pt")
     if out.exists() and not force:
         raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")

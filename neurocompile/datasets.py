@@ -36,15 +36,23 @@ class Dataset:
         return int(self.x.shape[0])
 
 
-def load_dataset(spec: str, split: str = "test") -> Dataset:
-    """Load a built-in dataset by name (``split`` 'train' or 'test') or a .npz file."""
+LISTOPS_OPTIONS = ("max_length", "min_length", "seed", "max_depth", "max_args")
+
+
+def load_dataset(spec: str, split: str = "test", options: dict | None = None) -> Dataset:
+    """Load a built-in dataset by name (``split`` 'train' or 'test') or a .npz file.
+
+    ``options`` are the generator settings of a generated dataset (ListOps: max_length, min_length, seed, ...),
+    as recorded with the checkpoint, so evaluation uses the distribution the model was trained on.
+    """
     if spec in BUILTIN:
         from neurocompile.models import data
 
         if spec == "sdigits":
             x, y = data.load_sdigits(split)
         else:
-            x, y = data.load_listops(split)
+            kw = {k: v for k, v in (options or {}).items() if k in LISTOPS_OPTIONS}
+            x, y = data.load_listops(split, **kw)
         return Dataset(np.asarray(x), np.asarray(y), f"{spec}:{split}")
     path = Path(spec)
     if not path.exists():

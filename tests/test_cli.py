@@ -196,3 +196,22 @@ def test_model_that_does_not_fit_target(tmp_path: Path) -> None:
     _assert_clean_error(r, "does not fit target 'loihi1'", "message-bits", "graded spikes", "nothing was written")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generated_task_uses_the_checkpoints_generator_settings() -> None:
+    # A ListOps checkpoint records its generator settings; evaluation must use the same distribution.
+    from neurocompile.api import _task_options
+    from neurocompile.datasets import load_dataset
+    from neurocompile.frontend import load_model
+
+    ckpt = ROOT / "examples" / "checkpoints" / "spikingssm_listops.pt"
+    if not ckpt.exists():
+        pytest.skip("ListOps checkpoint not shipped")
+    opts = _task_options(load_model(ckpt), "listops")
+    assert opts.get("min_length", 1) > 1
+    ds = load_dataset("listops", split="test", options=opts)
+    lengths = (np.asarray(ds.x) != 0).sum(axis=1)
+    assert lengths.min() >= opts["min_length"]
+    assert lengths.max() <= opts["max_length"]
+    default = load_dataset("listops", split="test")
+    assert (np.asarray(default.x) != 0).sum(axis=1).min() < opts["min_length"]
