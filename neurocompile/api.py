@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from neurocompile import __version__
 from neurocompile.artifact import Artifact, dumps, load_artifact, write_artifact
 from neurocompile.datasets import Dataset, check_compatible, load_dataset
 from neurocompile.errors import ArtifactError, DatasetError, NeurocompileError
+from neurocompile.fileio import atomic_write_text
 
 _DEFAULT_CONSOLE = Console(stderr=False, highlight=False)
 if not _DEFAULT_CONSOLE.is_terminal and "COLUMNS" not in os.environ:
@@ -32,19 +32,6 @@ def _console(console: Console | bool | None) -> Console:
     if console is False:
         return Console(file=open(os.devnull, "w"), highlight=False)  # noqa: SIM115 - lives as long as the call
     return console if isinstance(console, Console) else _DEFAULT_CONSOLE
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- targets -----------------------------------------------------------------------------------------
@@ -302,7 +289,7 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
             line += f"   float accuracy: {100 * out['float_accuracy']:.2f} %   (delta {delta:+.2f} points)"
         con.print(line)
     if json_path is not None:
-        _write_text_atomic(Path(json_path), dumps(out))
+        atomic_write_text(Path(json_path), dumps(out))
     return out
 
 
@@ -334,7 +321,7 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     data["counts"] = result.counts.to_dict()
     render_terminal(data, console=con)
     if json_path is not None:
-        _write_text_atomic(Path(json_path), dumps(data))
+        atomic_write_text(Path(json_path), dumps(data))
     if html_path is not None:
         raster = getattr(result, "sample_spikes", None) or {}
         placement = getattr(result, "placement", None)

@@ -19,7 +19,6 @@ export never leaves a half-written artifact behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from typing import Any
 
 from neurocompile import __version__
 from neurocompile.errors import ArtifactError, NeurocompileError
+from neurocompile.fileio import sha256
 from neurocompile.ir.graph import Graph
 
 FORMAT = "neurocompile-artifact"
@@ -41,14 +41,6 @@ MANIFEST = "manifest.json"
 def dumps(obj: Any) -> str:
     """Deterministic JSON text (sorted keys, 2-space indent, trailing newline)."""
     return json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -10,7 +10,6 @@ import pytest
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.sim.engine import simulate
-from neurocompile.sim.placement import place
 from neurocompile.target import load_target
 
 

@@ -21,7 +21,6 @@ what to do. Weights are checked for NaN/Inf (the tensor is named) and a model wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurocompile.fileio import sha256
 from neurocompile.errors import ModelLoadError, NeurocompileError
 
 __all__ = ["LoadedModel", "load_model", "resolve_config", "check_weights", "CONFIG_EXTRA_FILE", "FORMATS"]
@@ -103,14 +103,6 @@ def _pickled_class(exc: BaseException) -> str | None:
 
     m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text) or re.search(r"GLOBAL ([\w.]+) was not an allowed", text)
     return m.group(1) if m else None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_config(config: Any, where: str = "config") -> dict[str, Any] | None:
@@ -364,7 +356,7 @@ def load_model(path: str | os.PathLike, trust_pickle: bool = False, config: Any 
         loaded = _load_saved(p, trust_pickle, cfg)
         if loaded.format == "pickle":
             check_weights(_module_tensors(loaded.module), str(p))
-    loaded.sha256 = _sha256(p)
+    loaded.sha256 = sha256(p)
     return loaded
 
 

@@ -34,13 +34,10 @@ stops with an error asking for ``config=``.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from neurocompile.errors import NeurocompileError, UnsupportedOpError
 from neurocompile.frontend.load import LoadedModel, wrap_module

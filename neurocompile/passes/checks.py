@@ -78,7 +78,6 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
     out: list[Violation] = []
     host = g.sequence_end_nodes() | {n for n in g.g.nodes if g.node(n).SEQUENCE_END}
     acc = prec.acc_limit
-    wmax = prec.wmax
 
     def add(rule: str, node: str, resource: str, used: float, lim: float, severity: str, msg: str = "") -> None:
         out.append(Violation(rule, node, resource, float(used), float(lim), severity, msg))

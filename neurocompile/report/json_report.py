@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from neurocompile.fileio import atomic_write_text  # noqa: F401 - re-exported
 from neurocompile.sim.counters import RunCounts
 from neurocompile.sim.energy import EnergyReport
 
@@ -70,36 +69,6 @@ def normalize(obj: Any) -> Any:
 def dumps(obj: Any) -> str:
     """Deterministic JSON text of ``obj`` (see module docstring), ending in a newline."""
     return json.dumps(normalize(obj), sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode(path))  # mkstemp creates 0600; give the file the mode a plain open() would
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
-def _file_mode(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777  # keep an existing file's mode
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
