@@ -118,8 +118,10 @@ def _fit_advice(violations: list[Any]) -> str:
 
 def export(model: Path | str, target: str, out: Path | str | None = None, weights: str = "int",
            calibration: str | None = None, calibration_method: str = "percentile",
-           config_path: Path | str | None = None, trust_pickle: bool = False, force: bool = False,
-           print_ir: bool = False, calibration_samples: int = 512,
+           config_path: Path | str | None = None, trust_pickle: bool = False, layernorm: str | None = None,
+           allow_precision_loss: bool = False, weight_bits: int | None = None, state_bits: int | None = None,
+           decay_bits: int | None = None, force: bool = False, print_ir: bool = False,
+           calibration_samples: int = 512,
            console: Console | bool | None = None) -> Path:
     """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory."""
     from neurocompile.frontend import load_model, trace
@@ -149,7 +151,12 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     calib = check_compatible(load_dataset(calib_spec, split="train", options=task_options), size, tokens,
                              f"model '{model.name}'")
     calib = calib.limit(min(calibration_samples, len(calib)))
-    options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir)
+    overrides = {"weight_bits": weight_bits, "state_bits": state_bits, "decay_bits": decay_bits}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if layernorm is not None:
+        overrides["layernorm"] = layernorm
+    options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir,
+                             on_precision="warn" if allow_precision_loss else "error", **overrides)
     if print_ir:
         int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con)
     else:
@@ -176,7 +183,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         "target": {"name": tgt.target.name, "config": tgt.to_dict()},
         "input": {"size": size, "tokens": tokens, "steps": int(calib.x.shape[1])},
         "options": {"weights": weights, "calibration": calib_spec, "calibration_method": calibration_method,
-                    "calibration_samples": len(calib)},
+                    "calibration_samples": len(calib), "allow_precision_loss": allow_precision_loss,
+                    **overrides},
     }
     writers = []
     try:

@@ -85,12 +85,20 @@ def targets_cmd(as_json: bool) -> None:
               help="Architecture config (JSON) for a bare state_dict file.")
 @click.option("--trust-pickle", is_flag=True,
               help="Allow loading a fully pickled nn.Module (runs code from the file: only for files you trust).")
+@click.option("--layernorm", type=click.Choice(["integer", "freeze", "refuse"]), default=None,
+              help="LayerNorm: integer unit (default), frozen to its calibration-average affine map, or refused.")
+@click.option("--allow-precision-loss", is_flag=True,
+              help="Warn instead of failing when the target's precision changes a node's behaviour.")
+@click.option("--weight-bits", type=click.IntRange(1, 32), default=None, help="Use fewer weight bits than the target.")
+@click.option("--state-bits", type=click.IntRange(2, 64), default=None, help="Use fewer state bits than the target.")
+@click.option("--decay-bits", type=click.IntRange(2, 32), default=None, help="Use fewer decay/rotation bits.")
 @click.option("--force", is_flag=True, help="Overwrite an existing artifact directory.")
 @click.option("--print-ir", is_flag=True, help="Print the IR after each pass.")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
-               calibration_method: str, config_path: Path | None, trust_pickle: bool, force: bool,
-               print_ir: bool) -> None:
+               calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
+               allow_precision_loss: bool, weight_bits: int | None, state_bits: int | None,
+               decay_bits: int | None, force: bool, print_ir: bool) -> None:
     """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
 
     \b
@@ -103,7 +111,8 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
 
     api.export(model, target, out=out, weights=weights, calibration=calibration,
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
-               force=force, print_ir=print_ir)
+               layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
+               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir)
 
 
 @main.command("simulate")

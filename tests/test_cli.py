@@ -215,3 +215,15 @@ def test_generated_task_uses_the_checkpoints_generator_settings() -> None:
     assert lengths.max() <= opts["max_length"]
     default = load_dataset("listops", split="test")
     assert (np.asarray(default.x) != 0).sum(axis=1).min() < opts["min_length"]
+
+
+def test_precision_problem_names_node_and_the_flag_that_helps(tmp_path: Path) -> None:
+    out = tmp_path / "d5"
+    r = run("export", MODEL, "--target", "loihi2", "--decay-bits", "5", "-o", out)
+    _assert_clean_error(r, "s4d.modes", "decay_bits = 5", "--allow-precision-loss")
+    assert not out.exists()
+    r = run("export", MODEL, "--target", "loihi2", "--decay-bits", "5", "--allow-precision-loss", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert "precision warning" in r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["options"]["decay_bits"] == 5 and m["options"]["allow_precision_loss"] is True

@@ -53,8 +53,9 @@ def poles(em: Any, name: str, dA: np.ndarray) -> qmath.PoleQuant:
         msg = (f"node '{name}': channel {h} mode {m}: the decay-rotation dA = {complex(dA[h, m]):.6f} "
                f"(|dA| = {abs(dA[h, m]):.6f}) quantised to {aq.real:.0f}{aq.imag:+.0f}i / {one} "
                f"(decay_bits = {p.decay_bits}) changes its impulse response by up to {dev:.3f} within the "
-               f"{horizon}-step calibration horizon (tolerance {opts.pole_tolerance}); use more decay bits "
-               f"(decay_bits), or on_precision='warn' (--allow-precision-loss) to accept it")
+               f"{horizon}-step calibration horizon (tolerance {opts.pole_tolerance}); use a target with more "
+               f"decay bits (decay_bits), retrain with a faster decay, or pass --allow-precision-loss "
+               f"(on_precision='warn') to accept it")
         if opts.on_precision == "error":
             raise QuantizationError(msg)
         em.ctx.warn(msg)
