@@ -204,7 +204,15 @@ def _ln_graph() -> Graph:
 
 def test_layernorm_refused_with_node_and_option():
     with pytest.raises(UnsupportedOpError, match=r"'blocks\.0\.norm' is a LayerNorm.*layernorm='freeze'"):
-        lower.run(_ln_graph(), ctx())
+        lower.run(_ln_graph(), ctx(layernorm="refuse"))
+
+
+def test_layernorm_kept_by_default_for_the_integer_form():
+    c = ctx()
+    low = check(lower.run(_ln_graph(), c))
+    n = low.node("blocks.0.norm")
+    assert isinstance(n, fl.Norm) and n.kind == "layer"
+    assert c.info["passes"]["lower"]["integer_layernorm"] == ["blocks.0.norm"]
 
 
 def test_layernorm_freeze_is_a_diagonal_affine():

@@ -118,14 +118,17 @@ def test_batchnorm_models_fold_and_compile(norm, position, loihi2):
     assert np.mean(f == i) >= 0.9
 
 
-def test_layernorm_model_is_refused_then_frozen(loihi2):
+def test_layernorm_model_is_integer_by_default_or_refused_or_frozen(loihi2):
     from neurocompile.errors import UnsupportedOpError
 
     torch.manual_seed(2)
     graph = trace(wrap_module(SSMClassifier(ModelConfig(d_model=8, d_state=4, n_layers=1, norm="layer")).eval()))
     x = load_dataset("sdigits", "train").x[:32]
+    int_graph, info = compile_graph(graph, loihi2, x)  # default: layernorm='integer'
+    assert not info["errors"]
+    assert isinstance(int_graph.node("blocks.0.norm"), hw.QLayerNorm)
     with pytest.raises(UnsupportedOpError, match=r"'blocks\.0\.norm' is a LayerNorm"):
-        compile_graph(graph, loihi2, x)
+        compile_graph(graph, loihi2, x, CompileOptions(layernorm="refuse"))
     with pytest.warns(UserWarning, match="frozen"):
         int_graph, info = compile_graph(graph, loihi2, x, CompileOptions(layernorm="freeze"))
     assert not info["errors"]

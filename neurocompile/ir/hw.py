@@ -314,10 +314,45 @@ class QLavaLIF(QNode):
         return int(self.vth.shape[0])
 
 
+@dataclass
+class QLayerNorm(QNode):
+    """Integer LayerNorm over the H channels of one step (one sample), with a look-up-table 1/sqrt.
+
+    .. math::
+        \mu = \mathrm{rsh\_round}(m \textstyle\sum_i x_i, k_m),\quad d_i = x_i - \mu,\quad
+        V = \max(\mathrm{rsh\_round}(m \textstyle\sum_i d_i^2, k_m + k_v) + \epsilon, 1) \\
+        j = \min\{j \ge 0 : V < 2^{L + 2j}\},\quad r = T[\mathrm{rsh\_round}(V, 2j)],\quad
+        y_i = \mathrm{sat}(\mathrm{rsh\_round}(d_i\, r\, w_i, k_i + j) + b_i, b_{out})
+
+    where m / 2^k_m = ``mean_mul`` / 2^``mean_shift`` ~ 1/H (exactly 1/H when H is a power of two),
+    k_v = ``var_shift``, epsilon = ``eps`` (in units of V), L = ``index_bits``, T = ``rsqrt_table``
+    (2^L + 1 entries, T[i] = round(2^R / sqrt(i)), R = ``rsqrt_frac_bits``; T[0] is never read),
+    w = ``weight`` [H] (gain mantissas of ``weight_bits``), k = ``shift`` [H] (includes R), b = ``bias`` [H]
+    in output units. The index is floating-point-like: V = idx * 4^j, so 1/sqrt(V) = T[idx] / 2^(R + j) keeps
+    L - 2 bits of relative precision over the whole range of V; the 2^-j is folded into the output shift.
+    """
+
+    size: int = 0
+    mean_mul: int = 1
+    mean_shift: int = 0
+    var_shift: int = 0
+    eps: int = 0
+    index_bits: int = 10
+    rsqrt_frac_bits: int = 16
+    rsqrt_table: np.ndarray = field(default_factory=lambda: _i(0))  # [2^index_bits + 1]
+    weight: np.ndarray = field(default_factory=lambda: _i(0))  # [H], weight_bits
+    bias: np.ndarray = field(default_factory=lambda: _i(0))  # [H], output units
+    shift: np.ndarray = field(default_factory=lambda: _i(0))  # [H], bits
+    weight_bits: int = 8
+
+    def out_size(self) -> int:
+        return self.size
+
+
 INT_NODES: dict[str, type[Node]] = {
     cls.__name__: cls
     for cls in (
         QInput, QEmbedding, QDense, QModeBank, QModeReadout, QLIF, QHeaviside, QRefractory, QLUT, QMul,
-        QTernarize, QAdd, QAccumulate, QLavaLIF,
+        QTernarize, QAdd, QAccumulate, QLavaLIF, QLayerNorm,
     )
 }

@@ -197,6 +197,11 @@ def _shape_rules(name: str, n: Node) -> list[str]:
             want("bias_exp", n.vth.shape)
     elif isinstance(n, hw.QLUT):
         ndim("table", 1)
+    elif isinstance(n, hw.QLayerNorm):
+        for f in ("weight", "bias", "shift"):
+            want(f, (n.size,))
+        if isinstance(n.index_bits, int) and 1 <= n.index_bits <= 24:
+            want("rsqrt_table", ((1 << n.index_bits) + 1,))
     # Nodes sized by an integer field must have a positive size.
     for f in ("size",):
         if hasattr(n, f) and isinstance(getattr(n, f), int) and getattr(n, f) < 0:
@@ -257,6 +262,20 @@ def _range_rules(n: hw.QNode) -> list[str]:
         unit("dv", n.dv, n.coef_frac_bits)
     elif isinstance(n, hw.QLUT):
         fits("table", n.out_bits, "out_bits")
+    elif isinstance(n, hw.QLayerNorm):
+        fits("weight", n.weight_bits, "weight_bits")
+        fits("bias", n.out_bits, "out_bits")
+        for f, lo, hi in (("mean_mul", 1, 1 << 40), ("mean_shift", 0, 62), ("var_shift", 0, 62), ("eps", 0, 1 << 62),
+                          ("index_bits", 1, 24), ("rsqrt_frac_bits", 0, 40)):
+            v = getattr(n, f)
+            if isinstance(v, int) and not lo <= v <= hi:
+                msgs.append(f"{f}={v} must be in [{lo}, {hi}]")
+        t = n.rsqrt_table
+        if t.size and t.dtype == np.int64 and isinstance(n.rsqrt_frac_bits, int) and 0 <= n.rsqrt_frac_bits <= 40:
+            if int(t.min()) < 0 or int(t.max()) > (1 << n.rsqrt_frac_bits):
+                msgs.append(f"rsqrt_table entries must be in [0, 2^rsqrt_frac_bits = {1 << n.rsqrt_frac_bits}]")
+        if n.shift.size and n.shift.dtype == np.int64 and (int(n.shift.min()) < -62 or int(n.shift.max()) > 62):
+            msgs.append("shift values must be in [-62, 62]")
     elif isinstance(n, hw.QTernarize):
         if isinstance(n.den, int) and n.den <= 0:
             msgs.append(f"den={n.den} must be positive")

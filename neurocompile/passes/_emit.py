@@ -18,6 +18,8 @@ from neurocompile.passes.common import PassContext, limit
 from neurocompile.sim import kernels
 
 REFRACTORY_TRACE_BITS = 8  # fractional bits of the SPikE-SSM refractory trace
+RSQRT_FRAC_BITS = 16  # fractional bits of QLayerNorm's 1/sqrt table (T[1] = 2^16)
+LAYERNORM_MEAN_BITS = 16  # 1/H ~ m / 2^(ceil(log2 H) + 16)
 
 
 class Emitter:
@@ -165,6 +167,55 @@ class Emitter:
             self.ctx.warn(f"node '{name}': its threshold is only {int(v.min())} integer units of its input "
                           f"(coarse spikes); the calibrated input range is large next to the threshold")
         return v
+
+    def _norm(self, name: str, n: fl.Norm) -> hw.QNode:
+        """LayerNorm -> QLayerNorm (docs/semantics.md): scales from calibration, error alone measured."""
+        from neurocompile.passes.quantize import LAYERNORM_IN_BITS
+
+        if n.kind != "layer":
+            raise QuantizationError(f"node '{name}': a {n.kind} Norm must be folded before quantisation")
+        h = n.out_size()
+        src = self.g.preds(name)
+        s_in, s_out, bits_out = self.plan.in_scale(name), self._s(name), self._b(name)
+        in_bits = max(self._b(p) for p in src) if src else LAYERNORM_IN_BITS
+        if in_bits > LAYERNORM_IN_BITS:
+            raise QuantizationError(f"node '{name}': LayerNorm input of {in_bits} bits; at most "
+                                    f"{LAYERNORM_IN_BITS} are supported")
+        k_m = max(0, math.ceil(math.log2(h))) + LAYERNORM_MEAN_BITS
+        m = int(round(2.0 ** k_m / h))
+        while m % 2 == 0 and k_m > 0:  # exact for a power-of-two H: m = 1, k_m = log2 H
+            m, k_m = m // 2, k_m - 1
+        L, R = int(self.ctx.options.lut_bits), RSQRT_FRAC_BITS
+        idx = np.arange((1 << L) + 1, dtype=np.float64)
+        table = qmath.round_half_away(2.0 ** R / np.sqrt(np.maximum(idx, 1.0)))
+        eps = int(qmath.round_half_away(float(n.eps) / (s_in * s_in)))
+        gain = n.weight.astype(np.float64) / s_out  # y_int = d_int / sqrt(V) * gain + b_int
+        rq = qmath.quantize_rows(gain[:, None], self.p.wmax, math.inf, 1.0)
+        lim = limit(bits_out) if bits_out > 0 else None
+        bias = qmath.round_half_away(n.bias.astype(np.float64) / s_out)
+        if lim is not None:
+            bias = np.clip(bias, -lim, lim)
+        q = hw.QLayerNorm(size=h, mean_mul=m, mean_shift=k_m, var_shift=0, eps=eps, index_bits=L,
+                          rsqrt_frac_bits=R, rsqrt_table=table.astype(np.int64), weight=rq.weight[:, 0].copy(),
+                          bias=bias.astype(np.int64), shift=(rq.shift + R).astype(np.int64),
+                          weight_bits=self.p.weight_bits, out_bits=bits_out, out_scale=s_out)
+        # the error this node adds alone, on its quantised calibration input
+        x = sum(self.trace[p].astype(np.float64) for p in src)
+        xi = np.clip(qmath.round_half_away(x / s_in), -limit(in_bits), limit(in_bits))
+        flat = xi.reshape(-1, h)
+        y = kernels.step_layernorm(q, {"in": flat}, {"saturations": 0}) * s_out
+        mu = x.mean(axis=-1, keepdims=True)
+        ref = ((x - mu) / np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + n.eps) * n.weight + n.bias)
+        sq = qmath.sqnr_db(ref.reshape(y.shape), y)
+        deq = rq.weight[:, 0] * 2.0 ** -rq.shift.astype(np.float64) * s_out
+        self.records.setdefault(name, {}).update(
+            norm_sqnr_db=_num(sq), weight_sqnr_db=_num(qmath.sqnr_db(n.weight, deq)), rsqrt_entries=int(table.size),
+            mean_mul=m, mean_shift=k_m, eps_int=eps)
+        if sq < 30.0:
+            self.ctx.warn(f"node '{name}': the integer LayerNorm reproduces the float one with only {sq:.1f} dB SQNR "
+                          f"on the calibration data (input {in_bits} bits, scale {s_in:.4g}); more input bits or a "
+                          f"larger lut_bits would help")
+        return q
 
     # -- SSM
     def _modebank(self, name: str, n: fl.ModeBank) -> hw.QNode:

@@ -17,6 +17,8 @@ threshold      neuron threshold vs the threshold mantissa range 2^(mant+shift) (
 fan-in         inputs of one node (sum of predecessor sizes) vs the core's input axons (error)
 fan-out        destinations of one node's neurons (size x consumers) vs the core's output axons (warning)
 product        QMul operand widths a_bits + b_bits - 1 vs accumulator_bits (warning)
+(accumulator)  QLayerNorm: its channel sum H * input_limit vs the accumulator (error); its sum of squares
+               (times 1/H's multiplier) and d * r * w products, held by the node's program in 64 bits, vs 2^62
 ============== ================================================================================================
 
 Host-side nodes (sequence-end nodes and what follows them: the mean pool and the readout) are exempt from the
@@ -115,6 +117,18 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
                 add("state-bits", name, "mode state width (bits)", n.out_bits, prec.state_bits, "error")
             if n.coef_frac_bits > prec.decay_bits:
                 add("decay", name, "coefficient fractional bits", n.coef_frac_bits, prec.decay_bits, "error")
+        elif isinstance(n, hw.QLayerNorm):
+            lx = _in_limit(g, name)
+            if n.size * lx > acc:
+                add("accumulator", name, "worst-case channel sum", n.size * lx, acc, "error",
+                    f"{prec.accumulator_bits}-bit accumulator; reduce the LayerNorm's input width")
+            d = 2 * lx  # |x - mean|
+            wide = max(n.size * d * d * max(1, n.mean_mul), d * int(np.abs(n.rsqrt_table).max(initial=0))
+                       * int(np.abs(n.weight).max(initial=0)))
+            if wide >= 1 << 62:
+                add("accumulator", name, "sum of squares / normalised product (int64 program)", wide, (1 << 62) - 1,
+                    "error", "the LayerNorm's wide intermediates must stay exact in int64")
+            _weights(add, name, {"weight": n.weight}, n.weight_bits, prec)
         elif isinstance(n, hw.QMul):
             ba = sum(getattr(g.node(p), "out_bits", 0) for p in g.preds(name, "a"))
             bb = sum(getattr(g.node(p), "out_bits", 0) for p in g.preds(name, "b"))

@@ -22,7 +22,7 @@ __all__ = [
 
 WEIGHT_MODES = ("int", "ternary", "binary")
 CALIBRATION_METHODS = ("max", "percentile", "mse")
-LAYERNORM_MODES = ("refuse", "freeze")
+LAYERNORM_MODES = ("integer", "freeze", "refuse")
 ON_PRECISION = ("error", "warn")
 
 
@@ -42,8 +42,9 @@ class CompileOptions:
         (for sweeps; ``None`` = the target's value).
     lut_bits: look-up tables have up to 2^lut_bits entries.
     calib_samples: at most this many calibration sequences are used.
-    layernorm: 'refuse' (default: a LayerNorm has no integer form on the chip) or 'freeze' (replace it by
-        the per-channel affine map of its calibration-average statistics; an approximation, measured).
+    layernorm: 'integer' (default: a LayerNorm becomes a ``QLayerNorm``, per-step integer mean, variance and a
+        1/sqrt look-up table; docs/semantics.md), 'freeze' (replace it by the per-channel affine map of its
+        calibration-average statistics; an approximation, measured) or 'refuse' (UnsupportedOpError).
     on_precision: 'error' raises QuantizationError for precision problems that change the model's behaviour
         (a pole that loses its decay over the calibration horizon); 'warn' reports them and continues.
     pole_tolerance: largest tolerated deviation of a quantised mode's impulse response over the calibration
@@ -66,7 +67,7 @@ class CompileOptions:
     message_bits: int | None = None
     lut_bits: int = 10
     calib_samples: int = 256
-    layernorm: str = "refuse"
+    layernorm: str = "integer"
     on_precision: str = "error"
     pole_tolerance: float = 0.25
     ternarize_io: bool = False

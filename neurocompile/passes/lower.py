@@ -8,10 +8,12 @@ the quantiser turns into a ``QLUT``, and every product is a ``Mul``.
   (rows H:); otherwise two selection Affines pick the halves. Then ``<glu>.sigmoid`` = Activation('sigmoid')
   on b, and the GLU's name becomes ``Mul(a, sigmoid)``, so consumers and reports keep the name.
 - GSU pieces (Ternarize, the two Affines, Mul, Activation('gelu')) are already in this form.
-- LayerNorm (``Norm(kind='layer')``) divides by the per-step standard deviation over channels: there is no
-  integer neuron for that. Default: refuse (UnsupportedOpError naming the node). Option ``layernorm='freeze'``
-  replaces it by the per-channel affine map with the calibration-average statistics
-  y = (x - mean_bar) / std_bar * w + b (an approximation; the quantisation report measures its cost).
+- LayerNorm (``Norm(kind='layer')``) divides by the per-step standard deviation over channels. Default
+  (``layernorm='integer'``): kept as it is; the quantiser turns it into a ``QLayerNorm`` (integer mean and
+  variance, a 1/sqrt look-up table; docs/semantics.md). Option ``layernorm='freeze'`` replaces it by the
+  per-channel affine map with the calibration-average statistics y = (x - mean_bar) / std_bar * w + b (an
+  approximation; the quantisation report measures its cost); ``layernorm='refuse'`` raises UnsupportedOpError
+  naming the node.
 """
 
 from __future__ import annotations
@@ -74,12 +76,16 @@ def _lower_glu(g: Graph, name: str) -> str:
 
 
 def _lower_layernorms(g: Graph, norms: list[str], ctx: PassContext) -> None:
+    if ctx.options.layernorm == "integer":
+        ctx.note(NAME, integer_layernorm=list(norms))
+        return
     if ctx.options.layernorm != "freeze":
         raise UnsupportedOpError(
-            f"node '{norms[0]}' is a LayerNorm ({len(norms)} in the model): it divides each step by the standard "
-            f"deviation over channels, which no integer neuron of the target computes. Retrain with norm='batch' "
-            f"(folded into the weights) or norm='none', or compile with layernorm='freeze' (--layernorm freeze) to "
-            f"replace it by its calibration-average affine map (approximate; the quantisation report shows the cost)"
+            f"node '{norms[0]}' is a LayerNorm ({len(norms)} in the model) and layernorm='refuse' was asked: it "
+            f"divides each step by the standard deviation over channels. Compile with layernorm='integer' (the "
+            f"default: an integer QLayerNorm with a 1/sqrt table), or layernorm='freeze' (--layernorm freeze) to "
+            f"replace it by its calibration-average affine map (approximate; the quantisation report shows the cost), "
+            f"or retrain with norm='batch' (folded into the weights) or norm='none'"
         )
     if ctx.calib_x is None:
         raise UnsupportedOpError(f"layernorm='freeze' needs calibration data to freeze node '{norms[0]}'")

@@ -6,7 +6,7 @@ Passes (each a module with ``NAME`` and ``run(graph, ctx) -> graph``):
 
 1. ``fold``        identities removed, BatchNorm and neuron thresholds folded         (float -> float, exact)
 2. ``discretize``  S4D -> ModeBank + ModeReadout (zero-order hold)                    (float -> float, exact)
-3. ``lower``       GLU -> Affine halves + sigmoid + Mul; LayerNorm refused or frozen  (float -> float)
+3. ``lower``       GLU -> Affine halves + sigmoid + Mul; LayerNorm kept/frozen/refused (float -> float)
 4. ``binarize``    --weights ternary|binary: mixing weights -> {-1, 0, 1} x scale    (float -> float)
 5. ``calibrate``   float interpreter on calibration data: per-node ranges            (float -> float + meta)
 6. ``quantize``    Q-nodes under the target's precision                              (float -> integer)

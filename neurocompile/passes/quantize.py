@@ -23,6 +23,10 @@ Scheme (docs/passes.md has the reasoning and the measured numbers):
 - Activations become LUTs (qmath.make_lut) over the calibrated input range; their error is measured.
 - Mul: y = rsh_round(a b, k) has scale s_a s_b 2^k; when the output scale is imposed (residual stream),
   the scale of the producer of ``a`` is adjusted (within a factor 2 of its need) to make it exact.
+- LayerNorm -> QLayerNorm (input at most 16 bits, and its channel sum fits the accumulator): 1/H as m / 2^k_m
+  (k_m = ceil(log2 H) + 16, exact for a power-of-two H), eps in units of the variance (s_in^2), a 1/sqrt table of
+  2^lut_bits + 1 entries with 16 fractional bits indexed by the variance's mantissa, the gain w / s_out as
+  per-channel ``weight_bits`` mantissas with a shift, the bias in output units; its error alone is measured.
 - MeanPool -> QAccumulate (32-bit, host side) whose out_scale is s_in / T (T: calibration length); the
   readout after it is a host-side QDense with out_bits 0.
 Saturations are counted by running the integer graph on the calibration data.
@@ -48,6 +52,7 @@ ADJUSTABLE = (fl.Affine, fl.Activation, fl.ModeReadout, fl.Embedding)
 ACCUMULATE_BITS = 32  # host-side sequence sum
 HOST_BITS = 24  # resolution of host-side (out_bits 0) values
 HEADROOM = 1.02  # scales leave 2 % above the clipping range: weight rounding must not push the peak over
+LAYERNORM_IN_BITS = 16  # widest QLayerNorm input: d^2 sums and d * r * w products stay far inside int64
 LUT_BOUNDS = {"sigmoid": (-16.0, 16.0), "gelu": (-10.0, math.inf), "relu": (-math.inf, math.inf)}
 
 
@@ -107,6 +112,8 @@ class _Plan:
         if isinstance(c, fl.Mul):
             half = (p.accumulator_bits + 1) // 2
             return half if port == "b" else p.accumulator_bits + 1 - half
+        if isinstance(c, fl.Norm):  # QLayerNorm: its channel sum fits the accumulator, squares stay in int64
+            return min(LAYERNORM_IN_BITS, qmath.bits_for(p.acc_limit / max(1, c.out_size())))
         return None
 
     def _bits(self) -> None:
@@ -255,7 +262,8 @@ def run(graph: Graph, ctx: PassContext) -> Graph:
     if "calibration" not in graph.meta or "calib_trace" not in ctx.info:
         raise QuantizationError("quantize needs calibration ranges: run the calibrate pass first")
     for name in graph.order():
-        if isinstance(graph.node(name), (fl.S4D, fl.GLU, fl.Norm)):
+        node = graph.node(name)
+        if isinstance(node, (fl.S4D, fl.GLU)) or (isinstance(node, fl.Norm) and node.kind != "layer"):
             raise UnsupportedOpError(f"node '{name}' ({graph.node(name).op}) must be lowered before quantisation "
                                      f"(run the fold, discretize and lower passes)")
     from neurocompile.passes._emit import Emitter

@@ -143,7 +143,8 @@ def _abs_max(a: Array) -> int:
 
 
 _SPIKES = (hw.QLIF, hw.QHeaviside, hw.QRefractory, hw.QLavaLIF, hw.QTernarize)  # outputs in {-1, 0, 1}
-_SATURATING = (hw.QDense, hw.QModeBank, hw.QModeReadout, hw.QMul, hw.QAdd, hw.QAccumulate)  # sat(., out_bits)
+_SATURATING = (hw.QDense, hw.QModeBank, hw.QModeReadout, hw.QMul, hw.QAdd, hw.QAccumulate,
+               hw.QLayerNorm)  # sat(., out_bits)
 
 
 def _node_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
@@ -776,6 +777,15 @@ def _active_count(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any]) -> 
 # Counters
 # ------------------------------------------------------------------------------------------------------------
 
+def _lut_ops(node: hw.QNode) -> int:
+    """Look-ups of one step of one sample: one per QLUT element, one 1/sqrt per QLayerNorm."""
+    if isinstance(node, hw.QLUT):
+        return node.out_size()
+    if isinstance(node, hw.QLayerNorm):
+        return 1
+    return 0
+
+
 def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Placement | None) -> RunCounts:
     g = p.graph
     layers = []
@@ -825,7 +835,7 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
             neuron_updates=acc.active[name],
             compartment_updates=comp * n_steps,
             state_update_ops=4 * (node.out_size() // 2) * n_steps if isinstance(node, hw.QModeBank) else 0,
-            lut_ops=node.out_size() * n_steps if isinstance(node, hw.QLUT) else 0,
+            lut_ops=_lut_ops(node) * n_steps,
             messages=msgs,
             messages_local=local,
             hops=hops,

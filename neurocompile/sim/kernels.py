@@ -159,6 +159,29 @@ def step_accumulate(node: hw.QAccumulate, ins: dict[str, Array], st: dict) -> No
     return None
 
 
+def layernorm_octave(v: Array, index_bits: int) -> Array:
+    """j = the smallest integer >= 0 with v < 2^(index_bits + 2j), elementwise (v >= 1)."""
+    j = np.zeros(np.shape(v), np.int64)
+    for t in range(32):
+        e = index_bits + 2 * t
+        if e >= 63:
+            break
+        j += v >= (1 << e)
+    return j
+
+
+def step_layernorm(node: hw.QLayerNorm, ins: dict[str, Array], st: dict) -> Array:
+    x = ins["in"]
+    m, km = node.mean_mul, node.mean_shift
+    mean = rsh_round(x.sum(axis=1, keepdims=True) * m, km)
+    d = x - mean
+    v = rsh_round((d * d).sum(axis=1, keepdims=True) * m, km + node.var_shift)
+    v = np.maximum(v + node.eps, 1)
+    j = layernorm_octave(v, node.index_bits)
+    r = node.rsqrt_table[rsh_round(v, 2 * j)]
+    return _sat(st, rsh_round(d * r * node.weight, node.shift + j) + node.bias, node.out_bits)
+
+
 def finish(node: hw.QNode, st: dict) -> Array:
     """Output of a sequence-end node after the last step."""
     if isinstance(node, hw.QAccumulate):
@@ -180,6 +203,7 @@ STEP: dict[type, Callable[..., Array | None]] = {
     hw.QAdd: step_add,
     hw.QAccumulate: step_accumulate,
     hw.QLavaLIF: step_lavalif,
+    hw.QLayerNorm: step_layernorm,
 }
 
 
