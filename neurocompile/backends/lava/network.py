@@ -25,7 +25,7 @@ from neurocompile.sim.fixed import limit, quantize_round, sat
 
 SUPPORTED = (
     hw.QInput, hw.QEmbedding, hw.QDense, hw.QModeBank, hw.QModeReadout, hw.QLIF, hw.QHeaviside, hw.QRefractory,
-    hw.QLUT, hw.QMul, hw.QTernarize, hw.QAdd, hw.QAccumulate, hw.QLavaLIF,
+    hw.QLUT, hw.QMul, hw.QTernarize, hw.QAdd, hw.QAccumulate, hw.QLavaLIF, hw.QLayerNorm,
 )
 INT32_MAX = (1 << 31) - 1
 
@@ -274,6 +274,11 @@ def _make_proc(P: Any, node: hw.QNode, kw: dict) -> tuple[Any, list[tuple[str, t
         return P.QLUTProc(table=node.table, in_shift=node.in_shift, offset=node.offset, size=n, **kw), []
     if isinstance(node, hw.QMul):
         return P.QMulProc(shift=node.shift, size=n, out_bits=node.out_bits, **kw), []
+    if isinstance(node, hw.QLayerNorm):
+        return P.QLayerNormProc(size=n, mean_mul=node.mean_mul, mean_shift=node.mean_shift, var_shift=node.var_shift,
+                                eps=node.eps, index_bits=node.index_bits, rsqrt_table=node.rsqrt_table,
+                                weight=node.weight, bias=node.bias, shift=node.shift, out_bits=node.out_bits,
+                                **kw), []
     if isinstance(node, hw.QTernarize):
         return P.QTernarizeProc(num=node.num, den=node.den, size=n, **kw), []
     if isinstance(node, hw.QAdd):

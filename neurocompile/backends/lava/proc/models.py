@@ -341,6 +341,47 @@ class PyQMulModel(AbstractQModel):
         return self.saturate(round_shift(prod, self.proc_params["shift"]), self.proc_params["out_bits"])
 
 
+def _rsh_round_int(v: int, s: int) -> int:
+    """Python-int round half up of v / 2^s (s <= 0: v << -s)."""
+    return (v + (1 << (s - 1))) >> s if s > 0 else v << -s
+
+
+@implements(proc=P.QLayerNormProc, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyQLayerNormModel(AbstractQModel):
+    """Per sample: integer mean, centred values, variance, 1/sqrt look-up by the variance's mantissa, gain, bias.
+
+    Written with Python integers (unbounded), one sample row at a time, so that it also checks that the
+    simulator's int64 arithmetic never overflows on the tested data.
+    """
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I64, precision=24)
+    rsqrt_table: np.ndarray = LavaPyType(np.ndarray, I64, precision=24)
+    weight: np.ndarray = LavaPyType(np.ndarray, I64, precision=8)
+    bias: np.ndarray = LavaPyType(np.ndarray, I64, precision=24)
+    shift: np.ndarray = LavaPyType(np.ndarray, I64, precision=8)
+
+    def compute(self, last: bool) -> np.ndarray:
+        pp = self.proc_params
+        m, km, kv, eps, L = pp["mean_mul"], pp["mean_shift"], pp["var_shift"], pp["eps"], pp["index_bits"]
+        x = np.asarray(self.a_in.recv(), I64)
+        rows = x.reshape(-1, x.shape[-1])
+        table = [int(t) for t in self.rsqrt_table]
+        w = [int(v) for v in self.weight]
+        k = [int(v) for v in self.shift]
+        out = np.zeros(rows.shape, I64)
+        for b in range(rows.shape[0]):
+            xs = [int(v) for v in rows[b]]
+            mean = _rsh_round_int(sum(xs) * m, km)
+            d = [v - mean for v in xs]
+            var = max(_rsh_round_int(sum(v * v for v in d) * m, km + kv) + eps, 1)
+            j = max(0, -(-(var.bit_length() - L) // 2))  # ceil((bits(var) - L) / 2): var < 2^(L + 2j)
+            r = table[_rsh_round_int(var, 2 * j)]
+            out[b] = [_rsh_round_int(di * r * wi, ki + j) for di, wi, ki in zip(d, w, k)]
+        return self.saturate(out.reshape(x.shape) + self.bias, pp["out_bits"])
+
+
 @implements(proc=P.QTernarizeProc, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")

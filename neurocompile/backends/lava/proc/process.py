@@ -227,6 +227,22 @@ class QMulProc(QProcess):
         self.b_in = InPort(shape=self.lead + (size,))
 
 
+class QLayerNormProc(QProcess):
+    """Integer LayerNorm over the channels of each sample's step (docs/semantics.md QLayerNorm)."""
+
+    def __init__(self, *, size: int, mean_mul: int, mean_shift: int, var_shift: int, eps: int, index_bits: int,
+                 rsqrt_table, weight, bias, shift, out_bits: int, lead: tuple = (), **kw) -> None:
+        super().__init__(n_out=size, lead=lead, mean_mul=int(mean_mul), mean_shift=int(mean_shift),
+                         var_shift=int(var_shift), eps=int(eps), index_bits=int(index_bits), out_bits=int(out_bits),
+                         **kw)
+        table = _arr(rsqrt_table)
+        self.a_in = InPort(shape=self.lead + (size,))
+        self.rsqrt_table = Var(shape=table.shape, init=table)
+        self.weight = Var(shape=(size,), init=_arr(weight))
+        self.bias = Var(shape=(size,), init=_arr(bias))
+        self.shift = Var(shape=(size,), init=_arr(shift))
+
+
 class QTernarizeProc(QProcess):
     """Per-step ternarisation against a fraction of the step's max |x| (docs/semantics.md QTernarize)."""
 
