@@ -39,9 +39,17 @@ _QUANT_KEYS = ("weight_sqnr_db", "lut_sqnr_db", "lut_max_abs_error", "lut_clampe
                "readout_sqnr_db", "pole_max_deviation", "poles_nudged", "vth_levels_min")
 
 
-def _needs_lowering(g: Graph) -> bool:
-    return any(isinstance(n, (fl.S4D, fl.GLU, fl.Norm)) or (isinstance(n, fl.Activation) and n.fn == "identity")
-               for _, n in g.items())
+def _needs_lowering(g: Graph, int_graph: Graph | None = None) -> bool:
+    """True for a traced (not yet lowered) float graph. A LayerNorm stays in the lowered graph when the integer
+    graph holds a QLayerNorm of the same name (layernorm='integer')."""
+    from neurocompile.ir import hw
+
+    def kept(name: str, n: Any) -> bool:
+        return (isinstance(n, fl.Norm) and n.kind == "layer" and int_graph is not None and name in int_graph
+                and isinstance(int_graph.node(name), hw.QLayerNorm))
+
+    return any((isinstance(n, (fl.S4D, fl.GLU, fl.Norm)) and not kept(name, n))
+               or (isinstance(n, fl.Activation) and n.fn == "identity") for name, n in g.items())
 
 
 def dequantize(int_graph: Graph, name: str, values: np.ndarray) -> np.ndarray:
@@ -122,7 +130,7 @@ def quant_report(float_graph: Graph, int_graph: Graph, x: Any, y: Any = None) ->
     from neurocompile.passes._intrun import run_int
     from neurocompile.passes.calibrate import check_calibration_data
 
-    if _needs_lowering(float_graph):
+    if _needs_lowering(float_graph, int_graph):
         from neurocompile.passes.common import CompileOptions
         from neurocompile.passes.pipeline import lower_graph
 
