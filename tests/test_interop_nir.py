@@ -9,11 +9,11 @@ import pytest
 
 nir = pytest.importorskip("nir")
 
-from neurocompile.errors import UnsupportedOpError  # noqa: E402
-from neurocompile.interop.nir import from_nir, read_nir, to_nir, write_nir  # noqa: E402
-from neurocompile.ir import nodes as fl  # noqa: E402
-from neurocompile.ir.graph import Graph  # noqa: E402
-from neurocompile.ir.interpret import interpret  # noqa: E402
+from neurocompile.errors import UnsupportedOpError
+from neurocompile.interop.nir import from_nir, read_nir, to_nir, write_nir
+from neurocompile.ir import nodes as fl
+from neurocompile.ir.graph import Graph
+from neurocompile.ir.interpret import interpret
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,13 +10,13 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from neurocompile.errors import UnsupportedOpError  # noqa: E402
-from neurocompile.frontend import load_model, trace  # noqa: E402
-from neurocompile.interop.onnx import export_onnx, run_onnx  # noqa: E402
-from neurocompile.ir import nodes as fl  # noqa: E402
-from neurocompile.ir.graph import Graph  # noqa: E402
-from neurocompile.ir.interpret import interpret  # noqa: E402
-from neurocompile.passes.pipeline import lower_graph  # noqa: E402
+from neurocompile.errors import UnsupportedOpError
+from neurocompile.frontend import load_model, trace
+from neurocompile.interop.onnx import export_onnx, run_onnx
+from neurocompile.ir import nodes as fl
+from neurocompile.ir.graph import Graph
+from neurocompile.ir.interpret import interpret
+from neurocompile.passes.pipeline import lower_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = sorted((ROOT / "examples" / "checkpoints").glob("*_sdigits.pt"))
