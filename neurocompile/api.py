@@ -139,8 +139,15 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
             config = json.loads(Path(config_path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise NeurocompileError(f"config file '{config_path}' cannot be read as JSON ({e})") from None
-    loaded = load_model(model, trust_pickle=trust_pickle, config=config)
-    fgraph = trace(loaded)
+    if model.suffix == ".nir":  # a plain SNN from another framework, through NIR
+        from neurocompile.interop.nir import read_nir
+
+        if not model.is_file():
+            raise NeurocompileError(f"model file '{model}' does not exist")
+        loaded, fgraph = None, read_nir(model)
+    else:
+        loaded = load_model(model, trust_pickle=trust_pickle, config=config)
+        fgraph = trace(loaded)
     task = _model_task(loaded)
     calib_spec = calibration or task
     if calib_spec is None:
@@ -205,6 +212,42 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     for w in info.get("warnings", []):
         con.print(f"  [yellow]precision warning[/]: {w}", highlight=False)
     return path
+
+
+# -- convert ----------------------------------------------------------------------------------------
+
+def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: str = "float32",
+            spikes: bool = False, dt: float | None = None, config_path: Path | str | None = None,
+            trust_pickle: bool = False, force: bool = False, console: Console | bool | None = None) -> Path:
+    """Write MODEL's float graph as ONNX (one streaming time step, states as inputs/outputs) or NIR."""
+    from neurocompile.frontend import load_model, trace
+    from neurocompile.passes.pipeline import lower_graph
+
+    con = _console(console)
+    model = Path(model)
+    if to not in ("onnx", "nir"):
+        raise NeurocompileError(f"unknown format '{to}'; choose onnx or nir")
+    out = Path(out) if out is not None else Path(f"{model.stem}.{to}")
+    if out.exists() and not force:
+        raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")
+    config = json.loads(Path(config_path).read_text()) if config_path else None
+    graph = lower_graph(trace(load_model(model, trust_pickle=trust_pickle, config=config)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if to == "onnx":
+            from neurocompile.interop.onnx import export_onnx
+
+            export_onnx(graph, tmp, spikes=spikes, dtype=dtype)
+        else:
+            from neurocompile.interop.nir import DEFAULT_DT, write_nir
+
+            write_nir(graph, tmp, dt=DEFAULT_DT if dt is None else dt)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    con.print(f"[bold green]converted[/] {model.name} -> {out} ({to})")
+    return out
 
 
 # -- simulate ----------------------------------------------------------------------------------------
@@ -433,4 +476,4 @@ def finetune(model: Path | str, target: str, dataset: str | None = None, out: Pa
     return out
 
 
-__all__ = ["targets", "export", "simulate", "report", "inspect", "finetune", "__version__"]
+__all__ = ["targets", "export", "convert", "simulate", "report", "inspect", "finetune", "__version__"]

@@ -115,6 +115,37 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
                state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir)
 
 
+@main.command("convert")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--to", "to", type=click.Choice(["onnx", "nir"]), required=True, help="Output format.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Output file (default: <model stem>.onnx / .nir).")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+              help="ONNX arithmetic precision.")
+@click.option("--spikes", is_flag=True, help="ONNX: also output every neuron layer's spikes.")
+@click.option("--dt", type=float, default=None, help="NIR: time step in seconds for continuous-time neurons.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Architecture config (JSON) for a bare state_dict file.")
+@click.option("--trust-pickle", is_flag=True, help="Allow loading a fully pickled nn.Module (only files you trust).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@_friendly
+def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool, dt: float | None,
+                config_path: Path | None, trust_pickle: bool, force: bool) -> None:
+    """Write MODEL's float graph as ONNX (one streaming step with explicit states) or NIR.
+
+    \b
+    NIR 1.0 has no diagonal-SSM node, so SSM models are refused there with an error naming the node;
+    plain SNNs (Affine + LIF) convert both ways ('neurocompile export net.nir --target loihi2').
+    Examples:
+      neurocompile convert examples/checkpoints/spikingssm_sdigits.pt --to onnx
+      neurocompile convert model.pt --to onnx --spikes -o model_step.onnx
+    """
+    from neurocompile import api
+
+    api.convert(model, to, out=out, dtype=dtype, spikes=spikes, dt=dt, config_path=config_path,
+                trust_pickle=trust_pickle, force=force)
+
+
 @main.command("simulate")
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--dataset", default=None, help=DATASET_HELP + " (test split).")

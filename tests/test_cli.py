@@ -227,3 +227,51 @@ def test_precision_problem_names_node_and_the_flag_that_helps(tmp_path: Path) ->
     assert "precision warning" in r.output
     m = json.loads((out / "manifest.json").read_text())
     assert m["options"]["decay_bits"] == 5 and m["options"]["allow_precision_loss"] is True
+
+
+def test_convert_to_onnx_matches_the_float_graph(tmp_path: Path) -> None:
+    from neurocompile.datasets import load_dataset
+    from neurocompile.frontend import load_model, trace
+    from neurocompile.interop.onnx import run_onnx
+    from neurocompile.ir.interpret import interpret
+
+    out = tmp_path / "m.onnx"
+    r = run("convert", MODEL, "--to", "onnx", "-o", out)
+    assert r.exit_code == 0, r.output
+    x = load_dataset("sdigits", "test").x[:8]
+    ref = interpret(trace(load_model(MODEL)), x).logits
+    got = run_onnx(out, x)
+    assert np.max(np.abs(got - ref)) <= 1e-4 * np.max(np.abs(ref))
+    r = run("convert", MODEL, "--to", "nir", "-o", tmp_path / "m.nir")
+    _assert_clean_error(r, "NIR 1.0 has no diagonal-SSM")
+    assert not (tmp_path / "m.nir").exists() and not list(tmp_path.glob(".m.nir*"))
+
+
+def test_plain_snn_from_nir_exports_and_simulates(tmp_path: Path) -> None:
+    # A two-layer Affine + LIF network as another framework would write it to NIR.
+    import nir
+
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(0, 0.6, (16, 4)).astype(np.float32)
+    w2 = rng.normal(0, 0.6, (3, 16)).astype(np.float32)
+    dt, tau = 1e-4, 5e-4
+    lif = lambda n: nir.LIF(tau=np.full(n, tau), r=np.full(n, tau / dt), v_leak=np.zeros(n),  # noqa: E731
+                            v_threshold=np.ones(n), v_reset=np.zeros(n))
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([4])), "fc1": nir.Affine(weight=w1, bias=np.zeros(16)),
+               "lif1": lif(16), "fc2": nir.Affine(weight=w2, bias=np.zeros(3)), "lif2": lif(3),
+               "output": nir.Output(output_type=np.array([3]))},
+        edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")],
+        metadata={"dt": dt})
+    net = tmp_path / "snn.nir"
+    nir.write(net, graph)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.uniform(0, 2, (12, 20, 4)).astype(np.float32))
+    art = tmp_path / "snn.loihi2"
+    r = run("export", net, "--target", "loihi2", "--calibration", data, "-o", art)
+    assert r.exit_code == 0, r.output
+    js = tmp_path / "sim.json"
+    r = run("simulate", art, "--dataset", data, "--json", js)
+    assert r.exit_code == 0, r.output
+    layers = {layer["name"]: layer for layer in json.loads(js.read_text())["layers"]}
+    assert layers and sum(layer["spikes"] for layer in layers.values()) > 0
