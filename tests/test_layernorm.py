@@ -14,7 +14,7 @@ from neurocompile.ir.interpret import interpret
 from neurocompile.ir.serialize import graph_from_dict, graph_to_dict
 from neurocompile.ir.verify import verify
 from neurocompile.passes._intrun import run_int
-from neurocompile.passes.pipeline import CompileOptions, compile_graph
+from neurocompile.passes.pipeline import compile_graph
 from neurocompile.sim import kernels
 from neurocompile.sim.engine import simulate
 
