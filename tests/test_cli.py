@@ -275,3 +275,15 @@ def test_plain_snn_from_nir_exports_and_simulates(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     layers = {layer["name"]: layer for layer in json.loads(js.read_text())["layers"]}
     assert layers and sum(layer["spikes"] for layer in layers.values()) > 0
+
+
+def test_finetune_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
+    from neurocompile.frontend import load_model
+
+    out = tmp_path / "qat.pt"
+    r = run("finetune", MODEL, "--target", "loihi2", "--dataset", "sdigits", "--epochs", "1", "-o", out)
+    assert r.exit_code == 0, r.output
+    loaded = load_model(out)
+    assert loaded.metrics.get("task") == "sdigits"
+    r = run("finetune", MODEL, "--target", "loihi2", "--epochs", "1", "-o", out)
+    _assert_clean_error(r, "--force")
