@@ -17,7 +17,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -62,34 +62,34 @@ def _config_json(model: nn.Module) -> dict[str, str]:
     return {CONFIG_EXTRA_FILE: json.dumps(cfg.to_dict(), sort_keys=True)}
 
 
+def _save(model: nn.Module, path: str | os.PathLike, example_input: torch.Tensor, what: str,
+          build: Callable[[nn.Module], object], write: Callable[[object, str], None]) -> Path:
+    """Build ``what`` from the model (eval mode, inference spike functions) and write it with its config."""
+    model = model.eval()
+    with warnings.catch_warnings(), inference_spike_functions(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            built = build(model)
+        except Exception as exc:
+            raise ModelLoadError(f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write(built, str(p))
+    return p
+
+
 def save_torchscript(model: nn.Module, path: str | os.PathLike, example_input: torch.Tensor) -> Path:
     """``torch.jit.trace`` the model (eval mode) on ``example_input`` and save it with its config embedded.
 
     The trace unrolls the time loop of the neurons: the file runs sequences of ``example_input``'s length only.
     """
-    model = model.eval()
-    with warnings.catch_warnings(), inference_spike_functions(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        try:
-            traced = torch.jit.trace(model, (example_input,), check_trace=False)
-        except Exception as exc:
-            raise ModelLoadError(f"torch.jit.trace failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        torch.jit.save(traced, str(p), _extra_files=_config_json(model))
-    return p
+    return _save(model, path, example_input, "torch.jit.trace",
+                 lambda m: torch.jit.trace(m, (example_input,), check_trace=False),
+                 lambda t, f: torch.jit.save(t, f, _extra_files=_config_json(model)))
 
 
 def save_exported(model: nn.Module, path: str | os.PathLike, example_input: torch.Tensor) -> Path:
     """``torch.export.export`` the model (eval mode) on ``example_input`` and save the ``.pt2`` with its config."""
-    model = model.eval()
-    with warnings.catch_warnings(), inference_spike_functions(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        try:
-            program = torch.export.export(model, (example_input,))
-        except Exception as exc:
-            raise ModelLoadError(f"torch.export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        torch.export.save(program, str(p), extra_files=_config_json(model))
-    return p
+    return _save(model, path, example_input, "torch.export",
+                 lambda m: torch.export.export(m, (example_input,)),
+                 lambda prog, f: torch.export.save(prog, f, extra_files=_config_json(model)))

@@ -128,17 +128,12 @@ def _force_stop(runtime: Any) -> None:
         except Exception:  # pragma: no cover
             pass
     mi = getattr(runtime, "_messaging_infrastructure", None)
-    smm = getattr(mi, "_smm", None)
-    if smm is not None:
-        try:
-            smm.shutdown()
-        except Exception:  # pragma: no cover
-            pass
-    wd = getattr(runtime, "_watchdog_manager", None)
-    if wd is not None:
-        try:
-            wd.stop()
-        except Exception:  # pragma: no cover
-            pass
+    for stop in (getattr(getattr(mi, "_smm", None), "shutdown", None),
+                 getattr(getattr(runtime, "_watchdog_manager", None), "stop", None)):
+        if stop is not None:
+            try:
+                stop()
+            except Exception:  # pragma: no cover - best effort: the process is going away
+                pass
     runtime._is_started = False
     runtime._is_running = False
