@@ -33,14 +33,15 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from neurocompile.errors import NeurocompileError
+from neurocompile.fixedpoint import TERNARY_CUT, limit, round_half_away_like
 from neurocompile.passes.common import CompileOptions, Precision
 
 __all__ = ["finetune", "fake_quant", "QATConfig"]
 
 
 def fake_quant(w: torch.Tensor, step: torch.Tensor, lim: int) -> torch.Tensor:
-    """round(w / step) * step clipped to +-lim steps, with a straight-through gradient."""
-    q = torch.clamp(torch.round(w / step), -lim, lim) * step
+    """round_half_away(w / step) * step clipped to +-lim steps, with a straight-through gradient."""
+    q = torch.clamp(round_half_away_like(w / step), -lim, lim) * step
     return w + (q - w).detach()
 
 
@@ -55,7 +56,7 @@ class _RowQuant(nn.Module):
 
     def __init__(self, bits: int, dim: int = 0) -> None:
         super().__init__()
-        self.lim, self.dim = (1 << (bits - 1)) - 1, dim
+        self.lim, self.dim = limit(bits), dim
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         dims = [d for d in range(w.dim()) if d != self.dim]
@@ -77,7 +78,7 @@ class _TernaryQuant(nn.Module):
             t = torch.where(rows.detach() >= 0, 1.0, -1.0)
             alpha = mag.mean(1, keepdim=True)
         else:
-            keep = (mag > 0.7 * mag.mean(1, keepdim=True)).to(w.dtype)
+            keep = (mag > TERNARY_CUT * mag.mean(1, keepdim=True)).to(w.dtype)
             t = torch.sign(rows.detach()) * keep
             alpha = (mag * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp_min(1)
         q = (alpha * t).reshape(w.movedim(self.dim, 0).shape).movedim(0, self.dim)
@@ -89,7 +90,7 @@ class _BiasQuant(nn.Module):
 
     def __init__(self, layer: nn.Module, bits: int) -> None:
         super().__init__()
-        self.lim = (1 << (bits - 1)) - 1
+        self.lim = limit(bits)
         self._layer = [layer]
 
     def forward(self, b: torch.Tensor) -> torch.Tensor:
@@ -137,7 +138,7 @@ class _S4DQuant:
     """
 
     def __init__(self, s4d: nn.Module, bits: int, decay_bits: int) -> None:
-        self.s4d, self.lim, self.one = s4d, (1 << (bits - 1)) - 1, float(1 << decay_bits)
+        self.s4d, self.lim, self.one = s4d, limit(bits), float(1 << decay_bits)
         self.peak: torch.Tensor | None = None
         self.u: torch.Tensor | None = None
 
@@ -174,8 +175,8 @@ class _S4DQuant:
         """(dA_q, dB, C_q, D_q) with straight-through gradients."""
         s4d = self.s4d
         dA, dB = s4d.discretize()
-        dAq = torch.complex(dA.real + (torch.round(dA.real * self.one) / self.one - dA.real).detach(),
-                            dA.imag + (torch.round(dA.imag * self.one) / self.one - dA.imag).detach())
+        dAq = torch.complex(dA.real + (round_half_away_like(dA.real * self.one) / self.one - dA.real).detach(),
+                            dA.imag + (round_half_away_like(dA.imag * self.one) / self.one - dA.imag).detach())
         C = s4d._complex_C()
         bp = self.b_prime(dB)
         z = 2 * C * dB / bp  # the readout weights in the quantiser's basis (up to a power of two per channel)
@@ -208,7 +209,7 @@ class _ActQuant:
     """Forward hook fake-quantising a module's output (or the first element of a tuple) with a running max."""
 
     def __init__(self, bits: int, momentum: float = 0.9) -> None:
-        self.lim, self.m, self.peak = (1 << (bits - 1)) - 1, momentum, None
+        self.lim, self.m, self.peak = limit(bits), momentum, None
 
     def __call__(self, module: nn.Module, inputs: Any, output: Any) -> Any:
         y = output[0] if isinstance(output, tuple) else output

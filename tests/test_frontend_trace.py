@@ -74,8 +74,9 @@ def test_random_models_match(family, case, sdigits_test):
     assert g.meta["family"] == family
     assert g.inputs == ["input"] and g.outputs == ["decoder"]
     c = assert_matches(model, g, sdigits_test[0])
-    fired = sum(c.spike_mismatches.values())  # reported, not asserted beyond ties
-    assert fired >= 0
+    assert c.spike_mismatches, "no spiking node was compared"
+    if c.tie_samples == 0:  # a mismatch is allowed only where a float tie decides the spike
+        assert sum(c.spike_mismatches.values()) == 0, c
 
 
 def test_node_names_and_types():

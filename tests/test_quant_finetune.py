@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from neurocompile.errors import NeurocompileError
 from neurocompile.frontend import load_model, trace, wrap_module
 from neurocompile.ir.interpret import interpret
 from neurocompile.models import ModelConfig, SSMClassifier
+from neurocompile.passes import qmath
 from neurocompile.passes._intrun import run_int
 from neurocompile.passes.binarize import ternarize_rows
 from neurocompile.passes.pipeline import CompileOptions, compile_graph
@@ -39,11 +41,14 @@ def test_ternary_fake_quant_equals_the_binarize_pass():
     np.testing.assert_allclose(got, ternarize_rows(w.numpy().T).T, rtol=1e-6, atol=1e-7)
 
 
-def test_row_quant_uses_the_compilers_power_of_two_grid():
-    w = torch.tensor([[0.3, -0.71], [1.0, 0.5]])
-    q = ft._RowQuant(8, 0)(w)
-    step = torch.exp2(torch.ceil(torch.log2(torch.tensor([0.71, 1.0]) / 127)))
-    assert torch.allclose(q, torch.round(w / step[:, None]) * step[:, None])
+def test_row_quant_is_the_quantisers_rounding_on_its_grid():
+    # 2.5 / 64 sits exactly half-way between two steps of the first row's grid (peak 1.0 -> step 2^-6): the
+    # quantiser rounds it away from zero, round-half-to-even would not
+    w = torch.tensor([[1.0, 2.5 / 64, -0.3], [0.71, -0.5, 0.125]], dtype=torch.float64)
+    q = ft._RowQuant(8, 0)(w).numpy()
+    rq = qmath.quantize_rows(w.numpy(), wmax=127, acc_limit=math.inf, in_limit=1.0)
+    np.testing.assert_array_equal(q, rq.weight * np.exp2(-rq.shift.astype(np.float64))[:, None])
+    assert q[0, 1] == 3 / 64
 
 
 def test_s4d_emulation_is_exact_at_high_precision():

@@ -33,6 +33,7 @@ import networkx as nx
 import numpy as np
 
 from neurocompile.errors import IRError
+from neurocompile.fixedpoint import limit
 from neurocompile.ir import hw
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
@@ -210,10 +211,6 @@ def _shape_rules(name: str, n: Node) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------- values
-def _limit(bits: int) -> int:
-    return (1 << (bits - 1)) - 1 if bits >= 1 else 0
-
-
 def _range_rules(n: hw.QNode) -> list[str]:
     msgs: list[str] = []
 
@@ -221,7 +218,7 @@ def _range_rules(n: hw.QNode) -> list[str]:
         a = getattr(n, field_name)
         if a.size == 0 or a.dtype != np.int64 or bits <= 0 or bits > 63:
             return
-        m = _limit(bits)
+        m = limit(bits)
         lo, hi = int(a.min()), int(a.max())
         if lo < -m or hi > m:
             bad = hi if hi > m else lo

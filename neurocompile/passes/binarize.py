@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocompile.fixedpoint import TERNARY_CUT
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 from neurocompile.passes.common import PassContext
@@ -31,7 +32,7 @@ def ternarize_rows(w: np.ndarray, binary: bool = False) -> np.ndarray:
         t = np.where(w >= 0, 1.0, -1.0)
         alpha = mag.mean(axis=1)
     else:
-        delta = 0.7 * mag.mean(axis=1, keepdims=True)
+        delta = TERNARY_CUT * mag.mean(axis=1, keepdims=True)
         keep = mag > delta
         t = np.sign(w) * keep
         alpha = np.where(keep.any(axis=1), (mag * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1), 0.0)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from neurocompile.errors import NeurocompileError
+from neurocompile.fixedpoint import limit
 from neurocompile.ir.graph import Graph
 
 __all__ = [
@@ -185,11 +186,6 @@ class PassContext:
 
     def note(self, pass_name: str, **items: Any) -> None:
         self.info["passes"].setdefault(pass_name, {}).update(items)
-
-
-def limit(bits: int) -> int:
-    """Largest magnitude of a symmetric signed ``bits``-bit value (2^(bits-1) - 1); 0 for bits <= 0."""
-    return (1 << (bits - 1)) - 1 if bits >= 1 else 0
 
 
 def unique_name(graph: Graph, base: str) -> str:

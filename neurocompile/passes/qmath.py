@@ -13,16 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurocompile.passes.common import limit
+from neurocompile.fixedpoint import limit, round_half_away
 
 __all__ = ["bits_for", "quantize_rows", "RowQuant", "quantize_poles", "PoleQuant", "make_lut", "sqnr_db",
            "round_half_away"]
-
-
-def round_half_away(x: np.ndarray | float) -> np.ndarray:
-    """Round half away from zero (as the spec's QInput); int64."""
-    x = np.asarray(x, np.float64)
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
 
 
 def bits_for(max_abs: float) -> int:

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocompile.fixedpoint import limit, round_half_away
+
+__all__ = ["limit", "quantize_round", "rsh_floor", "rsh_round", "rsh_trunc", "sat"]
+
 
 def rsh_trunc(x: np.ndarray, s: int) -> np.ndarray:
     """sign(x) * (|x| >> s): right shift by ``s`` bits rounding toward zero (Lava's LIF/RF decays)."""
@@ -40,11 +44,6 @@ def rsh_floor(x: np.ndarray, s: np.ndarray | int) -> np.ndarray:
     return np.where(s > 0, x >> np.maximum(s, 0), x << np.maximum(-s, 0))
 
 
-def limit(bits: int) -> int:
-    """Largest magnitude of a symmetric signed ``bits``-bit value: 2^(bits-1) - 1."""
-    return (1 << (bits - 1)) - 1
-
-
 def sat(x: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
     """Clip to [-(2^(bits-1) - 1), 2^(bits-1) - 1]; returns (clipped, number of clipped values).
 
@@ -63,5 +62,4 @@ def sat(x: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
 
 def quantize_round(x: np.ndarray, scale: float) -> np.ndarray:
     """round-half-away-from-zero(x / scale) as int64 (the input quantiser of QInput)."""
-    y = np.asarray(x, dtype=np.float64) / scale
-    return (np.sign(y) * np.floor(np.abs(y) + 0.5)).astype(np.int64)
+    return round_half_away(np.asarray(x, dtype=np.float64) / scale)
