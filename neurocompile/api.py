@@ -389,19 +389,10 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
 
 
 def _float_macs_per_sample(art: Artifact, steps: int) -> int:
-    """MACs of the same float model on a conventional processor (dense layers + SSM recurrences) per sample."""
-    g = art.float_graph or art.int_graph
-    macs = 0
-    for _, node in g.items():
-        op = node.op
-        if op in ("Affine", "QDense"):
-            macs += int(node.weight.size) * steps
-        elif op in ("ModeBank", "QModeBank"):
-            macs += 4 * (node.out_size() // 2) * steps + 2 * (node.out_size() // 2) * steps
-        elif op in ("ModeReadout", "QModeReadout"):
-            macs += (2 * node.out_size() * (node.C.shape[1] if op == "ModeReadout" else node.c_re.shape[1])
-                     + node.out_size()) * steps
-    return int(macs)
+    """MACs of the same float model on a conventional processor per sample (decoder after pooling once)."""
+    from neurocompile.sim.energy import float_macs_per_sample
+
+    return float_macs_per_sample(art.float_graph or art.int_graph, steps)
 
 
 # -- inspect -----------------------------------------------------------------------------------------
