@@ -53,12 +53,12 @@ class Net:
 
 
 NETS = [
-    Net("dense-hard", [64, 64, 128, 64], reset="zero"),
-    Net("dense-soft", [64, 64, 128, 64], reset="subtract"),
+    Net("dense-hard", [64, 64, 128, 64], reset="zero", wmin=-4, wmax=5, threshold=20.0),
+    Net("dense-soft", [64, 64, 128, 64], reset="subtract", wmin=-4, wmax=5, threshold=20.0),
     Net("dense-none", [64, 64, 128, 64], reset="none", wmin=-5, wmax=4, threshold=40.0),
-    Net("large", [256, 1024, 1024, 256], wmin=-3, wmax=4, threshold=60.0, rate=0.1),
-    Net("multi-tile", [64, 64, 128, 64], mapping={0: 5, 1: 14, 2: 31}),
-    Net("sparse", [256, 256, 256, 128], density=0.1, wmin=-4, wmax=10, threshold=10.0, mapping="layer-per-core"),
+    Net("large", [256, 1024, 1024, 256], wmin=-4, wmax=4, threshold=40.0, rate=0.1, mapping="layer-per-core"),
+    Net("multi-tile", [64, 64, 128, 64], wmin=-4, wmax=5, threshold=20.0, mapping={0: 9, 1: 38, 2: 127}),
+    Net("sparse", [256, 256, 256, 128], density=0.1, wmin=-4, wmax=8, threshold=12.0, mapping="layer-per-core"),
 ]
 
 
@@ -113,6 +113,14 @@ def run_neurocompile(net: Net, x: np.ndarray, tmp: str) -> dict[str, Any]:
             "latency_ns": rep.latency_per_step_s * 1e9, "cycle": cyc, "sim_s": sim_s, "cycle_s": cyc_s}
 
 
+def sanafe_core(p: Any, core: int) -> int:
+    """SANA-FE's id of the core at the same mesh position: SANA-FE numbers tiles column-major (x = id // height),
+    neurocompile row-major."""
+    cpc, cpt, mx, my = p.mesh
+    _, x, y = p.core_xy(core)
+    return (x * my + y) * cpt + core % cpt
+
+
 def run_sanafe(net: Net, x: np.ndarray, weights: list[np.ndarray], p: Any, g: Any) -> dict[str, Any]:
     import sanafe
 
@@ -140,7 +148,7 @@ def run_sanafe(net: Net, x: np.ndarray, weights: list[np.ndarray], p: Any, g: An
                                     list(zip(pre.tolist(), post.tolist())))
         unit_core = p.unit_core[f"lif{i}"]
         for j, n in enumerate(grp.neurons):
-            n.map_to_core(cores[int(unit_core[j])])
+            n.map_to_core(cores[sanafe_core(p, int(unit_core[j]))])
         prev = grp
     chip = sanafe.SpikingChip(arch)
     chip.load(snn)

@@ -276,7 +276,7 @@ def _float_accuracy(art: Artifact, ds: Dataset) -> float | None:
 
 
 def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
-         progress: bool, record_sample: int | None = None) -> Any:
+         progress: bool, record_sample: int | None = None, placement: Any = None) -> Any:
     from neurocompile.target import load_target
 
     tgt = load_target(art.target)
@@ -292,7 +292,25 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
     from neurocompile.sim.engine import simulate as sim
 
     return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
-               batch_size=SIM_BATCH)
+               batch_size=SIM_BATCH, placement=placement)
+
+
+def _placement(art: Artifact, mapping: str) -> Any:
+    """Placement of the artifact's graph with ``mapping`` ('packed', 'layer-per-core' or a placement file)."""
+    from neurocompile.sim.placement_modes import place_as
+    from neurocompile.target import load_target
+
+    return place_as(art.int_graph, load_target(art.target), mapping)
+
+
+def _cycle_timing(art: Artifact, ds: Dataset, placement: Any) -> dict[str, Any]:
+    """Cycle-level per-step latencies of the first sample (neurocompile.sim.timing)."""
+    from neurocompile.sim.engine import simulate as sim
+    from neurocompile.sim.timing import cycle_timing
+    from neurocompile.target import load_target
+
+    one = sim(art.int_graph, ds.x[:1], placement=placement, record=True, counters=False)
+    return cycle_timing(art.int_graph, placement, one.trace, load_target(art.target))
 
 
 #: samples simulated side by side: per-step Python overhead is amortised over the batch (about 1.5x faster
@@ -314,7 +332,7 @@ def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
              scheduler: str | None = None, compare_float: bool = True,
-             console: Console | bool | None = None) -> dict[str, Any]:
+             console: Console | bool | None = None, timing: str | None = None) -> dict[str, Any]:
     """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes."""
     con = _console(console)
     if workers < 1:
@@ -332,6 +350,8 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
             out["float_accuracy"] = _float_accuracy(art, ds)
     out["layers"] = _layer_rows(result, len(ds), steps)
     out["saturations"] = {k: int(v) for k, v in sorted(result.saturations.items()) if v}
+    if timing == "cycle":  # event-driven schedule of every step of the first sample on the default placement
+        out["timing"] = _cycle_timing(art, ds, _placement(art, "packed"))
     table = Table(title=f"{art.path.name} on {ds.name} ({len(ds)} samples x {steps} steps, backend {backend})")
     for col in ("layer", "neurons", "spikes", "spikes/sample", "spike rate"):
         table.add_column(col, justify="left" if col == "layer" else "right")
@@ -339,6 +359,10 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
         table.add_row(r["name"], str(r["neurons"]), f"{r['spikes']:,}", f"{r['spikes_per_sample']:.1f}",
                       f"{100 * r['spike_rate']:.2f} %")
     con.print(table)
+    if out.get("timing"):
+        tm = out["timing"]
+        con.print(f"latency per step (cycle mode, sample 0): mean {tm['mean_ns']:.0f} ns, p95 {tm['p95_ns']:.0f} ns, "
+                  f"max {tm['max_ns']:.0f} ns; critical core {tm['critical_core']}")
     if out["accuracy"] is not None:
         line = f"integer accuracy: [bold]{100 * out['accuracy']:.2f} %[/]"
         if out["float_accuracy"] is not None:
@@ -354,7 +378,7 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
 
 def report(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
            json_path: Path | str | None = None, html_path: Path | str | None = None, workers: int = 1,
-           console: Console | bool | None = None) -> dict[str, Any]:
+           console: Console | bool | None = None, timing: str = "analytical", mapping: str = "packed") -> dict[str, Any]:
     """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML."""
     from neurocompile.report import render_html, render_terminal
     from neurocompile.sim.energy import estimate
@@ -364,9 +388,17 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
     tgt = load_target(art.target)
-    result = _run(art, ds, "sim", workers, None, progress=True, record_sample=0)
+    if timing not in ("analytical", "cycle"):
+        raise NeurocompileError(f"--timing must be 'analytical' or 'cycle', got {timing!r}")
+    from neurocompile.sim.placement_modes import tiles_used
+
+    placement = _placement(art, mapping)
+    result = _run(art, ds, "sim", 1 if mapping != "packed" else workers, None, progress=True, record_sample=0,
+                  placement=placement)
     float_macs = _float_macs_per_sample(art, int(ds.x.shape[1]))
-    energy = estimate(result.counts, tgt, float_macs_per_sample=float_macs)
+    cyc = _cycle_timing(art, ds, placement) if timing == "cycle" else None
+    energy = estimate(result.counts, tgt, float_macs_per_sample=float_macs, tiles_used=tiles_used(placement),
+                      timing=cyc)
     data = energy.to_dict()
     steps = int(ds.x.shape[1])
     data["artifact"] = str(art.path)

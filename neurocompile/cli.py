@@ -156,9 +156,11 @@ def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool
 @click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler to send the work to.")
 @click.option("--no-float", is_flag=True, help="Skip the float-model accuracy comparison.")
+@click.option("--timing", type=click.Choice(["cycle"]), default=None,
+              help="Also schedule every step event by event and print the per-step latency distribution.")
 @_friendly
 def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
-                 workers: int, scheduler: str | None, no_float: bool) -> None:
+                 workers: int, scheduler: str | None, no_float: bool, timing: str | None) -> None:
     """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
 
     \b
@@ -170,7 +172,7 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
     from neurocompile import api
 
     api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
-                 scheduler=scheduler, compare_float=not no_float)
+                 scheduler=scheduler, compare_float=not no_float, timing=timing)
 
 
 @main.command("report")
@@ -181,19 +183,25 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
 @click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
               help="Write a self-contained HTML report with figures.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
+@click.option("--timing", type=click.Choice(["analytical", "cycle"]), default="analytical", show_default=True,
+              help="Latency model: per-step formula over run totals, or an event-driven schedule of every step.")
+@click.option("--mapping", default="packed", show_default=True,
+              help="Placement: packed, layer-per-core, or a JSON placement file (node -> core or cores).")
 @_friendly
 def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None,
-               html_path: Path | None, workers: int) -> None:
+               html_path: Path | None, workers: int, timing: str, mapping: str) -> None:
     """Energy, latency and activity of ARTIFACT on a dataset: terminal tables, JSON and HTML.
 
     \b
     Examples:
       neurocompile report spikingssm_sdigits.loihi2
       neurocompile report spikingssm_sdigits.loihi2 --json report.json --html report.html
+      neurocompile report model.loihi1 --timing cycle --mapping layer-per-core
     """
     from neurocompile import api
 
-    api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers)
+    api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers,
+               timing=timing, mapping=mapping)
 
 
 @main.command("inspect")
