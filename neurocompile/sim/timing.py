@@ -141,12 +141,22 @@ def _lookups(graph: Graph, p: pl.Placement, name: str, n_cores: int) -> np.ndarr
 
 
 def _updated(graph: Graph, name: str, trace: dict[str, np.ndarray], p: pl.Placement, sample: int) -> np.ndarray:
-    """bool [T, n]: compartments updated at each step (Loihi's rule), recomputed from the recorded inputs."""
+    """bool [T, n]: compartments updated at each step (Loihi's rule), recomputed from the recorded inputs: an input
+    or event reached the compartment's unit, it emitted, or (QLIF, replayed exactly) its membrane was non-zero.
+    Other stateful nodes whose state stays non-zero without input or output are under-counted (FIXME)."""
     node = graph.node(name)
     out = trace[name][sample] != 0
     preds = graph.preds(name)
-    x = sum((trace[q][sample] for q in preds if q in trace), np.zeros_like(trace[name][sample]))
-    upd = (x != 0) | out
+    usz = pl.unit_size(node)
+    upd = out.copy()
+    for q in preds:  # a non-zero input reaches the unit that reads it (all its compartments)
+        if q not in trace:
+            continue
+        xq = trace[q][sample] != 0
+        umap = pl.input_unit_map(node, graph.edge(q, name)["port"], xq.shape[1])
+        units = np.zeros((xq.shape[0], out.shape[1] // usz), bool)
+        np.logical_or.at(units.T, umap, xq.T)
+        upd |= np.repeat(units, usz, axis=1)
     for q in preds:  # events through stored synapses arrive even when they sum to zero
         dn = graph.node(q)
         if p.roles.get(q) == pl.SYNAPSE and isinstance(dn, hw.QDense):
@@ -155,11 +165,14 @@ def _updated(graph: Graph, name: str, trace: dict[str, np.ndarray], p: pl.Placem
                 continue
             xin = sum(trace[s][sample] for s in srcs)
             ev = ((xin != 0).astype(np.float32) @ (dn.weight != 0).T.astype(np.float32)) > 0
+            if ev.shape[1] != upd.shape[1]:
+                continue
             d = int(dn.delay)
             if d:
                 ev = np.concatenate([np.zeros((d, ev.shape[1]), bool), ev[:-d]], axis=0)
             upd |= ev
-    if isinstance(node, hw.QLIF):  # non-zero membrane before the step
+    if isinstance(node, hw.QLIF) and len(preds) == 1 and preds[0] in trace:  # non-zero membrane before the step
+        x = trace[preds[0]][sample]
         v = np.zeros(node.out_size(), np.int64)
         for t_ in range(x.shape[0]):
             upd[t_] |= v != 0
