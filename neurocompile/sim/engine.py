@@ -518,6 +518,7 @@ class _Batch:
         track_events = self.counters and self.p.role[name] == SYNAPSE
         if track_events:
             stored = (node.weight != 0).T.astype(np.float32)  # [in, out]: synapses stored
+            full = bool(stored.all())  # every input reaches every output: an event is any non-zero input
             ev_ring = [np.zeros((B, n_out), bool) for _ in range(delay)]
             self.events[name] = np.zeros((B, n_out), bool)
 
@@ -545,7 +546,10 @@ class _Batch:
                 np.copyto(out_buf, slot)
                 np.copyto(slot, acc)
             if track_events:  # sums of 0/1 products: > 0 exactly when a stored synapse got a non-zero input
-                ev = ((x != 0).astype(np.float32) @ stored) > 0
+                if full:
+                    ev = np.broadcast_to(np.any(x != 0, axis=1)[:, None], (B, n_out))
+                else:
+                    ev = ((x != 0).astype(np.float32) @ stored) > 0
                 if delay:
                     eslot = ev_ring[t % delay]
                     np.copyto(self.events[name], eslot)
