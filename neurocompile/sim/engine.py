@@ -447,6 +447,30 @@ class _Batch:
             return self._build_readout(name, node, path)
         return self._build_kernel(name, node)
 
+    def _event_tracker(self, name: str, node: hw.QNode) -> Callable[[Array, int], None] | None:
+        """For a SYNAPSE dense (counters on): a step function recording, per output, whether a synaptic event
+        arrived (a stored synapse got a non-zero input), delayed like the dense's output (Loihi's update rule)."""
+        if not (self.counters and self.p.role[name] == SYNAPSE and isinstance(node, hw.QDense)):
+            return None
+        B, n_out, delay = self.B, node.out_size(), int(node.delay)
+        stored = (node.weight != 0).T.astype(np.float32)  # [in, out]: synapses stored
+        full = bool(stored.all())  # every input reaches every output: an event is any non-zero input
+        ring = [np.zeros((B, n_out), bool) for _ in range(delay)]
+        self.events[name] = np.zeros((B, n_out), bool)
+
+        def update(x: Array, t: int) -> None:
+            if full:
+                ev = np.broadcast_to(np.any(x != 0, axis=1)[:, None], (B, n_out))
+            else:  # sums of 0/1 products: > 0 exactly when a stored synapse got a non-zero input
+                ev = ((x != 0).astype(np.float32) @ stored) > 0
+            if delay:
+                slot = ring[t % delay]
+                np.copyto(self.events[name], slot)
+                np.copyto(slot, ev)
+            else:
+                self.events[name] = ev
+        return update
+
     def _build_input(self, name: str, node: hw.QInput) -> Callable[[int], None]:
         x = self.x[name]
         if node.tokens:
@@ -470,6 +494,7 @@ class _Batch:
         count_active = self.counters and self.p.role[name] == COMPUTE
         ev_srcs = [s for _, srcs in ports for s, d in srcs if d == 0 and self.p.role[s] == SYNAPSE
                    and isinstance(self.g.node(s), hw.QDense)]
+        events = self._event_tracker(name, node)
         self.finals[name] = lambda: {k: (np.stack(v, axis=1) if k == "pipe" else v) for k, v in st.items()
                                      if k != "saturations"}
 
@@ -482,6 +507,8 @@ class _Batch:
                     if e_ is not None:
                         ev = e_ if ev is None else (ev | e_)
                 self.acc.active[name] += _active_count(node, ins, st, ev)
+            if events is not None:
+                events(ins["in"], t)
             before = st["saturations"]
             out = kernels.step(node, ins, st)
             self.acc.sat[name] += st["saturations"] - before
@@ -515,12 +542,7 @@ class _Batch:
         out_buf = np.empty((B, n_out), np.int64) if delay else acc
         count_active = self.counters and self.p.role[name] == COMPUTE
         sat_acc = self.acc.sat
-        track_events = self.counters and self.p.role[name] == SYNAPSE
-        if track_events:
-            stored = (node.weight != 0).T.astype(np.float32)  # [in, out]: synapses stored
-            full = bool(stored.all())  # every input reaches every output: an event is any non-zero input
-            ev_ring = [np.zeros((B, n_out), bool) for _ in range(delay)]
-            self.events[name] = np.zeros((B, n_out), bool)
+        events = self._event_tracker(name, node)
 
         def finals() -> dict[str, Array]:
             return {"pipe": np.stack([ring[(self.T + j) % delay] for j in range(delay)], axis=1)} if delay else {}
@@ -545,17 +567,8 @@ class _Batch:
                 slot = ring[t % delay]
                 np.copyto(out_buf, slot)
                 np.copyto(slot, acc)
-            if track_events:  # sums of 0/1 products: > 0 exactly when a stored synapse got a non-zero input
-                if full:
-                    ev = np.broadcast_to(np.any(x != 0, axis=1)[:, None], (B, n_out))
-                else:
-                    ev = ((x != 0).astype(np.float32) @ stored) > 0
-                if delay:
-                    eslot = ev_ring[t % delay]
-                    np.copyto(self.events[name], eslot)
-                    np.copyto(eslot, ev)
-                else:
-                    self.events[name] = ev
+            if events is not None:
+                events(x, t)
             self.vals[name] = out_buf
             self._emit(name, out_buf, t)
         return step
