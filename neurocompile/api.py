@@ -378,7 +378,8 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
 
 def report(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
            json_path: Path | str | None = None, html_path: Path | str | None = None, workers: int = 1,
-           console: Console | bool | None = None, timing: str = "analytical", mapping: str = "packed") -> dict[str, Any]:
+           console: Console | bool | None = None, timing: str = "analytical",
+           mapping: str = "packed") -> dict[str, Any]:
     """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML."""
     from neurocompile.report import render_html, render_terminal
     from neurocompile.sim.energy import estimate

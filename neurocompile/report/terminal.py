@@ -139,7 +139,8 @@ def summary_table(report: EnergyReport) -> Table:
     t.add_row("  dynamic (chip)", fmt_energy(report.dynamic_energy_j), "sum of events x energy per event")
     if report.categories_j:
         cat = report.categories_j
-        t.add_row("    synapse / soma / network", " / ".join(fmt_energy(cat[k]) for k in ("synapse", "soma", "network")),
+        t.add_row("    synapse / soma / network",
+                  " / ".join(fmt_energy(cat[k]) for k in ("synapse", "soma", "network")),
                   "SANA-FE's categories: look-ups; neuron access, update, spike out; messages and hops")
     t.add_row("  static", fmt_energy(report.static_energy_j),
               f"{report.chips_used} chip(s) powered for the sample's duration")

@@ -85,7 +85,8 @@ def layer_dynamic_pj(lc: LayerCounts, target: Target) -> dict[str, float]:
     (see :func:`layer_host_pj`), only its messages into the chip are."""
     e = target.energy
     host = lc.role == "host"
-    syn = 0.0 if host else lc.synops_effective_ac * _lookup_pj(lc, e) + lc.synops_effective_mac * e.synaptic_op_graded_pj
+    syn = 0.0 if host else (lc.synops_effective_ac * _lookup_pj(lc, e)
+                            + lc.synops_effective_mac * e.synaptic_op_graded_pj)
     return {
         "synaptic": syn,
         "neuron": 0.0 if host else (lc.compartment_updates * e.neuron_access_pj + lc.neuron_updates * e.neuron_update_pj
