@@ -122,8 +122,11 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
            allow_precision_loss: bool = False, weight_bits: int | None = None, state_bits: int | None = None,
            decay_bits: int | None = None, force: bool = False, print_ir: bool = False,
            calibration_samples: int = 512,
-           console: Console | bool | None = None) -> Path:
-    """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory."""
+           console: Console | bool | None = None, nir_exact: bool = False, synaptic_delay: int = 1) -> Path:
+    """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory.
+
+    ``nir_exact``: a .nir model with integer weights is imported as it is (interop.nir_exact: weights and
+    thresholds kept, ``synaptic_delay`` steps per layer) instead of going through the quantiser."""
     from neurocompile.frontend import load_model, trace
     from neurocompile.passes.pipeline import CompileOptions, compile_graph
     from neurocompile.passes.report import quant_report
@@ -164,7 +167,17 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         overrides["layernorm"] = layernorm
     options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir,
                              on_precision="warn" if allow_precision_loss else "error", **overrides)
-    if print_ir:
+    if nir_exact:
+        if model.suffix != ".nir":
+            raise NeurocompileError(f"--nir-exact needs a .nir model, got '{model.name}'")
+        import nir as _nir
+
+        from neurocompile.interop.nir_exact import from_nir_exact
+        from neurocompile.passes.checks import Precision, check_graph
+
+        int_graph = from_nir_exact(_nir.read(str(model)), synaptic_delay=synaptic_delay)
+        info = {"violations": check_graph(int_graph, Precision.from_target(tgt)), "warnings": []}
+    elif print_ir:
         int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con)
     else:
         with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
@@ -180,8 +193,11 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         raise NeurocompileError(
             f"model '{model.name}' does not fit target '{tgt.target.name}' ({len(blocking)} design-rule "
             f"error(s)): {listed}. {_fit_advice(blocking)}; nothing was written")
-    with con.status("measuring quantisation error ..."):
-        qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
+    if nir_exact:  # nothing was quantised; the float graph has NIR's instantaneous edges
+        qrep = {"exact_nir_import": True, "synaptic_delay": synaptic_delay, "nodes": []}
+    else:
+        with con.status("measuring quantisation error ..."):
+            qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
     out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
     manifest = {
         "model": {"name": fgraph.name, "file": model.name, "family": fgraph.meta.get("family"),
@@ -191,7 +207,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         "input": {"size": size, "tokens": tokens, "steps": int(calib.x.shape[1])},
         "options": {"weights": weights, "calibration": calib_spec, "calibration_method": calibration_method,
                     "calibration_samples": len(calib), "allow_precision_loss": allow_precision_loss,
-                    **overrides},
+                    **overrides, **({"nir_exact": True, "synaptic_delay": synaptic_delay} if nir_exact else {})},
     }
     writers = []
     try:

@@ -94,11 +94,15 @@ def targets_cmd(as_json: bool) -> None:
 @click.option("--decay-bits", type=click.IntRange(2, 32), default=None, help="Use fewer decay/rotation bits.")
 @click.option("--force", is_flag=True, help="Overwrite an existing artifact directory.")
 @click.option("--print-ir", is_flag=True, help="Print the IR after each pass.")
+@click.option("--nir-exact", is_flag=True,
+              help="NIR input with integer weights: import exactly (weights and thresholds kept, no quantiser).")
+@click.option("--synaptic-delay", type=click.IntRange(0, 1), default=1, show_default=True,
+              help="With --nir-exact: steps of delay per layer (1: Loihi's timing; 0: NIR's instantaneous edges).")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
                calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
                allow_precision_loss: bool, weight_bits: int | None, state_bits: int | None,
-               decay_bits: int | None, force: bool, print_ir: bool) -> None:
+               decay_bits: int | None, force: bool, print_ir: bool, nir_exact: bool, synaptic_delay: int) -> None:
     """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
 
     \b
@@ -106,13 +110,15 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
       neurocompile export examples/checkpoints/spikingssm_sdigits.pt --target loihi2
       neurocompile export model.pt2 --target loihi1 -o out/model.loihi1 --calibration data.npz
       neurocompile export gsu.pt --target loihi2 --weights ternary
+      neurocompile export snn.nir --target loihi1 --nir-exact --calibration spikes.npz
     """
     from neurocompile import api
 
     api.export(model, target, out=out, weights=weights, calibration=calibration,
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
                layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
-               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir)
+               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir, nir_exact=nir_exact,
+               synaptic_delay=synaptic_delay)
 
 
 @main.command("convert")

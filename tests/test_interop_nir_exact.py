@@ -141,3 +141,20 @@ def test_mapping_modes(tmp_path):
         place_as(g, t, str(f))
     with pytest.raises(NeurocompileError, match="unknown mapping"):
         place_as(g, t, "spread")
+
+
+def test_cli_exports_an_integer_nir_snn_to_loihi1_exactly(tmp_path):
+    from click.testing import CliRunner
+
+    from neurocompile.artifact import load_artifact
+    from neurocompile.cli import main
+
+    nir.write(str(tmp_path / "snn.nir"), lif_net(W1, W2, vth=0.1))
+    np.savez(tmp_path / "cal.npz", x=(np.random.default_rng(0).random((4, 10, 3)) < 0.3).astype(np.float32))
+    out = tmp_path / "snn.loihi1"
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "snn.nir"), "--target", "loihi1", "--nir-exact",
+                                  "--calibration", str(tmp_path / "cal.npz"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    g = load_artifact(out).int_graph
+    assert np.array_equal(g.node("fc0").weight, W1) and g.node("n0").vth.tolist() == [6, 6]
+    assert g.node("fc0").delay == 1
