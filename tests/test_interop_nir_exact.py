@@ -158,3 +158,16 @@ def test_cli_exports_an_integer_nir_snn_to_loihi1_exactly(tmp_path):
     g = load_artifact(out).int_graph
     assert np.array_equal(g.node("fc0").weight, W1) and g.node("n0").vth.tolist() == [6, 6]
     assert g.node("fc0").delay == 1
+
+
+@pytest.mark.lava
+def test_no_reset_lif_runs_bit_exactly_in_lava():
+    from neurocompile.backends import lava as nl
+
+    if not nl.lava_available():
+        pytest.skip("lava-nc 0.10.0 not importable")
+    g = from_nir_exact(lif_net(W1, W2, vth=1.0, reset="none"))
+    x = (np.random.default_rng(2).random((2, 12, 3)) < 0.5).astype(np.float64)
+    res = nl.simulate_lava(g, x, batch=2, record=True)
+    assert res.lava_comparison.equal
+    assert res.spikes == simulate(g, x).spikes
