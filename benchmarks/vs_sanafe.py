@@ -166,6 +166,7 @@ def run_sanafe(net: Net, x: np.ndarray, weights: list[np.ndarray], p: Any, g: An
     return {"spikes": spikes, "energy": {"synapse": e["synapse"], "soma": e["soma"] + e["dendrite"],
                                          "network": e["network"]},
             "total": e["total"], "latency_ns": float(per_step.mean()), "p95_ns": float(np.percentile(per_step, 95)),
+            "per_step_ns": per_step,
             "sim_s": sim_s}
 
 

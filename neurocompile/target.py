@@ -176,6 +176,7 @@ class TimingSpec:
     message_in_ns: float = _num("ns", "one message received by the destination core's axon unit")
     hop_ew_ns: float = _num("ns", "one east-west mesh hop")
     hop_ns_ns: float = _num("ns", "one north-south mesh hop")
+    link_buffer_messages: int = _num("message", "messages one mesh link buffers (back-pressure in cycle mode)")
     barrier_ns: float = _num("ns", "end-of-step barrier synchronisation with 1 tile used")
     barrier_2_tiles_ns: float = _num("ns", "barrier with 2 to 3 tiles used")
     barrier_4_tiles_ns: float = _num("ns", "barrier with 4 to barrier_max_tiles - 1 tiles used")

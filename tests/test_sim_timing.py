@@ -59,6 +59,24 @@ def test_two_messages_contend_for_one_link_by_hand():
     assert c["messages"][0].t_arrive == pytest.approx(44.8 + 6.5)
 
 
+def test_back_pressure_stalls_the_sender_by_hand():
+    import dataclasses
+
+    # one-message link buffers: (1 hop + 1) x 1 = 2 messages may be outstanding towards core 4
+    t = dataclasses.replace(T, link_buffer_messages=1)
+    s = Sender(0, np.array([FIRE, FIRE, FIRE]), [[4], [4], [4]], [[100], [100], [100]])
+    r = schedule_step([s], MESH, t, {})
+    m1, m2, m3 = r["messages"]
+    proc = 16.0 + 100 * 3.8  # 396 ns per message at core 4
+    assert m1.t_gen == pytest.approx(44.8) and m1.t_done == pytest.approx(48.9 + proc)  # 444.9
+    assert m2.t_gen == pytest.approx(89.6) and m2.t_done == pytest.approx(444.9 + proc)  # queued behind m1
+    # m3 is ready at 134.4 but two messages are outstanding: it leaves when m1 is processed, and so does the core
+    assert m3.t_gen == pytest.approx(444.9) and m3.t_arrive == pytest.approx(449.0)
+    assert m3.t_done == pytest.approx(840.9 + proc) and r["soma_end"][0] == pytest.approx(444.9)
+    # with the target's 16-message buffers nothing waits
+    assert schedule_step([s], MESH, T, {})["messages"][2].t_gen == pytest.approx(134.4)
+
+
 def _chain() -> Graph:
     g = Graph("chain")
     g.add("x", hw.QInput(size=2, out_scale=1.0, out_bits=2))

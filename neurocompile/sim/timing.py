@@ -12,10 +12,13 @@ and schedules, within every step, from the target's per-operation times (ns):
    in input-index order.
 3. **Mesh.** A message follows X-Y routing (east-west first, then north-south). Each directed link carries one
    message at a time for one hop time (``hop_ew_ns`` / ``hop_ns_ns``); a message waits for a busy link
-   (contention). Messages claim links in the order they were generated (first come, first served).
-4. **Receive timeline of each core.** Messages are served in arrival order, one at a time: ``message_in_ns``
-   plus ``synaptic_op_*_ns`` per synapse the message looks up on that core (the dendritic sums are used at
-   the next step, as on Loihi).
+   (contention). Events are handled in global time order, so messages claim links first come, first served.
+4. **Receive timeline of each core.** Messages are served one at a time, first sent first served:
+   ``message_in_ns`` plus ``synaptic_op_*_ns`` per synapse the message looks up on that core (the dendritic
+   sums are used at the next step, as on Loihi).
+5. **Back-pressure.** Mesh links buffer ``link_buffer_messages`` messages: at most ``(hops + 1)`` times that
+   may be outstanding (sent, not yet processed) towards one core; a sender whose next message would exceed it
+   waits until the oldest is processed, and its soma timeline waits too.
 
 The step ends when every timeline is done, then the barrier for the tiles used::
 
@@ -28,6 +31,7 @@ reduces to the analytical model's terms; docs/energy.md compares both with SANA-
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import numpy as np
@@ -85,37 +89,70 @@ def _route(a: int, b: int, mesh: tuple[int, int, int, int]) -> list[tuple[tuple[
     return out
 
 
+def _plan(s: Sender, out_ns: float) -> list[tuple[float, int, int]]:
+    """The sender's messages in order: (soma time since the previous message incl. its generation, dst, look-ups),
+    and a last entry (remaining soma time, -1, 0)."""
+    plan: list[tuple[float, int, int]] = []
+    pending = 0.0
+    for i, c in enumerate(s.costs):
+        pending += float(c)
+        for d, k in zip(s.dests[i], s.lookups[i]):
+            plan.append((pending + out_ns, int(d), int(k)))
+            pending = 0.0
+    plan.append((pending, -1, 0))
+    return plan
+
+
 def schedule_step(senders: list[Sender], mesh: tuple[int, int, int, int], t: Any, syn_ns: dict[int, float],
                   msg_out_ns: float | None = None) -> dict[str, Any]:
-    """Schedule one step (see module doc). ``syn_ns[core]``: look-up time on that core (its synapse format).
+    """Schedule one step (see module doc) in global time order. ``syn_ns[core]``: look-up time on that core.
+
+    Back-pressure: at most ``(hops + 1) x link_buffer_messages`` messages may be outstanding (sent, not yet
+    processed) towards one destination core; a sender whose next message would exceed that waits until the
+    oldest outstanding one is processed, and its soma timeline waits with it.
     Returns per-core soma end, receive end, the messages, and the step's busy time before the barrier (ns)."""
+    import heapq
+
     out_ns = t.message_out_ns if msg_out_ns is None else msg_out_ns
+    buf = int(t.link_buffer_messages)
+    plans = [_plan(sd, out_ns) for sd in senders]
+    pos = [0] * len(senders)
+    heap = [(plans[i][0][0], i) for i in range(len(senders))]
+    heapq.heapify(heap)
     msgs: list[Message] = []
     soma_end: dict[int, float] = {}
-    for s in senders:
-        clock = 0.0
-        for i, c in enumerate(s.costs):
-            clock += float(c)
-            for d, k in zip(s.dests[i], s.lookups[i]):
-                clock += out_ns
-                msgs.append(Message(s.core, d, clock, k))
-        soma_end[s.core] = max(soma_end.get(s.core, 0.0), clock)
     link_free: dict[tuple[tuple[int, int], tuple[int, int]], float] = {}
-    for m in sorted(msgs, key=lambda m: (m.t_gen, m.src, m.dst)):
-        now = m.t_gen
-        for a, b, ns in _route(m.src, m.dst, mesh):
-            start = max(now, link_free.get((a, b), 0.0))
-            now = start + (t.hop_ns_ns if ns else t.hop_ew_ns)
-            link_free[(a, b)] = now
-        m.t_arrive = now
     recv_end: dict[int, float] = {}
-    for m in sorted(msgs, key=lambda m: (m.t_arrive, m.t_gen, m.src)):
-        start = max(m.t_arrive, recv_end.get(m.dst, 0.0))
-        m.t_done = start + t.message_in_ns + m.lookups * syn_ns.get(m.dst, t.synaptic_op_ns)
-        recv_end[m.dst] = m.t_done
-    ends = {c: max(soma_end.get(c, 0.0), recv_end.get(c, 0.0)) for c in set(soma_end) | set(recv_end)}
-    busy = max(ends.values(), default=0.0)
-    critical = max(ends, key=lambda c: (ends[c], -c)) if ends else None
+    done_at: dict[int, list[float]] = {}  # per destination: processing end of every accepted message (sorted)
+    while heap:
+        now, i = heapq.heappop(heap)
+        sd = senders[i]
+        _, dst, k = plans[i][pos[i]]
+        if dst < 0:  # the sender's last compartments after its last message
+            soma_end[sd.core] = max(soma_end.get(sd.core, 0.0), now)
+            continue
+        route = _route(sd.core, dst, mesh)
+        cap = (len(route) + 1) * buf
+        ends = done_at.setdefault(dst, [])
+        out = len(ends) - bisect.bisect_right(ends, now)  # outstanding towards dst at `now`
+        if out >= cap:  # wait until enough of them are processed (ends is sorted)
+            now = ends[len(ends) - out + (out - cap)]
+        m = Message(sd.core, dst, now, k)
+        at = now
+        for a, b_, ns in route:
+            start = max(at, link_free.get((a, b_), 0.0))
+            at = start + (t.hop_ns_ns if ns else t.hop_ew_ns)
+            link_free[(a, b_)] = at
+        m.t_arrive = at
+        m.t_done = max(at, recv_end.get(dst, 0.0)) + t.message_in_ns + k * syn_ns.get(dst, t.synaptic_op_ns)
+        recv_end[dst] = m.t_done
+        bisect.insort(ends, m.t_done)
+        msgs.append(m)
+        pos[i] += 1
+        heapq.heappush(heap, (now + plans[i][pos[i]][0], i))
+    ends_c = {c: max(soma_end.get(c, 0.0), recv_end.get(c, 0.0)) for c in set(soma_end) | set(recv_end)}
+    busy = max(ends_c.values(), default=0.0)
+    critical = max(ends_c, key=lambda c: (ends_c[c], -c)) if ends_c else None
     return {"soma_end": soma_end, "recv_end": recv_end, "messages": msgs, "busy_ns": busy, "critical": critical}
 
 
