@@ -122,8 +122,11 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
            allow_precision_loss: bool = False, weight_bits: int | None = None, state_bits: int | None = None,
            decay_bits: int | None = None, force: bool = False, print_ir: bool = False,
            calibration_samples: int = 512,
-           console: Console | bool | None = None) -> Path:
-    """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory."""
+           console: Console | bool | None = None, nir_exact: bool = False, synaptic_delay: int = 1) -> Path:
+    """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory.
+
+    ``nir_exact``: a .nir model with integer weights is imported as it is (interop.nir_exact: weights and
+    thresholds kept, ``synaptic_delay`` steps per layer) instead of going through the quantiser."""
     from neurocompile.frontend import load_model, trace
     from neurocompile.passes.pipeline import CompileOptions, compile_graph
     from neurocompile.passes.report import quant_report
@@ -164,7 +167,17 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         overrides["layernorm"] = layernorm
     options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir,
                              on_precision="warn" if allow_precision_loss else "error", **overrides)
-    if print_ir:
+    if nir_exact:
+        if model.suffix != ".nir":
+            raise NeurocompileError(f"--nir-exact needs a .nir model, got '{model.name}'")
+        import nir as _nir
+
+        from neurocompile.interop.nir_exact import from_nir_exact
+        from neurocompile.passes.checks import Precision, check_graph
+
+        int_graph = from_nir_exact(_nir.read(str(model)), synaptic_delay=synaptic_delay)
+        info = {"violations": check_graph(int_graph, Precision.from_target(tgt)), "warnings": []}
+    elif print_ir:
         int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con)
     else:
         with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
@@ -180,8 +193,11 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         raise NeurocompileError(
             f"model '{model.name}' does not fit target '{tgt.target.name}' ({len(blocking)} design-rule "
             f"error(s)): {listed}. {_fit_advice(blocking)}; nothing was written")
-    with con.status("measuring quantisation error ..."):
-        qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
+    if nir_exact:  # nothing was quantised; the float graph has NIR's instantaneous edges
+        qrep = {"exact_nir_import": True, "synaptic_delay": synaptic_delay, "nodes": []}
+    else:
+        with con.status("measuring quantisation error ..."):
+            qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
     out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
     manifest = {
         "model": {"name": fgraph.name, "file": model.name, "family": fgraph.meta.get("family"),
@@ -191,7 +207,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         "input": {"size": size, "tokens": tokens, "steps": int(calib.x.shape[1])},
         "options": {"weights": weights, "calibration": calib_spec, "calibration_method": calibration_method,
                     "calibration_samples": len(calib), "allow_precision_loss": allow_precision_loss,
-                    **overrides},
+                    **overrides, **({"nir_exact": True, "synaptic_delay": synaptic_delay} if nir_exact else {})},
     }
     writers = []
     try:
@@ -276,7 +292,7 @@ def _float_accuracy(art: Artifact, ds: Dataset) -> float | None:
 
 
 def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
-         progress: bool, record_sample: int | None = None) -> Any:
+         progress: bool, record_sample: int | None = None, placement: Any = None) -> Any:
     from neurocompile.target import load_target
 
     tgt = load_target(art.target)
@@ -292,7 +308,25 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
     from neurocompile.sim.engine import simulate as sim
 
     return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
-               batch_size=SIM_BATCH)
+               batch_size=SIM_BATCH, placement=placement)
+
+
+def _placement(art: Artifact, mapping: str) -> Any:
+    """Placement of the artifact's graph with ``mapping`` ('packed', 'layer-per-core' or a placement file)."""
+    from neurocompile.sim.placement_modes import place_as
+    from neurocompile.target import load_target
+
+    return place_as(art.int_graph, load_target(art.target), mapping)
+
+
+def _cycle_timing(art: Artifact, ds: Dataset, placement: Any) -> dict[str, Any]:
+    """Cycle-level per-step latencies of the first sample (neurocompile.sim.timing)."""
+    from neurocompile.sim.engine import simulate as sim
+    from neurocompile.sim.timing import cycle_timing
+    from neurocompile.target import load_target
+
+    one = sim(art.int_graph, ds.x[:1], placement=placement, record=True, counters=False)
+    return cycle_timing(art.int_graph, placement, one.trace, load_target(art.target))
 
 
 #: samples simulated side by side: per-step Python overhead is amortised over the batch (about 1.5x faster
@@ -314,7 +348,7 @@ def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
              scheduler: str | None = None, compare_float: bool = True,
-             console: Console | bool | None = None) -> dict[str, Any]:
+             console: Console | bool | None = None, timing: str | None = None) -> dict[str, Any]:
     """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes."""
     con = _console(console)
     if workers < 1:
@@ -332,6 +366,8 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
             out["float_accuracy"] = _float_accuracy(art, ds)
     out["layers"] = _layer_rows(result, len(ds), steps)
     out["saturations"] = {k: int(v) for k, v in sorted(result.saturations.items()) if v}
+    if timing == "cycle":  # event-driven schedule of every step of the first sample on the default placement
+        out["timing"] = _cycle_timing(art, ds, _placement(art, "packed"))
     table = Table(title=f"{art.path.name} on {ds.name} ({len(ds)} samples x {steps} steps, backend {backend})")
     for col in ("layer", "neurons", "spikes", "spikes/sample", "spike rate"):
         table.add_column(col, justify="left" if col == "layer" else "right")
@@ -339,6 +375,10 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
         table.add_row(r["name"], str(r["neurons"]), f"{r['spikes']:,}", f"{r['spikes_per_sample']:.1f}",
                       f"{100 * r['spike_rate']:.2f} %")
     con.print(table)
+    if out.get("timing"):
+        tm = out["timing"]
+        con.print(f"latency per step (cycle mode, sample 0): mean {tm['mean_ns']:.0f} ns, p95 {tm['p95_ns']:.0f} ns, "
+                  f"max {tm['max_ns']:.0f} ns; critical core {tm['critical_core']}")
     if out["accuracy"] is not None:
         line = f"integer accuracy: [bold]{100 * out['accuracy']:.2f} %[/]"
         if out["float_accuracy"] is not None:
@@ -354,7 +394,8 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
 
 def report(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
            json_path: Path | str | None = None, html_path: Path | str | None = None, workers: int = 1,
-           console: Console | bool | None = None) -> dict[str, Any]:
+           console: Console | bool | None = None, timing: str = "analytical",
+           mapping: str = "packed") -> dict[str, Any]:
     """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML."""
     from neurocompile.report import render_html, render_terminal
     from neurocompile.sim.energy import estimate
@@ -364,9 +405,17 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
     tgt = load_target(art.target)
-    result = _run(art, ds, "sim", workers, None, progress=True, record_sample=0)
+    if timing not in ("analytical", "cycle"):
+        raise NeurocompileError(f"--timing must be 'analytical' or 'cycle', got {timing!r}")
+    from neurocompile.sim.placement_modes import tiles_used
+
+    placement = _placement(art, mapping)
+    result = _run(art, ds, "sim", 1 if mapping != "packed" else workers, None, progress=True, record_sample=0,
+                  placement=placement)
     float_macs = _float_macs_per_sample(art, int(ds.x.shape[1]))
-    energy = estimate(result.counts, tgt, float_macs_per_sample=float_macs)
+    cyc = _cycle_timing(art, ds, placement) if timing == "cycle" else None
+    energy = estimate(result.counts, tgt, float_macs_per_sample=float_macs, tiles_used=tiles_used(placement),
+                      timing=cyc)
     data = energy.to_dict()
     steps = int(ds.x.shape[1])
     data["artifact"] = str(art.path)
@@ -389,19 +438,10 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
 
 
 def _float_macs_per_sample(art: Artifact, steps: int) -> int:
-    """MACs of the same float model on a conventional processor (dense layers + SSM recurrences) per sample."""
-    g = art.float_graph or art.int_graph
-    macs = 0
-    for _, node in g.items():
-        op = node.op
-        if op in ("Affine", "QDense"):
-            macs += int(node.weight.size) * steps
-        elif op in ("ModeBank", "QModeBank"):
-            macs += 4 * (node.out_size() // 2) * steps + 2 * (node.out_size() // 2) * steps
-        elif op in ("ModeReadout", "QModeReadout"):
-            macs += (2 * node.out_size() * (node.C.shape[1] if op == "ModeReadout" else node.c_re.shape[1])
-                     + node.out_size()) * steps
-    return int(macs)
+    """MACs of the same float model on a conventional processor per sample (decoder after pooling once)."""
+    from neurocompile.sim.energy import float_macs_per_sample
+
+    return float_macs_per_sample(art.float_graph or art.int_graph, steps)
 
 
 # -- inspect -----------------------------------------------------------------------------------------

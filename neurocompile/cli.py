@@ -94,11 +94,15 @@ def targets_cmd(as_json: bool) -> None:
 @click.option("--decay-bits", type=click.IntRange(2, 32), default=None, help="Use fewer decay/rotation bits.")
 @click.option("--force", is_flag=True, help="Overwrite an existing artifact directory.")
 @click.option("--print-ir", is_flag=True, help="Print the IR after each pass.")
+@click.option("--nir-exact", is_flag=True,
+              help="NIR input with integer weights: import exactly (weights and thresholds kept, no quantiser).")
+@click.option("--synaptic-delay", type=click.IntRange(0, 1), default=1, show_default=True,
+              help="With --nir-exact: steps of delay per layer (1: Loihi's timing; 0: NIR's instantaneous edges).")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
                calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
                allow_precision_loss: bool, weight_bits: int | None, state_bits: int | None,
-               decay_bits: int | None, force: bool, print_ir: bool) -> None:
+               decay_bits: int | None, force: bool, print_ir: bool, nir_exact: bool, synaptic_delay: int) -> None:
     """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
 
     \b
@@ -106,13 +110,15 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
       neurocompile export examples/checkpoints/spikingssm_sdigits.pt --target loihi2
       neurocompile export model.pt2 --target loihi1 -o out/model.loihi1 --calibration data.npz
       neurocompile export gsu.pt --target loihi2 --weights ternary
+      neurocompile export snn.nir --target loihi1 --nir-exact --calibration spikes.npz
     """
     from neurocompile import api
 
     api.export(model, target, out=out, weights=weights, calibration=calibration,
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
                layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
-               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir)
+               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir, nir_exact=nir_exact,
+               synaptic_delay=synaptic_delay)
 
 
 @main.command("convert")
@@ -156,9 +162,11 @@ def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool
 @click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler to send the work to.")
 @click.option("--no-float", is_flag=True, help="Skip the float-model accuracy comparison.")
+@click.option("--timing", type=click.Choice(["cycle"]), default=None,
+              help="Also schedule every step event by event and print the per-step latency distribution.")
 @_friendly
 def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
-                 workers: int, scheduler: str | None, no_float: bool) -> None:
+                 workers: int, scheduler: str | None, no_float: bool, timing: str | None) -> None:
     """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
 
     \b
@@ -170,7 +178,7 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
     from neurocompile import api
 
     api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
-                 scheduler=scheduler, compare_float=not no_float)
+                 scheduler=scheduler, compare_float=not no_float, timing=timing)
 
 
 @main.command("report")
@@ -181,19 +189,25 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
 @click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
               help="Write a self-contained HTML report with figures.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
+@click.option("--timing", type=click.Choice(["analytical", "cycle"]), default="analytical", show_default=True,
+              help="Latency model: per-step formula over run totals, or an event-driven schedule of every step.")
+@click.option("--mapping", default="packed", show_default=True,
+              help="Placement: packed, layer-per-core, or a JSON placement file (node -> core or cores).")
 @_friendly
 def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None,
-               html_path: Path | None, workers: int) -> None:
+               html_path: Path | None, workers: int, timing: str, mapping: str) -> None:
     """Energy, latency and activity of ARTIFACT on a dataset: terminal tables, JSON and HTML.
 
     \b
     Examples:
       neurocompile report spikingssm_sdigits.loihi2
       neurocompile report spikingssm_sdigits.loihi2 --json report.json --html report.html
+      neurocompile report model.loihi1 --timing cycle --mapping layer-per-core
     """
     from neurocompile import api
 
-    api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers)
+    api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers,
+               timing=timing, mapping=mapping)
 
 
 @main.command("inspect")

@@ -287,3 +287,25 @@ def test_finetune_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert loaded.metrics.get("task") == "sdigits"
     r = run("finetune", MODEL, "--target", "loihi2", "--epochs", "1", "-o", out)
     _assert_clean_error(r, "--force")
+
+
+def test_report_lists_host_and_chip_work_and_cycle_timing(artifact: Path, tmp_path: Path) -> None:
+    from neurocompile.artifact import load_artifact
+    from neurocompile.sim.placement import place
+    from neurocompile.target import load_target
+
+    js, html = tmp_path / "r.json", tmp_path / "r.html"
+    r = run("report", artifact, "--dataset", "sdigits", "--limit", "4", "--timing", "cycle", "--json", js,
+            "--html", html)
+    assert r.exit_code == 0, r.output
+    assert "host work (not chip)" in r.output
+    data = json.loads(js.read_text())
+    art = load_artifact(artifact)
+    assert data["cores_used"] == place(art.int_graph, load_target(art.target)).cores_used
+    host = {le["name"] for le in data["layers"] if not le["on_chip"]}
+    assert host == set(data["host"]["layers"]) and "decoder" in host
+    assert all(le["energy_j"] == 0 and le["cores"] == [] for le in data["layers"] if le["name"] in host
+               and le["kind"] != "QInput")
+    assert data["timing"]["mode"] == "cycle" and len(data["timing"]["per_step_ns"]) == data["steps"]
+    assert data["latency_per_step_s"] == data["timing"]["mean_ns"] * 1e-9
+    assert 'alt="latency per step"' in html.read_text()

@@ -40,20 +40,20 @@ def test_dynamic_energy_equals_hand_sum(name):
     c = _raw(name)
     r = estimate(_counts(), load_target(name))
     pj = (
-        # mix layer
+        # mix layer: dense-format look-ups, graded ops, accesses, updates, 300 graded messages generated
         2500 * c["energy.synaptic_op_pj"] + 1500 * c["energy.synaptic_op_graded_pj"]
-        + 1200 * c["energy.neuron_update_pj"] + (2000 - 1200) * c["energy.neuron_update_inactive_pj"]
+        + 2000 * c["energy.neuron_access_pj"] + 1200 * c["energy.neuron_update_pj"] + 300 * c["energy.spike_out_pj"]
         + 40 * c["energy.lut_op_pj"]
-        + 10 * c["energy.spike_within_tile_pj"] + 40 * c["energy.message_out_pj"]
-        + 90 * c["energy.hop_ew_pj"] + 30 * c["energy.hop_ns_pj"]
+        + 50 * c["energy.message_out_pj"] + 90 * c["energy.hop_ew_pj"] + 30 * c["energy.hop_ns_pj"]
         # lif layer
-        + 700 * c["energy.neuron_update_pj"] + (1280 - 700) * c["energy.neuron_update_inactive_pj"]
-        + 256 * c["energy.state_update_op_pj"] + 20 * c["energy.spike_within_tile_pj"]
+        + 1280 * c["energy.neuron_access_pj"] + 700 * c["energy.neuron_update_pj"] + 90 * c["energy.spike_out_pj"]
+        + 256 * c["energy.state_update_op_pj"] + 20 * c["energy.message_out_pj"]
     )
     expected_dyn = pj * 1e-12 / 2  # two samples
     assert r.dynamic_energy_j == pytest.approx(expected_dyn, rel=1e-12)
     assert sum(le.energy_j for le in r.layers) == pytest.approx(expected_dyn, rel=1e-12)
     assert sum(r.dynamic_breakdown_j.values()) == pytest.approx(expected_dyn, rel=1e-12)
+    assert sum(r.categories_j.values()) == pytest.approx(expected_dyn, rel=1e-12)
     assert sum(le.energy_share for le in r.layers) == pytest.approx(1.0)
 
 
@@ -62,26 +62,37 @@ def test_latency_and_static_energy_equal_hand_model(name):
     c = _raw(name)
     r = estimate(_counts(), load_target(name))
     steps = 20  # 2 samples x 10 steps
-    mix_ns = (2500 * c["timing.synaptic_op_ns"] + 1500 * c["timing.synaptic_op_graded_ns"]
-              + 1200 * c["timing.neuron_update_ns"] + 800 * c["timing.neuron_update_inactive_ns"]
-              + 40 * c["timing.lut_op_ns"])
-    lif_ns = (700 * c["timing.neuron_update_ns"] + 580 * c["timing.neuron_update_inactive_ns"]
-              + 256 * c["timing.state_update_op_ns"])
-    core0 = core1 = mix_ns / 2 / steps  # split evenly over its two cores
-    core2 = lif_ns / steps
+    mix_soma = (2000 * c["timing.neuron_access_ns"] + 1200 * c["timing.neuron_update_ns"]
+                + 300 * c["timing.spike_out_ns"] + 40 * c["timing.lut_op_ns"] + 50 * c["timing.message_out_ns"])
+    mix_recv = 2500 * c["timing.synaptic_op_ns"] + 1500 * c["timing.synaptic_op_graded_ns"]
+    lif_soma = (1280 * c["timing.neuron_access_ns"] + 700 * c["timing.neuron_update_ns"]
+                + 90 * c["timing.spike_out_ns"] + 256 * c["timing.state_update_op_ns"]
+                + 20 * c["timing.message_out_ns"])
+    core0 = core1 = max(mix_soma, mix_recv) / 2 / steps  # split evenly over its two cores
+    core2 = lif_soma / steps
     compute = max(core0, core1, core2)
     noc = (90 * c["timing.hop_ew_ns"] + 30 * c["timing.hop_ns_ns"]) / 70  # mean path of the 70 messages
-    step_ns = compute + noc + c["timing.barrier_ns"]
+    # 3 cores: 1 tile on loihi1 / loihi2 (4 and 1 cores per tile: 1 and 3 tiles); hala-point: flat 1.8 us
+    tiles = -(-3 // int(c["system.cores_per_tile"]))
+    barrier = (c["timing.barrier_ns"] if tiles == 1 else c["timing.barrier_2_tiles_ns"] if tiles < 4
+               else c["timing.barrier_4_tiles_ns"])
+    step_ns = compute + noc + barrier
     assert r.latency_per_step_s == pytest.approx(step_ns * 1e-9, rel=1e-12)
     assert r.latency_per_sample_s == pytest.approx(step_ns * 1e-9 * 10, rel=1e-12)
     assert r.latency_breakdown_ns["compute_ns"] == pytest.approx(compute)
-    assert r.cores_used == 3 and r.chips_used == 1
+    assert r.latency_breakdown_ns["barrier_ns"] == pytest.approx(barrier)
+    assert r.cores_used == 3 and r.chips_used == 1 and r.tiles_used == tiles
     static = c["energy.static_power_w"] * 1 * step_ns * 1e-9 * 10
     assert r.static_energy_j == pytest.approx(static, rel=1e-12)
     assert r.static_energy_all_chips_j == pytest.approx(static * c["system.chips"], rel=1e-12)
     assert r.energy_per_sample_j == pytest.approx(r.dynamic_energy_j + static, rel=1e-12)
     util = {cl.core: cl.utilisation for cl in r.cores}
     assert util[2] == pytest.approx(core2 / step_ns)
+
+
+def test_barrier_grows_with_tiles_as_sanafe_table():
+    t = load_target("loihi1").timing
+    assert [t.barrier_for_tiles(n) for n in (1, 2, 3, 4, 28, 29, 32)] == [600, 1000, 1000, 1400, 1400, 1800, 1800]
 
 
 def test_conventions_and_conventional_processor():

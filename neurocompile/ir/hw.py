@@ -155,7 +155,7 @@ class QLIF(QNode):
     vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
     coef_frac_bits: int = 12
     state_bits: int = 24
-    reset: str = "zero"  # 'zero' | 'subtract'
+    reset: str = "zero"  # 'zero' | 'subtract' | 'none' (v_t = v'_t: no reset)
     compare: str = ">="  # '>=' | '>'
     out_bits: int = 1
 

@@ -80,6 +80,9 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
     out: list[Violation] = []
     host = g.sequence_end_nodes() | {n for n in g.g.nodes if g.node(n).SEQUENCE_END}
     acc = prec.acc_limit
+    from neurocompile.sim.placement import HOST, SYNAPSE, roles
+
+    role = roles(g)  # a synapse-only dense's sum stays on its destination's core: it is not a message
 
     def add(rule: str, node: str, resource: str, used: float, lim: float, severity: str, msg: str = "") -> None:
         out.append(Violation(rule, node, resource, float(used), float(lim), severity, msg))
@@ -150,9 +153,13 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
                     "above the threshold mantissa range")
         # -- messages
         sends = name in g.outputs or any(s not in host for s in g.succs(name))
-        if 2 < n.out_bits and sends and n.out_bits > prec.message_bits:
-            add("message-bits", name, "graded message width (bits)", n.out_bits, prec.message_bits, "error",
-                "the target carries binary spikes only" if prec.message_bits <= 2 else "")
+        if 2 < n.out_bits and sends and n.out_bits > prec.message_bits and role.get(name) != SYNAPSE:
+            if role.get(name) == HOST:  # host input: the host chooses its encoding; only spikes reach a 1-bit chip
+                add("message-bits", name, "graded host input width (bits)", n.out_bits, prec.message_bits,
+                    "warning", "the host must send this input as binary spikes")
+            else:
+                add("message-bits", name, "graded message width (bits)", n.out_bits, prec.message_bits, "error",
+                    "the target carries binary spikes only" if prec.message_bits <= 2 else "")
         # -- connectivity
         fan_in = sum(g.node(p).out_size() for p in g.preds(name))
         if fan_in > prec.input_axons:

@@ -111,6 +111,24 @@ def _fig_energy(report: EnergyReport) -> str:
     return _png(fig)
 
 
+def _fig_timing(timing: Mapping[str, Any]) -> str:
+    """Per-step latency of the cycle-level schedule, with its mean and p95."""
+    v = np.asarray(timing["per_step_ns"], np.float64) / 1e3
+    fig = Figure(figsize=(10, 2.6))
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+    ax1.plot(np.arange(v.size), v, lw=0.8, color="#4c72b0")
+    ax1.axhline(timing["mean_ns"] / 1e3, color="#dd8452", lw=1, label="mean")
+    ax1.axhline(timing["p95_ns"] / 1e3, color="#c44e52", lw=1, ls="--", label="p95")
+    ax1.set_xlabel("time step")
+    ax1.set_ylabel("latency (us)")
+    ax1.legend(fontsize=8, frameon=False)
+    ax1.set_title(f"Cycle-level latency per step (critical core {timing.get('critical_core')})", fontsize=10)
+    ax2.hist(v, bins=min(30, max(5, v.size // 4)), color="#4c72b0", orientation="horizontal")
+    ax2.set_xlabel("steps")
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _energy_scale(x: float) -> tuple[float, str]:
     for factor, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ")):
         if x >= factor:
@@ -236,31 +254,40 @@ def _render(
     lb = report.latency_breakdown_ns
     rows = [
         ["energy per sample", fmt_energy(report.energy_per_sample_j), "dynamic + static of the chips used"],
-        ["dynamic", fmt_energy(report.dynamic_energy_j), "sum over events of count x energy per event"],
+        ["dynamic (chip)", fmt_energy(report.dynamic_energy_j), "sum over events of count x energy per event"],
+        *([["synapse / soma / network", " / ".join(fmt_energy(report.categories_j[k])
+                                                   for k in ("synapse", "soma", "network")),
+            "look-ups; neuron access, update and spike out; messages and hops"]] if report.categories_j else []),
+        *([["host work (not chip)", fmt_energy(report.host["energy_per_sample_j"]),
+            f"{', '.join(report.host['layers']) or 'none'}: {fmt_count(report.host['ops_per_sample'])} ops at "
+            f"{report.host['mac_pj']} pJ on the host"]] if report.host else []),
         ["static (chips used)", fmt_energy(report.static_energy_j),
          f"{report.chips_used} chip(s) for the sample's duration"],
         ["static (whole system)", fmt_energy(report.static_energy_all_chips_j),
          f"{report.chips_in_system} chip(s)"],
         ["latency per step", fmt_time(report.latency_per_step_s),
-         f"max core {lb['compute_ns']:.0f} ns + mesh {lb['noc_ns']:.0f} ns + barrier {lb['barrier_ns']:.0f} ns"],
+         (f"cycle mode: p95 {report.timing['p95_ns']:.0f} ns, max {report.timing['max_ns']:.0f} ns, critical core "
+          f"{report.timing['critical_core']}" if (report.timing or {}).get("mode") == "cycle" else
+          f"max core {lb['compute_ns']:.0f} ns + mesh {lb['noc_ns']:.0f} ns + barrier {lb['barrier_ns']:.0f} ns")],
         ["latency per sample", fmt_time(report.latency_per_sample_s), f"{report.steps_per_sample} steps"],
         ["cores / chips used", f"{report.cores_used} / {report.chips_used}", f"samples: {report.samples}"],
     ]
     parts += ["<h2>Totals (per sample)</h2>", _table(["quantity", "value", "note"], rows, left={0, 2})]
 
     # per layer
-    rows = [[le.name, le.kind, fmt_count(le.neurons), fmt_count(le.spikes), f"{le.spike_rate:.4f}",
+    rows = [[le.name, le.kind, "chip" if le.on_chip else "host", fmt_count(le.neurons), fmt_count(le.spikes),
+             f"{le.spike_rate:.4f}",
              fmt_count(le.synaptic_ops), fmt_count(le.synaptic_ops_dense), fmt_count(le.state_update_ops),
              fmt_energy(le.energy_j), f"{100 * le.energy_share:.1f}%"] for le in report.layers]
-    total = ["total", "", fmt_count(sum(le.neurons for le in report.layers)),
+    total = ["total", "", "", fmt_count(sum(le.neurons for le in report.layers)),
              fmt_count(sum(le.spikes for le in report.layers)), "",
              fmt_count(sum(le.synaptic_ops for le in report.layers)),
              fmt_count(sum(le.synaptic_ops_dense for le in report.layers)),
              fmt_count(sum(le.state_update_ops for le in report.layers)),
              fmt_energy(report.dynamic_energy_j), "100%"]
     parts += ["<h2>Per layer (per sample)</h2>",
-              _table(["layer", "kind", "neurons", "spikes", "spike rate", "synops (eff.)", "synops (dense)",
-                      "state ops", "energy", "share"], rows, left=2, total=total)]
+              _table(["layer", "kind", "runs on", "neurons", "spikes", "spike rate", "synops (eff.)",
+                      "synops (dense)", "state ops", "energy", "share"], rows, left=3, total=total)]
 
     # figures
     parts.append("<h2>Figures</h2>")
@@ -275,6 +302,9 @@ def _render(
                           "Dynamic energy per layer and sample, stacked by event category."))
         parts.append(_img(_fig_rates([le.name for le in report.layers], [le.spike_rate for le in report.layers]),
                           "spike rate per layer", "Binary spikes per neuron per step."))
+    if (report.timing or {}).get("mode") == "cycle" and report.timing.get("per_step_ns"):
+        parts.append(_img(_fig_timing(report.timing), "latency per step",
+                          "Event-driven schedule of every step (cores, mesh links, receives), barrier included."))
     util = dict(core_utilisation) if core_utilisation else {c.core: c.utilisation for c in report.cores}
     if util:
         parts.append(_img(_fig_cores(util), "per-core utilisation",

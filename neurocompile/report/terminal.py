@@ -102,8 +102,9 @@ def energy_table(report: EnergyReport) -> Table:
     """Per-layer dynamic energy and its share, spikes, spike rate and synaptic operations (per sample)."""
     t = Table(title=f"Energy per layer on {report.target_display_name} (per sample)", title_justify="left",
               show_footer=True)
-    t.add_column("layer", footer="total dynamic")
+    t.add_column("layer", footer="total dynamic (chip)")
     t.add_column("kind")
+    t.add_column("runs on")
     t.add_column("spikes", justify="right", footer=fmt_count(sum(le.spikes for le in report.layers)))
     t.add_column("spike rate", justify="right")
     t.add_column("synops", justify="right", footer=fmt_count(sum(le.synaptic_ops for le in report.layers)))
@@ -111,9 +112,12 @@ def energy_table(report: EnergyReport) -> Table:
     t.add_column("energy", justify="right", footer=fmt_energy(report.dynamic_energy_j))
     t.add_column("share", justify="right", footer="100%" if report.dynamic_energy_j > 0 else "-")
     for le in report.layers:
+        where = ("cores " + ",".join(str(c) for c in le.cores[:4]) + ("..." if len(le.cores) > 4 else "")
+                 if le.on_chip and le.cores else ("chip" if le.on_chip else "host"))
         t.add_row(
             le.name,
             le.kind,
+            where,
             fmt_count(le.spikes),
             f"{le.spike_rate:.4f}",
             fmt_count(le.synaptic_ops),
@@ -132,18 +136,36 @@ def summary_table(report: EnergyReport) -> Table:
     t.add_column("note")
     est = " (ESTIMATE)" if report.is_estimate else ""
     t.add_row("energy per sample" + est, fmt_energy(report.energy_per_sample_j), "dynamic + static of the chips used")
-    t.add_row("  dynamic", fmt_energy(report.dynamic_energy_j), "sum of events x energy per event")
+    t.add_row("  dynamic (chip)", fmt_energy(report.dynamic_energy_j), "sum of events x energy per event")
+    if report.categories_j:
+        cat = report.categories_j
+        t.add_row("    synapse / soma / network",
+                  " / ".join(fmt_energy(cat[k]) for k in ("synapse", "soma", "network")),
+                  "SANA-FE's categories: look-ups; neuron access, update, spike out; messages and hops")
     t.add_row("  static", fmt_energy(report.static_energy_j),
               f"{report.chips_used} chip(s) powered for the sample's duration")
     if report.chips_in_system != report.chips_used:
         t.add_row("  static, whole system", fmt_energy(report.static_energy_all_chips_j),
                   f"all {report.chips_in_system} chips powered")
+    if report.host:
+        h = report.host
+        t.add_row("host work (not chip)", fmt_energy(h["energy_per_sample_j"]),
+                  f"{', '.join(h['layers']) or 'none'}: {fmt_count(h['ops_per_sample'])} ops at {h['mac_pj']} pJ; "
+                  f"{fmt_count(h['host_to_chip_messages_per_sample'])} host-to-chip messages (chip energy)")
     lb = report.latency_breakdown_ns
-    t.add_row("latency per step", fmt_time(report.latency_per_step_s),
-              f"max core {lb['compute_ns']:.0f} ns + mesh {lb['noc_ns']:.0f} ns + barrier {lb['barrier_ns']:.0f} ns")
+    tm = report.timing or {}
+    if tm.get("mode") == "cycle":
+        t.add_row("latency per step (cycle mode)", fmt_time(report.latency_per_step_s),
+                  f"mean over steps of sample {tm.get('sample', 0)}; p95 {tm['p95_ns']:.0f} ns, max "
+                  f"{tm['max_ns']:.0f} ns; critical core {tm['critical_core']}; barrier {tm['barrier_ns']:.0f} ns")
+    else:
+        t.add_row("latency per step", fmt_time(report.latency_per_step_s),
+                  f"max core {lb['compute_ns']:.0f} ns + mesh {lb['noc_ns']:.0f} ns + barrier {lb['barrier_ns']:.0f} "
+                  f"ns (analytical, per-step averages)")
     t.add_row("latency per sample", fmt_time(report.latency_per_sample_s), f"{report.steps_per_sample} steps")
     t.add_row("cores / chips used", f"{report.cores_used} / {report.chips_used}",
-              f"system has {report.chips_in_system} chip(s)")
+              f"placement's cores; {report.tiles_used or '?'} tile(s) with the host port; system has "
+              f"{report.chips_in_system} chip(s)")
     mix = report.conventions["mixing_only"]
     st = report.conventions["with_state_updates"]
     t.add_row("paper convention, mixing only", _ratio(mix["ratio_ann_over_snn"]),

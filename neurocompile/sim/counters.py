@@ -15,20 +15,28 @@ Every event count is a **per-run total**: summed over all samples and all time s
   payload by the weight, then an add): NeuroBench's "effective MACs".
 - ``synops_effective_ac``: synaptic operations actually driven by **binary** spikes (an add of the weight):
   NeuroBench's "effective ACs".
-- ``compartment_updates``: compartment updates performed: every compartment of the layer is serviced once per
-  step, so normally ``neurons x steps``.
-- ``neuron_updates``: of those, the **active** ones (the compartment received input or had non-zero state): the
-  updates charged at the active-update cost; the rest are charged as inactive updates.
+- ``compartment_updates``: compartments serviced (accessed): every compartment of the layer is serviced once per
+  step, so normally ``neurons x steps``; each pays the neuron access cost.
+- ``neuron_updates``: of those, the **updated** ones, by Loihi's rule: a synaptic event arrived (even when the
+  events sum to zero), or the state was non-zero before the step; each pays the update cost on top.
 - ``state_update_ops``: multiply-adds of an SSM mode recurrence (a complex mode costs 4 per step: the 2x2
   rotation-and-decay), counted on top of the compartment updates.
 - ``lut_ops``: look-up-table evaluations (non-native nonlinearities: sigmoid, GELU).
-- ``messages``: messages sent from one core to another core (a spike or graded message reaching k distinct
-  destination cores counts k). ``messages_local`` is the part of ``messages`` delivered inside the sender's tile.
+- ``messages``: messages sent, one per distinct destination core (a spike reaching k distinct cores counts k,
+  the sender's own core included, as on Loihi). A host-side input sends host-to-chip messages from the host port.
+  ``messages_local`` is the part of ``messages`` delivered inside the sender's tile.
+- ``messages_in``: messages received by the layer's cores (each pays the receiving axon's cost and time; a
+  synapse-only dense counts the messages that reach its rows).
 - ``hops``: mesh router hops travelled by those messages; ``hops_ns`` is the part of ``hops`` along the
   north-south axis (the rest is east-west).
 - ``saturations``: values clipped to their declared width (states, messages, LUT indices).
 - ``steps``: time steps simulated for this layer, summed over samples (normally samples x steps_per_sample).
 - ``samples``: samples simulated.
+
+Static fields: ``role`` is the node's placement role ('host': runs on the host, priced as host work;
+'synapse': weights stored on its destinations' cores; 'compute': holds compartments; '' = unknown) and
+``synapse_format`` the storage of its synapses ('dense', 'sparse', 'conv'; '' = none), which sets the price of a
+look-up.
 
 Placement fields: ``core_ids`` are the cores the layer occupies (empty when the layer is not placed, e.g. a
 host-side readout); ``core_neurons`` optionally gives the compartments on each of those cores, and per-core
@@ -47,7 +55,8 @@ from neurocompile.errors import ArtifactError
 __all__ = ["LayerCounts", "RunCounts", "EVENT_FIELDS", "COUNT_FIELDS", "FORMAT", "VERSION"]
 
 FORMAT = "neurocompile.counts"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 EVENT_FIELDS: tuple[str, ...] = (
     "spikes",
@@ -62,6 +71,7 @@ EVENT_FIELDS: tuple[str, ...] = (
     "lut_ops",
     "messages",
     "messages_local",
+    "messages_in",
     "hops",
     "hops_ns",
     "saturations",
@@ -71,7 +81,9 @@ EVENT_FIELDS: tuple[str, ...] = (
 COUNT_FIELDS: tuple[str, ...] = EVENT_FIELDS + ("steps", "samples")
 """All summable fields of :class:`LayerCounts` (added by ``__add__``)."""
 
-_STATIC_FIELDS = ("name", "kind", "core_ids", "neurons", "synapses", "core_neurons")
+_STATIC_FIELDS = ("name", "kind", "core_ids", "neurons", "synapses", "core_neurons", "role", "synapse_format")
+ROLES = ("", "host", "synapse", "compute")
+SYNAPSE_FORMATS = ("", "dense", "sparse", "conv")
 
 
 def _as_int(value: Any, what: str) -> int:
@@ -105,12 +117,15 @@ class LayerCounts:
     lut_ops: int = 0
     messages: int = 0
     messages_local: int = 0
+    messages_in: int = 0
     hops: int = 0
     hops_ns: int = 0
     saturations: int = 0
     steps: int = 0  # time steps simulated, summed over samples
     samples: int = 0
     core_neurons: tuple[int, ...] = ()  # compartments on each core of core_ids; () = split evenly
+    role: str = ""  # 'host' | 'synapse' | 'compute' | '' (unknown)
+    synapse_format: str = ""  # 'dense' | 'sparse' | 'conv' | '' (no synapses)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -119,6 +134,11 @@ class LayerCounts:
             raise TypeError(f"LayerCounts '{self.name}': kind must be a string, got {self.kind!r}")
         for f in ("neurons", "synapses") + COUNT_FIELDS:
             object.__setattr__(self, f, _as_int(getattr(self, f), f"LayerCounts '{self.name}'.{f}"))
+        if self.role not in ROLES:
+            raise ValueError(f"LayerCounts '{self.name}': role {self.role!r} is not one of {ROLES}")
+        if self.synapse_format not in SYNAPSE_FORMATS:
+            raise ValueError(f"LayerCounts '{self.name}': synapse_format {self.synapse_format!r} is not one of "
+                             f"{SYNAPSE_FORMATS}")
         ids = tuple(_as_int(c, f"LayerCounts '{self.name}'.core_ids") for c in self.core_ids)
         object.__setattr__(self, "core_ids", ids)
         cn = tuple(_as_int(c, f"LayerCounts '{self.name}'.core_neurons") for c in self.core_neurons)
@@ -349,8 +369,9 @@ class RunCounts:
             raise ArtifactError(f"run counts must be an object, got {type(d).__name__}")
         if d.get("format", FORMAT) != FORMAT:
             raise ArtifactError(f"run counts: format '{d.get('format')}' is not '{FORMAT}'")
-        if d.get("version", VERSION) != VERSION:
-            raise ArtifactError(f"run counts: version {d.get('version')} is not supported (expected {VERSION})")
+        if d.get("version", VERSION) not in READABLE_VERSIONS:
+            raise ArtifactError(f"run counts: version {d.get('version')} is not supported (expected one of "
+                                f"{READABLE_VERSIONS})")
         unknown = sorted(set(d) - {"format", "version", "samples", "steps_per_sample", "cores_used", "layers"})
         if unknown:
             raise ArtifactError(f"run counts: unknown key(s) {', '.join(unknown)}")

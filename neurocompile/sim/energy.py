@@ -2,33 +2,40 @@
 
 Three layers of honesty are reported side by side (docs/energy.md explains each):
 
-(a) **Per-event target model.** Dynamic energy is the sum over events of count x energy per event, all taken
-    from the target file::
+(a) **Per-event target model**, at the granularity of SANA-FE's Loihi model. Chip dynamic energy (pJ) is::
 
-        E_dyn = n_ac * synaptic_op_pj + n_mac * synaptic_op_graded_pj
-              + n_active * neuron_update_pj + (n_comp - n_active) * neuron_update_inactive_pj
-              + n_state * state_update_op_pj + n_lut * lut_op_pj
-              + n_msg_local * spike_within_tile_pj + (n_msg - n_msg_local) * message_out_pj
-              + (n_hops - n_hops_ns) * hop_ew_pj + n_hops_ns * hop_ns_pj
+        E_chip = n_access * neuron_access_pj + n_updated * neuron_update_pj + n_spike_out * spike_out_pj
+               + sum_format n_lookup[format] * synaptic_op[format]_pj + n_graded * synaptic_op_graded_pj
+               + n_state * state_update_op_pj + n_lut * lut_op_pj
+               + n_msg * message_out_pj + n_msg_in * message_in_pj
+               + n_hop_ew * hop_ew_pj + n_hop_ns * hop_ns_pj
 
-    Static energy is static_power_w x chips_used x (latency per step x steps), where chips_used =
-    ceil(cores_used / cores_per_chip): only the chips holding the model are charged (the static energy of
-    every chip of the system is reported next to it).
+    grouped as SANA-FE groups it: *soma* (access, update, spike out, SSM state update, LUT), *synapse* (look-ups)
+    and *network* (messages, hops). Messages go to every destination core (the sender's own core included);
+    the host input's messages enter the mesh at the host port and are chip energy. Host-side nodes (input
+    quantisation, a decoder after pooling) are **host work**: their synaptic ops are priced at the conventional
+    processor's float MAC and listed apart; they never get chip cores.
 
-    Latency per step follows Loihi's time-step model: each core processes its synaptic operations and
-    compartment updates sequentially, cores work in parallel, then messages cross the mesh and a barrier
-    ends the step::
+    Static energy is static_power_w x chips_used x (latency per step x steps), chips_used =
+    ceil(cores_used / cores_per_chip) (the static energy of every chip of the system is reported next to it).
 
-        t_step = max_c(busy_c) + mean message path (hops x ns per hop) + barrier_ns
+    Latency per step (analytical, the fast default): each core has a soma timeline (its compartments' access,
+    update and spike-out times plus message generation, message_out_ns each) and a receive timeline (message_in_ns
+    per message received plus the synaptic look-ups); the two run in parallel, cores run in parallel, then the
+    mean message path and the barrier for the tiles used::
 
-    busy_c is core c's event count per step x time per event. Counts are per-run totals, so busy_c is the
-    average over steps (the max over cores of averages; a step with a burst can take longer).
+        t_step = max_c max(soma_c, recv_c) + mean hops x ns per hop + barrier(tiles used)
 
-(b) **The papers' convention**: 4.6 pJ per MAC and 0.9 pJ per AC, counting the mixing (synaptic) layers only,
-    as SpikingSSMs does, and the same convention counting the SSM state updates as MACs too.
+    Counts are run totals, so soma_c and recv_c are per-step averages: a burst on one core in one step is
+    averaged away. :mod:`neurocompile.sim.timing` schedules every step event by event (``--timing cycle``).
+
+(b) **The papers' convention**: 4.6 pJ per MAC and 0.9 pJ per AC, counting the feature-mixing (QDense) layers only,
+    as SpikingSSMs does (the SSM's input and readout ops and its recurrence are left out), and the same convention
+    counting the SSM state updates and the SSM input/readout ops as MACs too.
 
 (c) **The same float model on a conventional processor**: float MACs x MAC energy, with and without fetching
-    each weight from SRAM, and the ratio to (a).
+    each weight from SRAM, and the ratio to (a). :func:`float_macs_per_sample` counts the float graph's MACs,
+    nodes after a sequence-end node (the decoder after pooling) once per sample.
 
 Every figure in the report is per sample unless its name says otherwise.
 """
@@ -43,40 +50,84 @@ from typing import Any
 from neurocompile.sim.counters import LayerCounts, RunCounts
 from neurocompile.target import Target
 
-__all__ = ["LayerEnergy", "CoreLoad", "EnergyReport", "estimate", "layer_dynamic_pj", "layer_busy_ns"]
+__all__ = ["LayerEnergy", "CoreLoad", "EnergyReport", "estimate", "layer_dynamic_pj", "layer_host_pj", "layer_busy_ns",
+           "layer_soma_ns", "layer_recv_ns", "float_macs_per_sample", "CATEGORY_GROUPS"]
 
 PJ = 1e-12
 NS = 1e-9
 
 DYNAMIC_CATEGORIES = ("synaptic", "neuron", "state_update", "lut", "message", "hop")
+#: SANA-FE's grouping of the chip's dynamic energy.
+CATEGORY_GROUPS = {"synapse": ("synaptic",), "soma": ("neuron", "state_update", "lut"), "network": ("message", "hop")}
+
+
+def _lookup_pj(lc: LayerCounts, e: Any) -> float:
+    """Energy (pJ) of one binary-driven look-up in the layer's synapse format."""
+    return {"sparse": e.synaptic_op_sparse_pj, "conv": e.synaptic_op_conv_pj}.get(lc.synapse_format,
+                                                                                e.synaptic_op_pj)
+
+
+def _lookup_ns(lc: LayerCounts, t: Any) -> float:
+    return {"sparse": t.synaptic_op_sparse_ns, "conv": t.synaptic_op_conv_ns}.get(lc.synapse_format,
+                                                                                t.synaptic_op_ns)
+
+
+def _spikes_out(lc: LayerCounts) -> int:
+    """Spikes and graded messages generated by the layer's compartments (host nodes and synapse-only denses
+    generate none on the chip)."""
+    if lc.role in ("host", "synapse") or (lc.role == "" and lc.neurons == 0):
+        return 0
+    return lc.spikes + lc.graded_messages
 
 
 def layer_dynamic_pj(lc: LayerCounts, target: Target) -> dict[str, float]:
-    """Dynamic energy (pJ, whole run) of one layer by category, from the target's per-event constants."""
+    """Chip dynamic energy (pJ, whole run) of one layer by category; a host layer's compute is not chip energy
+    (see :func:`layer_host_pj`), only its messages into the chip are."""
     e = target.energy
-    inactive = max(lc.compartment_updates - lc.neuron_updates, 0)
+    host = lc.role == "host"
+    syn = 0.0 if host else (lc.synops_effective_ac * _lookup_pj(lc, e)
+                            + lc.synops_effective_mac * e.synaptic_op_graded_pj)
     return {
-        "synaptic": lc.synops_effective_ac * e.synaptic_op_pj + lc.synops_effective_mac * e.synaptic_op_graded_pj,
-        "neuron": lc.neuron_updates * e.neuron_update_pj + inactive * e.neuron_update_inactive_pj,
-        "state_update": lc.state_update_ops * e.state_update_op_pj,
-        "lut": lc.lut_ops * e.lut_op_pj,
-        "message": lc.messages_local * e.spike_within_tile_pj + (lc.messages - lc.messages_local) * e.message_out_pj,
+        "synaptic": syn,
+        "neuron": 0.0 if host else (lc.compartment_updates * e.neuron_access_pj + lc.neuron_updates * e.neuron_update_pj
+                                    + _spikes_out(lc) * e.spike_out_pj),
+        "state_update": 0.0 if host else lc.state_update_ops * e.state_update_op_pj,
+        "lut": 0.0 if host else lc.lut_ops * e.lut_op_pj,
+        "message": lc.messages * e.message_out_pj + lc.messages_in * e.message_in_pj,
         "hop": (lc.hops - lc.hops_ns) * e.hop_ew_pj + lc.hops_ns * e.hop_ns_pj,
     }
 
 
-def layer_busy_ns(lc: LayerCounts, target: Target) -> float:
-    """Core time (ns, whole run) the layer's own work takes, executed sequentially on one core."""
+def layer_host_pj(lc: LayerCounts, target: Target) -> float:
+    """Host work (pJ, whole run) of a host-side layer: its multiply-adds at the conventional processor's float MAC."""
+    if lc.role != "host":
+        return 0.0
+    return (lc.synops_dense + lc.state_update_ops + lc.lut_ops) * target.conventional.float_mac_pj
+
+
+def layer_soma_ns(lc: LayerCounts, target: Target) -> float:
+    """Soma-timeline time (ns, whole run) of the layer on its cores: access, update, spike out, SSM and LUT ops,
+    and the generation of its messages."""
+    if lc.role == "host":
+        return 0.0
     t = target.timing
-    inactive = max(lc.compartment_updates - lc.neuron_updates, 0)
-    return (
-        lc.synops_effective_ac * t.synaptic_op_ns
-        + lc.synops_effective_mac * t.synaptic_op_graded_ns
-        + lc.neuron_updates * t.neuron_update_ns
-        + inactive * t.neuron_update_inactive_ns
-        + lc.state_update_ops * t.state_update_op_ns
-        + lc.lut_ops * t.lut_op_ns
-    )
+    return (lc.compartment_updates * t.neuron_access_ns + lc.neuron_updates * t.neuron_update_ns
+            + _spikes_out(lc) * t.spike_out_ns + lc.state_update_ops * t.state_update_op_ns
+            + lc.lut_ops * t.lut_op_ns + lc.messages * t.message_out_ns)
+
+
+def layer_recv_ns(lc: LayerCounts, target: Target) -> float:
+    """Receive-timeline time (ns, whole run) on the layer's cores: messages received and synaptic look-ups."""
+    if lc.role == "host":
+        return 0.0
+    t = target.timing
+    return (lc.messages_in * t.message_in_ns + lc.synops_effective_ac * _lookup_ns(lc, t)
+            + lc.synops_effective_mac * t.synaptic_op_graded_ns)
+
+
+def layer_busy_ns(lc: LayerCounts, target: Target) -> float:
+    """Core time (ns, whole run) of the layer's own work (soma and receive timelines added)."""
+    return layer_soma_ns(lc, target) + layer_recv_ns(lc, target)
 
 
 @dataclass(frozen=True)
@@ -107,6 +158,8 @@ class LayerEnergy:
     hops: float
     spike_rate: float  # binary spikes per neuron per step
     busy_ns_per_step: float  # this layer's core time per step, summed over its cores
+    host_j: float = 0.0  # host work per sample (host-side layers only)
+    on_chip: bool = True  # False for host-side layers (no chip cores)
 
 
 @dataclass(frozen=True)
@@ -148,6 +201,10 @@ class EnergyReport:
     conventions: dict[str, Any]
     conventional_processor: dict[str, Any]
     constants: tuple[dict[str, Any], ...]  # the target constants this estimate used, with sources
+    categories_j: dict[str, float] = dataclasses.field(default_factory=dict)  # per sample: synapse, soma, network
+    host: dict[str, Any] = dataclasses.field(default_factory=dict)  # host work: layers, ops, energy per sample
+    tiles_used: int = 0  # tiles holding a used core, the host port's tile included
+    timing: dict[str, Any] = dataclasses.field(default_factory=dict)  # timing mode and per-step latency stats
 
     @property
     def estimate_statement(self) -> str:
@@ -176,13 +233,15 @@ class EnergyReport:
     def from_dict(cls, d: dict[str, Any]) -> EnergyReport:
         """Rebuild a report from :meth:`to_dict` output (e.g. a report JSON); keys it does not know are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - set(d))
+        optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+                    or f.default_factory is not dataclasses.MISSING}
+        missing = sorted(names - set(d) - optional)
         if missing:
             raise ValueError(f"energy report dict is missing key(s): {', '.join(missing)}")
-        kw = {k: d[k] for k in names}
+        kw = {k: d[k] for k in names if k in d}
         kw["layers"] = tuple(
             LayerEnergy(**{f.name: (tuple(x[f.name]) if f.name == "cores" else x[f.name])
-                           for f in dataclasses.fields(LayerEnergy)})
+                           for f in dataclasses.fields(LayerEnergy) if f.name in x})
             for x in d["layers"]
         )
         kw["cores"] = tuple(
@@ -198,11 +257,35 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b > 0 else None
 
 
-def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | float | None = None) -> EnergyReport:
+def float_macs_per_sample(graph: Any, steps: int) -> int:
+    """MACs per sample of a float (or integer) graph on a conventional processor: dense layers, SSM recurrences
+    (4 per complex mode plus 2 for its input) and readouts at every step; nodes after a sequence-end node (a
+    decoder after pooling) once per sample."""
+    once = graph.sequence_end_nodes()
+    macs = 0
+    for name, node in graph.items():
+        op = node.op
+        if op in ("Affine", "QDense"):
+            m = int(node.weight.size)
+        elif op in ("ModeBank", "QModeBank"):
+            m = 4 * (node.out_size() // 2) + 2 * (node.out_size() // 2)
+        elif op in ("ModeReadout", "QModeReadout"):
+            m = 2 * node.out_size() * (node.C.shape[1] if op == "ModeReadout" else node.c_re.shape[1]) + node.out_size()
+        else:
+            continue
+        macs += m * (1 if name in once else steps)
+    return int(macs)
+
+
+def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | float | None = None,
+             tiles_used: int | None = None, timing: dict[str, Any] | None = None) -> EnergyReport:
     """Estimate energy per sample and latency of ``counts`` on ``target`` (constants from the target only).
 
     ``float_macs_per_sample``: MACs of the float model for the conventional-processor comparison; when None,
     the dense synaptic operations plus the SSM state-update operations of the counts are used.
+    ``tiles_used``: tiles the placement uses (host port included), which sets the barrier; when None, derived
+    from the cores used (ids 0..n-1 fill tiles in order). ``timing``: a cycle-mode result of
+    :func:`neurocompile.sim.timing.cycle_timing` (its per-step latencies replace the analytical ones).
     """
     if counts.samples <= 0 or counts.steps_per_sample <= 0:
         raise ValueError(f"energy estimate needs at least one sample and one step "
@@ -214,16 +297,21 @@ def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | flo
     per_layer_pj = [layer_dynamic_pj(lc, target) for lc in counts.layers]
     breakdown = {k: sum(d[k] for d in per_layer_pj) * PJ / s for k in DYNAMIC_CATEGORIES}
     dynamic_j = sum(breakdown.values())
+    categories = {g: sum(breakdown[k] for k in ks) for g, ks in CATEGORY_GROUPS.items()}
+    host_pj = [layer_host_pj(lc, target) for lc in counts.layers]
 
-    # ---- latency: per-core busy time per step -------------------------------------------------------------
-    busy: dict[int, float] = {}
+    # ---- latency: per-core soma and receive time per step ---------------------------------------------------
+    soma: dict[int, float] = {}
+    recv: dict[int, float] = {}
     on_core: dict[int, list[str]] = {}
     virtual: set[int] = set()
     layer_busy_step: list[float] = []
     next_virtual = -1
     for lc in counts.layers:
-        t_ns = layer_busy_ns(lc, target)
-        layer_busy_step.append(t_ns / total_steps)
+        s_ns, r_ns = layer_soma_ns(lc, target), layer_recv_ns(lc, target)
+        layer_busy_step.append((s_ns + r_ns) / total_steps)
+        if lc.role == "host":
+            continue
         shares = lc.core_shares()
         if not shares:  # unplaced: assume it gets its own cores, filled to the compartment limit
             n = max(1, math.ceil(lc.neurons / target.core.compartments))
@@ -233,11 +321,12 @@ def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | flo
                 virtual.add(next_virtual)
                 next_virtual -= 1
         for core, share in shares.items():
-            busy[core] = busy.get(core, 0.0) + share * t_ns / total_steps
+            soma[core] = soma.get(core, 0.0) + share * s_ns / total_steps
+            recv[core] = recv.get(core, 0.0) + share * r_ns / total_steps
             names = on_core.setdefault(core, [])
             if lc.name not in names:
                 names.append(lc.name)
-
+    busy = {c: max(soma[c], recv[c]) for c in soma}
     compute_ns = max(busy.values(), default=0.0)
     critical = max(busy, key=lambda c: (busy[c], -c)) if busy else None
     msgs = counts.total("messages")
@@ -245,114 +334,110 @@ def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | flo
     hops_ew_axis = counts.total("hops") - hops_ns_axis
     t = target.timing
     noc_ns = (hops_ew_axis * t.hop_ew_ns + hops_ns_axis * t.hop_ns_ns) / msgs if msgs else 0.0
-    step_ns = compute_ns + noc_ns + t.barrier_ns
-    latency_step_s = step_ns * NS
-    latency_sample_s = latency_step_s * counts.steps_per_sample
 
     n_placed = len(counts.core_ids())
     cores_used = max(counts.cores_used, n_placed) + len(virtual)
+    if tiles_used is None:
+        tiles_used = max(1, math.ceil(cores_used / target.system.cores_per_tile))
+    barrier_ns = t.barrier_for_tiles(tiles_used)
+    step_ns = compute_ns + noc_ns + barrier_ns
+    timing_out: dict[str, Any] = {"mode": "analytical", "latency_per_step_ns": step_ns}
+    if timing is not None:
+        timing_out = dict(timing)
+        step_ns = float(timing["mean_ns"])
+        critical = timing.get("critical_core", critical)
+    latency_step_s = step_ns * NS
+    latency_sample_s = latency_step_s * counts.steps_per_sample
+
     chips_used = max(1, math.ceil(cores_used / target.system.cores_per_chip))
     static_j = target.energy.static_power_w * chips_used * latency_sample_s
     static_all_j = target.energy.static_power_w * target.system.chips * latency_sample_s
     total_j = dynamic_j + static_j
 
     layers = []
-    for lc, pj, b_step in zip(counts.layers, per_layer_pj, layer_busy_step):
+    for lc, pj, b_step, h_pj in zip(counts.layers, per_layer_pj, layer_busy_step, host_pj):
         e_j = sum(pj.values()) * PJ / s
         layers.append(
             LayerEnergy(
-                name=lc.name,
-                kind=lc.kind,
-                neurons=lc.neurons,
-                cores=lc.core_ids,
-                energy_j=e_j,
+                name=lc.name, kind=lc.kind, neurons=lc.neurons, cores=lc.core_ids, energy_j=e_j,
                 energy_share=e_j / dynamic_j if dynamic_j > 0 else 0.0,
-                synaptic_j=pj["synaptic"] * PJ / s,
-                neuron_j=pj["neuron"] * PJ / s,
-                state_update_j=pj["state_update"] * PJ / s,
-                lut_j=pj["lut"] * PJ / s,
-                message_j=pj["message"] * PJ / s,
-                hop_j=pj["hop"] * PJ / s,
-                synaptic_ops=lc.synops_effective / s,
-                synaptic_ops_dense=lc.synops_dense / s,
-                neuron_updates=lc.neuron_updates / s,
-                compartment_updates=lc.compartment_updates / s,
-                state_update_ops=lc.state_update_ops / s,
-                lut_ops=lc.lut_ops / s,
-                spikes=lc.spikes / s,
-                graded_messages=lc.graded_messages / s,
-                messages=lc.messages / s,
-                hops=lc.hops / s,
-                spike_rate=lc.spike_rate,
-                busy_ns_per_step=b_step,
+                synaptic_j=pj["synaptic"] * PJ / s, neuron_j=pj["neuron"] * PJ / s,
+                state_update_j=pj["state_update"] * PJ / s, lut_j=pj["lut"] * PJ / s,
+                message_j=pj["message"] * PJ / s, hop_j=pj["hop"] * PJ / s,
+                synaptic_ops=lc.synops_effective / s, synaptic_ops_dense=lc.synops_dense / s,
+                neuron_updates=lc.neuron_updates / s, compartment_updates=lc.compartment_updates / s,
+                state_update_ops=lc.state_update_ops / s, lut_ops=lc.lut_ops / s, spikes=lc.spikes / s,
+                graded_messages=lc.graded_messages / s, messages=lc.messages / s, hops=lc.hops / s,
+                spike_rate=lc.spike_rate, busy_ns_per_step=b_step, host_j=h_pj * PJ / s,
+                on_chip=lc.role != "host",
             )
         )
 
     cores = tuple(
-        CoreLoad(
-            core=c,
-            busy_ns_per_step=busy[c],
-            utilisation=busy[c] / step_ns if step_ns > 0 else 0.0,
-            layers=tuple(on_core[c]),
-            virtual=c in virtual,
-        )
+        CoreLoad(core=c, busy_ns_per_step=busy[c], utilisation=busy[c] / step_ns if step_ns > 0 else 0.0,
+                 layers=tuple(on_core[c]), virtual=c in virtual)
         for c in sorted(busy, key=lambda c: (c < 0, abs(c)))
     )
+    host_layers = [lc for lc in counts.layers if lc.role == "host"]
+    host = {
+        "description": "host-side nodes (input quantisation, decoders after pooling): run on the host, priced "
+                       "at the conventional processor's float MAC; no chip cores",
+        "layers": [lc.name for lc in host_layers],
+        "ops_per_sample": sum(lc.synops_dense + lc.state_update_ops + lc.lut_ops for lc in host_layers) / s,
+        "energy_per_sample_j": sum(host_pj) * PJ / s,
+        "mac_pj": target.conventional.float_mac_pj,
+        "host_to_chip_messages_per_sample": sum(lc.messages for lc in host_layers) / s,
+    }
 
-    # ---- (b) the papers' MAC/AC convention ------------------------------------------------------------
+    # ---- (b) the papers' MAC/AC convention: feature-mixing (QDense) layers only ------------------------------
     cv = target.convention
-    dense = counts.total("synops_dense") / s
-    n_ac = counts.total("synops_effective_ac") / s
-    n_mac = counts.total("synops_effective_mac") / s
+    mixing = [lc for lc in counts.layers if lc.kind in ("QDense", "Affine")]
+    ssm_io = [lc for lc in counts.layers if lc.kind in ("QModeBank", "QModeReadout")]
+    dense = sum(lc.synops_dense for lc in mixing) / s
+    n_ac = sum(lc.synops_effective_ac for lc in mixing) / s
+    n_mac = sum(lc.synops_effective_mac for lc in mixing) / s
+    io_dense = sum(lc.synops_dense for lc in ssm_io) / s
+    io_eff = sum(lc.synops_effective for lc in ssm_io) / s
     n_state = counts.total("state_update_ops") / s
     ann_mix = dense * cv.mac_pj * PJ
     snn_mix = (n_ac * cv.ac_pj + n_mac * cv.mac_pj) * PJ
-    state_j = n_state * cv.mac_pj * PJ
+    extra_ann = (n_state + io_dense) * cv.mac_pj * PJ
+    extra_snn = (n_state + io_eff) * cv.mac_pj * PJ
     conventions = {
         "mac_pj": cv.mac_pj,
         "ac_pj": cv.ac_pj,
         "mixing_only": {
-            "description": "SpikingSSMs-style count: synaptic (mixing) operations only; the SSM state recurrence "
-                           "is not counted. ANN = dense synaptic ops as MACs; SNN = binary-input ops as ACs + "
-                           "graded-input ops as MACs.",
-            "ann_macs": dense,
-            "snn_acs": n_ac,
-            "snn_macs": n_mac,
-            "ann_energy_j": ann_mix,
-            "snn_energy_j": snn_mix,
-            "ratio_ann_over_snn": _ratio(ann_mix, snn_mix),
+            "description": "SpikingSSMs-style count: the feature-mixing (dense) layers only; the SSM's input and "
+                           "readout ops and its recurrence are not counted. ANN = dense synaptic ops as MACs; "
+                           "SNN = binary-input ops as ACs + graded-input ops as MACs.",
+            "ann_macs": dense, "snn_acs": n_ac, "snn_macs": n_mac,
+            "ann_energy_j": ann_mix, "snn_energy_j": snn_mix, "ratio_ann_over_snn": _ratio(ann_mix, snn_mix),
         },
         "with_state_updates": {
-            "description": "Same convention, also counting each SSM state-update multiply-add as a MAC on both "
-                           "sides (the recurrence runs in the ANN and the SNN alike).",
-            "state_update_macs": n_state,
-            "ann_energy_j": ann_mix + state_j,
-            "snn_energy_j": snn_mix + state_j,
-            "ratio_ann_over_snn": _ratio(ann_mix + state_j, snn_mix + state_j),
+            "description": "Same convention, also counting each SSM state-update multiply-add and the SSM's input "
+                           "and readout ops as MACs (dense on the ANN side, non-zero-driven on the SNN side).",
+            "state_update_macs": n_state, "ssm_io_macs_ann": io_dense, "ssm_io_macs_snn": io_eff,
+            "ann_energy_j": ann_mix + extra_ann, "snn_energy_j": snn_mix + extra_snn,
+            "ratio_ann_over_snn": _ratio(ann_mix + extra_ann, snn_mix + extra_snn),
         },
     }
 
     # ---- (c) the float model on a conventional processor ----------------------------------------------------
     cp = target.conventional
     if float_macs_per_sample is None:
-        macs = dense + n_state
+        macs = counts.total("synops_dense") / s + n_state
         macs_source = "derived from the counts: dense synaptic ops + SSM state-update ops per sample"
     else:
         macs = float(float_macs_per_sample)
-        macs_source = "given: MACs of the float model per sample"
+        macs_source = "given: MACs of the float model per sample (nodes after pooling once per sample)"
     sram_per_mac_pj = cp.sram_access_pj * cp.weight_bits / cp.sram_word_bits
     conv_j = macs * cp.float_mac_pj * PJ
     conv_fetch_j = macs * (cp.float_mac_pj + sram_per_mac_pj) * PJ
     conventional = {
-        "name": cp.name,
-        "float_macs_per_sample": macs,
-        "macs_source": macs_source,
-        "mac_pj": cp.float_mac_pj,
-        "sram_pj_per_mac": sram_per_mac_pj,
-        "energy_per_sample_j": conv_j,
+        "name": cp.name, "float_macs_per_sample": macs, "macs_source": macs_source, "mac_pj": cp.float_mac_pj,
+        "sram_pj_per_mac": sram_per_mac_pj, "energy_per_sample_j": conv_j,
         "energy_with_weight_fetch_per_sample_j": conv_fetch_j,
-        "ratio_vs_target": _ratio(conv_j, total_j),
-        "ratio_with_weight_fetch_vs_target": _ratio(conv_fetch_j, total_j),
+        "ratio_vs_target": _ratio(conv_j, total_j), "ratio_with_weight_fetch_vs_target": _ratio(conv_fetch_j, total_j),
     }
 
     used_sections = ("energy", "timing", "convention", "conventional")
@@ -362,28 +447,14 @@ def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | flo
     )
 
     return EnergyReport(
-        target=target.name,
-        target_display_name=target.display_name,
-        is_estimate=target.is_estimate,
-        complete=target.complete,
-        estimate_basis=target.estimate_basis,
-        samples=s,
-        steps_per_sample=counts.steps_per_sample,
-        cores_used=cores_used,
-        chips_used=chips_used,
-        chips_in_system=target.system.chips,
-        energy_per_sample_j=total_j,
-        dynamic_energy_j=dynamic_j,
-        static_energy_j=static_j,
-        static_energy_all_chips_j=static_all_j,
-        dynamic_breakdown_j=breakdown,
-        latency_per_step_s=latency_step_s,
-        latency_per_sample_s=latency_sample_s,
-        latency_breakdown_ns={"compute_ns": compute_ns, "noc_ns": noc_ns, "barrier_ns": t.barrier_ns},
-        critical_core=critical,
-        layers=tuple(layers),
-        cores=cores,
-        conventions=conventions,
-        conventional_processor=conventional,
-        constants=constants,
+        target=target.name, target_display_name=target.display_name, is_estimate=target.is_estimate,
+        complete=target.complete, estimate_basis=target.estimate_basis, samples=s,
+        steps_per_sample=counts.steps_per_sample, cores_used=cores_used, chips_used=chips_used,
+        chips_in_system=target.system.chips, energy_per_sample_j=total_j, dynamic_energy_j=dynamic_j,
+        static_energy_j=static_j, static_energy_all_chips_j=static_all_j, dynamic_breakdown_j=breakdown,
+        latency_per_step_s=latency_step_s, latency_per_sample_s=latency_sample_s,
+        latency_breakdown_ns={"compute_ns": compute_ns, "noc_ns": noc_ns, "barrier_ns": barrier_ns},
+        critical_core=critical, layers=tuple(layers), cores=cores, conventions=conventions,
+        conventional_processor=conventional, constants=constants, categories_j=categories, host=host,
+        tiles_used=int(tiles_used), timing=timing_out,
     )

@@ -33,6 +33,7 @@ from neurocompile.sim.fixed import limit, quantize_round, sat
 from neurocompile.sim.placement import (
     COMPUTE, SYNAPSE, Placement, compartments, fanout_nnz, place, roles, synapse_count, synops_dense_per_step,
 )
+from neurocompile.sim.placement_modes import message_routes, synapse_format
 
 __all__ = ["SimResult", "simulate", "merge_results", "plan", "is_spiking", "ARITH", "EXACT_F32", "EXACT_F64"]
 
@@ -371,6 +372,7 @@ class _Batch:
         self.st: dict[str, dict[str, Any]] = {}
         self.delay_lines: dict[tuple[str, str], list[Array]] = {}
         self.finals: dict[str, Callable[[], dict[str, Array]]] = {}
+        self.events: dict[str, Array] = {}  # SYNAPSE dense -> bool [B, out]: a synaptic event arrived (counters)
         self.steps: list[Callable[[int], None]] = []
         self.flush: list[Callable[[], None]] = []
         self.x = x
@@ -445,6 +447,30 @@ class _Batch:
             return self._build_readout(name, node, path)
         return self._build_kernel(name, node)
 
+    def _event_tracker(self, name: str, node: hw.QNode) -> Callable[[Array, int], None] | None:
+        """For a SYNAPSE dense (counters on): a step function recording, per output, whether a synaptic event
+        arrived (a stored synapse got a non-zero input), delayed like the dense's output (Loihi's update rule)."""
+        if not (self.counters and self.p.role[name] == SYNAPSE and isinstance(node, hw.QDense)):
+            return None
+        B, n_out, delay = self.B, node.out_size(), int(node.delay)
+        stored = (node.weight != 0).T.astype(np.float32)  # [in, out]: synapses stored
+        full = bool(stored.all())  # every input reaches every output: an event is any non-zero input
+        ring = [np.zeros((B, n_out), bool) for _ in range(delay)]
+        self.events[name] = np.zeros((B, n_out), bool)
+
+        def update(x: Array, t: int) -> None:
+            if full:
+                ev = np.broadcast_to(np.any(x != 0, axis=1)[:, None], (B, n_out))
+            else:  # sums of 0/1 products: > 0 exactly when a stored synapse got a non-zero input
+                ev = ((x != 0).astype(np.float32) @ stored) > 0
+            if delay:
+                slot = ring[t % delay]
+                np.copyto(self.events[name], slot)
+                np.copyto(slot, ev)
+            else:
+                self.events[name] = ev
+        return update
+
     def _build_input(self, name: str, node: hw.QInput) -> Callable[[int], None]:
         x = self.x[name]
         if node.tokens:
@@ -466,13 +492,23 @@ class _Batch:
         bufs: dict[str, list] = {p: [] for p, _ in ports}
         is_acc = isinstance(node, hw.QAccumulate)
         count_active = self.counters and self.p.role[name] == COMPUTE
+        ev_srcs = [s for _, srcs in ports for s, d in srcs if d == 0 and self.p.role[s] == SYNAPSE
+                   and isinstance(self.g.node(s), hw.QDense)]
+        events = self._event_tracker(name, node)
         self.finals[name] = lambda: {k: (np.stack(v, axis=1) if k == "pipe" else v) for k, v in st.items()
                                      if k != "saturations"}
 
         def step(t: int) -> None:
             ins = {p: self._gather(name, p, srcs, bufs[p], t) for p, srcs in ports}
             if count_active:
-                self.acc.active[name] += _active_count(node, ins, st)
+                ev = None
+                for s_ in ev_srcs:  # Loihi updates a neuron when any event arrives, even if they sum to zero
+                    e_ = self.events.get(s_)
+                    if e_ is not None:
+                        ev = e_ if ev is None else (ev | e_)
+                self.acc.active[name] += _active_count(node, ins, st, ev)
+            if events is not None:
+                events(ins["in"], t)
             before = st["saturations"]
             out = kernels.step(node, ins, st)
             self.acc.sat[name] += st["saturations"] - before
@@ -506,6 +542,7 @@ class _Batch:
         out_buf = np.empty((B, n_out), np.int64) if delay else acc
         count_active = self.counters and self.p.role[name] == COMPUTE
         sat_acc = self.acc.sat
+        events = self._event_tracker(name, node)
 
         def finals() -> dict[str, Array]:
             return {"pipe": np.stack([ring[(self.T + j) % delay] for j in range(delay)], axis=1)} if delay else {}
@@ -530,6 +567,8 @@ class _Batch:
                 slot = ring[t % delay]
                 np.copyto(out_buf, slot)
                 np.copyto(slot, acc)
+            if events is not None:
+                events(x, t)
             self.vals[name] = out_buf
             self._emit(name, out_buf, t)
         return step
@@ -753,8 +792,9 @@ class _Batch:
         return out
 
 
-def _active_count(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any]) -> int:
-    """Active compartments of this step: those whose input or (previous) state is non-zero."""
+def _active_count(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any], events: Array | None = None) -> int:
+    """Updated compartments of this step (Loihi's rule): a synaptic event arrived (``events``, when the input
+    comes through stored synapses), the input is non-zero, or the (previous) state is non-zero."""
     if isinstance(node, hw.QModeBank):
         mode = (st["re"] != 0) | (st["im"] != 0) | (ins["in"] != 0)[:, :, None]
         return 2 * int(np.count_nonzero(mode))
@@ -764,7 +804,7 @@ def _active_count(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any]) -> 
         return int(np.count_nonzero(np.any(state != 0, axis=2) | (ins["skip"] != 0)))
     if isinstance(node, hw.QDense):
         return int(np.count_nonzero(np.any(ins["in"] != 0, axis=1))) * node.out_size()
-    a = None
+    a = events
     for v in ins.values():
         a = (v != 0) if a is None else (a | (v != 0))
     for k in ("u", "v", "r", "s", "acc"):
@@ -784,6 +824,22 @@ def _lut_ops(node: hw.QNode) -> int:
     if isinstance(node, hw.QLayerNorm):
         return 1
     return 0
+
+
+def _messages_in(g: Graph, p: _Plan, acc: _Acc, placement: Placement, name: str) -> int:
+    """Messages received by the cores of ``name``: per source output index, its non-zero outputs times the
+    cores of ``name`` it reaches (messages through a SYNAPSE dense are counted by the dense)."""
+    mine = list(placement.node_cores.get(name, ()))
+    if not mine or p.role[name] not in (COMPUTE, SYNAPSE):
+        return 0
+    total = 0
+    for s_ in g.preds(name):
+        reach = placement._reach.get(s_)
+        if reach is None or reach.shape[1] == 0 or p.role[s_] == SYNAPSE:
+            continue
+        cols = [c for c in mine if c < reach.shape[1]]
+        total += int(acc.nz[s_] @ reach[:, cols].sum(axis=1))
+    return total
 
 
 def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Placement | None) -> RunCounts:
@@ -811,19 +867,23 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
                     ac += ops
                 else:
                     mac += ops
-        msgs = local = hops = hops_ns = 0
+        msgs = local = hops = hops_ns = msgs_in = 0
         core_ids: tuple[int, ...] = ()
         core_counts: tuple[int, ...] = ()
         if placement is not None:
-            r = placement.routes[name]
-            msgs, local, hops, hops_ns = (int(nz @ v) for v in (r.messages, r.local, r.hops, r.hops_ns))
+            r = message_routes(placement, name)
+            if r.messages.size == nz.size:
+                msgs, local, hops, hops_ns = (int(nz @ v) for v in (r.messages, r.local, r.hops, r.hops_ns))
             core_ids = placement.node_cores[name]
             core_counts = placement.node_core_counts[name]
+            msgs_in = _messages_in(g, p, acc, placement, name) if role != "host" else 0
         layers.append(LayerCounts(
             name=name,
             kind=type(node).__name__,
             core_ids=core_ids,
             core_neurons=core_counts,
+            role=role,
+            synapse_format=synapse_format(node),
             neurons=comp,
             synapses=synapse_count(node),
             spikes=events if spiking else 0,
@@ -838,6 +898,7 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
             lut_ops=_lut_ops(node) * n_steps,
             messages=msgs,
             messages_local=local,
+            messages_in=msgs_in,
             hops=hops,
             hops_ns=hops_ns,
             saturations=acc.sat[name],

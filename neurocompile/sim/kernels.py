@@ -100,7 +100,10 @@ def step_modereadout(node: hw.QModeReadout, ins: dict[str, Array], st: dict) -> 
 def step_lif(node: hw.QLIF, ins: dict[str, Array], st: dict) -> Array:
     v = _sat(st, rsh_trunc(node.decay * st["v"], node.coef_frac_bits) + ins["in"], node.state_bits)
     s = _spike(v, node.vth, node.compare)
-    st["v"] = np.where(s == 1, 0 if node.reset == "zero" else v - node.vth, v)
+    if node.reset != "none":  # 'none': the membrane keeps its value after a spike
+        st["v"] = np.where(s == 1, 0 if node.reset == "zero" else v - node.vth, v)
+    else:
+        st["v"] = v
     return s
 
 

@@ -269,7 +269,7 @@ class PyQLIFModel(AbstractQStatefulModel):
         x = self.a_in.recv()
         v = self.saturate(trunc_shift(pp["decay"] * self.v, pp["coef_frac_bits"]) + x, pp["state_bits"])
         s = fire(v, self.vth, pp["compare"])
-        after = np.zeros_like(v) if pp["reset"] == "zero" else v - self.vth
+        after = np.zeros_like(v) if pp["reset"] == "zero" else v if pp["reset"] == "none" else v - self.vth
         self.v[...] = np.where(s == 1, after, v)
         return s
 
