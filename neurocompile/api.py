@@ -59,7 +59,7 @@ def targets(as_json: bool = False, console: Console | bool | None = None) -> lis
         con.print_json(json.dumps(rows, sort_keys=True))
         return rows
     table = Table(title="neurocompile targets", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption="bits: weight mantissa, state, graded message (targets/*.toml)")
+                  caption="bits: weight mantissa, state, graded message (neurocompile/targets/*.toml)")
     cells = [[r["name"], f"{r['chips']:,}", f"{r['cores']:,}", f"{r['neurons_per_core']:,}", str(r["weight_bits"]),
               str(r["state_bits"]), str(r["graded_message_bits"]),
               "estimate" if r["energy_is_estimate"] else "published"] for r in rows]

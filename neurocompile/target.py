@@ -1,4 +1,4 @@
-"""Hardware targets: typed, sourced descriptions of Loihi-style chips, read from ``targets/*.toml``.
+"""Hardware targets: typed, sourced descriptions of Loihi-style chips, read from ``neurocompile/targets/*.toml``.
 
 Hardware is data. Every number the compiler, the simulator and the energy model use about a chip lives in a
 target file, and every numeric constant there carries its unit and its source::
@@ -293,8 +293,8 @@ class Target:
 
 
 def targets_dir() -> Path:
-    """The repository's ``targets/`` folder (next to the ``neurocompile`` package)."""
-    return Path(neurocompile.__file__).resolve().parent.parent / "targets"
+    """The shipped targets: ``neurocompile/targets/`` inside the package (installed as package data)."""
+    return Path(neurocompile.__file__).resolve().parent / "targets"
 
 
 def list_targets() -> list[str]:
