@@ -36,6 +36,7 @@ from torch import nn
 
 from neurocompile.fileio import sha256
 from neurocompile.errors import ModelLoadError, NeurocompileError
+from neurocompile.frontend.safety import check_model_file
 
 __all__ = ["LoadedModel", "load_model", "resolve_config", "check_weights", "CONFIG_EXTRA_FILE", "FORMATS"]
 
@@ -343,6 +344,7 @@ def load_model(path: str | os.PathLike, trust_pickle: bool = False, config: Any 
     if size == 0:
         raise ModelLoadError(f"{p}: the file is empty (0 bytes); it was not written completely")
     cfg = resolve_config(config)
+    check_model_file(p, trust_pickle)  # before any torch loader: torch.export.load may unpickle without limits
     fmt = _detect(_zip_names(p))
     if fmt == "torchscript":
         loaded = _load_torchscript(p, cfg)
