@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from neurocompile import __version__
-from neurocompile.artifact import Artifact, dumps, load_artifact, write_artifact
+from neurocompile.artifact import Artifact, check_replace, load_artifact, write_artifact
 from neurocompile.datasets import Dataset, check_compatible, load_dataset
 from neurocompile.errors import ArtifactError, DatasetError, NeurocompileError
-from neurocompile.fileio import atomic_write_text
+from neurocompile.fileio import atomic_write_files, atomic_write_text, check_output_path
 
 _DEFAULT_CONSOLE = Console(stderr=False, highlight=False)
 if not _DEFAULT_CONSOLE.is_terminal and "COLUMNS" not in os.environ:
@@ -133,12 +133,10 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     con = _console(console)
     model = Path(model)
     tgt = load_target(target)
-    config = None
-    if config_path is not None:
-        try:
-            config = json.loads(Path(config_path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise NeurocompileError(f"config file '{config_path}' cannot be read as JSON ({e})") from None
+    out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
+    check_replace(out, force)  # before the long compile: refuse what cannot be written
+    check_output_path(out, folder=True)
+    config = _read_config(config_path)
     if model.suffix == ".nir":  # a plain SNN from another framework, through NIR
         from neurocompile.interop.nir import read_nir
 
@@ -182,7 +180,6 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
             f"error(s)): {listed}. {_fit_advice(blocking)}; nothing was written")
     with con.status("measuring quantisation error ..."):
         qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
-    out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
     manifest = {
         "model": {"name": fgraph.name, "file": model.name, "family": fgraph.meta.get("family"),
                   "task": task, "task_options": _task_options(loaded, task),
@@ -214,6 +211,18 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     return path
 
 
+def _read_config(config_path: Path | str | None) -> Any:
+    """The --config JSON file (None when not given); one clear line when it cannot be read."""
+    if config_path is None:
+        return None
+    try:
+        return json.loads(Path(config_path).read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else " ".join(str(e).split())[:160]
+        raise NeurocompileError(f"config file '{config_path}' cannot be read as JSON ({why}); pass a JSON file "
+                                "of ModelConfig fields") from None
+
+
 # -- convert ----------------------------------------------------------------------------------------
 
 def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: str = "float32",
@@ -228,13 +237,13 @@ def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: st
     if to not in ("onnx", "nir"):
         raise NeurocompileError(f"unknown format '{to}'; choose onnx or nir")
     out = Path(out) if out is not None else Path(f"{model.stem}.{to}")
+    check_output_path(out)
     if out.exists() and not force:
         raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")
-    config = json.loads(Path(config_path).read_text()) if config_path else None
+    config = _read_config(config_path)
     graph = lower_graph(trace(load_model(model, trust_pickle=trust_pickle, config=config)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         if to == "onnx":
             from neurocompile.interop.onnx import export_onnx
 
@@ -243,9 +252,8 @@ def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: st
             from neurocompile.interop.nir import DEFAULT_DT, write_nir
 
             write_nir(graph, tmp, dt=DEFAULT_DT if dt is None else dt)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write_files({out: write})
     con.print(f"[bold green]converted[/] {model.name} -> {out} ({to})")
     return out
 
@@ -260,8 +268,11 @@ def _dataset_for(art: Artifact, dataset: str | None, limit: int | None) -> Datas
                            "(sdigits, listops or a .npz with x [n, T, d] and y [n])")
     inp = art.manifest["input"]
     options = model.get("task_options") if spec == model.get("task") else None
+    g = art.int_graph
+    vocab = int(getattr(g.node(g.inputs[0]), "vocab", 0) or 0)
+    classes = int(g.node(g.outputs[0]).out_size())
     ds = check_compatible(load_dataset(spec, split="test", options=options), int(inp["size"]),
-                          bool(inp["tokens"]), f"artifact '{art.path.name}'")
+                          bool(inp["tokens"]), f"artifact '{art.path.name}'", vocab=vocab, classes=classes)
     return ds.limit(limit)
 
 
@@ -311,42 +322,73 @@ def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]
     return rows
 
 
+def _check_workers(workers: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise NeurocompileError(f"--workers must be a whole number of at least 1, got {workers!r}")
+
+
+def _check_outputs(*paths: Path | str | None) -> None:
+    """The output files can be written (checked before the long simulation) and are distinct."""
+    given = [Path(p) for p in paths if p is not None]
+    for p in given:
+        check_output_path(p)
+    if len({p.resolve() for p in given}) < len(given):
+        raise NeurocompileError("--json and --html name the same file; give two different files")
+
+
+def _predictions(result: Any, ds: Dataset) -> dict[str, Any]:
+    """Per-sample integer-model predictions and labels (for --predictions)."""
+    return {"predictions": [int(v) for v in np.asarray(result.predictions).reshape(-1)],
+            "labels": None if ds.y is None else [int(v) for v in np.asarray(ds.y).reshape(-1)]}
+
+
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
-             scheduler: str | None = None, compare_float: bool = True,
+             scheduler: str | None = None, compare_float: bool = True, predictions: bool = False,
              console: Console | bool | None = None) -> dict[str, Any]:
-    """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes."""
+    """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes.
+
+    Returns (and writes to ``json_path``) the ``neurocompile.simulate/1`` document of docs/report-schema.md;
+    ``predictions``: add per-sample predictions and labels.
+    """
+    from neurocompile.report.json_report import dumps as report_dumps
+    from neurocompile.report.json_report import simulate_json
+
     con = _console(console)
-    if workers < 1:
-        raise NeurocompileError(f"--workers must be at least 1, got {workers}")
+    _check_workers(workers)
+    _check_outputs(json_path)
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
     result = _run(art, ds, backend, workers, scheduler, progress=True)
     steps = int(ds.x.shape[1])
-    out: dict[str, Any] = {"artifact": str(art.path), "target": art.target, "backend": backend,
-                           "dataset": ds.name, "samples": len(ds), "steps": steps,
-                           "accuracy": None, "float_accuracy": None}
+    accuracy = float_accuracy = None
     if ds.y is not None:
-        out["accuracy"] = float(np.mean(result.predictions == ds.y))
+        accuracy = float(np.mean(result.predictions == ds.y))
         if compare_float:
-            out["float_accuracy"] = _float_accuracy(art, ds)
-    out["layers"] = _layer_rows(result, len(ds), steps)
-    out["saturations"] = {k: int(v) for k, v in sorted(result.saturations.items()) if v}
+            float_accuracy = _float_accuracy(art, ds)
+    meta: dict[str, Any] = {"artifact": str(art.path), "target": art.target, "backend": backend,
+                            "dataset": ds.name,
+                            "saturations": {k: int(v) for k, v in sorted(result.saturations.items()) if v}}
+    if predictions:
+        meta.update(_predictions(result, ds))
+    out = simulate_json(result.counts, accuracy=accuracy, float_accuracy=float_accuracy, meta=meta)
+    out.setdefault("float_accuracy", None)
+    rows = _layer_rows(result, len(ds), steps)
     table = Table(title=f"{art.path.name} on {ds.name} ({len(ds)} samples x {steps} steps, backend {backend})")
     for col in ("layer", "neurons", "spikes", "spikes/sample", "spike rate"):
         table.add_column(col, justify="left" if col == "layer" else "right")
-    for r in out["layers"]:
+    for r in rows:
         table.add_row(r["name"], str(r["neurons"]), f"{r['spikes']:,}", f"{r['spikes_per_sample']:.1f}",
                       f"{100 * r['spike_rate']:.2f} %")
     con.print(table)
-    if out["accuracy"] is not None:
-        line = f"integer accuracy: [bold]{100 * out['accuracy']:.2f} %[/]"
-        if out["float_accuracy"] is not None:
-            delta = 100 * (out["accuracy"] - out["float_accuracy"])
-            line += f"   float accuracy: {100 * out['float_accuracy']:.2f} %   (delta {delta:+.2f} points)"
+    if accuracy is not None:
+        line = f"integer accuracy: [bold]{100 * accuracy:.2f} %[/]"
+        if float_accuracy is not None:
+            delta = 100 * (accuracy - float_accuracy)
+            line += f"   float accuracy: {100 * float_accuracy:.2f} %   (delta {delta:+.2f} points)"
         con.print(line)
     if json_path is not None:
-        atomic_write_text(Path(json_path), dumps(out))
+        atomic_write_text(Path(json_path), report_dumps(out))
     return out
 
 
@@ -354,36 +396,48 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
 
 def report(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
            json_path: Path | str | None = None, html_path: Path | str | None = None, workers: int = 1,
-           console: Console | bool | None = None) -> dict[str, Any]:
-    """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML."""
+           predictions: bool = False, console: Console | bool | None = None) -> dict[str, Any]:
+    """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML.
+
+    Returns (and writes to ``json_path``) the ``neurocompile.report/1`` document of docs/report-schema.md;
+    the JSON and HTML files are written as a set (both or neither). ``predictions``: add per-sample
+    predictions and labels to the JSON.
+    """
     from neurocompile.report import render_html, render_terminal
+    from neurocompile.report.json_report import dumps as report_dumps
+    from neurocompile.report.json_report import report_json
     from neurocompile.sim.energy import estimate
     from neurocompile.target import load_target
 
     con = _console(console)
+    _check_workers(workers)
+    _check_outputs(json_path, html_path)
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
     tgt = load_target(art.target)
     result = _run(art, ds, "sim", workers, None, progress=True, record_sample=0)
     float_macs = _float_macs_per_sample(art, int(ds.x.shape[1]))
     energy = estimate(result.counts, tgt, float_macs_per_sample=float_macs)
-    data = energy.to_dict()
-    steps = int(ds.x.shape[1])
-    data["artifact"] = str(art.path)
-    data["dataset"] = ds.name
-    data["samples"] = len(ds)
-    data["steps"] = steps
-    data["accuracy"] = None if ds.y is None else float(np.mean(result.predictions == ds.y))
-    data["activity"] = _layer_rows(result, len(ds), steps)
-    data["counts"] = result.counts.to_dict()
-    render_terminal(data, console=con)
+    accuracy = None if ds.y is None else float(np.mean(result.predictions == ds.y))
+    meta: dict[str, Any] = {"artifact": str(art.path), "dataset": ds.name, "counts": result.counts.to_dict()}
+    if predictions:
+        meta.update(_predictions(result, ds))
+    data = report_json(energy, result.counts, accuracy=accuracy, meta=meta)
+    data.setdefault("accuracy", None)
+    render_terminal(energy, counts=result.counts, console=con, accuracy=accuracy)
+    writers: dict[Path, Any] = {}
     if json_path is not None:
-        atomic_write_text(Path(json_path), dumps(data))
+        text = report_dumps(data)
+        writers[Path(json_path)] = lambda tmp: tmp.write_text(text, encoding="utf-8")
     if html_path is not None:
         raster = getattr(result, "sample_spikes", None) or {}
         placement = getattr(result, "placement", None)
         util = placement.utilisation() if placement is not None and hasattr(placement, "utilisation") else {}
-        render_html(data, Path(html_path), raster=raster, core_utilisation=util)
+        writers[Path(html_path)] = lambda tmp: render_html(energy, tmp, counts=result.counts, raster=raster,
+                                                           core_utilisation=util, accuracy=accuracy)
+    if writers:
+        atomic_write_files(writers)
+    if html_path is not None:
         con.print(f"HTML report: {html_path}")
     return data
 
@@ -421,10 +475,14 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
             rep = art.read_json("quant_report.json")
             if rep is None:
                 raise ArtifactError(f"artifact '{path}' has no quant_report.json; re-export the model")
-            if as_json:
-                con.print_json(json.dumps(rep, sort_keys=True))
-            else:
-                render_quant_report(rep, console=con)
+            try:
+                if as_json:
+                    con.print_json(json.dumps(rep, sort_keys=True))
+                else:
+                    render_quant_report(rep, console=con)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+                raise ArtifactError(f"{path / 'quant_report.json'}: unexpected structure ({type(e).__name__}: "
+                                    f"{' '.join(str(e).split())[:120]}); re-export the model") from None
             return rep
         graph = art.int_graph
     else:
@@ -433,8 +491,7 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
                                     "(export it first with 'neurocompile export')")
         from neurocompile.frontend import load_model, trace
 
-        config = json.loads(Path(config_path).read_text()) if config_path else None
-        graph = trace(load_model(path, config=config))
+        graph = trace(load_model(path, config=_read_config(config_path)))
     rows = describe(graph)
     if as_json:
         con.print_json(json.dumps(rows, sort_keys=True, default=str))

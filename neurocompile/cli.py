@@ -35,6 +35,10 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except OSError as e:  # a file-system failure no check caught first: still one line, no traceback
+            where = f" '{e.filename}'" if e.filename else ""
+            click.echo(f"error: file system error{where}: {e.strerror or e}", err=True)
+            sys.exit(2)
 
     return wrapper
 
@@ -156,9 +160,10 @@ def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool
 @click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler to send the work to.")
 @click.option("--no-float", is_flag=True, help="Skip the float-model accuracy comparison.")
+@click.option("--predictions", is_flag=True, help="Add per-sample predictions and labels to the JSON.")
 @_friendly
 def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
-                 workers: int, scheduler: str | None, no_float: bool) -> None:
+                 workers: int, scheduler: str | None, no_float: bool, predictions: bool) -> None:
     """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
 
     \b
@@ -170,7 +175,7 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
     from neurocompile import api
 
     api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
-                 scheduler=scheduler, compare_float=not no_float)
+                 scheduler=scheduler, compare_float=not no_float, predictions=predictions)
 
 
 @main.command("report")
@@ -181,9 +186,10 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
 @click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
               help="Write a self-contained HTML report with figures.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
+@click.option("--predictions", is_flag=True, help="Add per-sample predictions and labels to the JSON.")
 @_friendly
 def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None,
-               html_path: Path | None, workers: int) -> None:
+               html_path: Path | None, workers: int, predictions: bool) -> None:
     """Energy, latency and activity of ARTIFACT on a dataset: terminal tables, JSON and HTML.
 
     \b
@@ -193,7 +199,8 @@ def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path
     """
     from neurocompile import api
 
-    api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers)
+    api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers,
+               predictions=predictions)
 
 
 @main.command("inspect")
