@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_hardening_output import write
 
 from neurocompile.artifact import load_artifact
 from neurocompile.cli import main
@@ -24,7 +25,6 @@ from neurocompile.errors import ArtifactError, TargetError
 from neurocompile.fileio import sha256
 from neurocompile.models import ModelConfig, SSMClassifier, save_checkpoint
 from neurocompile.target import load_target, targets_dir
-from test_hardening_output import write
 
 
 def run(*args):
@@ -104,7 +104,7 @@ def test_corrupt_quant_report_is_one_line(art):
 ])
 def test_target_values_out_of_range_name_the_key(tmp_path, key, value, needle):
     text = (targets_dir() / "loihi2.toml").read_text()
-    new, n = re.subn(rf"^{key} = {{ value = \d+", f"{key} = {{ value = {value}", text, count=1, flags=re.M)
+    new, n = re.subn(rf"^{key} = {{ value = \d+", f"{key} = {{ value = {value}", text, count=1, flags=re.MULTILINE)
     assert n == 1
     (tmp_path / "t.toml").write_text(new)
     with pytest.raises(TargetError) as exc:
@@ -115,7 +115,7 @@ def test_target_values_out_of_range_name_the_key(tmp_path, key, value, needle):
 
 def test_energy_constants_have_an_upper_bound(tmp_path):
     text = (targets_dir() / "loihi2.toml").read_text()
-    new = re.sub(r"^synaptic_op_pj = \{ value = [0-9.e+-]+", "synaptic_op_pj = { value = 1e300", text, flags=re.M)
+    new = re.sub(r"^synaptic_op_pj = \{ value = [0-9.e+-]+", "synaptic_op_pj = { value = 1e300", text, flags=re.MULTILINE)
     (tmp_path / "t.toml").write_text(new)
     with pytest.raises(TargetError, match=r"energy.synaptic_op_pj.value': 1e\+300 is out of range"):
         load_target(tmp_path / "t.toml")

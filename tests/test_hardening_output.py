@@ -21,7 +21,13 @@ import pytest
 from click.testing import CliRunner
 
 from neurocompile import fileio
-from neurocompile.artifact import artifact_problem, load_artifact, lock_path, output_lock, write_artifact
+from neurocompile.artifact import (
+    artifact_problem,
+    load_artifact,
+    lock_path,
+    output_lock,
+    write_artifact,
+)
 from neurocompile.cli import main
 from neurocompile.errors import ArtifactError, NeurocompileError, OutputError
 from neurocompile.ir.graph import Graph
