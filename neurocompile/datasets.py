@@ -74,6 +74,8 @@ def load_dataset(spec: str, split: str = "test", options: dict | None = None) ->
     except Exception as e:  # noqa: BLE001 - a corrupt archive can fail anywhere inside numpy/zipfile
         raise DatasetError(f"dataset file '{path}' cannot be read as .npz ({type(e).__name__}: "
                            f"{' '.join(str(e).split())[:160]})") from None
+    if not isinstance(x, np.ndarray) or (y is not None and not isinstance(y, np.ndarray)):
+        raise DatasetError(f"dataset file '{path}': 'x' and 'y' must be .npy arrays inside the .npz")
     if x.ndim not in (2, 3) or x.shape[0] == 0:
         raise DatasetError(f"dataset file '{path}': 'x' must be [n, T, d] or [n, T] with n > 0, got shape {x.shape}")
     if x.dtype.kind not in "fiu":

@@ -25,6 +25,7 @@ import json
 import pickletools
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -199,42 +200,64 @@ def _scan_zip(zf: zipfile.ZipFile, prefix: str, depth: int) -> list[Finding]:
         if r.endswith(("_weights_config.json", "_constants_config.json")):
             findings += _payload_config_findings(zf, name, prefix)
             continue
-        with zf.open(name) as f:
-            head = f.read(4)
-        if head.startswith(b"PK\x03\x04"):
-            if depth >= MAX_DEPTH:
-                findings.append(Finding(where, f"archive nested more than {MAX_DEPTH} levels deep"))
-                continue
-            try:
+        try:
+            with zf.open(name) as f:
+                head = f.read(4)
+            if head.startswith(b"PK\x03\x04"):
+                if depth >= MAX_DEPTH:
+                    findings.append(Finding(where, f"archive nested more than {MAX_DEPTH} levels deep"))
+                    continue
                 with zf.open(name) as f, zipfile.ZipFile(f) as inner:
                     findings += _scan_zip(inner, where + "!", depth + 1)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
-                pass  # not a readable archive: torch cannot unpickle from it either
-            continue
-        strict = r.endswith(_PICKLE_NAMES)
-        if not strict and (not head or head[0] not in b"\x80(cS]}"):
-            continue
-        with zf.open(name) as f:
-            found, _ = _walk(f, where, torchscript, strict)
-        findings += found
+                continue
+            strict = r.endswith(_PICKLE_NAMES)
+            if not strict and (not head or head[0] not in b"\x80(cS]}"):
+                continue
+            with zf.open(name) as f:
+                found, _ = _walk(f, where, torchscript, strict)
+            findings += found
+        except _UNREADABLE as exc:  # a member we cannot check is not handed to a loader that might read it
+            raise _Corrupt(where, exc) from None
     return findings
+
+
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
+               zipfile.LargeZipFile)
+
+
+class _Corrupt(Exception):
+    """An archive (member) that cannot be read, so cannot be checked."""
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        super().__init__(where)
+        self.where, self.exc = where, exc
 
 
 def scan_model_file(path: str | Path) -> list[Finding]:
     """Every place in ``path`` (plain pickle, torch.save zip, TorchScript or torch.export archive) where loading
-    it would execute code outside the weights_only allow-list. Never unpickles anything."""
+    it would execute code outside the weights_only allow-list. Never unpickles anything.
+
+    An archive that cannot be read completely is refused (ModelLoadError): what cannot be checked is not
+    handed to a loader whose zip reader might be more lenient.
+    """
     p = Path(path)
     try:
-        if zipfile.is_zipfile(p):
-            try:
-                with zipfile.ZipFile(p) as zf:
-                    return _scan_zip(zf, "", 1)
-            except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, RuntimeError):
-                return []  # a broken archive: the torch loaders refuse it with their own error
+        with open(p, "rb") as f:
+            zip_magic = f.read(4) == b"PK\x03\x04"
+        if zip_magic or zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as zf:
+                return _scan_zip(zf, "", 1)
         with open(p, "rb") as f:
             return _walk(f, "", False, True)[0]
+    except _Corrupt as exc:
+        raise ModelLoadError(f"{p}: archive member '{exc.where}' cannot be read ({type(exc.exc).__name__}: "
+                             f"{' '.join(str(exc.exc).split())[:120]}); the file is truncated or corrupt") from None
     except OSError as exc:
         raise ModelLoadError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError,
+            zipfile.LargeZipFile) as exc:
+        raise ModelLoadError(f"{p}: not a readable archive ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:120]}); the file is truncated or corrupt") from None
 
 
 def check_model_file(path: str | Path, trust_pickle: bool = False) -> None:
