@@ -520,6 +520,7 @@ def finetune(model: Path | str, target: str, dataset: str | None = None, out: Pa
         raise DatasetError("pass --dataset: the model does not say which data it was trained on")
     train = load_dataset(spec, split="train", options=_task_options(loaded, spec))
     out = Path(out) if out is not None else model.with_name(f"{model.stem}.qat.pt")
+    check_output_path(out)  # before the long training
     if out.exists() and not force:
         raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")
     tuned, metrics = qat(loaded.module, tgt, train.x, train.y, epochs=epochs, weight_bits=weight_bits)

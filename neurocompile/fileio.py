@@ -8,10 +8,12 @@ runs the checks that can be made before any long work (compiling, simulating).
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,6 +115,8 @@ def atomic_write_files(writers: dict[Path, Callable[[Path], object]]) -> list[Pa
     for p, _ in items:
         if p.is_dir():
             raise OutputError(f"cannot write '{p}': it is a folder; give a file name")
+    for p, _ in items:
+        _clean_stale_files(p)
     tmps: list[Path] = []
     done: list[tuple[Path, Path | None]] = []  # (path, backup of the previous file)
     try:
@@ -157,6 +161,23 @@ def atomic_write_files(writers: dict[Path, Callable[[Path], object]]) -> list[Pa
         if backup is not None:
             backup.unlink(missing_ok=True)
     return [p for p, _ in items]
+
+
+#: a temporary file of ours older than this was left by a killed writer (seconds)
+STALE_AFTER_S = 3600
+
+
+def _clean_stale_files(path: Path) -> None:
+    """Remove ``.NAME.*.nc-tmp`` / ``.NAME.nc-old`` files a killed writer of ``path`` left (older than an hour,
+    so a concurrent writer's live temporary is never touched)."""
+    try:
+        now = time.time()
+        for t in path.parent.glob(f".{glob.escape(path.name)}.*"):
+            if (t.name.endswith(".nc-tmp") or t.name == f".{path.name}.nc-old") and t.is_file() \
+                    and now - t.stat().st_mtime > STALE_AFTER_S:
+                t.unlink()
+    except OSError:
+        pass  # best effort: a leftover never blocks a write
 
 
 def _file_mode(path: Path) -> int:

@@ -274,3 +274,14 @@ def test_second_rename_failing_restores_the_first_file(tmp_path, monkeypatch):
 
 def test_every_output_error_is_a_neurocompile_error():
     assert issubclass(OutputError, NeurocompileError)
+
+
+def test_stale_temporary_files_of_a_killed_report_are_cleaned(tmp_path):
+    out = tmp_path / "r.json"
+    stale, fresh = tmp_path / ".r.json.abc123.nc-tmp", tmp_path / ".r.json.def456.nc-tmp"
+    stale.write_text("left by a killed writer")
+    fresh.write_text("another writer's live temporary")
+    old = time.time() - 2 * fileio.STALE_AFTER_S
+    os.utime(stale, (old, old))
+    fileio.atomic_write_text(out, "{}")
+    assert out.read_text() == "{}" and not stale.exists() and fresh.exists()
