@@ -15,8 +15,9 @@ format             how it is read                                      what is n
                    pickled ``nn.Module``                                from the file
 =================  ==================================================  ===============================================
 
-Every failure raises :class:`~neurocompile.errors.ModelLoadError` with one line naming the file, what is wrong and
-what to do. Weights are checked for NaN/Inf (the tensor is named) and a model without parameters is refused.
+Before any torch loader runs, :func:`~neurocompile.frontend.safety.check_model_file` scans every pickle in the file
+(unless ``trust_pickle``): ``torch.export.load`` may unpickle without restrictions. Every failure raises
+:class:`~neurocompile.errors.ModelLoadError` with one line naming the file, what is wrong and what to do. Weights are checked for NaN/Inf (the tensor is named) and a model without parameters is refused.
 """
 
 from __future__ import annotations
