@@ -133,7 +133,7 @@ def atomic_write_files(writers: dict[Path, Callable[[Path], object]]) -> list[Pa
                 os.chmod(name, _file_mode(p))  # mkstemp creates 0600; give the mode a plain open() would
             except OSError as exc:
                 raise os_error(exc, p) from None
-        for (p, _), tmp in zip(items, tmps):
+        for (p, _), tmp in zip(items, tmps, strict=True):
             backup = None
             try:
                 if p.exists():

@@ -193,7 +193,7 @@ def _scan_zip(zf: zipfile.ZipFile, prefix: str, depth: int) -> list[Finding]:
     rel = [n.split("/", 1)[1] if "/" in n else n for n in names]
     torchscript = any(r.startswith("code/") for r in rel) or "constants.pkl" in rel
     findings: list[Finding] = []
-    for name, r in zip(names, rel):
+    for name, r in zip(names, rel, strict=True):
         if name.endswith("/"):
             continue
         where = prefix + name
