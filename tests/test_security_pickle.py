@@ -261,3 +261,16 @@ def test_scanner_reads_nothing_it_cannot_parse(tmp_path):
     shutil.copy(tmp_path / "t.pt", tmp_path / "u.pt")
     with pytest.raises(ModelLoadError, match="not a loadable model file"):
         load_model(tmp_path / "u.pt")
+
+
+def test_protocol_5_pickles_with_frames_and_allowed_globals_pass(tmp_path):
+    """Framed protocol-4/5 pickles (STACK_GLOBAL with memoised names) of allowed classes are not refused."""
+    import collections
+
+    p = tmp_path / "od.pkl"
+    p.write_bytes(pickle.dumps(collections.OrderedDict(a=1, b=collections.OrderedDict(c=2)), protocol=5))
+    assert scan_model_file(p) == []
+    p.write_bytes(pickle.dumps([collections.Counter("ab")] * 3, protocol=4))
+    assert scan_model_file(p) == []
+    p.write_bytes(pickle.dumps(ModelConfig(), protocol=5))
+    assert [f.what for f in scan_model_file(p)] == ["imports neurocompile.models.config.ModelConfig (STACK_GLOBAL)"]

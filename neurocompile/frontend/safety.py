@@ -147,6 +147,8 @@ def _walk(stream: IO[bytes], member: str, torchscript: bool, strict: bool) -> tu
                     elif not _is_allowed(f"{mod}.{attr}", torchscript):
                         seen.append(Finding(member, f"imports {_show(f'{mod}.{attr}')} (STACK_GLOBAL)"))
                     pushed.append(None)
+                elif name in ("FRAME", "PROTO"):
+                    continue  # framing only: the stack is unchanged
                 elif name in ("EXT1", "EXT2", "EXT4"):
                     seen.append(Finding(member, f"imports a callable from the extension registry ({name})"))
                     pushed.append(None)
