@@ -461,7 +461,7 @@ def _float_macs_per_sample(art: Artifact, steps: int) -> int:
 # -- inspect -----------------------------------------------------------------------------------------
 
 def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config_path: Path | str | None = None,
-            console: Console | bool | None = None) -> Any:
+            console: Console | bool | None = None, trust_pickle: bool = False) -> Any:
     """Show the graph of a model file or an artifact as a table (or JSON); ``quant``: the quantisation report."""
     from neurocompile.ir.inspect import describe, render_table
 
@@ -491,7 +491,7 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
                                     "(export it first with 'neurocompile export')")
         from neurocompile.frontend import load_model, trace
 
-        graph = trace(load_model(path, config=_read_config(config_path)))
+        graph = trace(load_model(path, config=_read_config(config_path), trust_pickle=trust_pickle))
     rows = describe(graph)
     if as_json:
         con.print_json(json.dumps(rows, sort_keys=True, default=str))

@@ -209,8 +209,9 @@ def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Architecture config (JSON) for a bare state_dict file.")
+@click.option("--trust-pickle", is_flag=True, help="Allow loading a fully pickled nn.Module (only files you trust).")
 @_friendly
-def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None) -> None:
+def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None, trust_pickle: bool) -> None:
     """Show the graph of a model file or an artifact as a table (node, op, shapes, parameters, bits).
 
     \b
@@ -220,7 +221,7 @@ def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None
     """
     from neurocompile import api
 
-    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path)
+    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path, trust_pickle=trust_pickle)
 
 
 @main.command("finetune")

@@ -187,3 +187,15 @@ def test_python_dash_m_works(tmp_path):
                        env=env, cwd=tmp_path, timeout=300, check=False)
     assert r.returncode == 0 and "neurocompile" in r.stdout, r.stderr[-500:]
     assert shutil.which(sys.executable)
+
+
+def test_inspect_offers_the_flag_its_pickle_error_names(tmp_path):
+    import torch
+
+    from neurocompile.models import SSMClassifier as Model
+
+    p = tmp_path / "pickled.pt"
+    torch.save(Model(ModelConfig(family="spikingssm", d_model=8, d_state=4, n_layers=1)), p)
+    one_line_error(run("inspect", p), "--trust-pickle", "SSMClassifier")
+    r = run("inspect", p, "--trust-pickle")
+    assert r.exit_code == 0 and "S4D" in r.output, r.output
