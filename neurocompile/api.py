@@ -21,6 +21,7 @@ from neurocompile.artifact import Artifact, check_replace, load_artifact, write_
 from neurocompile.datasets import Dataset, check_compatible, load_dataset
 from neurocompile.errors import ArtifactError, DatasetError, NeurocompileError
 from neurocompile.fileio import atomic_write_files, atomic_write_text, check_output_path
+from neurocompile.guards import check_outputs, check_workers, predictions_of, read_config
 
 _DEFAULT_CONSOLE = Console(stderr=False, highlight=False)
 if not _DEFAULT_CONSOLE.is_terminal and "COLUMNS" not in os.environ:
@@ -136,7 +137,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
     check_replace(out, force)  # before the long compile: refuse what cannot be written
     check_output_path(out, folder=True)
-    config = _read_config(config_path)
+    config = read_config(config_path)
     if model.suffix == ".nir":  # a plain SNN from another framework, through NIR
         from neurocompile.interop.nir import read_nir
 
@@ -211,18 +212,6 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     return path
 
 
-def _read_config(config_path: Path | str | None) -> Any:
-    """The --config JSON file (None when not given); one clear line when it cannot be read."""
-    if config_path is None:
-        return None
-    try:
-        return json.loads(Path(config_path).read_bytes().decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else " ".join(str(e).split())[:160]
-        raise NeurocompileError(f"config file '{config_path}' cannot be read as JSON ({why}); pass a JSON file "
-                                "of ModelConfig fields") from None
-
-
 # -- convert ----------------------------------------------------------------------------------------
 
 def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: str = "float32",
@@ -240,7 +229,7 @@ def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: st
     check_output_path(out)
     if out.exists() and not force:
         raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")
-    config = _read_config(config_path)
+    config = read_config(config_path)
     graph = lower_graph(trace(load_model(model, trust_pickle=trust_pickle, config=config)))
 
     def write(tmp: Path) -> None:
@@ -322,26 +311,6 @@ def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]
     return rows
 
 
-def _check_workers(workers: int) -> None:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise NeurocompileError(f"--workers must be a whole number of at least 1, got {workers!r}")
-
-
-def _check_outputs(*paths: Path | str | None) -> None:
-    """The output files can be written (checked before the long simulation) and are distinct."""
-    given = [Path(p) for p in paths if p is not None]
-    for p in given:
-        check_output_path(p)
-    if len({p.resolve() for p in given}) < len(given):
-        raise NeurocompileError("--json and --html name the same file; give two different files")
-
-
-def _predictions(result: Any, ds: Dataset) -> dict[str, Any]:
-    """Per-sample integer-model predictions and labels (for --predictions)."""
-    return {"predictions": [int(v) for v in np.asarray(result.predictions).reshape(-1)],
-            "labels": None if ds.y is None else [int(v) for v in np.asarray(ds.y).reshape(-1)]}
-
-
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
              scheduler: str | None = None, compare_float: bool = True, predictions: bool = False,
@@ -355,8 +324,8 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
     from neurocompile.report.json_report import simulate_json
 
     con = _console(console)
-    _check_workers(workers)
-    _check_outputs(json_path)
+    check_workers(workers)
+    check_outputs(json_path)
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
     result = _run(art, ds, backend, workers, scheduler, progress=True)
@@ -370,7 +339,7 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
                             "dataset": ds.name,
                             "saturations": {k: int(v) for k, v in sorted(result.saturations.items()) if v}}
     if predictions:
-        meta.update(_predictions(result, ds))
+        meta.update(predictions_of(result, ds))
     out = simulate_json(result.counts, accuracy=accuracy, float_accuracy=float_accuracy, meta=meta)
     out.setdefault("float_accuracy", None)
     rows = _layer_rows(result, len(ds), steps)
@@ -410,8 +379,8 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     from neurocompile.target import load_target
 
     con = _console(console)
-    _check_workers(workers)
-    _check_outputs(json_path, html_path)
+    check_workers(workers)
+    check_outputs(json_path, html_path)
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
     tgt = load_target(art.target)
@@ -421,7 +390,7 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     accuracy = None if ds.y is None else float(np.mean(result.predictions == ds.y))
     meta: dict[str, Any] = {"artifact": str(art.path), "dataset": ds.name, "counts": result.counts.to_dict()}
     if predictions:
-        meta.update(_predictions(result, ds))
+        meta.update(predictions_of(result, ds))
     data = report_json(energy, result.counts, accuracy=accuracy, meta=meta)
     data.setdefault("accuracy", None)
     render_terminal(energy, counts=result.counts, console=con, accuracy=accuracy)
@@ -491,7 +460,7 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
                                     "(export it first with 'neurocompile export')")
         from neurocompile.frontend import load_model, trace
 
-        graph = trace(load_model(path, config=_read_config(config_path), trust_pickle=trust_pickle))
+        graph = trace(load_model(path, config=read_config(config_path), trust_pickle=trust_pickle))
     rows = describe(graph)
     if as_json:
         con.print_json(json.dumps(rows, sort_keys=True, default=str))
