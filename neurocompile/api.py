@@ -17,10 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from neurocompile import __version__
-from neurocompile.artifact import Artifact, dumps, load_artifact, write_artifact
+from neurocompile.artifact import Artifact, check_replace, load_artifact, write_artifact
 from neurocompile.datasets import Dataset, check_compatible, load_dataset
 from neurocompile.errors import ArtifactError, DatasetError, NeurocompileError
-from neurocompile.fileio import atomic_write_text
+from neurocompile.fileio import atomic_write_files, atomic_write_text, check_output_path
+from neurocompile.guards import check_outputs, check_workers, predictions_of, read_config
 
 _DEFAULT_CONSOLE = Console(stderr=False, highlight=False)
 if not _DEFAULT_CONSOLE.is_terminal and "COLUMNS" not in os.environ:
@@ -59,7 +60,7 @@ def targets(as_json: bool = False, console: Console | bool | None = None) -> lis
         con.print_json(json.dumps(rows, sort_keys=True))
         return rows
     table = Table(title="neurocompile targets", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption="bits: weight mantissa, state, graded message (targets/*.toml)")
+                  caption="bits: weight mantissa, state, graded message (neurocompile/targets/*.toml)")
     cells = [[r["name"], f"{r['chips']:,}", f"{r['cores']:,}", f"{r['neurons_per_core']:,}", str(r["weight_bits"]),
               str(r["state_bits"]), str(r["graded_message_bits"]),
               "estimate" if r["energy_is_estimate"] else "published"] for r in rows]
@@ -136,12 +137,10 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     con = _console(console)
     model = Path(model)
     tgt = load_target(target)
-    config = None
-    if config_path is not None:
-        try:
-            config = json.loads(Path(config_path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise NeurocompileError(f"config file '{config_path}' cannot be read as JSON ({e})") from None
+    out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
+    check_replace(out, force)  # before the long compile: refuse what cannot be written
+    check_output_path(out, folder=True)
+    config = read_config(config_path)
     if model.suffix == ".nir":  # a plain SNN from another framework, through NIR
         from neurocompile.interop.nir import read_nir
 
@@ -244,13 +243,13 @@ def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: st
     if to not in ("onnx", "nir"):
         raise NeurocompileError(f"unknown format '{to}'; choose onnx or nir")
     out = Path(out) if out is not None else Path(f"{model.stem}.{to}")
+    check_output_path(out)
     if out.exists() and not force:
         raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")
-    config = json.loads(Path(config_path).read_text()) if config_path else None
+    config = read_config(config_path)
     graph = lower_graph(trace(load_model(model, trust_pickle=trust_pickle, config=config)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         if to == "onnx":
             from neurocompile.interop.onnx import export_onnx
 
@@ -259,9 +258,8 @@ def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: st
             from neurocompile.interop.nir import DEFAULT_DT, write_nir
 
             write_nir(graph, tmp, dt=DEFAULT_DT if dt is None else dt)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write_files({out: write})
     con.print(f"[bold green]converted[/] {model.name} -> {out} ({to})")
     return out
 
@@ -276,8 +274,11 @@ def _dataset_for(art: Artifact, dataset: str | None, limit: int | None) -> Datas
                            "(sdigits, listops or a .npz with x [n, T, d] and y [n])")
     inp = art.manifest["input"]
     options = model.get("task_options") if spec == model.get("task") else None
+    g = art.int_graph
+    vocab = int(getattr(g.node(g.inputs[0]), "vocab", 0) or 0)
+    classes = int(g.node(g.outputs[0]).out_size())
     ds = check_compatible(load_dataset(spec, split="test", options=options), int(inp["size"]),
-                          bool(inp["tokens"]), f"artifact '{art.path.name}'")
+                          bool(inp["tokens"]), f"artifact '{art.path.name}'", vocab=vocab, classes=classes)
     return ds.limit(limit)
 
 
@@ -347,31 +348,43 @@ def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]
 
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
-             scheduler: str | None = None, compare_float: bool = True,
+             scheduler: str | None = None, compare_float: bool = True, predictions: bool = False,
              console: Console | bool | None = None, timing: str | None = None) -> dict[str, Any]:
-    """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes."""
+    """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes.
+
+    Returns (and writes to ``json_path``) the ``neurocompile.simulate/1`` document of docs/report-schema.md;
+    ``predictions``: add per-sample predictions and labels; ``timing='cycle'``: add the event-driven per-step
+    latency distribution of the first sample.
+    """
+    from neurocompile.report.json_report import dumps as report_dumps
+    from neurocompile.report.json_report import simulate_json
+
     con = _console(console)
-    if workers < 1:
-        raise NeurocompileError(f"--workers must be at least 1, got {workers}")
+    check_workers(workers)
+    check_outputs(json_path)
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
     result = _run(art, ds, backend, workers, scheduler, progress=True)
     steps = int(ds.x.shape[1])
-    out: dict[str, Any] = {"artifact": str(art.path), "target": art.target, "backend": backend,
-                           "dataset": ds.name, "samples": len(ds), "steps": steps,
-                           "accuracy": None, "float_accuracy": None}
+    accuracy = float_accuracy = None
     if ds.y is not None:
-        out["accuracy"] = float(np.mean(result.predictions == ds.y))
+        accuracy = float(np.mean(result.predictions == ds.y))
         if compare_float:
-            out["float_accuracy"] = _float_accuracy(art, ds)
-    out["layers"] = _layer_rows(result, len(ds), steps)
-    out["saturations"] = {k: int(v) for k, v in sorted(result.saturations.items()) if v}
+            float_accuracy = _float_accuracy(art, ds)
+    meta: dict[str, Any] = {"artifact": str(art.path), "target": art.target, "backend": backend,
+                            "dataset": ds.name,
+                            "saturations": {k: int(v) for k, v in sorted(result.saturations.items()) if v}}
+    if predictions:
+        meta.update(predictions_of(result, ds))
+    out = simulate_json(result.counts, accuracy=accuracy, float_accuracy=float_accuracy, meta=meta)
+    out.setdefault("float_accuracy", None)
+    rows = _layer_rows(result, len(ds), steps)
     if timing == "cycle":  # event-driven schedule of every step of the first sample on the default placement
         out["timing"] = _cycle_timing(art, ds, _placement(art, "packed"))
     table = Table(title=f"{art.path.name} on {ds.name} ({len(ds)} samples x {steps} steps, backend {backend})")
     for col in ("layer", "neurons", "spikes", "spikes/sample", "spike rate"):
         table.add_column(col, justify="left" if col == "layer" else "right")
-    for r in out["layers"]:
+    for r in rows:
         table.add_row(r["name"], str(r["neurons"]), f"{r['spikes']:,}", f"{r['spikes_per_sample']:.1f}",
                       f"{100 * r['spike_rate']:.2f} %")
     con.print(table)
@@ -379,14 +392,14 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
         tm = out["timing"]
         con.print(f"latency per step (cycle mode, sample 0): mean {tm['mean_ns']:.0f} ns, p95 {tm['p95_ns']:.0f} ns, "
                   f"max {tm['max_ns']:.0f} ns; critical core {tm['critical_core']}")
-    if out["accuracy"] is not None:
-        line = f"integer accuracy: [bold]{100 * out['accuracy']:.2f} %[/]"
-        if out["float_accuracy"] is not None:
-            delta = 100 * (out["accuracy"] - out["float_accuracy"])
-            line += f"   float accuracy: {100 * out['float_accuracy']:.2f} %   (delta {delta:+.2f} points)"
+    if accuracy is not None:
+        line = f"integer accuracy: [bold]{100 * accuracy:.2f} %[/]"
+        if float_accuracy is not None:
+            delta = 100 * (accuracy - float_accuracy)
+            line += f"   float accuracy: {100 * float_accuracy:.2f} %   (delta {delta:+.2f} points)"
         con.print(line)
     if json_path is not None:
-        atomic_write_text(Path(json_path), dumps(out))
+        atomic_write_text(Path(json_path), report_dumps(out))
     return out
 
 
@@ -394,14 +407,24 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
 
 def report(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
            json_path: Path | str | None = None, html_path: Path | str | None = None, workers: int = 1,
-           console: Console | bool | None = None, timing: str = "analytical",
+           predictions: bool = False, console: Console | bool | None = None, timing: str = "analytical",
            mapping: str = "packed") -> dict[str, Any]:
-    """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML."""
+    """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML.
+
+    Returns (and writes to ``json_path``) the ``neurocompile.report/1`` document of docs/report-schema.md;
+    the JSON and HTML files are written as a set (both or neither). ``predictions``: add per-sample
+    predictions and labels to the JSON. ``timing``: 'analytical' or 'cycle'; ``mapping``: 'packed',
+    'layer-per-core' or a placement file.
+    """
     from neurocompile.report import render_html, render_terminal
+    from neurocompile.report.json_report import dumps as report_dumps
+    from neurocompile.report.json_report import report_json
     from neurocompile.sim.energy import estimate
     from neurocompile.target import load_target
 
     con = _console(console)
+    check_workers(workers)
+    check_outputs(json_path, html_path)
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
     tgt = load_target(art.target)
@@ -416,23 +439,26 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     cyc = _cycle_timing(art, ds, placement) if timing == "cycle" else None
     energy = estimate(result.counts, tgt, float_macs_per_sample=float_macs, tiles_used=tiles_used(placement),
                       timing=cyc)
-    data = energy.to_dict()
-    steps = int(ds.x.shape[1])
-    data["artifact"] = str(art.path)
-    data["dataset"] = ds.name
-    data["samples"] = len(ds)
-    data["steps"] = steps
-    data["accuracy"] = None if ds.y is None else float(np.mean(result.predictions == ds.y))
-    data["activity"] = _layer_rows(result, len(ds), steps)
-    data["counts"] = result.counts.to_dict()
-    render_terminal(data, console=con)
+    accuracy = None if ds.y is None else float(np.mean(result.predictions == ds.y))
+    meta: dict[str, Any] = {"artifact": str(art.path), "dataset": ds.name, "counts": result.counts.to_dict()}
+    if predictions:
+        meta.update(predictions_of(result, ds))
+    data = report_json(energy, result.counts, accuracy=accuracy, meta=meta)
+    data.setdefault("accuracy", None)
+    render_terminal(energy, counts=result.counts, console=con, accuracy=accuracy)
+    writers: dict[Path, Any] = {}
     if json_path is not None:
-        atomic_write_text(Path(json_path), dumps(data))
+        text = report_dumps(data)
+        writers[Path(json_path)] = lambda tmp: tmp.write_text(text, encoding="utf-8")
     if html_path is not None:
         raster = getattr(result, "sample_spikes", None) or {}
         placement = getattr(result, "placement", None)
         util = placement.utilisation() if placement is not None and hasattr(placement, "utilisation") else {}
-        render_html(data, Path(html_path), raster=raster, core_utilisation=util)
+        writers[Path(html_path)] = lambda tmp: render_html(energy, tmp, counts=result.counts, raster=raster,
+                                                           core_utilisation=util, accuracy=accuracy)
+    if writers:
+        atomic_write_files(writers)
+    if html_path is not None:
         con.print(f"HTML report: {html_path}")
     return data
 
@@ -447,7 +473,7 @@ def _float_macs_per_sample(art: Artifact, steps: int) -> int:
 # -- inspect -----------------------------------------------------------------------------------------
 
 def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config_path: Path | str | None = None,
-            console: Console | bool | None = None) -> Any:
+            console: Console | bool | None = None, trust_pickle: bool = False) -> Any:
     """Show the graph of a model file or an artifact as a table (or JSON); ``quant``: the quantisation report."""
     from neurocompile.ir.inspect import describe, render_table
 
@@ -461,10 +487,14 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
             rep = art.read_json("quant_report.json")
             if rep is None:
                 raise ArtifactError(f"artifact '{path}' has no quant_report.json; re-export the model")
-            if as_json:
-                con.print_json(json.dumps(rep, sort_keys=True))
-            else:
-                render_quant_report(rep, console=con)
+            try:
+                if as_json:
+                    con.print_json(json.dumps(rep, sort_keys=True))
+                else:
+                    render_quant_report(rep, console=con)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+                raise ArtifactError(f"{path / 'quant_report.json'}: unexpected structure ({type(e).__name__}: "
+                                    f"{' '.join(str(e).split())[:120]}); re-export the model") from None
             return rep
         graph = art.int_graph
     else:
@@ -473,8 +503,7 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
                                     "(export it first with 'neurocompile export')")
         from neurocompile.frontend import load_model, trace
 
-        config = json.loads(Path(config_path).read_text()) if config_path else None
-        graph = trace(load_model(path, config=config))
+        graph = trace(load_model(path, config=read_config(config_path), trust_pickle=trust_pickle))
     rows = describe(graph)
     if as_json:
         con.print_json(json.dumps(rows, sort_keys=True, default=str))
@@ -503,6 +532,7 @@ def finetune(model: Path | str, target: str, dataset: str | None = None, out: Pa
         raise DatasetError("pass --dataset: the model does not say which data it was trained on")
     train = load_dataset(spec, split="train", options=_task_options(loaded, spec))
     out = Path(out) if out is not None else model.with_name(f"{model.stem}.qat.pt")
+    check_output_path(out)  # before the long training
     if out.exists() and not force:
         raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")
     tuned, metrics = qat(loaded.module, tgt, train.x, train.y, epochs=epochs, weight_bits=weight_bits)

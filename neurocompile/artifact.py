@@ -19,23 +19,26 @@ export never leaves a half-written artifact behind.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from neurocompile import __version__
+from neurocompile.artifact_schema import FORMAT, FORMAT_VERSION, MANIFEST, safe_member
+from neurocompile.artifact_schema import read_manifest as _read_manifest
+from neurocompile.artifact_schema import verify_files as _verify_files
 from neurocompile.errors import ArtifactError, NeurocompileError
-from neurocompile.fileio import sha256
+from neurocompile.fileio import MIN_FREE_BYTES, check_output_path, ensure_free_space, os_error, sha256
 from neurocompile.ir.graph import Graph
 
-FORMAT = "neurocompile-artifact"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 
 
 def dumps(obj: Any) -> str:
@@ -57,10 +60,94 @@ class Artifact:
         return str(self.manifest["target"]["name"])
 
     def read_json(self, name: str) -> Any:
-        p = self.path / name
+        """A JSON file of the artifact (None when absent); ArtifactError when it cannot be parsed."""
+        p = safe_member(self.path, name)
         if not p.exists():
             return None
-        return json.loads(p.read_text())
+        try:
+            return json.loads(p.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as e:
+            raise ArtifactError(f"{p}: cannot be read as JSON ({' '.join(str(e).split())[:120]}); "
+                                "re-export the model") from None
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of destination ``out``: a hidden sibling, so it survives replacing ``out``."""
+    return out.parent / f".{out.name}.nc-lock"
+
+
+@contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Exclusive lock on destination ``out`` (``fcntl.flock`` on :func:`lock_path`); a second writer of the same
+    destination fails at once with ArtifactError instead of silently replacing the first one's artifact."""
+    lock = lock_path(out)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise os_error(exc, out) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ArtifactError(f"output '{out}' is being written by another neurocompile process right now; "
+                                "wait for it to finish or choose another -o") from None
+        try:  # the holder before us may have removed the file we locked: lock the file that is there now
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+_TMP_RE = r"\.{name}\.(nc-tmp-|nc-old-)?[a-z0-9_]{{8}}"
+_ARTIFACT_ENTRIES = {MANIFEST, "int", "float", "quant_report.json", "checks.json", "network.net.h5"}
+
+
+def clean_stale_temporaries(out: Path) -> list[Path]:
+    """Remove temporary folders a killed export of ``out`` left behind (``.NAME.nc-tmp-XXXXXXXX``, and the
+    ``.NAME.XXXXXXXX`` folders of earlier versions when they hold only artifact files). Call under the lock."""
+    pattern = re.compile(_TMP_RE.format(name=re.escape(out.name)))
+    removed = []
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return removed
+    for p in siblings:
+        if not pattern.fullmatch(p.name) or not p.is_dir() or p.is_symlink():
+            continue
+        ours = p.name.startswith(f".{out.name}.nc-")
+        if not ours and not {c.name for c in p.iterdir()} <= _ARTIFACT_ENTRIES:
+            continue  # an old-style name that holds something else: not ours to delete
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def artifact_problem(path: Path) -> str | None:
+    """Why ``path`` is not an intact neurocompile artifact (None when it is one): the manifest must validate,
+    every listed file must match its hash, and nothing else may be in the folder."""
+    try:
+        manifest = _read_manifest(path)
+        _verify_files(path, manifest)
+    except ArtifactError as exc:
+        return str(exc)
+    listed = set(manifest["files"]) | {MANIFEST}
+    dirs = {str(Path(f).parent.as_posix()) for f in listed} - {"."}
+    for p in sorted(path.rglob("*")):
+        rel = p.relative_to(path).as_posix()
+        if rel in listed or (p.is_dir() and not p.is_symlink() and rel in dirs):
+            continue
+        return f"it holds '{rel}', which is not part of the artifact"
+    return None
 
 
 def write_artifact(
@@ -76,45 +163,96 @@ def write_artifact(
 
     ``extra_json`` maps file names to JSON-able objects; ``writers`` are callables writing further files
     into the (temporary) artifact directory. The manifest gets the SHA-256 of every file.
+
+    Safety: the destination is locked (:func:`output_lock`) for the whole write; an existing ``out`` is
+    replaced only with ``force`` and only when it is an intact artifact (:func:`artifact_problem`); the new
+    artifact is built in a temporary sibling and renamed into place, the old one renamed away first and
+    deleted last; file-system errors become one OutputError line and leave nothing behind. Before the
+    writers (the HDF5 writer cannot survive a full disk) twice the bytes written so far must be free.
     """
     from neurocompile.ir.serialize import save_graph
 
     out = Path(out)
-    if out.exists() and not force:
-        raise ArtifactError(f"output '{out}' already exists; pass --force to overwrite it or choose another -o")
-    if out.exists() and not (out / MANIFEST).exists():
-        raise ArtifactError(f"output '{out}' exists and is not a neurocompile artifact; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    check_replace(out, force)
+    check_output_path(out, folder=True)
     try:
-        save_graph(int_graph, tmp / "int")
-        if float_graph is not None:
-            save_graph(float_graph, tmp / "float")
-        for name, obj in sorted((extra_json or {}).items()):
-            (tmp / name).write_text(dumps(obj))
-        for w in writers or []:
-            w(tmp)
-        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
-        full = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "neurocompile_version": __version__,
-            **manifest,
-            "files": {f: sha256(tmp / f) for f in files},
-        }
-        (tmp / MANIFEST).write_text(dumps(full))
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(exc, out) from None
+    with output_lock(out):
+        clean_stale_temporaries(out)
+        check_replace(out, force)  # again under the lock: another export may have finished meanwhile
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.nc-tmp-", dir=out.parent))
+        except OSError as exc:
+            raise os_error(exc, out) from None
+        old = None
+        try:
+            save_graph(int_graph, tmp / "int")
+            if float_graph is not None:
+                save_graph(float_graph, tmp / "float")
+            for name, obj in sorted((extra_json or {}).items()):
+                (tmp / name).write_text(dumps(obj))
+            if writers:
+                written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+                ensure_free_space(out.parent, 2 * written + MIN_FREE_BYTES, f"artifact '{out}'")
+            for w in writers or []:
+                w(tmp)
+            files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+            full = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "neurocompile_version": __version__,
+                **manifest,
+                "files": {f: sha256(tmp / f) for f in files},
+            }
+            (tmp / MANIFEST).write_text(dumps(full))
+            os.chmod(tmp, 0o755)
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.nc-old-", dir=out.parent))
+                os.replace(out, old / "artifact")
+            os.replace(tmp, out)
+        except OSError as exc:
+            _undo(tmp, old, out)
+            raise os_error(exc, out) from None
+        except BaseException:
+            _undo(tmp, old, out)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return out
 
 
+def check_replace(out: Path, force: bool) -> None:
+    """ArtifactError unless ``out`` may be written: absent, or (with ``force``) an intact artifact."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not force:
+        raise ArtifactError(f"output '{out}' already exists; pass --force to overwrite it or choose another -o")
+    if out.is_symlink() or not out.is_dir():
+        raise ArtifactError(f"output '{out}' exists and is not a neurocompile artifact (not a folder); refusing to "
+                            "replace it, even with --force; choose another -o")
+    problem = artifact_problem(out)
+    if problem is not None:
+        raise ArtifactError(f"output '{out}' is not an intact neurocompile artifact ({problem}); refusing to "
+                            "replace it, even with --force; move it away yourself or choose another -o")
+
+
+def _undo(tmp: Path, old: Path | None, out: Path) -> None:
+    """Roll back a failed write: remove the temporary folder, put the previous artifact back."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    if old is not None:
+        if (old / "artifact").exists() and not out.exists():
+            try:
+                os.replace(old / "artifact", out)
+            except OSError:
+                return  # keep the old artifact in its temporary folder rather than lose it
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def load_artifact(path: Path | str, verify_hashes: bool = True) -> Artifact:
-    """Load and validate an artifact directory (format, version, file hashes)."""
+    """Load and validate an artifact directory: manifest schema (types, ranges, paths inside the artifact),
+    format version and file hashes."""
     from neurocompile.ir.serialize import load_graph
 
     path = Path(path)
@@ -123,29 +261,9 @@ def load_artifact(path: Path | str, verify_hashes: bool = True) -> Artifact:
     if not path.is_dir() or not (path / MANIFEST).is_file():
         raise ArtifactError(f"'{path}' is not a neurocompile artifact (no {MANIFEST}); "
                             "artifacts are directories written by 'neurocompile export'")
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{path / MANIFEST}: not valid JSON ({e}); re-export the model") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{path / MANIFEST}: not a neurocompile artifact manifest; re-export the model")
-    ver = manifest.get("format_version")
-    if ver != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{path}: artifact format version {ver!r} (written by neurocompile "
-            f"{manifest.get('neurocompile_version', '?')}) is not supported by neurocompile {__version__} "
-            f"(format version {FORMAT_VERSION}); re-export the model with this version")
+    manifest = _read_manifest(path)
     if verify_hashes:
-        files = manifest.get("files")
-        if not isinstance(files, dict):
-            raise ArtifactError(f"{path / MANIFEST}: missing 'files' table; re-export the model")
-        for name, digest in sorted(files.items()):
-            f = path / name
-            if not f.is_file():
-                raise ArtifactError(f"{path}: file '{name}' listed in the manifest is missing; re-export the model")
-            if sha256(f) != digest:
-                raise ArtifactError(f"{path}: file '{name}' does not match its manifest hash (modified or corrupt); "
-                                    "re-export the model")
+        _verify_files(path, manifest)
     try:
         int_graph = load_graph(path / "int")
         float_graph = load_graph(path / "float") if (path / "float").is_dir() else None

@@ -35,6 +35,10 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except OSError as e:  # a file-system failure no check caught first: still one line, no traceback
+            where = f" '{e.filename}'" if e.filename else ""
+            click.echo(f"error: file system error{where}: {e.strerror or e}", err=True)
+            sys.exit(2)
 
     return wrapper
 
@@ -164,9 +168,10 @@ def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool
 @click.option("--no-float", is_flag=True, help="Skip the float-model accuracy comparison.")
 @click.option("--timing", type=click.Choice(["cycle"]), default=None,
               help="Also schedule every step event by event and print the per-step latency distribution.")
+@click.option("--predictions", is_flag=True, help="Add per-sample predictions and labels to the JSON.")
 @_friendly
 def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
-                 workers: int, scheduler: str | None, no_float: bool, timing: str | None) -> None:
+                 workers: int, scheduler: str | None, no_float: bool, timing: str | None, predictions: bool) -> None:
     """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
 
     \b
@@ -178,7 +183,7 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
     from neurocompile import api
 
     api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
-                 scheduler=scheduler, compare_float=not no_float, timing=timing)
+                 scheduler=scheduler, compare_float=not no_float, timing=timing, predictions=predictions)
 
 
 @main.command("report")
@@ -193,9 +198,10 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
               help="Latency model: per-step formula over run totals, or an event-driven schedule of every step.")
 @click.option("--mapping", default="packed", show_default=True,
               help="Placement: packed, layer-per-core, or a JSON placement file (node -> core or cores).")
+@click.option("--predictions", is_flag=True, help="Add per-sample predictions and labels to the JSON.")
 @_friendly
 def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None,
-               html_path: Path | None, workers: int, timing: str, mapping: str) -> None:
+               html_path: Path | None, workers: int, timing: str, mapping: str, predictions: bool) -> None:
     """Energy, latency and activity of ARTIFACT on a dataset: terminal tables, JSON and HTML.
 
     \b
@@ -207,7 +213,7 @@ def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path
     from neurocompile import api
 
     api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers,
-               timing=timing, mapping=mapping)
+               timing=timing, mapping=mapping, predictions=predictions)
 
 
 @main.command("inspect")
@@ -216,8 +222,9 @@ def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Architecture config (JSON) for a bare state_dict file.")
+@click.option("--trust-pickle", is_flag=True, help="Allow loading a fully pickled nn.Module (only files you trust).")
 @_friendly
-def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None) -> None:
+def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None, trust_pickle: bool) -> None:
     """Show the graph of a model file or an artifact as a table (node, op, shapes, parameters, bits).
 
     \b
@@ -227,7 +234,7 @@ def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None
     """
     from neurocompile import api
 
-    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path)
+    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path, trust_pickle=trust_pickle)
 
 
 @main.command("finetune")

@@ -68,7 +68,14 @@ def load_dataset(spec: str, split: str = "test", options: dict | None = None) ->
     except DatasetError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DatasetError(f"dataset file '{path}' cannot be read as .npz ({e})") from None
+        raise DatasetError(f"dataset file '{path}' cannot be read as .npz ({' '.join(str(e).split())[:160]})") from None
+    except MemoryError:
+        raise DatasetError(f"dataset file '{path}' declares arrays too large for this machine's memory") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt archive can fail anywhere inside numpy/zipfile
+        raise DatasetError(f"dataset file '{path}' cannot be read as .npz ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:160]})") from None
+    if not isinstance(x, np.ndarray) or (y is not None and not isinstance(y, np.ndarray)):
+        raise DatasetError(f"dataset file '{path}': 'x' and 'y' must be .npy arrays inside the .npz")
     if x.ndim not in (2, 3) or x.shape[0] == 0:
         raise DatasetError(f"dataset file '{path}': 'x' must be [n, T, d] or [n, T] with n > 0, got shape {x.shape}")
     if x.dtype.kind not in "fiu":
@@ -82,15 +89,40 @@ def load_dataset(spec: str, split: str = "test", options: dict | None = None) ->
     return Dataset(x, y, path.name)
 
 
-def check_compatible(ds: Dataset, size: int, tokens: bool, where: str) -> Dataset:
-    """Check ``ds`` matches an input of ``size`` features per step (or tokens); returns it as float/int."""
+def check_labels(ds: Dataset, classes: int | None, where: str) -> None:
+    """Labels must be class indices of the model: 0 <= y < ``classes`` (its output width)."""
+    if ds.y is None or classes is None or ds.y.size == 0:
+        return
+    lo, hi = int(ds.y.min()), int(ds.y.max())
+    if lo < 0 or hi >= classes:
+        bad = lo if lo < 0 else hi
+        raise DatasetError(f"dataset '{ds.name}': label {bad} is outside the {classes} classes of {where} "
+                           f"(labels must be in [0, {classes - 1}]); pass the labels of this model's task")
+
+
+def check_compatible(ds: Dataset, size: int, tokens: bool, where: str, vocab: int = 0,
+                     classes: int | None = None) -> Dataset:
+    """Check ``ds`` matches an input of ``size`` features per step (or token ids in [0, ``vocab``)) and, when
+    ``classes`` is given, that its labels are class indices; returns it as float32 / int64.
+
+    A [n, T] integer array is token ids (see the module doc), so it is refused for a float-input model.
+    """
+    check_labels(ds, classes, where)
     if tokens:
         if ds.x.ndim == 3 and ds.x.shape[2] == 1:
             ds = Dataset(ds.x[:, :, 0], ds.y, ds.name)
         if ds.x.ndim != 2 or ds.x.dtype.kind not in "iu":
             raise DatasetError(f"{where} takes integer token ids [n, T]; dataset '{ds.name}' has "
                                f"{ds.x.dtype} {tuple(ds.x.shape)}")
+        if vocab > 0 and ds.x.size and (int(ds.x.min()) < 0 or int(ds.x.max()) >= vocab):
+            bad = int(ds.x.min()) if int(ds.x.min()) < 0 else int(ds.x.max())
+            raise DatasetError(f"dataset '{ds.name}': token id {bad} is outside the vocabulary of {where} "
+                               f"(ids must be in [0, {vocab - 1}])")
         return Dataset(ds.x.astype(np.int64), ds.y, ds.name)
+    if ds.x.ndim == 2 and ds.x.dtype.kind in "iu":
+        raise DatasetError(f"{where} takes float features [n, T, {size}]; dataset '{ds.name}' holds integer token "
+                           f"ids {tuple(ds.x.shape)} (a token-input model's data); pass float data of shape "
+                           f"[n, T, {size}]")
     x = ds.x if ds.x.ndim == 3 else ds.x[:, :, None]
     if x.shape[2] != size:
         raise DatasetError(f"{where} takes {size} feature(s) per step; dataset '{ds.name}' has {x.shape[2]} "

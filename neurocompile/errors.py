@@ -41,3 +41,7 @@ class DatasetError(NeurocompileError):
 
 class BackendError(NeurocompileError):
     """A backend (e.g. Lava) is missing or failed."""
+
+
+class OutputError(NeurocompileError):
+    """An output path cannot be written (not a folder, read-only, no permission, disk full, locked)."""

@@ -1,4 +1,4 @@
-"""Hardware targets: typed, sourced descriptions of Loihi-style chips, read from ``targets/*.toml``.
+"""Hardware targets: typed, sourced descriptions of Loihi-style chips, read from ``neurocompile/targets/*.toml``.
 
 Hardware is data. Every number the compiler, the simulator and the energy model use about a chip lives in a
 target file, and every numeric constant there carries its unit and its source::
@@ -8,7 +8,9 @@ target file, and every numeric constant there carries its unit and its source::
 The loader rejects (with :class:`~neurocompile.errors.TargetError`, one line naming the file and the key):
 a missing key, an unknown key, a value of the wrong type, a numeric constant given as a bare number or
 without a non-empty ``source``, a unit other than the one the schema expects, a non-positive value where
-the schema requires a positive one, and TOML syntax errors (including duplicate keys).
+the schema requires a positive one, a value outside its range (:data:`LIMITS`: widths the 64-bit simulator
+can hold, plausible sizes; energies, times and powers at most :data:`MAX_PHYSICAL`), and TOML syntax errors
+(including duplicate keys).
 
 The schema is the dataclasses below: one per TOML section, one field per key. Numeric fields are declared
 with :func:`_num` (unit, sign rule, meaning); text and flags with :func:`_txt` / :func:`_flag`. Code reads
@@ -226,6 +228,38 @@ SECTIONS: dict[str, type] = {
 
 _CONSTANT_KEYS = ("value", "unit", "source")
 
+_INT64 = "the bit-exact simulator computes in 64-bit integers"
+#: inclusive [low, high] of each constant that has a hard range, with why; keys not listed need only their sign
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "system.chips": (1, 1 << 20, "a plausible system size"),
+    "system.cores_per_chip": (1, 1 << 16, "a plausible chip"),
+    "system.cores_per_tile": (1, 1 << 10, "a plausible tile"),
+    "system.mesh_x": (1, 1 << 10, "a plausible mesh"),
+    "system.mesh_y": (1, 1 << 10, "a plausible mesh"),
+    "system.x86_cores_per_chip": (1, 1 << 10, "a plausible chip"),
+    "core.compartments": (1, 1 << 24, "a plausible core"),
+    "core.input_axons": (1, 1 << 24, "a plausible core"),
+    "core.output_axons": (1, 1 << 24, "a plausible core"),
+    "core.synapse_memory_bits": (1, 1 << 40, "a plausible core"),
+    "precision.weight_bits": (1, 16, _INT64),
+    "precision.weight_exp_min": (-16, 16, _INT64),
+    "precision.weight_exp_max": (-16, 16, _INT64),
+    "precision.state_bits": (2, 32, _INT64),
+    "precision.current_bits": (2, 32, _INT64),
+    "precision.accumulator_bits": (2, 32, _INT64),
+    "precision.graded_message_bits": (1, 32, _INT64),
+    "precision.decay_bits": (1, 24, _INT64),
+    "precision.threshold_mant_bits": (1, 32, _INT64),
+    "precision.threshold_shift": (0, 16, _INT64),
+    "precision.bias_mant_bits": (1, 32, _INT64),
+    "precision.bias_exp_bits": (1, 6, _INT64),
+    "precision.max_delay_steps": (0, 1 << 16, "a plausible delay line"),
+    "conventional.sram_word_bits": (1, 4096, "a plausible memory word"),
+    "conventional.weight_bits": (1, 64, "a plausible float format"),
+}
+#: upper bound of every energy (pJ), time (ns) and power (W) constant: far above any real chip, below overflow
+MAX_PHYSICAL = 1e12
+
 
 class Constant(NamedTuple):
     """One sourced numeric constant of a target, as listed in reports."""
@@ -316,8 +350,8 @@ class Target:
 
 
 def targets_dir() -> Path:
-    """The repository's ``targets/`` folder (next to the ``neurocompile`` package)."""
-    return Path(neurocompile.__file__).resolve().parent.parent / "targets"
+    """The shipped targets: ``neurocompile/targets/`` inside the package (installed as package data)."""
+    return Path(neurocompile.__file__).resolve().parent / "targets"
 
 
 def list_targets() -> list[str]:
@@ -464,6 +498,10 @@ def _constant(path: Path, key: str, v: Any, typ: Any, meta: typing.Mapping[str, 
         raise _err(path, f"{key}.value", f"non-positive value {value}: must be > 0")
     if sign == "nonnegative" and not value >= 0:
         raise _err(path, f"{key}.value", f"negative value {value}: must be >= 0")
+    lo, hi, why = LIMITS.get(key, (-math.inf, MAX_PHYSICAL, "a plausible physical constant"))
+    if not lo <= value <= hi:
+        raise _err(path, f"{key}.value", f"{value:g} is out of range [{lo:g}, {hi:g}] ({why})" if
+                   isinstance(value, float) else f"{value} is out of range [{lo}, {hi}] ({why})")
     return Constant(key, value, unit, source.strip())
 
 

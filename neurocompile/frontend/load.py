@@ -15,8 +15,9 @@ format             how it is read                                      what is n
                    pickled ``nn.Module``                                from the file
 =================  ==================================================  ===============================================
 
-Every failure raises :class:`~neurocompile.errors.ModelLoadError` with one line naming the file, what is wrong and
-what to do. Weights are checked for NaN/Inf (the tensor is named) and a model without parameters is refused.
+Before any torch loader runs, :func:`~neurocompile.frontend.safety.check_model_file` scans every pickle in the file
+(unless ``trust_pickle``): ``torch.export.load`` may unpickle without restrictions. Every failure raises
+:class:`~neurocompile.errors.ModelLoadError` with one line naming the file, what is wrong and what to do. Weights are checked for NaN/Inf (the tensor is named) and a model without parameters is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from torch import nn
 
 from neurocompile.fileio import sha256
 from neurocompile.errors import ModelLoadError, NeurocompileError
+from neurocompile.frontend.safety import check_model_file
 
 __all__ = ["LoadedModel", "load_model", "resolve_config", "check_weights", "CONFIG_EXTRA_FILE", "FORMATS"]
 
@@ -343,6 +345,7 @@ def load_model(path: str | os.PathLike, trust_pickle: bool = False, config: Any 
     if size == 0:
         raise ModelLoadError(f"{p}: the file is empty (0 bytes); it was not written completely")
     cfg = resolve_config(config)
+    check_model_file(p, trust_pickle)  # before any torch loader: torch.export.load may unpickle without limits
     fmt = _detect(_zip_names(p))
     if fmt == "torchscript":
         loaded = _load_torchscript(p, cfg)
