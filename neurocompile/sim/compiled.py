@@ -103,8 +103,10 @@ def _params(node: hw.QNode) -> tuple[list[Array], list[int]]:
         h, m = node.a_re.shape
         kb = i64(node.b_shift)
         kb = np.broadcast_to(kb, (h,)) if kb.size == 1 else kb
-        return ([i64(node.a_re), i64(node.a_im), i64(node.b_re), i64(node.b_im), i64(kb)],
-                [h, m, int(node.coef_frac_bits)])
+        kbm = np.repeat(kb, m)  # per-mode copies: rsh_round(x, kb) = ((x + half) << left) >> right
+        half = np.where(kbm > 0, np.left_shift(np.int64(1), np.maximum(kbm - 1, 0)), 0)
+        return ([i64(node.a_re), i64(node.a_im), i64(node.b_re), i64(node.b_im), i64(half),
+                 i64(np.maximum(-kbm, 0)), i64(np.maximum(kbm, 0))], [h, m, int(node.coef_frac_bits)])
     if isinstance(node, hw.QModeReadout):
         h, m = node.c_re.shape
         s = i64(node.shift)
@@ -160,7 +162,7 @@ def program(p: Any) -> Program:
             chunks.append(a)
             pos += a.size
         scalars.append(sc)
-        if isinstance(node, hw.QDense):
+        if isinstance(node, (hw.QDense, hw.QModeBank)):
             tmp = max(tmp, node.out_size())
     prm = np.concatenate(chunks) if chunks else np.zeros(1, np.int64)
     prog = Program(plan=p, names=names, ops=ops, prm=np.ascontiguousarray(prm, np.int64), prm_off=offs,

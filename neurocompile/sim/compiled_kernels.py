@@ -54,49 +54,54 @@ def _rtrunc(x, s):
 
 
 @njit(cache=True)
-def _gather(k, t, B, meta, gat, buf, edge_nz, counters):
+def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
     """Sum the sources of node k's ports into their port buffers (delayed edges through their rings)."""
     for g in range(meta[k, G0], meta[k, G1]):
         dst, src, n, d = gat[g, G_DST], gat[g, G_SRC], gat[g, G_SIZE], gat[g, G_DELAY]
-        m = B * n
-        if d > 0:
-            ring = gat[g, G_RING]
-            w = ring + (t % (d + 1)) * m
-            for j in range(m):
-                buf[w + j] = buf[src + j]
-            src = ring + ((t + 1) % (d + 1)) * m  # slot of step t - d
-            if counters:
-                e = gat[g, G_ENZ]
-                for b in range(B):
+        for b in range(b0, b1):
+            sb = src + b * n
+            if d > 0:
+                ring = gat[g, G_RING]
+                w = ring + (t % (d + 1)) * B * n + b * n
+                for i in range(n):
+                    buf[w + i] = buf[sb + i]
+                sb = ring + ((t + 1) % (d + 1)) * B * n + b * n  # slot of step t - d
+                if counters:
+                    e = gat[g, G_ENZ]
                     for i in range(n):
-                        if buf[src + b * n + i] != 0:
+                        if buf[sb + i] != 0:
                             edge_nz[e + i] += 1
-        if gat[g, G_FIRST]:
-            for j in range(m):
-                buf[dst + j] = buf[src + j]
-        else:
-            for j in range(m):
-                buf[dst + j] += buf[src + j]
+            db = dst + b * n
+            if gat[g, G_FIRST]:
+                for i in range(n):
+                    buf[db + i] = buf[sb + i]
+            else:
+                for i in range(n):
+                    buf[db + i] += buf[sb + i]
 
 
 @njit(cache=True)
-def _dense(k, t, B, meta, prm, buf, st, tmp):
+def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp):
     """acc = W x + bias (zero inputs skipped: exact), rsh_round/rsh_floor per output, sat; optional pipeline."""
     n_out, lim = meta[k, SIZE], meta[k, LIM]
     n_in, floor, delay = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
     w0 = meta[k, PRM]
-    b0 = w0 + n_in * n_out
-    s0 = b0 + n_out
+    bo = w0 + n_in * n_out
+    s0 = bo + n_out
     x0 = meta[k, P0]
     dst = meta[k, OUT] if delay == 0 else -1
     ns = 0
-    for b in range(B):
+    for b in range(b0, b1):
         acc = tmp[:n_out]
         for o in range(n_out):
-            acc[o] = prm[b0 + o]
+            acc[o] = prm[bo + o]
         for i in range(n_in):
             xi = buf[x0 + b * n_in + i]
-            if xi != 0:
+            if xi == 1:  # a spike: add the weight row (no products)
+                row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
+                for o in range(n_out):
+                    acc[o] += row[o]
+            elif xi != 0:
                 row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
                 for o in range(n_out):
                     acc[o] += row[o] * xi
@@ -124,54 +129,60 @@ def _dense(k, t, B, meta, prm, buf, st, tmp):
 
 
 @njit(cache=True)
-def _modebank(k, B, meta, prm, buf, st):
-    """re, im <- sat(rsh_trunc(rotation, F) + rsh_round(b u, kb)); output (h*M + m)*2 + {re, im}; active modes."""
+def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
+    """re, im <- sat(rsh_trunc(rotation, F) + rsh_round(b u, kb)); output (h*M + m)*2 + {re, im}; active modes.
+
+    One branch-free loop over the H*M modes of a sample (so that it vectorises): u is first spread over the
+    modes; rsh_trunc is ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is
+    ((x + half) << left) >> right with per-mode copies of the channel's shift; saturation is min/max.
+    """
     h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
     lim = meta[k, LIM]
+    if lim < 0:
+        lim = np.int64(9223372036854775807)
     hm = h_ * m_
     p = meta[k, PRM]
-    are, aim, bre, bim, kbo = p, p + hm, p + 2 * hm, p + 3 * hm, p + 4 * hm
+    are, aim, bre, bim = prm[p: p + hm], prm[p + hm: p + 2 * hm], prm[p + 2 * hm: p + 3 * hm], prm[p + 3 * hm: p + 4 * hm]
+    q = p + 4 * hm
+    half, left, right = prm[q: q + hm], prm[q + hm: q + 2 * hm], prm[q + 2 * hm: q + 3 * hm]
     re0 = meta[k, STO]
     im0 = re0 + B * hm
     x0, out0 = meta[k, P0], meta[k, OUT]
+    tf = f if f > 0 else 0
+    lf = -f if f < 0 else 0
+    mask = (np.int64(1) << tf) - 1
+    ue = tmp[:hm]
     ns = 0
     act = 0
-    for b in range(B):
+    for b in range(b0, b1):
         for h in range(h_):
             u = buf[x0 + b * h_ + h]
-            kb = prm[kbo + h]
             for m in range(m_):
-                j = h * m_ + m
-                si = b * hm + j
-                r, i = st[re0 + si], st[im0 + si]
-                if u != 0 or r != 0 or i != 0:
-                    act += 2
-                ar, ai = prm[are + j], prm[aim + j]
-                nr = _rtrunc(ar * r - ai * i, f) + _rround(prm[bre + j] * u, kb)
-                ni = _rtrunc(ai * r + ar * i, f) + _rround(prm[bim + j] * u, kb)
-                if lim >= 0:
-                    if nr > lim:
-                        nr = lim
-                        ns += 1
-                    elif nr < -lim:
-                        nr = -lim
-                        ns += 1
-                    if ni > lim:
-                        ni = lim
-                        ns += 1
-                    elif ni < -lim:
-                        ni = -lim
-                        ns += 1
-                st[re0 + si] = nr
-                st[im0 + si] = ni
-                o = out0 + b * 2 * hm + 2 * j
-                buf[o] = nr
-                buf[o + 1] = ni
-    return ns, act
+                ue[h * m_ + m] = u
+        sre = st[re0 + b * hm: re0 + (b + 1) * hm]
+        sim = st[im0 + b * hm: im0 + (b + 1) * hm]
+        for j in range(hm):
+            r, i, u = sre[j], sim[j], ue[j]
+            act += (u | r | i) != 0
+            ar, ai = are[j], aim[j]
+            xr = ar * r - ai * i
+            xi = ai * r + ar * i
+            nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
+            ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
+            cr = min(max(nr, -lim), lim)
+            ci = min(max(ni, -lim), lim)
+            ns += (cr != nr) + (ci != ni)
+            sre[j] = cr
+            sim[j] = ci
+        o = buf[out0 + b * 2 * hm: out0 + (b + 1) * 2 * hm]
+        for j in range(hm):
+            o[2 * j] = sre[j]
+            o[2 * j + 1] = sim[j]
+    return ns, 2 * act
 
 
 @njit(cache=True)
-def _readout(k, B, meta, prm, buf):
+def _readout(k, B, b0, b1, meta, prm, buf):
     """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)); active channels."""
     h_, m_, lim = meta[k, A0], meta[k, A0 + 1], meta[k, LIM]
     hm = h_ * m_
@@ -180,19 +191,18 @@ def _readout(k, B, meta, prm, buf):
     s0, k0, out0 = meta[k, P0], meta[k, P1], meta[k, OUT]
     ns = 0
     act = 0
-    for b in range(B):
+    for b in range(b0, b1):
         for h in range(h_):
             u = buf[k0 + b * h_ + h]
             acc = prm[dd + h] * u
-            nzs = u != 0
+            nzs = u
+            o = s0 + b * 2 * hm + 2 * h * m_
+            c0 = h * m_
             for m in range(m_):
-                o = s0 + b * 2 * hm + 2 * (h * m_ + m)
-                r, i = buf[o], buf[o + 1]
-                if r != 0 or i != 0:
-                    nzs = True
-                acc += prm[cre + h * m_ + m] * r + prm[cim + h * m_ + m] * i
-            if nzs:
-                act += 1
+                r, i = buf[o + 2 * m], buf[o + 2 * m + 1]
+                nzs |= r | i
+                acc += prm[cre + c0 + m] * r + prm[cim + c0 + m] * i
+            act += nzs != 0
             v = _rround(acc, prm[sh + h])
             if lim >= 0:
                 if v > lim:
@@ -206,13 +216,13 @@ def _readout(k, B, meta, prm, buf):
 
 
 @njit(cache=True)
-def _neuron(k, op, B, meta, prm, buf, st):
+def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
     """QLIF, QRefractory and QLavaLIF: per-compartment state updates with their spike decisions."""
     n, x0, out0, s0, p = meta[k, SIZE], meta[k, P0], meta[k, OUT], meta[k, STO], meta[k, PRM]
     a = meta[k, A0: A0 + NA]
     ns = 0
     act = 0
-    for b in range(B):
+    for b in range(b0, b1):
         for c in range(n):
             j = b * n + c
             x = buf[x0 + j]
@@ -282,13 +292,13 @@ def _neuron(k, op, B, meta, prm, buf, st):
 
 
 @njit(cache=True)
-def _elementwise(k, op, B, meta, prm, buf, st):
+def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
     """QHeaviside, QLUT, QMul, QTernarize, QAdd, QAccumulate, QEmbedding, QLayerNorm."""
     n, lim, x0, out0, p = meta[k, SIZE], meta[k, LIM], meta[k, P0], meta[k, OUT], meta[k, PRM]
     a = meta[k, A0: A0 + NA]
     ns = 0
     act = 0
-    for b in range(B):
+    for b in range(b0, b1):
         xr = x0 + b * n
         orow = out0 + b * n
         if op == EMBEDDING:  # a: vocab
@@ -401,11 +411,11 @@ def _layernorm_row(xr, orow, n, lim, p, a, prm, buf):
 
 
 @njit(cache=True)
-def _port_active(k, B, meta, buf):
+def _port_active(k, B, b0, b1, meta, buf):
     """A QDense relay: every output is active in a sample whose input vector is non-zero."""
     n_in, x0 = meta[k, A0], meta[k, P0]
     rows = 0
-    for b in range(B):
+    for b in range(b0, b1):
         for i in range(n_in):
             if buf[x0 + b * n_in + i] != 0:
                 rows += 1
@@ -417,50 +427,57 @@ def _port_active(k, B, meta, buf):
 def run_chunk(t0, T, B, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec, counters):
     """Steps t0 .. t0 + T - 1 of the whole graph. Inputs ``xin`` are [T, B, size] per input node (quantised)."""
     nodes = meta.shape[0]
-    for tl in range(T):
-        t = t0 + tl
-        for k in range(nodes):
-            op = meta[k, OP]
-            _gather(k, t, B, meta, gat, buf, edge_nz, counters)
-            ns = 0
-            act = 0
-            if op == INPUT:
-                n = meta[k, SIZE]
-                src = meta[k, XIN] + tl * B * n
-                for j in range(B * n):
-                    buf[meta[k, OUT] + j] = xin[src + j]
-            elif op == DENSE:
-                if counters and meta[k, ACTIVE]:
-                    act = _port_active(k, B, meta, buf)
-                ns = _dense(k, t, B, meta, prm, buf, st, tmp)
-            elif op == MODEBANK:
-                ns, act = _modebank(k, B, meta, prm, buf, st)
-            elif op == READOUT:
-                ns, act = _readout(k, B, meta, prm, buf)
-            elif op == LIF or op == REFRACTORY or op == LAVALIF:
-                ns, act = _neuron(k, op, B, meta, prm, buf, st)
-            else:
-                ns, act = _elementwise(k, op, B, meta, prm, buf, st)
-            sat[meta[k, SAT]] += ns
-            if counters and meta[k, ACTIVE]:
-                active[k] += act
-            n = meta[k, SIZE]
-            out = meta[k, OUT]
-            if op != ACCUMULATE:
-                si = meta[k, SPK]
-                if counters or si >= 0:
-                    z = meta[k, NZO]
-                    tot = 0
-                    for b in range(B):
-                        for i in range(n):
-                            if buf[out + b * n + i] != 0:
-                                tot += 1
-                                if counters:
-                                    nz[z + i] += 1
-                    if si >= 0:
-                        spk[si, tl] += tot
-            r = meta[k, REC]
-            if r >= 0:  # rec: [B, T, n] of this chunk
-                for b in range(B):
-                    for i in range(n):
-                        rec[r + (b * T + tl) * n + i] = buf[out + b * n + i]
+    for b in range(B):  # samples are independent: each runs its whole chunk while its state is in cache
+        b1 = b + 1
+        for tl in range(T):
+            t = t0 + tl
+            for k in range(nodes):
+                _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk,
+                           rec, counters)
+
+
+@njit(cache=True)
+def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec,
+               counters):
+    """Node k, sample b, step t: gather its ports, update, count and record."""
+    op = meta[k, OP]
+    _gather(k, t, B, b, b1, meta, gat, buf, edge_nz, counters)
+    ns = 0
+    act = 0
+    n = meta[k, SIZE]
+    out = meta[k, OUT] + b * n
+    if op == INPUT:
+        src = meta[k, XIN] + (tl * B + b) * n
+        for j in range(n):
+            buf[out + j] = xin[src + j]
+    elif op == DENSE:
+        if counters and meta[k, ACTIVE]:
+            act = _port_active(k, B, b, b1, meta, buf)
+        ns = _dense(k, t, B, b, b1, meta, prm, buf, st, tmp)
+    elif op == MODEBANK:
+        ns, act = _modebank(k, B, b, b1, meta, prm, buf, st, tmp)
+    elif op == READOUT:
+        ns, act = _readout(k, B, b, b1, meta, prm, buf)
+    elif op == LIF or op == REFRACTORY or op == LAVALIF:
+        ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st)
+    else:
+        ns, act = _elementwise(k, op, B, b, b1, meta, prm, buf, st)
+    sat[meta[k, SAT]] += ns
+    if counters and meta[k, ACTIVE]:
+        active[k] += act
+    if op != ACCUMULATE:
+        si = meta[k, SPK]
+        if counters or si >= 0:
+            z = meta[k, NZO]
+            tot = 0
+            for i in range(n):
+                if buf[out + i] != 0:
+                    tot += 1
+                    if counters:
+                        nz[z + i] += 1
+            if si >= 0:
+                spk[si, tl] += tot
+    r = meta[k, REC]
+    if r >= 0:  # rec: [B, T, n] of this chunk
+        for i in range(n):
+            rec[r + (b * T + tl) * n + i] = buf[out + i]
