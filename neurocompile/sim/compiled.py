@@ -24,7 +24,7 @@ from neurocompile.sim import kernels
 from neurocompile.sim.fixed import limit, quantize_round, rsh_floor, sat
 from neurocompile.sim.placement import COMPUTE
 
-__all__ = ["available", "supports", "program", "Program", "Layout", "CompiledBatch", "batch_runner", "BACKENDS"]
+__all__ = ["BACKENDS", "CompiledBatch", "Layout", "Program", "available", "batch_runner", "program", "supports"]
 
 BACKENDS = ("auto", "numpy", "compiled")
 Array = np.ndarray
@@ -93,7 +93,7 @@ class Program:
 
 def _params(node: hw.QNode) -> tuple[list[Array], list[int]]:
     """Parameter arrays (concatenated into the arena) and the op-specific scalars of ``node``."""
-    i64 = lambda a: np.asarray(a, np.int64).reshape(-1)  # noqa: E731
+    i64 = lambda a: np.asarray(a, np.int64).reshape(-1)
     if isinstance(node, hw.QDense):
         w = np.asarray(node.weight, np.int64)
         shift = np.broadcast_to(i64(node.shift), (w.shape[0],)) if i64(node.shift).size == 1 else i64(node.shift)
@@ -136,7 +136,7 @@ def _params(node: hw.QNode) -> tuple[list[Array], list[int]]:
         return [i64(node.table)], [int(node.table.shape[0])]
     if isinstance(node, hw.QLayerNorm):
         n = node.size
-        b = lambda a: np.broadcast_to(i64(a), (n,)) if i64(a).size == 1 else i64(a)  # noqa: E731
+        b = lambda a: np.broadcast_to(i64(a), (n,)) if i64(a).size == 1 else i64(a)
         return ([b(node.weight), b(node.bias), b(node.shift), i64(node.rsqrt_table)],
                 [int(node.mean_mul), int(node.mean_shift), int(node.var_shift), int(node.eps), int(node.index_bits)])
     return [], []  # QInput, QAdd, QAccumulate

@@ -148,7 +148,7 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
     re0 = meta[k, STO]
     im0 = re0 + B * hm
     x0, out0 = meta[k, P0], meta[k, OUT]
-    tf = f if f > 0 else 0
+    tf = max(0, f)
     lf = -f if f < 0 else 0
     mask = (np.int64(1) << tf) - 1
     ue = tmp[:hm]
@@ -385,8 +385,7 @@ def _layernorm_row(xr, orow, n, lim, p, a, prm, buf):
         d = buf[xr + c] - mean
         ss += d * d
     v = _rround(ss * a[0], a[1] + a[2]) + a[3]
-    if v < 1:
-        v = 1
+    v = max(v, 1)
     j = np.int64(0)
     for q in range(32):
         e = a[4] + 2 * q
