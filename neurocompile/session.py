@@ -77,6 +77,8 @@ class Session:
             elif backend == "compiled":
                 raise IRError(f"Session: the compiled backend cannot run graph '{self.graph.name}': {why}")
         self.backend = "compiled" if self._lay is not None else "reference"
+        self._tokens = any(isinstance(n, hw.QEmbedding) for _, n in self.graph.items())
+        self._has_ends = any(self.graph.node(o).SEQUENCE_END or o in self._p.end_order for o in self.graph.outputs)
         self._per_step = [o for o in self.graph.outputs if o in self._p.step_order
                           and not self.graph.node(o).SEQUENCE_END]
         self.reset()
@@ -175,7 +177,7 @@ class Session:
         """Sequence-end outputs (e.g. logits) from the current state, [B, size]; the session can keep stepping."""
         from neurocompile.sim.compiled import end_outputs
 
-        if not any(self.graph.node(o).SEQUENCE_END or o in self._p.end_order for o in self.graph.outputs):
+        if not self._has_ends:
             return {}
         if self.t == 0:
             raise DatasetError("no step has run yet: sequence-end outputs need at least one step")
@@ -190,7 +192,7 @@ class Session:
     def _advance(self, xs: dict[str, Array], steps: int) -> dict[str, Array]:
         if self._lay is not None:
             lay = self._lay
-            bad = lay.check_tokens_of(self._p, xs)
+            bad = lay.check_tokens_of(self._p, xs) if self._tokens else None
             if bad:
                 raise DatasetError(f"{bad}: token ids must lie in [0, vocabulary size)")
             rec = lay.record(set(self._per_step), steps)
@@ -201,7 +203,7 @@ class Session:
             self.t += steps
             out = {}
             for o in self._per_step:
-                size = self.graph.node(o).out_size()
+                size = lay.size[o]
                 r = lay.rec[o]
                 out[o] = rec[r: r + self.B * steps * size].reshape(self.B, steps, size).copy()
             return out
