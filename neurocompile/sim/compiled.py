@@ -162,8 +162,8 @@ def program(p: Any) -> Program:
             chunks.append(a)
             pos += a.size
         scalars.append(sc)
-        if isinstance(node, (hw.QDense, hw.QModeBank)):
-            tmp = max(tmp, node.out_size())
+        if isinstance(node, (hw.QDense, hw.QModeBank, hw.QModeReadout)):  # scratch of a sample's row
+            tmp = max(tmp, node.out_size() if not isinstance(node, hw.QModeReadout) else 2 * node.c_re.size)
     prm = np.concatenate(chunks) if chunks else np.zeros(1, np.int64)
     prog = Program(plan=p, names=names, ops=ops, prm=np.ascontiguousarray(prm, np.int64), prm_off=offs,
                    scalars=scalars, tmp_size=tmp, index={n: i for i, n in enumerate(names)})

@@ -182,26 +182,35 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
 
 
 @njit(cache=True)
-def _readout(k, B, b0, b1, meta, prm, buf):
-    """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)); active channels."""
+def _readout(k, B, b0, b1, meta, prm, buf, tmp):
+    """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)); active channels.
+
+    Two passes per sample so that the long one vectorises: the per-mode products over all H*M modes (and their
+    non-zero flags) into scratch, then the per-channel sums of M of them.
+    """
     h_, m_, lim = meta[k, A0], meta[k, A0 + 1], meta[k, LIM]
     hm = h_ * m_
     p = meta[k, PRM]
-    cre, cim, dd, sh = p, p + hm, p + 2 * hm, p + 2 * hm + h_
+    cre, cim = prm[p: p + hm], prm[p + hm: p + 2 * hm]
+    dd, sh = p + 2 * hm, p + 2 * hm + h_
     s0, k0, out0 = meta[k, P0], meta[k, P1], meta[k, OUT]
+    pr = tmp[:hm]
+    nzf = tmp[hm: 2 * hm]
     ns = 0
     act = 0
     for b in range(b0, b1):
+        st = buf[s0 + b * 2 * hm: s0 + (b + 1) * 2 * hm]
+        for j in range(hm):
+            pr[j] = cre[j] * st[2 * j] + cim[j] * st[2 * j + 1]
+        for j in range(hm):
+            nzf[j] = st[2 * j] | st[2 * j + 1]
         for h in range(h_):
             u = buf[k0 + b * h_ + h]
             acc = prm[dd + h] * u
             nzs = u
-            o = s0 + b * 2 * hm + 2 * h * m_
-            c0 = h * m_
-            for m in range(m_):
-                r, i = buf[o + 2 * m], buf[o + 2 * m + 1]
-                nzs |= r | i
-                acc += prm[cre + c0 + m] * r + prm[cim + c0 + m] * i
+            for m in range(h * m_, (h + 1) * m_):
+                acc += pr[m]
+                nzs |= nzf[m]
             act += nzs != 0
             v = _rround(acc, prm[sh + h])
             if lim >= 0:
@@ -422,7 +431,7 @@ def _port_active(k, B, b0, b1, meta, buf):
     return rows * meta[k, SIZE]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: batches run in parallel threads (simulate(threads=N))
 def run_chunk(t0, T, B, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec, counters):
     """Steps t0 .. t0 + T - 1 of the whole graph. Inputs ``xin`` are [T, B, size] per input node (quantised)."""
     nodes = meta.shape[0]
@@ -456,7 +465,7 @@ def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edg
     elif op == MODEBANK:
         ns, act = _modebank(k, B, b, b1, meta, prm, buf, st, tmp)
     elif op == READOUT:
-        ns, act = _readout(k, B, b, b1, meta, prm, buf)
+        ns, act = _readout(k, B, b, b1, meta, prm, buf, tmp)
     elif op == LIF or op == REFRACTORY or op == LAVALIF:
         ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st)
     else:
