@@ -276,7 +276,7 @@ def _float_accuracy(art: Artifact, ds: Dataset) -> float | None:
 
 
 def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
-         progress: bool, record_sample: int | None = None) -> Any:
+         progress: bool, record_sample: int | None = None, sim_backend: str = "auto") -> Any:
     from neurocompile.target import load_target
 
     tgt = load_target(art.target)
@@ -292,7 +292,7 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
     from neurocompile.sim.engine import simulate as sim
 
     return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
-               batch_size=SIM_BATCH)
+               batch_size=SIM_BATCH, backend=sim_backend)
 
 
 #: samples simulated side by side: per-step Python overhead is amortised over the batch (about 1.5x faster
@@ -314,14 +314,16 @@ def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
              scheduler: str | None = None, compare_float: bool = True,
-             console: Console | bool | None = None) -> dict[str, Any]:
-    """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes."""
+             console: Console | bool | None = None, sim_backend: str = "auto") -> dict[str, Any]:
+    """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes.
+
+    ``sim_backend`` ('auto', 'compiled', 'numpy') picks the simulator's engine; results do not depend on it."""
     con = _console(console)
     if workers < 1:
         raise NeurocompileError(f"--workers must be at least 1, got {workers}")
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
-    result = _run(art, ds, backend, workers, scheduler, progress=True)
+    result = _run(art, ds, backend, workers, scheduler, progress=True, sim_backend=sim_backend)
     steps = int(ds.x.shape[1])
     out: dict[str, Any] = {"artifact": str(art.path), "target": art.target, "backend": backend,
                            "dataset": ds.name, "samples": len(ds), "steps": steps,

@@ -156,9 +156,11 @@ def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool
 @click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler to send the work to.")
 @click.option("--no-float", is_flag=True, help="Skip the float-model accuracy comparison.")
+@click.option("--sim-backend", type=click.Choice(["auto", "compiled", "numpy"]), default="auto", show_default=True,
+              help="Simulator engine: the compiled step (numba), the NumPy engine, or compiled when available.")
 @_friendly
 def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
-                 workers: int, scheduler: str | None, no_float: bool) -> None:
+                 workers: int, scheduler: str | None, no_float: bool, sim_backend: str) -> None:
     """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
 
     \b
@@ -170,7 +172,7 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
     from neurocompile import api
 
     api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
-                 scheduler=scheduler, compare_float=not no_float)
+                 scheduler=scheduler, compare_float=not no_float, sim_backend=sim_backend)
 
 
 @main.command("report")

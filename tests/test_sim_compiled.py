@@ -200,3 +200,21 @@ def test_token_ids_outside_the_table_are_not_read() -> None:
         simulate(g, x, backend="compiled")
     with pytest.raises(IndexError):  # the NumPy engine (auto falls back to it) raises as before
         simulate(g, x)
+
+
+def test_cli_sim_backend_option_reaches_the_engine() -> None:
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from neurocompile import api
+    from neurocompile.cli import main
+
+    g = all_types_graph(2)
+    art = SimpleNamespace(target="loihi2", int_graph=g)
+    ds = SimpleNamespace(x=all_types_inputs(g, 2, 2, 3))
+    runs = {b: api._run(art, ds, "sim", 1, None, progress=False, sim_backend=b) for b in ("numpy", "auto")}
+    assert runs["numpy"].backend == "numpy" and runs["auto"].backend == "compiled"
+    assert runs["numpy"].counts == runs["auto"].counts
+    help_text = CliRunner().invoke(main, ["simulate", "--help"]).output
+    assert "--sim-backend [auto|compiled|numpy]" in help_text
