@@ -21,7 +21,7 @@ import numpy as np
 from neurocompile.errors import IRError
 from neurocompile.ir import hw
 from neurocompile.sim import kernels
-from neurocompile.sim.fixed import limit, quantize_round, rsh_floor, sat
+from neurocompile.sim.fixed import limit, quantize_round, rsh_floor, rsh_round, sat
 from neurocompile.sim.placement import COMPUTE
 
 __all__ = ["BACKENDS", "CompiledBatch", "Layout", "Program", "available", "batch_runner", "program", "supports"]
@@ -89,6 +89,37 @@ class Program:
     scalars: list[list[int]]  # op-specific A0.. columns
     tmp_size: int
     index: dict[str, int] = field(default_factory=dict)
+    whole: set[str] = field(default_factory=set)  # feed-forward in time: computed for a whole chunk at once
+
+
+# stateless node types; fed only by inputs (through such nodes, without delays) they are computed for all steps of
+# a chunk at once (one matrix product per chunk) and enter the compiled loop as precomputed inputs
+_TIME_FREE = (hw.QDense, hw.QLUT, hw.QMul, hw.QAdd, hw.QHeaviside, hw.QTernarize, hw.QLayerNorm, hw.QEmbedding)
+
+
+def _whole_sequence_nodes(p: Any) -> set[str]:
+    g = p.graph
+    free = {n for n in p.step_order if isinstance(g.node(n), hw.QInput)}
+    whole: set[str] = set()
+    for name in p.step_order:
+        node = g.node(name)
+        if (isinstance(node, _TIME_FREE) and not getattr(node, "delay", 0)
+                and all(src in free and d == 0 for _, srcs in p.ports[name] for src, d in srcs)):
+            whole.add(name)
+            free.add(name)
+    return whole
+
+
+def _whole_dense(node: hw.QDense, x: Array, path: str) -> tuple[Array, int]:
+    """kernels.step_dense over all rows at once; the product in float BLAS where the plan proved it exact."""
+    if path in ("float32-blas", "float64-blas"):
+        dt = np.float32 if path == "float32-blas" else np.float64
+        acc = (x.astype(dt) @ np.asarray(node.weight, dt).T).astype(np.int64)
+    else:
+        acc = x @ np.asarray(node.weight, np.int64).T
+    acc += node.bias
+    shifted = rsh_floor(acc, node.shift) if node.rounding == "floor" else rsh_round(acc, node.shift)
+    return sat(shifted, int(node.out_bits))
 
 
 def _params(node: hw.QNode) -> tuple[list[Array], list[int]]:
@@ -166,7 +197,8 @@ def program(p: Any) -> Program:
             tmp = max(tmp, node.out_size() if not isinstance(node, hw.QModeReadout) else 2 * node.c_re.size)
     prm = np.concatenate(chunks) if chunks else np.zeros(1, np.int64)
     prog = Program(plan=p, names=names, ops=ops, prm=np.ascontiguousarray(prm, np.int64), prm_off=offs,
-                   scalars=scalars, tmp_size=tmp, index={n: i for i, n in enumerate(names)})
+                   scalars=scalars, tmp_size=tmp, index={n: i for i, n in enumerate(names)},
+                   whole=_whole_sequence_nodes(p))
     p._compiled_program = prog
     return prog
 
@@ -207,7 +239,9 @@ class Layout:
             sc = prog.scalars[k]
             row[ck.A0: ck.A0 + len(sc)] = sc
             row[ck.G0] = len(gat)
-            for j, (port, srcs) in enumerate(p.ports[name]):
+            if name in prog.whole:  # precomputed for the chunk: read like an input
+                row[ck.OP], row[ck.ACTIVE] = ck.INPUT, 0
+            for j, (port, srcs) in enumerate(p.ports[name] if name not in prog.whole else ()):
                 if len(srcs) == 1 and srcs[0][1] == 0:
                     at = self.out[srcs[0][0]]
                 else:
@@ -239,7 +273,9 @@ class Layout:
         self.sat = np.zeros(n, np.int64)
         self.tmp = np.zeros(prog.tmp_size, np.int64)
         self.inputs = [nm for nm in prog.names if isinstance(g.node(nm), hw.QInput)]
-        self._input_nodes = [(k, nm, g.node(nm)) for k, nm in enumerate(prog.names) if nm in self.inputs]
+        self._input_nodes = [(k, nm, g.node(nm)) for k, nm in enumerate(prog.names)
+                             if nm in self.inputs or nm in prog.whole]
+        self.whole_active: dict[str, int] = {}  # active compartments of the precomputed nodes, last chunk
         self._xin_col = ck.XIN
         self.size = size
         self._rec_key: tuple | None = None
@@ -288,7 +324,14 @@ class Layout:
     def quantise(self, xs: dict[str, Array], steps: int) -> tuple[Array, dict[str, int]]:
         """Inputs [B, T, d] (floats or token ids) -> the [T, B, size] int64 arena and saturations per input."""
         parts, sats = [], {}
+        rows: dict[str, Array] = {}  # node -> [B * T, size]
         for k, name, node in self._input_nodes:
+            if not isinstance(node, hw.QInput):
+                q, sats[name] = self._whole(name, node, rows)
+                rows[name] = q
+                self.meta[k, self._xin_col] = sum(a.size for a in parts)
+                parts.append(np.ascontiguousarray(q.reshape(self.B, steps, -1).transpose(1, 0, 2)).reshape(-1))
+                continue
             x = xs[name]
             if node.tokens:
                 q = np.asarray(x, np.int64).reshape(self.B, steps, 1)
@@ -296,8 +339,29 @@ class Layout:
             else:
                 q, sats[name] = sat(quantize_round(x, node.out_scale), int(node.out_bits))
             self.meta[k, self._xin_col] = sum(a.size for a in parts)
-            parts.append(np.ascontiguousarray(np.asarray(q, np.int64).transpose(1, 0, 2)).reshape(-1))
+            q = np.asarray(q, np.int64)
+            rows[name] = q.reshape(-1, q.shape[-1])
+            parts.append(np.ascontiguousarray(q.transpose(1, 0, 2)).reshape(-1))
         return (np.concatenate(parts) if parts else np.zeros(1, np.int64)), sats
+
+    def _whole(self, name: str, node: hw.QNode, rows: dict[str, Array]) -> tuple[Array, int]:
+        """A feed-forward-in-time node over every step of the chunk at once (rows are samples x steps)."""
+        from neurocompile.sim.engine import _active_count
+
+        p = self.prog.plan
+        ins = {}
+        for port, srcs in p.ports[name]:
+            total = rows[srcs[0][0]]
+            for src, _ in srcs[1:]:
+                total = total + rows[src]
+            ins[port] = total
+        st = kernels.init_state(node, next(iter(ins.values())).shape[0])
+        if p.role[name] == COMPUTE:
+            self.whole_active[name] = _active_count(node, ins, st)
+        if isinstance(node, hw.QDense):
+            return _whole_dense(node, ins["in"], p.path[name])
+        out = kernels.step(node, ins, st)
+        return np.ascontiguousarray(out, np.int64), int(st["saturations"])
 
     @staticmethod
     def check_tokens_of(p: Any, xs: dict[str, Array]) -> str | None:
@@ -393,6 +457,9 @@ class CompiledBatch:
         spk = lay.run(xin, self.T, self.counters, rec)
         for name, n in sats.items():
             acc.sat[name] += n
+        if self.counters:
+            for name, n in lay.whole_active.items():
+                acc.active[name] += n
         for k, name in enumerate(lay.prog.names):
             acc.sat[name] += int(lay.sat[k])
             if self.counters:
