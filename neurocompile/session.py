@@ -78,6 +78,9 @@ class Session:
                 raise IRError(f"Session: the compiled backend cannot run graph '{self.graph.name}': {why}")
         self.backend = "compiled" if self._lay is not None else "reference"
         self._tokens = any(isinstance(n, hw.QEmbedding) for _, n in self.graph.items())
+        self._seq_end = [n for n in self._p.step_order if self.graph.node(n).SEQUENCE_END]
+        self._end_inputs = {s for n in self._p.end_order for _, srcs in self._p.ports[n] for s, _ in srcs
+                            if s in self._p.step_order}
         self._has_ends = any(self.graph.node(o).SEQUENCE_END or o in self._p.end_order for o in self.graph.outputs)
         self._per_step = [o for o in self.graph.outputs if o in self._p.step_order
                           and not self.graph.node(o).SEQUENCE_END]
@@ -88,9 +91,7 @@ class Session:
         """Start again at t = 0 with every state 0 (and the saturation counts cleared)."""
         self.t = 0
         if self._lay is not None:
-            from neurocompile.sim import compiled
-
-            self._lay = compiled.Layout(self._lay.prog, self.B)
+            self._lay.clear()
         else:
             self._st = {n: kernels.init_state(self.graph.node(n), self.B) for n in self._p.step_order}
             self._rings: dict[tuple[str, str], list[Array]] = {}
@@ -182,8 +183,8 @@ class Session:
         if self.t == 0:
             raise DatasetError("no step has run yet: sequence-end outputs need at least one step")
         if self._lay is not None:
-            vals = {n: self._lay.view(n) for n in self._p.step_order}
-            st = {n: self._lay.states(n) for n in self._p.step_order if self.graph.node(n).SEQUENCE_END}
+            vals = {n: self._lay.view(n) for n in self._end_inputs}
+            st = {n: self._lay.states(n) for n in self._seq_end}
         else:
             vals, st = self._vals, self._st
         final = end_outputs(self._p, vals, st, self.B)

@@ -282,6 +282,13 @@ class Layout:
         self._rec_arena = np.zeros(1, np.int64)
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
 
+    def clear(self) -> None:
+        """Back to t = 0: outputs, port sums, delay rings, states and counters all 0 (the layout is kept)."""
+        for a in (self.buf, self.state, self.nz_arena, self.edge_nz, self.active, self.sat):
+            a.fill(0)
+        self.whole_active = {}
+        self.t = 0
+
     @staticmethod
     def _state_words(node: hw.QNode) -> int:
         n = node.out_size()

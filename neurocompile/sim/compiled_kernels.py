@@ -53,7 +53,7 @@ def _rtrunc(x, s):
     return x << (-s)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
     """Sum the sources of node k's ports into their port buffers (delayed edges through their rings)."""
     for g in range(meta[k, G0], meta[k, G1]):
@@ -444,7 +444,7 @@ def run_chunk(t0, T, B, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, 
                            rec, counters)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: a call per node and step costs more than most nodes
 def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec,
                counters):
     """Node k, sample b, step t: gather its ports, update, count and record."""
