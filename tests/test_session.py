@@ -40,9 +40,12 @@ def test_step_by_step_equals_whole_sequence(backend: str, seed: int) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_batched_chunks_equal_whole_sequence(backend: str) -> None:
-    g = all_types_graph(3)
-    x = all_types_inputs(g, 3, 4, 9)
+def test_batched_chunks_equal_whole_sequence(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neurocompile.sim import compiled
+
+    monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 8)  # the chunk of 1 step x 4 streams steps every node in the
+    g = all_types_graph(2)  # loop; the others precompute the whole-sequence nodes (enc, emb, ln, tern)
+    x = all_types_inputs(g, 2, 4, 9)
     whole = simulate(g, x, record=True, backend="numpy")
     s = Session(SimpleNamespace(int_graph=g), batch=4, backend=backend)  # anything with an int_graph (an Artifact)
     parts = [s.run({k: v[:, a:b] for k, v in x.items()}) for a, b in ((0, 2), (2, 3), (3, 9))]

@@ -123,22 +123,26 @@ def assert_identical(a, b, what: str) -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_every_node_type_compiled_equals_numpy_and_reference(seed: int) -> None:
+def test_every_node_type_compiled_equals_numpy_and_reference(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     g = all_types_graph(seed)
     assert {type(n).__name__ for _, n in g.items()} == ALL_TYPES
     rng = np.random.default_rng(seed)
     n, steps = int(rng.integers(1, 6)), int(rng.integers(1, 10))
     x = all_types_inputs(g, seed, n, steps)
     kw = {"record": True, "record_sample": int(rng.integers(0, n)), "batch_size": int(rng.integers(1, 4)), "target": "loihi2"}
-    comp = simulate(g, x, backend="compiled", **kw)
-    assert comp.backend == "compiled"
     whole = compiled.program(plan(g)).whole  # computed for the whole chunk at once (one matmul per chunk)
     assert whole == ({"enc", "emb", "ln", "tern"} if seed % 2 == 0 else {"emb"})
+    monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 1)  # every chunk precomputes them ...
+    comp = simulate(g, x, backend="compiled", **kw)
+    monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 10 ** 9)  # ... or none: they step in the loop
+    stepped = simulate(g, x, backend="compiled", **kw)
+    assert comp.backend == stepped.backend == "compiled"
     ref = simulate(g, x, arith="reference", **kw)  # every node through kernels.step
     fast = simulate(g, x, backend="numpy", **kw)  # the NumPy engine's fused / floating-point paths
     assert ref.backend == fast.backend == "numpy"
     assert any(v > 0 for v in comp.saturations.values())  # the widths do bite
-    assert_identical(ref, comp, "compiled vs reference")
+    assert_identical(ref, comp, "compiled (whole-sequence nodes) vs reference")
+    assert_identical(ref, stepped, "compiled (all nodes stepped) vs reference")
     assert_identical(ref, fast, "numpy vs reference")
     # without counters: the same outputs and spikes
     quiet = simulate(g, x, backend="compiled", counters=False)

@@ -92,6 +92,8 @@ class Program:
     whole: set[str] = field(default_factory=set)  # feed-forward in time: computed for a whole chunk at once
 
 
+WHOLE_MIN_ROWS = 32  # samples x steps of a chunk from which whole-sequence products pay for their set-up
+
 # stateless node types; fed only by inputs (through such nodes, without delays) they are computed for all steps of
 # a chunk at once (one matrix product per chunk) and enter the compiled loop as precomputed inputs
 _TIME_FREE = (hw.QDense, hw.QLUT, hw.QMul, hw.QAdd, hw.QHeaviside, hw.QTernarize, hw.QLayerNorm, hw.QEmbedding)
@@ -239,9 +241,7 @@ class Layout:
             sc = prog.scalars[k]
             row[ck.A0: ck.A0 + len(sc)] = sc
             row[ck.G0] = len(gat)
-            if name in prog.whole:  # precomputed for the chunk: read like an input
-                row[ck.OP], row[ck.ACTIVE] = ck.INPUT, 0
-            for j, (port, srcs) in enumerate(p.ports[name] if name not in prog.whole else ()):
+            for j, (port, srcs) in enumerate(p.ports[name]):
                 if len(srcs) == 1 and srcs[0][1] == 0:
                     at = self.out[srcs[0][0]]
                 else:
@@ -276,6 +276,10 @@ class Layout:
         self._input_nodes = [(k, nm, g.node(nm)) for k, nm in enumerate(prog.names)
                              if nm in self.inputs or nm in prog.whole]
         self.whole_active: dict[str, int] = {}  # active compartments of the precomputed nodes, last chunk
+        # a whole-sequence node's own row, restored for chunks too small to be worth a matrix product
+        self._own = {k: (int(meta[k, ck.OP]), int(meta[k, ck.ACTIVE]), int(meta[k, ck.G1]))
+                     for k, nm in enumerate(prog.names) if nm in prog.whole}
+        self._whole_on: bool | None = None
         self._xin_col = ck.XIN
         self.size = size
         self._rec_key: tuple | None = None
@@ -332,8 +336,12 @@ class Layout:
         """Inputs [B, T, d] (floats or token ids) -> the [T, B, size] int64 arena and saturations per input."""
         parts, sats = [], {}
         rows: dict[str, Array] = {}  # node -> [B * T, size]
+        self._set_whole(self.B * steps >= WHOLE_MIN_ROWS)
+        self.whole_active = {}
         for k, name, node in self._input_nodes:
             if not isinstance(node, hw.QInput):
+                if not self._whole_on:
+                    continue
                 q, sats[name] = self._whole(name, node, rows)
                 rows[name] = q
                 self.meta[k, self._xin_col] = sum(a.size for a in parts)
@@ -350,6 +358,18 @@ class Layout:
             rows[name] = q.reshape(-1, q.shape[-1])
             parts.append(np.ascontiguousarray(q.transpose(1, 0, 2)).reshape(-1))
         return (np.concatenate(parts) if parts else np.zeros(1, np.int64)), sats
+
+    def _set_whole(self, on: bool) -> None:
+        """Whole-sequence nodes precomputed (read like inputs in the loop) or stepped in the loop like the others."""
+        if on == self._whole_on:
+            return
+        ck = _ck()
+        for k, (op, active, g1) in self._own.items():
+            if on:
+                self.meta[k, ck.OP], self.meta[k, ck.ACTIVE], self.meta[k, ck.G1] = ck.INPUT, 0, self.meta[k, ck.G0]
+            else:
+                self.meta[k, ck.OP], self.meta[k, ck.ACTIVE], self.meta[k, ck.G1] = op, active, g1
+        self._whole_on = on
 
     def _whole(self, name: str, node: hw.QNode, rows: dict[str, Array]) -> tuple[Array, int]:
         """A feed-forward-in-time node over every step of the chunk at once (rows are samples x steps)."""
