@@ -293,7 +293,8 @@ def _float_accuracy(art: Artifact, ds: Dataset) -> float | None:
 
 
 def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
-         progress: bool, record_sample: int | None = None, placement: Any = None) -> Any:
+         progress: bool, record_sample: int | None = None, placement: Any = None,
+         sim_backend: str = "auto") -> Any:
     from neurocompile.target import load_target
 
     tgt = load_target(art.target)
@@ -309,7 +310,7 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
     from neurocompile.sim.engine import simulate as sim
 
     return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
-               batch_size=SIM_BATCH, placement=placement)
+               batch_size=SIM_BATCH, placement=placement, backend=sim_backend)
 
 
 def _placement(art: Artifact, mapping: str) -> Any:
@@ -349,12 +350,14 @@ def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
              scheduler: str | None = None, compare_float: bool = True, predictions: bool = False,
-             console: Console | bool | None = None, timing: str | None = None) -> dict[str, Any]:
+             console: Console | bool | None = None, timing: str | None = None,
+             sim_backend: str = "auto") -> dict[str, Any]:
     """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes.
 
     Returns (and writes to ``json_path``) the ``neurocompile.simulate/1`` document of docs/report-schema.md;
     ``predictions``: add per-sample predictions and labels; ``timing='cycle'``: add the event-driven per-step
-    latency distribution of the first sample.
+    latency distribution of the first sample; ``sim_backend`` ('auto', 'compiled', 'numpy') picks the
+    simulator's engine (results do not depend on it).
     """
     from neurocompile.report.json_report import dumps as report_dumps
     from neurocompile.report.json_report import simulate_json
@@ -364,7 +367,7 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
     check_outputs(json_path)
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
-    result = _run(art, ds, backend, workers, scheduler, progress=True)
+    result = _run(art, ds, backend, workers, scheduler, progress=True, sim_backend=sim_backend)
     steps = int(ds.x.shape[1])
     accuracy = float_accuracy = None
     if ds.y is not None:

@@ -169,9 +169,12 @@ def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool
 @click.option("--timing", type=click.Choice(["cycle"]), default=None,
               help="Also schedule every step event by event and print the per-step latency distribution.")
 @click.option("--predictions", is_flag=True, help="Add per-sample predictions and labels to the JSON.")
+@click.option("--sim-backend", type=click.Choice(["auto", "compiled", "numpy"]), default="auto", show_default=True,
+              help="Simulator engine: the compiled step (numba), the NumPy engine, or compiled when available.")
 @_friendly
 def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
-                 workers: int, scheduler: str | None, no_float: bool, timing: str | None, predictions: bool) -> None:
+                 workers: int, scheduler: str | None, no_float: bool, timing: str | None, predictions: bool,
+                 sim_backend: str) -> None:
     """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
 
     \b
@@ -183,7 +186,8 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
     from neurocompile import api
 
     api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
-                 scheduler=scheduler, compare_float=not no_float, timing=timing, predictions=predictions)
+                 scheduler=scheduler, compare_float=not no_float, timing=timing, predictions=predictions,
+                 sim_backend=sim_backend)
 
 
 @main.command("report")

@@ -86,6 +86,7 @@ class SimResult:
     placement: Placement | None = None
     paths: dict[str, str] = field(default_factory=dict)
     spiking: tuple[str, ...] = ()  # spiking nodes, graph order
+    backend: str = "numpy"  # 'compiled' (one numba step for the whole graph) or 'numpy' (``paths`` apply)
 
     @property
     def sample_spikes(self) -> dict[str, Array]:
@@ -954,7 +955,7 @@ def _inputs(graph: Graph, x: Array | Mapping[str, Array]) -> tuple[dict[str, Arr
 def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 64, record: bool = False,
              record_sample: int | None = None, counters: bool = True, target: Any = None,
              placement: Placement | None = None, progress: bool = False, arith: str = "auto",
-             threads: int = 1) -> SimResult:
+             threads: int = 1, backend: str = "auto") -> SimResult:
     """Run the integer ``graph`` over dataset ``x`` bit-exactly (docs/semantics.md).
 
     Args:
@@ -972,6 +973,9 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         arith: 'auto' (exact floating-point paths where proven), 'int64' or 'reference' (see module doc).
         threads: batches simulated concurrently in threads (NumPy releases the GIL in its loops); results do
             not depend on it.
+        backend: 'compiled' (the whole step as one numba function, :mod:`neurocompile.sim.compiled`), 'numpy'
+            (the paths above) or 'auto' (compiled when numba is installed, every node type has a compiled kernel
+            and ``arith`` is 'auto'). Results do not depend on it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -987,6 +991,9 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
 
             target = load_target(target)
         placement = place(graph, target)
+    from neurocompile.sim.compiled import batch_runner
+
+    runner = batch_runner(p, backend, xs) or _Batch  # the compiled step, or the NumPy engine
     acc = _Acc(p, steps)
     per_step_outputs = [o for o in graph.outputs if o not in p.end_order and not graph.node(o).SEQUENCE_END]
     rec_nodes = list(p.order) if record else list(per_step_outputs)
@@ -1006,7 +1013,7 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         rec = {k: v[i0:i1] for k, v in trace.items()}
         row = record_sample - i0 if record_sample is not None and i0 <= record_sample < i1 else None
         acc_b = _Acc(p, steps)
-        batch = _Batch(p, xb, acc_b, counters, rec, row, sample_trace if row is not None else None, steps)
+        batch = runner(p, xb, acc_b, counters, rec, row, sample_trace if row is not None else None, steps)
         final = batch.run()
         if row is not None and sample_trace is not None:
             for k in p.end_order:  # QAccumulate keeps its running sum, as in trace
@@ -1084,6 +1091,7 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         record_sample=record_sample,
         placement=placement,
         paths=dict(p.path),
+        backend="numpy" if runner is _Batch else "compiled",
         spiking=tuple(p.spiking),
     )
 

@@ -1,0 +1,244 @@
+"""Streaming simulation: feed a hardware graph one time step (or one chunk) at a time, state carried between calls.
+
+    from neurocompile import Session
+    s = Session("out/artifact")          # an artifact directory, an Artifact or an integer Graph
+    for x_t in stream:                   # x_t: [d] features (or a token id) of one step
+        out = s.step(x_t)                # graph output -> this step's value; sequence-end outputs (logits)
+                                         # as if the sequence ended after this step
+    s.reset()                            # back to t = 0 (all states 0)
+
+A session gives exactly what :func:`neurocompile.sim.engine.simulate` gives on the whole sequence (tests compare
+them): per-step outputs equal the run's trace at that step, and after the last step the sequence-end outputs
+equal the run's outputs. It runs on the compiled step (:mod:`neurocompile.sim.compiled`) when numba is
+installed, otherwise on the reference kernels (:mod:`neurocompile.sim.kernels`), node by node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurocompile.errors import DatasetError, IRError
+from neurocompile.ir import hw
+from neurocompile.ir.graph import Graph
+from neurocompile.sim import kernels
+from neurocompile.sim.fixed import quantize_round, sat
+
+__all__ = ["Session"]
+
+Array = np.ndarray
+
+
+def _graph_of(model: Any) -> Graph:
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, (str, Path)):
+        from neurocompile.artifact import load_artifact
+
+        return load_artifact(model).int_graph
+    g = getattr(model, "int_graph", None)
+    if isinstance(g, Graph):
+        return g
+    raise IRError(f"Session takes an artifact directory, an Artifact or an integer Graph, not {type(model).__name__}")
+
+
+class Session:
+    """A running simulation of one integer graph over ``batch`` streams (``None``: one stream, no batch axis).
+
+    Args:
+        model: artifact directory, :class:`~neurocompile.artifact.Artifact` or integer :class:`Graph`.
+        batch: number of independent streams stepped together; ``None`` for a single stream whose inputs and
+            outputs have no batch axis.
+        backend: 'auto' (compiled when available), 'compiled' or 'reference' (the kernels, node by node).
+    """
+
+    def __init__(self, model: Any, *, batch: int | None = None, backend: str = "auto") -> None:
+        from neurocompile.sim.engine import plan
+
+        self.graph = _graph_of(model)
+        if batch is not None and batch < 1:
+            raise ValueError(f"batch must be >= 1 or None, got {batch}")
+        if backend not in ("auto", "compiled", "reference"):
+            raise ValueError(f"backend must be 'auto', 'compiled' or 'reference', got {backend!r}")
+        self.batch = batch
+        self.B = batch or 1
+        self._p = plan(self.graph, "auto")
+        self._lay = None
+        if backend != "reference":
+            from neurocompile.sim import compiled
+
+            why = None if compiled.available() else "numba is not installed"
+            why = why or compiled.supports(self._p)
+            if why is None:
+                self._lay = compiled.Layout(compiled.program(self._p), self.B)
+            elif backend == "compiled":
+                raise IRError(f"Session: the compiled backend cannot run graph '{self.graph.name}': {why}")
+        self.backend = "compiled" if self._lay is not None else "reference"
+        self._tokens = any(isinstance(n, hw.QEmbedding) for _, n in self.graph.items())
+        self._seq_end = [n for n in self._p.step_order if self.graph.node(n).SEQUENCE_END]
+        self._end_inputs = {s for n in self._p.end_order for _, srcs in self._p.ports[n] for s, _ in srcs
+                            if s in self._p.step_order}
+        self._has_ends = any(self.graph.node(o).SEQUENCE_END or o in self._p.end_order for o in self.graph.outputs)
+        self._per_step = [o for o in self.graph.outputs if o in self._p.step_order
+                          and not self.graph.node(o).SEQUENCE_END]
+        self.reset()
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start again at t = 0 with every state 0 (and the saturation counts cleared)."""
+        self.t = 0
+        if self._lay is not None:
+            self._lay.clear()
+        else:
+            self._st = {n: kernels.init_state(self.graph.node(n), self.B) for n in self._p.step_order}
+            self._rings: dict[tuple[str, str], list[Array]] = {}
+            self._vals: dict[str, Array] = {}
+        self._sat_in = dict.fromkeys(self._p.step_order, 0)
+
+    @property
+    def saturations(self) -> dict[str, int]:
+        """Values clipped so far, per node that runs every step (QInput quantisation included)."""
+        out = dict(self._sat_in)
+        if self._lay is not None:
+            for k, n in enumerate(self._lay.prog.names):
+                out[n] += int(self._lay.sat[k])
+        else:
+            for n, st in self._st.items():
+                out[n] += int(st["saturations"])
+        return out
+
+    def states(self) -> dict[str, dict[str, Array]]:
+        """State of every stateful node after the last step (kernels' names; batch axis first)."""
+        if self._lay is not None:
+            return {n: s for n in self._p.step_order if (s := self._lay.states(n))}
+        out = {}
+        for n, st in self._st.items():
+            d = {k: (np.stack(v, axis=1) if k == "pipe" else v.copy()) for k, v in st.items() if k != "saturations"}
+            if d:
+                out[n] = d
+        return out
+
+    # -- inputs ----------------------------------------------------------------------------------------------
+    def _inputs(self, x: Any, steps: int | None) -> tuple[dict[str, Array], int]:
+        """x of one step ([d], a token id; [B, d] with a batch) or of a chunk ([T, d]; [B, T, d]) -> [B, T, d]."""
+        names = list(self.graph.inputs)
+        if not isinstance(x, Mapping):
+            if len(names) != 1:
+                raise DatasetError(f"graph '{self.graph.name}' has inputs {', '.join(names)}: pass a dict")
+            x = {names[0]: x}
+        out, n_steps = {}, None
+        for name in names:
+            if name not in x:
+                raise DatasetError(f"no data for input '{name}' of graph '{self.graph.name}'")
+            node = self.graph.node(name)
+            a = np.asarray(x[name])
+            width = 1 if node.tokens else node.size
+            lead = (() if self.batch is None else (self.B,)) + (() if steps == 1 else (-1,))
+            if node.tokens and a.ndim == len(lead):
+                a = a[..., None]
+            if a.ndim != len(lead) + 1 or a.shape[-1] != width or (self.batch is not None and a.shape[0] != self.B):
+                want = "x".join(["B"] * (self.batch is not None) + ["T"] * (steps != 1) + [str(width)])
+                raise DatasetError(f"input '{name}': expected shape [{want}], got {list(a.shape)}")
+            a = a.reshape(self.B, -1, width)
+            if node.tokens and not np.issubdtype(a.dtype, np.integer):
+                raise DatasetError(f"input '{name}' takes integer token ids, got {a.dtype}")
+            if n_steps is None:
+                n_steps = int(a.shape[1])
+            elif a.shape[1] != n_steps:
+                raise DatasetError(f"input '{name}' has {a.shape[1]} steps; expected {n_steps}")
+            out[name] = a
+        if not n_steps:
+            raise DatasetError("no time steps given")
+        return out, n_steps
+
+    # -- stepping --------------------------------------------------------------------------------------------
+    def step(self, x_t: Any, ends: bool = True) -> dict[str, Array]:
+        """Advance one step. Returns graph output -> value ([size], or [B, size] with a batch): per-step outputs
+        at this step, and with ``ends`` the sequence-end outputs as if the sequence ended after this step."""
+        xs, _ = self._inputs(x_t, 1)
+        out = self._advance(xs, 1)
+        res = {o: v[:, 0] for o, v in out.items()}
+        if ends:
+            res.update(self.outputs())
+        return res if self.batch is not None else {k: v[0] for k, v in res.items()}
+
+    def run(self, x: Any, ends: bool = True) -> dict[str, Array]:
+        """Advance a chunk of T steps ([T, d], or [B, T, d]). Per-step outputs: [T, size] ([B, T, size]); with
+        ``ends`` the sequence-end outputs after the chunk."""
+        xs, steps = self._inputs(x, None)
+        res = self._advance(xs, steps)
+        if ends:
+            res.update(self.outputs())
+        return res if self.batch is not None else {k: v[0] for k, v in res.items()}
+
+    def outputs(self) -> dict[str, Array]:
+        """Sequence-end outputs (e.g. logits) from the current state, [B, size]; the session can keep stepping."""
+        from neurocompile.sim.compiled import end_outputs
+
+        if not self._has_ends:
+            return {}
+        if self.t == 0:
+            raise DatasetError("no step has run yet: sequence-end outputs need at least one step")
+        if self._lay is not None:
+            vals = {n: self._lay.view(n) for n in self._end_inputs}
+            st = {n: self._lay.states(n) for n in self._seq_end}
+        else:
+            vals, st = self._vals, self._st
+        final = end_outputs(self._p, vals, st, self.B)
+        return {o: np.array(final[o], np.int64) for o in self.graph.outputs if o in final}
+
+    def _advance(self, xs: dict[str, Array], steps: int) -> dict[str, Array]:
+        if self._lay is not None:
+            lay = self._lay
+            bad = lay.check_tokens_of(self._p, xs) if self._tokens else None
+            if bad:
+                raise DatasetError(f"{bad}: token ids must lie in [0, vocabulary size)")
+            rec = lay.record(set(self._per_step), steps)
+            xin, sats = lay.quantise(xs, steps)
+            lay.run(xin, steps, False, rec)
+            for n, v in sats.items():
+                self._sat_in[n] += v
+            self.t += steps
+            out = {}
+            for o in self._per_step:
+                size = lay.size[o]
+                r = lay.rec[o]
+                out[o] = rec[r: r + self.B * steps * size].reshape(self.B, steps, size).copy()
+            return out
+        trace = {o: np.zeros((self.B, steps, self.graph.node(o).out_size()), np.int64) for o in self._per_step}
+        for tl in range(steps):
+            self._reference_step({k: v[:, tl] for k, v in xs.items()})
+            for o in self._per_step:
+                trace[o][:, tl] = self._vals[o]
+        return trace
+
+    def _reference_step(self, x_t: dict[str, Array]) -> None:
+        """One step of every node through the kernels (docs/semantics.md section 2), in graph order."""
+        g, t = self.graph, self.t
+        for name in self._p.step_order:
+            node = g.node(name)
+            if isinstance(node, hw.QInput):
+                if node.tokens:
+                    self._vals[name] = np.asarray(x_t[name], np.int64)
+                else:
+                    q, n = sat(quantize_round(x_t[name], node.out_scale), int(node.out_bits))
+                    self._sat_in[name] += n
+                    self._vals[name] = q
+                continue
+            ins = {}
+            for port, srcs in self._p.ports[name]:
+                total = None
+                for src, d in srcs:
+                    v = self._vals[src]
+                    if d > 0:  # edge delay: the value of step t - d (zeros before)
+                        ring = self._rings.setdefault((src, name), [np.zeros_like(v) for _ in range(d + 1)])
+                        ring[t % (d + 1)] = v.copy()
+                        v = ring[(t + 1) % (d + 1)]
+                    total = v if total is None else total + v
+                ins[port] = total
+            out = kernels.step(node, ins, self._st[name])
+            self._vals[name] = self._st[name]["acc"] if out is None else out
+        self.t += 1

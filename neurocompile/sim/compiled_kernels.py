@@ -1,0 +1,491 @@
+"""numba kernels of the compiled step: every node type of docs/semantics.md on flat int64 arenas.
+
+One compiled function, :func:`run_chunk`, advances a whole graph over a chunk of time steps: for each step it
+walks the nodes in graph order, sums each port's sources (delayed edges through ring buffers), runs the node's
+integer update and counts what the NumPy engine counts (non-zero outputs per index, active compartments,
+saturations, spikes per step). There is no Python per node per step: the graph is data (an int64 table ``meta``
+with one row per node, an int64 table ``gat`` with one row per port source), and the arithmetic is int64 exactly
+as :mod:`neurocompile.sim.kernels` (the executable specification) computes it. Layouts are built by
+:mod:`neurocompile.sim.compiled`; the column numbers below are shared with it.
+
+Everything here is compiled once per machine (``cache=True``) and then loaded from numba's cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# node op codes
+INPUT, EMBEDDING, DENSE, MODEBANK, READOUT, LIF, HEAVISIDE, REFRACTORY, LUT, MUL, TERNARIZE, ADD, ACCUMULATE, \
+    LAVALIF, LAYERNORM = range(15)
+
+# columns of ``meta`` (one row per node run every step)
+OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, A0 = range(17)
+NA = 9  # op-specific scalars A0 .. A0 + NA - 1
+NMETA = A0 + NA
+
+# columns of ``gat`` (one row per (port, source) that is summed or delayed)
+G_DST, G_SRC, G_SIZE, G_DELAY, G_RING, G_ENZ, G_FIRST = range(7)
+NGAT = 7
+
+
+@njit(cache=True, inline="always")
+def _rround(x, s):
+    """rsh_round: (x + 2^(s-1)) >> s, or x << -s for s <= 0."""
+    if s > 0:
+        return (x + (np.int64(1) << (s - 1))) >> s
+    return x << (-s)
+
+
+@njit(cache=True, inline="always")
+def _rfloor(x, s):
+    if s > 0:
+        return x >> s
+    return x << (-s)
+
+
+@njit(cache=True, inline="always")
+def _rtrunc(x, s):
+    """rsh_trunc: toward zero; (x + ((x >> 63) & (2^s - 1))) >> s for s > 0."""
+    if s > 0:
+        return (x + ((x >> 63) & ((np.int64(1) << s) - 1))) >> s
+    return x << (-s)
+
+
+@njit(cache=True, inline="always")
+def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
+    """Sum the sources of node k's ports into their port buffers (delayed edges through their rings)."""
+    for g in range(meta[k, G0], meta[k, G1]):
+        dst, src, n, d = gat[g, G_DST], gat[g, G_SRC], gat[g, G_SIZE], gat[g, G_DELAY]
+        for b in range(b0, b1):
+            sb = src + b * n
+            if d > 0:
+                ring = gat[g, G_RING]
+                w = ring + (t % (d + 1)) * B * n + b * n
+                for i in range(n):
+                    buf[w + i] = buf[sb + i]
+                sb = ring + ((t + 1) % (d + 1)) * B * n + b * n  # slot of step t - d
+                if counters:
+                    e = gat[g, G_ENZ]
+                    for i in range(n):
+                        if buf[sb + i] != 0:
+                            edge_nz[e + i] += 1
+            db = dst + b * n
+            if gat[g, G_FIRST]:
+                for i in range(n):
+                    buf[db + i] = buf[sb + i]
+            else:
+                for i in range(n):
+                    buf[db + i] += buf[sb + i]
+
+
+@njit(cache=True)
+def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp):
+    """acc = W x + bias (zero inputs skipped: exact), rsh_round/rsh_floor per output, sat; optional pipeline."""
+    n_out, lim = meta[k, SIZE], meta[k, LIM]
+    n_in, floor, delay = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
+    w0 = meta[k, PRM]
+    bo = w0 + n_in * n_out
+    s0 = bo + n_out
+    x0 = meta[k, P0]
+    dst = meta[k, OUT] if delay == 0 else -1
+    ns = 0
+    for b in range(b0, b1):
+        acc = tmp[:n_out]
+        for o in range(n_out):
+            acc[o] = prm[bo + o]
+        for i in range(n_in):
+            xi = buf[x0 + b * n_in + i]
+            if xi == 1:  # a spike: add the weight row (no products)
+                row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
+                for o in range(n_out):
+                    acc[o] += row[o]
+            elif xi != 0:
+                row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
+                for o in range(n_out):
+                    acc[o] += row[o] * xi
+        for o in range(n_out):
+            s = prm[s0 + o]
+            v = _rfloor(acc[o], s) if floor else _rround(acc[o], s)
+            if lim >= 0:
+                if v > lim:
+                    v = lim
+                    ns += 1
+                elif v < -lim:
+                    v = -lim
+                    ns += 1
+            acc[o] = v
+        if delay == 0:
+            for o in range(n_out):
+                buf[dst + b * n_out + o] = acc[o]
+        else:  # pipe slot t % delay holds the value of step t - delay: emit it, then store this step's
+            slot = meta[k, STO] + (t % delay) * B * n_out + b * n_out
+            out = meta[k, OUT] + b * n_out
+            for o in range(n_out):
+                buf[out + o] = st[slot + o]
+                st[slot + o] = acc[o]
+    return ns
+
+
+@njit(cache=True)
+def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
+    """re, im <- sat(rsh_trunc(rotation, F) + rsh_round(b u, kb)); output (h*M + m)*2 + {re, im}; active modes.
+
+    One branch-free loop over the H*M modes of a sample (so that it vectorises): u is first spread over the
+    modes; rsh_trunc is ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is
+    ((x + half) << left) >> right with per-mode copies of the channel's shift; saturation is min/max.
+    """
+    h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
+    lim = meta[k, LIM]
+    if lim < 0:
+        lim = np.int64(9223372036854775807)
+    hm = h_ * m_
+    p = meta[k, PRM]
+    are, aim, bre, bim = prm[p: p + hm], prm[p + hm: p + 2 * hm], prm[p + 2 * hm: p + 3 * hm], prm[p + 3 * hm: p + 4 * hm]
+    q = p + 4 * hm
+    half, left, right = prm[q: q + hm], prm[q + hm: q + 2 * hm], prm[q + 2 * hm: q + 3 * hm]
+    re0 = meta[k, STO]
+    im0 = re0 + B * hm
+    x0, out0 = meta[k, P0], meta[k, OUT]
+    tf = max(0, f)
+    lf = -f if f < 0 else 0
+    mask = (np.int64(1) << tf) - 1
+    ue = tmp[:hm]
+    ns = 0
+    act = 0
+    for b in range(b0, b1):
+        for h in range(h_):
+            u = buf[x0 + b * h_ + h]
+            for m in range(m_):
+                ue[h * m_ + m] = u
+        sre = st[re0 + b * hm: re0 + (b + 1) * hm]
+        sim = st[im0 + b * hm: im0 + (b + 1) * hm]
+        for j in range(hm):
+            r, i, u = sre[j], sim[j], ue[j]
+            act += (u | r | i) != 0
+            ar, ai = are[j], aim[j]
+            xr = ar * r - ai * i
+            xi = ai * r + ar * i
+            nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
+            ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
+            cr = min(max(nr, -lim), lim)
+            ci = min(max(ni, -lim), lim)
+            ns += (cr != nr) + (ci != ni)
+            sre[j] = cr
+            sim[j] = ci
+        o = buf[out0 + b * 2 * hm: out0 + (b + 1) * 2 * hm]
+        for j in range(hm):
+            o[2 * j] = sre[j]
+            o[2 * j + 1] = sim[j]
+    return ns, 2 * act
+
+
+@njit(cache=True)
+def _readout(k, B, b0, b1, meta, prm, buf, tmp):
+    """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)); active channels.
+
+    Two passes per sample so that the long one vectorises: the per-mode products over all H*M modes (and their
+    non-zero flags) into scratch, then the per-channel sums of M of them.
+    """
+    h_, m_, lim = meta[k, A0], meta[k, A0 + 1], meta[k, LIM]
+    hm = h_ * m_
+    p = meta[k, PRM]
+    cre, cim = prm[p: p + hm], prm[p + hm: p + 2 * hm]
+    dd, sh = p + 2 * hm, p + 2 * hm + h_
+    s0, k0, out0 = meta[k, P0], meta[k, P1], meta[k, OUT]
+    pr = tmp[:hm]
+    nzf = tmp[hm: 2 * hm]
+    ns = 0
+    act = 0
+    for b in range(b0, b1):
+        st = buf[s0 + b * 2 * hm: s0 + (b + 1) * 2 * hm]
+        for j in range(hm):
+            pr[j] = cre[j] * st[2 * j] + cim[j] * st[2 * j + 1]
+        for j in range(hm):
+            nzf[j] = st[2 * j] | st[2 * j + 1]
+        for h in range(h_):
+            u = buf[k0 + b * h_ + h]
+            acc = prm[dd + h] * u
+            nzs = u
+            for m in range(h * m_, (h + 1) * m_):
+                acc += pr[m]
+                nzs |= nzf[m]
+            act += nzs != 0
+            v = _rround(acc, prm[sh + h])
+            if lim >= 0:
+                if v > lim:
+                    v = lim
+                    ns += 1
+                elif v < -lim:
+                    v = -lim
+                    ns += 1
+            buf[out0 + b * h_ + h] = v
+    return ns, act
+
+
+@njit(cache=True)
+def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
+    """QLIF, QRefractory and QLavaLIF: per-compartment state updates with their spike decisions."""
+    n, x0, out0, s0, p = meta[k, SIZE], meta[k, P0], meta[k, OUT], meta[k, STO], meta[k, PRM]
+    a = meta[k, A0: A0 + NA]
+    ns = 0
+    act = 0
+    for b in range(b0, b1):
+        for c in range(n):
+            j = b * n + c
+            x = buf[x0 + j]
+            vth = prm[p + c]
+            if op == LIF:  # a: decay, F, state lim, subtract, compare >=
+                v_old = st[s0 + j]
+                if x != 0 or v_old != 0:
+                    act += 1
+                v = _rtrunc(a[0] * v_old, a[1]) + x
+                if a[2] >= 0:
+                    if v > a[2]:
+                        v = a[2]
+                        ns += 1
+                    elif v < -a[2]:
+                        v = -a[2]
+                        ns += 1
+                s = (v >= vth) if a[4] else (v > vth)
+                if s:
+                    v = v - vth if a[3] else 0
+                st[s0 + j] = v
+                buf[out0 + j] = 1 if s else 0
+            elif op == REFRACTORY:  # a: decay, lam, F, R, state lim
+                vo, so, ro = st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j]
+                if x != 0 or vo != 0 or so != 0 or ro != 0:
+                    act += 1
+                v = _rtrunc(a[0] * vo, a[2]) + x - vth * so - _rround(prm[p + n + c] * ro, a[3])
+                if a[4] >= 0:
+                    if v > a[4]:
+                        v = a[4]
+                        ns += 1
+                    elif v < -a[4]:
+                        v = -a[4]
+                        ns += 1
+                s = np.int64(1) if v >= vth else np.int64(0)
+                r = _rtrunc(a[1] * ro, a[2]) + (s << a[3])
+                if a[4] >= 0:
+                    if r > a[4]:
+                        r = a[4]
+                        ns += 1
+                    elif r < -a[4]:
+                        r = -a[4]
+                        ns += 1
+                st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j] = v, s, r
+                buf[out0 + j] = s
+            else:  # LAVALIF; a: F, state bits, u factor, v factor, act_shift, vth_shift
+                uo, vo = st[s0 + j], st[s0 + B * n + j]
+                if x != 0 or uo != 0 or vo != 0:
+                    act += 1
+                half = np.int64(1) << (a[1] - 1)
+                u = _rtrunc(uo * a[2], a[0]) + (x << a[4])
+                if u > half:
+                    u -= 2 * half
+                elif u <= -half:
+                    u += 2 * half
+                v = _rtrunc(vo * a[3], a[0]) + u + prm[p + n + c]
+                if v > half - 1:
+                    v = half - 1
+                    ns += 1
+                elif v < 1 - half:
+                    v = 1 - half
+                    ns += 1
+                s = v > (vth << a[5])
+                st[s0 + j] = u
+                st[s0 + B * n + j] = 0 if s else v
+                buf[out0 + j] = 1 if s else 0
+    return ns, act
+
+
+@njit(cache=True)
+def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
+    """QHeaviside, QLUT, QMul, QTernarize, QAdd, QAccumulate, QEmbedding, QLayerNorm."""
+    n, lim, x0, out0, p = meta[k, SIZE], meta[k, LIM], meta[k, P0], meta[k, OUT], meta[k, PRM]
+    a = meta[k, A0: A0 + NA]
+    ns = 0
+    act = 0
+    for b in range(b0, b1):
+        xr = x0 + b * n
+        orow = out0 + b * n
+        if op == EMBEDDING:  # a: vocab
+            tok = buf[x0 + b]
+            if tok < 0:
+                tok += a[0]
+            for c in range(n):
+                buf[orow + c] = prm[p + tok * n + c]
+            continue
+        if op == TERNARIZE:  # a: num, den
+            mx = np.int64(0)
+            for c in range(n):
+                mx = max(mx, abs(buf[xr + c]))
+            for c in range(n):
+                x = buf[xr + c]
+                if x != 0:
+                    act += 1
+                keep = mx > 0 and abs(x) * a[1] >= a[0] * mx
+                buf[orow + c] = (1 if x > 0 else -1) if keep and x != 0 else 0
+            continue
+        if op == LAYERNORM:
+            ns += _layernorm_row(xr, orow, n, lim, p, a, prm, buf)
+            for c in range(n):
+                if buf[xr + c] != 0:
+                    act += 1
+            continue
+        for c in range(n):
+            j = b * n + c
+            x = buf[xr + c]
+            if op == HEAVISIDE:  # a: compare >=
+                if x != 0:
+                    act += 1
+                vth = prm[p + c]
+                buf[orow + c] = 1 if ((x >= vth) if a[0] else (x > vth)) else 0
+                continue
+            if op == LUT:  # a: in_shift, offset, table length
+                if x != 0:
+                    act += 1
+                idx = _rround(x, a[0]) + a[1]
+                if idx < 0:
+                    idx = 0
+                    ns += 1
+                elif idx >= a[2]:
+                    idx = a[2] - 1
+                    ns += 1
+                buf[orow + c] = prm[p + idx]
+                continue
+            if op == MUL:  # a: shift; second factor on port P1
+                y = buf[meta[k, P1] + j]
+                if x != 0 or y != 0:
+                    act += 1
+                v = _rround(x * y, a[0])
+            elif op == ACCUMULATE:
+                acc = st[meta[k, STO] + j]
+                if x != 0 or acc != 0:
+                    act += 1
+                v = acc + x
+            else:  # ADD
+                if x != 0:
+                    act += 1
+                v = x
+            if lim >= 0:
+                if v > lim:
+                    v = lim
+                    ns += 1
+                elif v < -lim:
+                    v = -lim
+                    ns += 1
+            if op == ACCUMULATE:
+                st[meta[k, STO] + j] = v
+            buf[orow + c] = v
+    return ns, act
+
+
+@njit(cache=True)
+def _layernorm_row(xr, orow, n, lim, p, a, prm, buf):
+    """One sample's QLayerNorm; a: mean_mul, mean_shift, var_shift, eps, index_bits. prm: w, bias, shift, T."""
+    s = np.int64(0)
+    for c in range(n):
+        s += buf[xr + c]
+    mean = _rround(s * a[0], a[1])
+    ss = np.int64(0)
+    for c in range(n):
+        d = buf[xr + c] - mean
+        ss += d * d
+    v = _rround(ss * a[0], a[1] + a[2]) + a[3]
+    v = max(v, 1)
+    j = np.int64(0)
+    for q in range(32):
+        e = a[4] + 2 * q
+        if e >= 63:
+            break
+        if v >= (np.int64(1) << e):
+            j += 1
+    r = prm[p + 3 * n + _rround(v, 2 * j)]
+    ns = 0
+    for c in range(n):
+        d = buf[xr + c] - mean
+        y = _rround(d * r * prm[p + c], prm[p + 2 * n + c] + j) + prm[p + n + c]
+        if lim >= 0:
+            if y > lim:
+                y = lim
+                ns += 1
+            elif y < -lim:
+                y = -lim
+                ns += 1
+        buf[orow + c] = y
+    return ns
+
+
+@njit(cache=True)
+def _port_active(k, B, b0, b1, meta, buf):
+    """A QDense relay: every output is active in a sample whose input vector is non-zero."""
+    n_in, x0 = meta[k, A0], meta[k, P0]
+    rows = 0
+    for b in range(b0, b1):
+        for i in range(n_in):
+            if buf[x0 + b * n_in + i] != 0:
+                rows += 1
+                break
+    return rows * meta[k, SIZE]
+
+
+@njit(cache=True, nogil=True)  # nogil: batches run in parallel threads (simulate(threads=N))
+def run_chunk(t0, T, B, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec, counters):
+    """Steps t0 .. t0 + T - 1 of the whole graph. Inputs ``xin`` are [T, B, size] per input node (quantised)."""
+    nodes = meta.shape[0]
+    for b in range(B):  # samples are independent: each runs its whole chunk while its state is in cache
+        b1 = b + 1
+        for tl in range(T):
+            t = t0 + tl
+            for k in range(nodes):
+                _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk,
+                           rec, counters)
+
+
+@njit(cache=True, inline="always")  # inlined: a call per node and step costs more than most nodes
+def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec,
+               counters):
+    """Node k, sample b, step t: gather its ports, update, count and record."""
+    op = meta[k, OP]
+    _gather(k, t, B, b, b1, meta, gat, buf, edge_nz, counters)
+    ns = 0
+    act = 0
+    n = meta[k, SIZE]
+    out = meta[k, OUT] + b * n
+    if op == INPUT:
+        src = meta[k, XIN] + (tl * B + b) * n
+        for j in range(n):
+            buf[out + j] = xin[src + j]
+    elif op == DENSE:
+        if counters and meta[k, ACTIVE]:
+            act = _port_active(k, B, b, b1, meta, buf)
+        ns = _dense(k, t, B, b, b1, meta, prm, buf, st, tmp)
+    elif op == MODEBANK:
+        ns, act = _modebank(k, B, b, b1, meta, prm, buf, st, tmp)
+    elif op == READOUT:
+        ns, act = _readout(k, B, b, b1, meta, prm, buf, tmp)
+    elif op == LIF or op == REFRACTORY or op == LAVALIF:
+        ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st)
+    else:
+        ns, act = _elementwise(k, op, B, b, b1, meta, prm, buf, st)
+    sat[meta[k, SAT]] += ns
+    if counters and meta[k, ACTIVE]:
+        active[k] += act
+    if op != ACCUMULATE:
+        si = meta[k, SPK]
+        if counters or si >= 0:
+            z = meta[k, NZO]
+            tot = 0
+            for i in range(n):
+                if buf[out + i] != 0:
+                    tot += 1
+                    if counters:
+                        nz[z + i] += 1
+            if si >= 0:
+                spk[si, tl] += tot
+    r = meta[k, REC]
+    if r >= 0:  # rec: [B, T, n] of this chunk
+        for i in range(n):
+            rec[r + (b * T + tl) * n + i] = buf[out + i]
