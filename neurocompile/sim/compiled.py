@@ -440,7 +440,7 @@ class Layout:
         return {}
 
 
-def batch_runner(p: Any, backend: str, xs: dict[str, Array]) -> type | None:
+def batch_runner(p: Any, backend: str, xs: dict[str, Array], counters: bool = False) -> type | None:
     """The batch class for ``backend``: :class:`CompiledBatch`, or None for the NumPy engine.
 
     'auto' picks the compiled step when numba is installed, ``arith`` is 'auto' and every node is supported;
@@ -455,10 +455,26 @@ def batch_runner(p: Any, backend: str, xs: dict[str, Array]) -> type | None:
         why = supports(p)
     if why is None:
         why = Layout.check_tokens_of(p, xs)
+    if why is None and counters:
+        why = _event_rule_gap(p)
     if why is None:
         return CompiledBatch
     if backend == "compiled":
         raise IRError(f"backend 'compiled' cannot run graph '{p.graph.name}': {why}; use backend='numpy'")
+    return None
+
+
+def _event_rule_gap(p: Any) -> str | None:
+    """Why the compiled step cannot count this graph: Loihi updates a neuron when any synaptic event arrives
+    (even if the events sum to zero); the NumPy engine tracks those events behind synapse-only dense layers,
+    the compiled step counts non-zero inputs only, so with counters on such graphs stay on the NumPy engine."""
+    from neurocompile.ir import hw
+    from neurocompile.sim.engine import SYNAPSE
+
+    for name in p.order:
+        if p.role.get(name) == SYNAPSE and isinstance(p.graph.node(name), hw.QDense):
+            return (f"node '{name}' is a synapse-only dense layer, whose event-driven neuron updates only the "
+                    "NumPy engine counts; use counters=False or backend='numpy'")
     return None
 
 

@@ -993,7 +993,7 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         placement = place(graph, target)
     from neurocompile.sim.compiled import batch_runner
 
-    runner = batch_runner(p, backend, xs) or _Batch  # the compiled step, or the NumPy engine
+    runner = batch_runner(p, backend, xs, counters) or _Batch  # the compiled step, or the NumPy engine
     acc = _Acc(p, steps)
     per_step_outputs = [o for o in graph.outputs if o not in p.end_order and not graph.node(o).SEQUENCE_END]
     rec_nodes = list(p.order) if record else list(per_step_outputs)
