@@ -143,8 +143,12 @@ def quantize_ssm(em: Any, name: str, n: fl.ModeBank, ro_name: str, ro: fl.ModeRe
     k = int(max(1, min(_MAX_SAMPLES, u_f.shape[0], _BUDGET // max(1, H * M * t_len))))
     u_int = np.clip(qmath.round_half_away(u_f[:k] / s_u), -lim_u, lim_u)
     top = min(em.p.state_bits, plan.cap)
-    st = em.trace[name].astype(np.float64).reshape(u_f.shape[0], t_len, H, M, 2)
-    peak = np.sqrt(st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1))  # calibrated max |h| per mode
+    peaks = em.ctx.info.get("calib_mode_peak", {})
+    if name in peaks:  # measured over every calibration sample by the calibrate pass
+        peak = peaks[name].reshape(H, M)
+    else:
+        st = em.trace[name].astype(np.float64).reshape(u_f.shape[0], t_len, H, M, 2)
+        peak = np.sqrt(st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1))  # calibrated max |h| per mode
     results = []
     for bits in range(min(_MIN_BITS, top), top + 1):
         bank, basis = _bank(em, n, pq, s_u, lim_u, peak, bits)
