@@ -116,6 +116,17 @@ def _fit_advice(violations: list[Any]) -> str:
     return "To fix: " + "; ".join(_ADVICE.get(r, f"see the '{r}' rule in docs/passes.md") for r in seen)
 
 
+#: memory the export's quantisation report may use (float and integer traces of every node, about 4 x 8 bytes per
+#: node output per step per sample): at most 128 sequences, fewer on a large model
+REPORT_BYTES = 1536 * 2**20
+
+
+def report_samples(graph: Any, steps: int, available: int) -> int:
+    """Sequences the export's quantisation report runs: min(128, REPORT_BYTES / (32 B x T x node outputs))."""
+    width = sum(int(graph.node(m).out_size()) for m in graph.order())
+    return int(max(1, min(128, available, REPORT_BYTES // max(1, 32 * steps * width))))
+
+
 def export(model: Path | str, target: str, out: Path | str | None = None, weights: str = "int",
            calibration: str | None = None, calibration_method: str = "percentile",
            config_path: Path | str | None = None, trust_pickle: bool = False, layernorm: str | None = None,
@@ -180,8 +191,9 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         raise NeurocompileError(
             f"model '{model.name}' does not fit target '{tgt.target.name}' ({len(blocking)} design-rule "
             f"error(s)): {listed}. {_fit_advice(blocking)}; nothing was written")
+    n_rep = report_samples(lowered, int(calib.x.shape[1]), len(calib))
     with con.status("measuring quantisation error ..."):
-        qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
+        qrep = quant_report(lowered, int_graph, calib.x[:n_rep], None if calib.y is None else calib.y[:n_rep])
     out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
     manifest = {
         "model": {"name": fgraph.name, "file": model.name, "family": fgraph.meta.get("family"),

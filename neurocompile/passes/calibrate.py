@@ -169,7 +169,7 @@ def run(graph: Graph, ctx: PassContext) -> Graph:
 # -- bounded memory --------------------------------------------------------------------------------------------
 
 #: bytes of float32 traces kept for the quantiser (LUT error, SSM state-width search, saturation counts)
-TRACE_BYTES = 768 * 2**20
+TRACE_BYTES = 256 * 2**20
 #: bytes the float interpreter may hold for one chunk of samples (float64 traces of every node, and working copies)
 CHUNK_BYTES = 1024 * 2**20
 #: the exact order statistics kept per tail for a percentile clip; beyond this the kept trace decides
@@ -232,7 +232,7 @@ class _Stream:
     def __init__(self, total: int, p: float) -> None:
         self.total, self.p = int(total), float(p)
         q = max(p, 100.0 - p) / 100.0
-        self.k = int(math.ceil((self.total - 1) * (1.0 - q))) + 2
+        self.k = math.ceil((self.total - 1) * (1.0 - q)) + 2
         self.lo = self.hi = None  # type: np.ndarray | None
         self.vmin, self.vmax = math.inf, -math.inf
         self.seen = 0
