@@ -115,6 +115,31 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
                state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir)
 
 
+@main.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--target", "-t", default=None, help="Hardware target (default for an artifact: its own).")
+@click.option("--json", "as_json", is_flag=True, help="Print the resource report as JSON.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Architecture config (JSON) for a bare state_dict file.")
+@click.option("--trust-pickle", is_flag=True, help="Allow loading a fully pickled nn.Module (only files you trust).")
+@_friendly
+def check_cmd(path: Path, target: str | None, as_json: bool, config_path: Path | None, trust_pickle: bool) -> None:
+    """Does a MODEL file (its shapes; no calibration) or an ARTIFACT fit TARGET? Exit status 1 when not.
+
+    \b
+    Prints the resources used against available per core and chip, the lower bound of cores and the findings
+    (rule, node, resource, usage, limit, fix).
+    Examples:
+      neurocompile check model.pt --target loihi2
+      neurocompile check spikingssm_sdigits.loihi2 --json
+    """
+    from neurocompile import api
+
+    rep = api.check(path, target, as_json=as_json, config_path=config_path, trust_pickle=trust_pickle)
+    if not rep["fits"]:
+        sys.exit(1)
+
+
 @main.command("convert")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--to", "to", type=click.Choice(["onnx", "nir"]), required=True, help="Output format.")

@@ -19,8 +19,9 @@ core-capacity   one placement unit (a neuron; an SSM channel's 2M compartments) 
 cores           cores used by the placement vs the target's cores (chips x cores per chip)
 =============== ============================================================================================
 
-The lower bound of cores is max over resources of ceil(total / per-core limit) (compartments; memory bits:
-synapses, plus neuron state where the target's memory is shared).
+The lower bound of cores is max over resources of ceil(total / per-core limit): compartments; memory bits
+(synapses, plus neuron state where the target's memory is shared); input axons (every source neuron read on chip
+needs one on at least one core) and output axons (every on-chip neuron read on chip needs at least one).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def neuron_fan_out(graph: Graph, role: dict[str, str], name: str, compartments: 
 
 def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
     """Cores needed at least, per resource: ceil(total / per-core limit); ``cores`` is the largest."""
-    from neurocompile.sim.placement import COMPUTE, SYNAPSE, _own_synapse_rows, _state_bits, roles
+    from neurocompile.sim.placement import COMPUTE, SYNAPSE, _own_synapse_rows, _read_on_chip, _state_bits, roles
 
     role = roles(graph)
     comp = mem = 0
@@ -184,10 +185,21 @@ def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
                 mem += _state_bits(node) * int(node.out_size())
         elif role[name] == SYNAPSE:
             mem += int(np.count_nonzero(node.weight)) * int(node.weight_bits)
+    # every source neuron read on chip needs an input axon on some core, every such COMPUTE neuron an output axon
+    ax_in = ax_out = 0
+    for name in graph.order():
+        if role[name] == SYNAPSE:
+            continue
+        read = int(np.count_nonzero(_read_on_chip(graph, role, name)))
+        ax_in += read
+        ax_out += read if role[name] == COMPUTE else 0
     out = {"compartments": math.ceil(comp / target.core.compartments),
-           "memory_bits": math.ceil(mem / target.core.synapse_memory_bits)}
+           "memory_bits": math.ceil(mem / target.core.synapse_memory_bits),
+           "input_axons": math.ceil(ax_in / target.core.input_axons),
+           "output_axons": math.ceil(ax_out / target.core.output_axons)}
     out["cores"] = max(1, *out.values())
-    out["totals"] = {"compartments": comp, "memory_bits": mem}  # type: ignore[assignment]
+    out["totals"] = {"compartments": comp, "memory_bits": mem, "input_axons": ax_in,  # type: ignore[assignment]
+                     "output_axons": ax_out}
     return out
 
 

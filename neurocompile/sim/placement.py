@@ -384,6 +384,47 @@ class _Fill:
         return len(self.comp) - 1
 
 
+def _groups(graph: Graph, role: dict[str, str]) -> list[list[str]]:
+    """COMPUTE nodes in placement order, in groups whose units share cores: a QModeBank and the QModeReadout that
+    reads all of its state go together, channel by channel (the channel's 2M compartments and its readout neuron
+    on one core: the 2M state messages stay inside the core). Every other node is a group of its own."""
+    order = [n for n in graph.order() if role[n] == COMPUTE]
+    taken: set[str] = set()
+    groups: list[list[str]] = []
+    for name in order:
+        if name in taken:
+            continue
+        group = [name]
+        node = graph.node(name)
+        succ = graph.succs(name)
+        if isinstance(node, hw.QModeBank) and len(succ) == 1 and role[succ[0]] == COMPUTE:
+            ro = graph.node(succ[0])
+            if isinstance(ro, hw.QModeReadout) and graph.edge(name, succ[0])["port"] == "state" \
+                    and _units(ro) == _units(node):
+                group.append(succ[0])
+        taken.update(group)
+        groups.append(group)
+    return groups
+
+
+def _unit_arrays(graph: Graph, role: dict[str, str], name: str, shared: bool,
+                 out_est: dict[str, np.ndarray]) -> tuple[list[_Feed], np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per unit of one COMPUTE node: (feeds, memory bits, state bits, estimated output axons, unit size)."""
+    node = graph.node(name)
+    units = _units(node)
+    usz = unit_size(node)
+    feeds = _feeds(graph, role, name)
+    syn_u = np.zeros(units, np.int64)
+    for f in feeds:
+        syn_u += f.bits
+    own = _own_synapse_rows(node)
+    if own is not None:
+        syn_u += own.astype(np.int64) * int(getattr(node, "weight_bits", 8))
+    state_u = np.full(units, _state_bits(node) * usz, np.int64)
+    out_u = out_est[name].reshape(units, usz).sum(axis=1)
+    return feeds, syn_u, state_u, out_u, usz
+
+
 def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: dict[str, np.ndarray]) -> _Fill:
     """One greedy pass; ``out_est[node]`` estimates the output axons of each output of each COMPUTE node."""
     cap, mem_cap, ax_in_cap, ax_out_cap = lim["compartments"], lim["memory_bits"], lim["input_axons"], \
@@ -391,22 +432,16 @@ def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: di
     shared = bool(lim["shared_memory"])
     fill = _Fill()
     cur = -1
-    for name in graph.order():
-        if role[name] != COMPUTE:
-            continue
-        node = graph.node(name)
-        units = _units(node)
-        usz = unit_size(node)
-        feeds = _feeds(graph, role, name)
-        syn_u = np.zeros(units, np.int64)
-        for f in feeds:
-            syn_u += f.bits
-        own = _own_synapse_rows(node)
-        if own is not None:
-            syn_u += own.astype(np.int64) * int(getattr(node, "weight_bits", 8))
-        state_u = np.full(units, _state_bits(node) * usz, np.int64)
+    for group in _groups(graph, role):
+        parts = [_unit_arrays(graph, role, n, shared, out_est) for n in group]
+        feeds = [f for p in parts for f in p[0]]
+        syn_u = sum(p[1] for p in parts)
+        state_u = sum(p[2] for p in parts)
+        out_u = sum(p[3] for p in parts)
+        usz = sum(p[4] for p in parts)
+        units = int(syn_u.shape[0])
+        name = ", ".join(group)
         mem_u = syn_u + (state_u if shared else 0)
-        out_u = out_est[name].reshape(units, usz).sum(axis=1)
         cum_comp = np.arange(1, units + 1, dtype=np.int64) * usz
         cum_mem = np.cumsum(mem_u)
         cum_out = np.cumsum(out_u)
@@ -454,10 +489,12 @@ def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: di
                 hit = f.hit(u, u + k)
                 prev = fill.axons[cur].get(f.src)
                 fill.axons[cur][f.src] = hit if prev is None else (prev | hit)
-            if name not in fill.nodes[cur]:
-                fill.nodes[cur].append(name)
+            for member in group:
+                if member not in fill.nodes[cur]:
+                    fill.nodes[cur].append(member)
             u += k
-        fill.unit_core[name] = cores_of_units
+        for member in group:
+            fill.unit_core[member] = cores_of_units.copy()
     return fill
 
 
