@@ -127,6 +127,36 @@ def report_samples(graph: Any, steps: int, available: int) -> int:
     return int(max(1, min(128, available, REPORT_BYTES // max(1, 32 * steps * width))))
 
 
+def _fit_first(fgraph: Any, tgt: Any, model: Path, layernorm: str | None) -> None:
+    """Refuse, before calibrating, a model whose shapes cannot fit ``tgt`` (one line: rule, node, usage, limit)."""
+    from neurocompile.passes.common import CompileOptions
+    from neurocompile.passes.fit import fit_report
+    from neurocompile.passes.pipeline import lower_graph
+
+    opts = CompileOptions(layernorm="integer" if layernorm in (None, "freeze") else layernorm)
+    rep = fit_report(lower_graph(fgraph, tgt, opts), tgt)
+    errs = [f for f in rep["findings"] if f["severity"] == "error"]
+    if errs:
+        listed = "; ".join(f"[{f['rule']}] {('node ' + repr(f['node'])) if f['node'] else 'the model'} needs "
+                           f"{f['usage']:,} {f['resource']} where the target allows {f['limit']:,}" for f in errs[:4])
+        more = f"; and {len(errs) - 4} more" if len(errs) > 4 else ""
+        fixes = "; ".join(dict.fromkeys(f["fix"] for f in errs if f["fix"]))
+        raise NeurocompileError(
+            f"model '{model.name}' does not fit target '{tgt.target.name}' (checked from its shapes, before "
+            f"calibration): {listed}{more}. To fix: {fixes}; 'neurocompile check' lists every resource; "
+            f"nothing was written")
+
+
+def placement_record(int_graph: Any, tgt: Any, placement: Any) -> dict[str, Any]:
+    """What the artifact stores about the mapping (placement.json): the fit report without its wall time, and
+    the placement (cores, their chip and tile, what each holds, each node's cores). Deterministic."""
+    from neurocompile.passes.fit import fit_report
+
+    rep = fit_report(int_graph, tgt, placement=placement)
+    rep.pop("seconds", None)
+    return {"fit": rep, "placement": placement.to_dict()}
+
+
 def export(model: Path | str, target: str, out: Path | str | None = None, weights: str = "int",
            calibration: str | None = None, calibration_method: str = "percentile",
            config_path: Path | str | None = None, trust_pickle: bool = False, layernorm: str | None = None,
@@ -159,6 +189,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     else:
         loaded = load_model(model, trust_pickle=trust_pickle, config=config)
         fgraph = trace(loaded)
+    # fit first: the shape rules (cores, memory, axons, fan-in and fan-out per neuron) before any calibration
+    _fit_first(fgraph, tgt, model, layernorm)
     task = _model_task(loaded)
     calib_spec = calibration or task
     if calib_spec is None:
@@ -182,7 +214,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
             int_graph, info = compile_graph(fgraph, tgt, calib.x, options)
     lowered = info.get("float_graph", fgraph) if isinstance(info, dict) else fgraph
     violations = list(info.get("violations", []) if isinstance(info, dict) else [])
-    violations += place(int_graph, tgt).violations
+    placement = place(int_graph, tgt)
+    violations += placement.violations
     blocking = [v for v in violations if v.severity == "error"]
     if blocking:
         listed = "; ".join(str(v) for v in blocking[:4])
@@ -212,7 +245,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         writers.append(lambda d: _netx.write_netx(int_graph, d / "network.net.h5"))
     except Exception:  # noqa: BLE001 - the netx file is optional: Lava or h5py may be missing
         pass
-    extra = {"quant_report.json": qrep, "checks.json": [v.to_dict() for v in violations]}
+    extra = {"quant_report.json": qrep, "checks.json": [v.to_dict() for v in violations],
+             "placement.json": placement_record(int_graph, tgt, placement)}
     path = write_artifact(out, int_graph, lowered, manifest, extra_json=extra, writers=writers, force=force)
     con.print(f"[bold green]exported[/] {model.name} -> {path}  (target {tgt.target.name}, "
               f"{len(int_graph)} integer nodes)")
@@ -275,8 +309,11 @@ def _lowered(model: Path, config_path: Path | str | None, trust_pickle: bool) ->
 def _print_fit(rep: dict[str, Any], con: Console, name: str) -> None:
     lim, lb = rep["limits"], rep["lower_bound"]
     verdict = "[bold green]fits[/]" if rep["fits"] else "[bold red]does not fit[/]"
-    con.print(f"{name} on {rep['target']}: {verdict}; {rep['cores_used']:,} of {rep['cores_available']:,} cores "
-              f"on {rep['chips_used']:,} of {rep['chips_available']:,} chips; lower bound {lb['cores']:,} cores "
+    used = (f"{rep['cores_used']:,} of {rep['cores_available']:,} cores on {rep['chips_used']:,} of "
+            f"{rep['chips_available']:,} chips" if rep["placed"] else
+            f"needs at least {lb['cores']:,} cores ({rep['chips_used']:,} chips), has {rep['cores_available']:,} "
+            f"({rep['chips_available']:,} chips); not placed")
+    con.print(f"{name} on {rep['target']}: {verdict}; {used}; lower bound {lb['cores']:,} cores "
               f"(x{rep['cores_over_lower_bound']:.2f}); {'integer graph' if rep['exact'] else 'shapes only'}, "
               f"{rep['seconds']:.2f} s")
     res = ("compartments", "memory_bits", "input_axons", "output_axons")

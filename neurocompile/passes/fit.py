@@ -232,16 +232,24 @@ def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, An
             add("fan-in", name, "input axons of one neuron", fan[name]["fan_in_max"], core.input_axons)
         if fan[name]["fan_out_max"] > core.output_axons:
             add("fan-out", name, "output axons of one neuron", fan[name]["fan_out_max"], core.output_axons)
-    pl = placement if placement is not None else place(g, target)
+    lb = lower_bound(g, target)
+    if placement is None and lb["cores"] > target.system.cores_total:
+        # refused without placing: even a perfect packing needs more cores than the target has
+        add("cores", "", "cores (lower bound: " + max(("compartments", "memory_bits", "input_axons", "output_axons"),
+                                                      key=lambda r: lb[r]).replace("_", " ") + ")",
+            lb["cores"], target.system.cores_total)
+        pl = None
+    else:
+        pl = placement if placement is not None else place(g, target)
     seen = set()
-    for v in pl.violations:
+    for v in pl.violations if pl is not None else ():
         key = (v.rule, v.node, v.resource)
         if key not in seen:
             seen.add(key)
             add(v.rule, v.node, v.resource, v.used, v.limit, v.severity)
     cpc = int(target.system.cores_per_chip)
-    lb = lower_bound(g, target)
-    per_core = [{"core": c.core, "chip": c.chip, "compartments": c.compartments,
+    used = pl.cores_used if pl is not None else lb["cores"]
+    per_core = [] if pl is None else [{"core": c.core, "chip": c.chip, "compartments": c.compartments,
                  "memory_bits": c.synapse_bits + (c.state_bits if core.shared_memory else 0),
                  "input_axons": c.input_axons, "output_axons": c.output_axons} for c in pl.cores]
     chips: dict[int, dict[str, int]] = {}
@@ -253,10 +261,10 @@ def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, An
     errors = [f for f in findings if f["severity"] == "error"]
     return {
         "target": str(target.name), "fits": not errors, "exact": is_int,
-        "cores_used": pl.cores_used, "cores_available": int(target.system.cores_total),
-        "chips_used": math.ceil(pl.cores_used / cpc) if pl.cores_used else 0,
+        "placed": pl is not None, "cores_used": used, "cores_available": int(target.system.cores_total),
+        "chips_used": math.ceil(used / cpc) if used else 0,
         "chips_available": int(target.system.chips),
-        "lower_bound": lb, "cores_over_lower_bound": round(pl.cores_used / lb["cores"], 4),
+        "lower_bound": lb, "cores_over_lower_bound": round(used / lb["cores"], 4),
         "limits": {"compartments": int(core.compartments), "memory_bits": int(core.synapse_memory_bits),
                    "input_axons": int(core.input_axons), "output_axons": int(core.output_axons),
                    "cores_per_chip": cpc},

@@ -384,10 +384,11 @@ class _Fill:
         return len(self.comp) - 1
 
 
-def _groups(graph: Graph, role: dict[str, str]) -> list[list[str]]:
+def _groups(graph: Graph, role: dict[str, str], lim: dict[str, int]) -> list[list[str]]:
     """COMPUTE nodes in placement order, in groups whose units share cores: a QModeBank and the QModeReadout that
     reads all of its state go together, channel by channel (the channel's 2M compartments and its readout neuron
-    on one core: the 2M state messages stay inside the core). Every other node is a group of its own."""
+    on one core: the 2M state messages stay inside the core), when such a pair fits one core's compartments and
+    input axons. Every other node is a group of its own."""
     order = [n for n in graph.order() if role[n] == COMPUTE]
     taken: set[str] = set()
     groups: list[list[str]] = []
@@ -399,8 +400,10 @@ def _groups(graph: Graph, role: dict[str, str]) -> list[list[str]]:
         succ = graph.succs(name)
         if isinstance(node, hw.QModeBank) and len(succ) == 1 and role[succ[0]] == COMPUTE:
             ro = graph.node(succ[0])
+            usz = unit_size(node)
             if isinstance(ro, hw.QModeReadout) and graph.edge(name, succ[0])["port"] == "state" \
-                    and _units(ro) == _units(node):
+                    and _units(ro) == _units(node) and usz + 1 <= lim["compartments"] \
+                    and usz + 2 <= lim["input_axons"]:
                 group.append(succ[0])
         taken.update(group)
         groups.append(group)
@@ -432,7 +435,7 @@ def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: di
     shared = bool(lim["shared_memory"])
     fill = _Fill()
     cur = -1
-    for group in _groups(graph, role):
+    for group in _groups(graph, role, lim):
         parts = [_unit_arrays(graph, role, n, shared, out_est) for n in group]
         feeds = [f for p in parts for f in p[0]]
         syn_u = sum(p[1] for p in parts)
@@ -570,15 +573,7 @@ def place(graph: Graph, target: Any) -> Placement:
         own = out_core[name]
         other = r.copy()
         other[np.arange(n), own] = False
-        dx = np.abs(xy[own][:, None, 1] - xy[None, :, 1])
-        dy = np.abs(xy[own][:, None, 2] - xy[None, :, 2])
-        same_tile = tile[own][:, None] == tile[None, :]
-        routes[name] = Routes(
-            messages=other.sum(axis=1).astype(np.int64),
-            local=(other & same_tile).sum(axis=1).astype(np.int64),
-            hops=(other * (dx + dy)).sum(axis=1).astype(np.int64),
-            hops_ns=(other * dy).sum(axis=1).astype(np.int64),
-        )
+        routes[name] = _routes(other, own, xy, tile)
     for c in range(n_cores):
         if out_axons[c] > lim["output_axons"]:
             violations.append(PlacementViolation("core-capacity", ", ".join(fill.nodes[c]),
@@ -593,6 +588,22 @@ def place(graph: Graph, target: Any) -> Placement:
     return Placement(target=str(getattr(target, "name", "")), limits=lim, cores=cores, roles=role,
                      node_cores=node_cores, node_core_counts=node_counts, unit_core=fill.unit_core, routes=routes,
                      violations=tuple(violations), mesh=mesh, _reach=reach)
+
+
+def _routes(other: np.ndarray, own: np.ndarray, xy: np.ndarray, tile: np.ndarray) -> Routes:
+    """Per output: messages to other cores (``other`` bool [n, cores]), local ones, X-Y hops and N-S hops.
+    Rows are grouped by their own core, so that each group is one product with that core's distance vector."""
+    n = other.shape[0]
+    msgs = other.sum(axis=1).astype(np.int64)
+    local, hops, hops_ns = (np.zeros(n, np.int64) for _ in range(3))
+    for c in np.unique(own):
+        rows = np.flatnonzero(own == c)
+        sub = other[rows].astype(np.int64)
+        dy = np.abs(xy[c, 2] - xy[:, 2])
+        hops[rows] = sub @ (np.abs(xy[c, 1] - xy[:, 1]) + dy)
+        hops_ns[rows] = sub @ dy
+        local[rows] = sub @ (tile == tile[c]).astype(np.int64)
+    return Routes(messages=msgs, local=local, hops=hops, hops_ns=hops_ns)
 
 
 def _read_on_chip(graph: Graph, role: dict[str, str], name: str) -> np.ndarray:
