@@ -398,18 +398,64 @@ def _dataset_for(art: Artifact, dataset: str | None, limit: int | None) -> Datas
     return ds.limit(limit)
 
 
-def _float_accuracy(art: Artifact, ds: Dataset) -> float | None:
+def parse_memory(text: str | int | None) -> int | None:
+    """'2G', '1536M', '500000k' or a number of bytes -> bytes (None stays None)."""
+    if text is None or isinstance(text, int):
+        return text
+    t = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if t[-1:] in "KMGT" else t)
+    except ValueError:
+        raise NeurocompileError(f"--max-memory '{text}' is not a size (e.g. 2G, 1536M)") from None
+    if value <= 0:
+        raise NeurocompileError(f"--max-memory must be positive, got '{text}'")
+    return int(value * mult)
+
+
+#: memory simulate and report use by default (the float comparison's chunks and the simulator's batch)
+DEFAULT_MEMORY = 2 * 2**30
+
+
+def _float_bytes_per_sample(graph: Any, steps: int) -> int:
+    """The float interpreter's memory for one sequence: every node's [T, size] float64 output, twice while it
+    works, plus each ModeBank's complex128 states [T, H, M] (bytes)."""
+    width = sum(int(graph.node(m).out_size()) for m in graph.order())
+    return steps * width * 8 * 3
+
+
+def _float_accuracy(art: Artifact, ds: Dataset, budget: int = DEFAULT_MEMORY, con: Any = None) -> float | None:
+    """Float model accuracy, run in chunks of samples that fit ``budget`` bytes; None (with a note naming the
+    sizes) when one sequence alone does not fit."""
     from neurocompile.ir.interpret import interpret
 
     if art.float_graph is None or ds.y is None:
         return None
-    res = interpret(art.float_graph, ds.x)
-    logits = res.outputs[art.float_graph.outputs[0]]
-    return float(np.mean(np.argmax(logits, axis=-1) == ds.y))
+    per = _float_bytes_per_sample(art.float_graph, int(ds.x.shape[1]))
+    if per > budget:
+        if con is not None:
+            con.print(f"float comparison skipped: one sequence of {ds.x.shape[1]:,} steps needs about "
+                      f"{per / 2**30:.2f} GiB in the float interpreter, over the {budget / 2**30:.2f} GiB of "
+                      f"--max-memory (raise it, or use --no-float)", highlight=False)
+        return None
+    chunk = max(1, budget // per)
+    right = 0
+    for s0 in range(0, len(ds), chunk):
+        res = interpret(art.float_graph, ds.x[s0:s0 + chunk])
+        logits = res.outputs[art.float_graph.outputs[0]]
+        right += int(np.sum(np.argmax(logits, axis=-1) == ds.y[s0:s0 + chunk]))
+    return right / len(ds)
+
+
+def _sim_batch(graph: Any, budget: int) -> int:
+    """Samples simulated side by side: SIM_BATCH, fewer when a batch's step buffers (about 64 bytes per node
+    output per sample) would take more than a quarter of ``budget``."""
+    width = sum(int(graph.node(m).out_size()) for m in graph.order())
+    return int(max(1, min(SIM_BATCH, budget // 4 // max(1, 64 * width))))
 
 
 def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
-         progress: bool, record_sample: int | None = None) -> Any:
+         progress: bool, record_sample: int | None = None, budget: int = DEFAULT_MEMORY) -> Any:
     from neurocompile.target import load_target
 
     tgt = load_target(art.target)
@@ -425,7 +471,7 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
     from neurocompile.sim.engine import simulate as sim
 
     return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
-               batch_size=SIM_BATCH)
+               batch_size=_sim_batch(art.int_graph, budget))
 
 
 #: samples simulated side by side: per-step Python overhead is amortised over the batch (about 1.5x faster
@@ -446,7 +492,7 @@ def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]
 
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
-             scheduler: str | None = None, compare_float: bool = True,
+             scheduler: str | None = None, compare_float: bool = True, max_memory: str | int | None = None,
              console: Console | bool | None = None) -> dict[str, Any]:
     """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes."""
     con = _console(console)
@@ -454,7 +500,8 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
         raise NeurocompileError(f"--workers must be at least 1, got {workers}")
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
-    result = _run(art, ds, backend, workers, scheduler, progress=True)
+    budget = parse_memory(max_memory) or DEFAULT_MEMORY
+    result = _run(art, ds, backend, workers, scheduler, progress=True, budget=budget)
     steps = int(ds.x.shape[1])
     out: dict[str, Any] = {"artifact": str(art.path), "target": art.target, "backend": backend,
                            "dataset": ds.name, "samples": len(ds), "steps": steps,
@@ -462,7 +509,7 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
     if ds.y is not None:
         out["accuracy"] = float(np.mean(result.predictions == ds.y))
         if compare_float:
-            out["float_accuracy"] = _float_accuracy(art, ds)
+            out["float_accuracy"] = _float_accuracy(art, ds, budget, con)
     out["layers"] = _layer_rows(result, len(ds), steps)
     out["saturations"] = {k: int(v) for k, v in sorted(result.saturations.items()) if v}
     table = Table(title=f"{art.path.name} on {ds.name} ({len(ds)} samples x {steps} steps, backend {backend})")

@@ -181,9 +181,11 @@ def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool
 @click.option("--workers", type=int, default=1, show_default=True, help="Shard samples over N Dask processes.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler to send the work to.")
 @click.option("--no-float", is_flag=True, help="Skip the float-model accuracy comparison.")
+@click.option("--max-memory", default=None, help="Memory budget, e.g. 2G (default 2G): the float comparison runs "
+              "in chunks within it and is skipped, with a note, when one sequence does not fit.")
 @_friendly
 def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
-                 workers: int, scheduler: str | None, no_float: bool) -> None:
+                 workers: int, scheduler: str | None, no_float: bool, max_memory: str | None) -> None:
     """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
 
     \b
@@ -195,7 +197,7 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
     from neurocompile import api
 
     api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
-                 scheduler=scheduler, compare_float=not no_float)
+                 scheduler=scheduler, compare_float=not no_float, max_memory=max_memory)
 
 
 @main.command("report")

@@ -151,3 +151,13 @@ def test_stand_in_bounds_the_compiled_graph() -> None:
     real, shape = lower_bound(q, t)["totals"], lower_bound(stand_in(lower_graph(f), t), t)["totals"]
     for k in real:
         assert shape[k] >= real[k], k
+
+
+def test_design_rule_fan_in_is_per_neuron() -> None:
+    from neurocompile.passes import checks
+    from neurocompile.passes.common import Precision
+
+    g = readout_net(h=64, m=8)  # the readout node's whole input is 64 x 16 + 64; each neuron reads 2 x 8 + 3
+    assert not [v for v in checks.check_graph(g, Precision(input_axons=19)) if v.rule == "fan-in"]
+    v = [v for v in checks.check_graph(g, Precision(input_axons=18)) if v.rule == "fan-in"]
+    assert v and (v[0].node, v[0].used, v[0].limit, v[0].severity) == ("ro", 19, 18, "error")
