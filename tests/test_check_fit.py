@@ -161,3 +161,49 @@ def test_design_rule_fan_in_is_per_neuron() -> None:
     assert not [v for v in checks.check_graph(g, Precision(input_axons=19)) if v.rule == "fan-in"]
     v = [v for v in checks.check_graph(g, Precision(input_axons=18)) if v.rule == "fan-in"]
     assert v and (v[0].node, v[0].used, v[0].limit, v[0].severity) == ("ro", 19, 18, "error")
+
+
+def _small_target(tmp_path, cores: int):
+    from neurocompile.target import targets_dir
+
+    text = (targets_dir() / "loihi2.toml").read_text()
+    import re
+
+    text = re.sub(r"cores_per_chip = \{ value = 128,", f"cores_per_chip = {{ value = {cores},", text)
+    text = re.sub(r"compartments = \{ value = 8192,", "compartments = { value = 100,", text)
+    p = tmp_path / f"tiny{cores}.toml"
+    p.write_text(text)
+    return p
+
+
+def test_check_command_exit_status_and_json(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from neurocompile.cli import main
+
+    model = "examples/checkpoints/spikingssm_sdigits.pt"
+    r = CliRunner().invoke(main, ["check", model, "--target", "loihi2", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["fits"] and rep["cores_used"] >= rep["lower_bound"]["cores"] >= 1
+    tiny = _small_target(tmp_path, 1)
+    r = CliRunner().invoke(main, ["check", model, "--target", str(tiny)], catch_exceptions=False)
+    assert r.exit_code == 1
+    assert "does not fit" in r.output and "cores" in r.output
+    r = CliRunner().invoke(main, ["check", model], catch_exceptions=False)
+    assert r.exit_code == 2 and "--target" in r.output
+
+
+def test_export_refuses_before_calibrating_with_rule_usage_and_limit(tmp_path, monkeypatch) -> None:
+    from neurocompile import api
+    from neurocompile.errors import NeurocompileError
+    from neurocompile.passes import calibrate
+
+    def boom(*a, **k):  # calibration must not start for a model that cannot fit
+        raise AssertionError("calibrated a model that does not fit")
+
+    monkeypatch.setattr(calibrate, "run", boom)
+    with pytest.raises(NeurocompileError, match=r"before calibration.*\[cores\].*needs \d+ cores.*allows 1\b"):
+        api.export("examples/checkpoints/spikingssm_sdigits.pt", str(_small_target(tmp_path, 1)),
+                   out=tmp_path / "x", console=False)
+    assert not (tmp_path / "x").exists()

@@ -287,3 +287,13 @@ def test_finetune_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert loaded.metrics.get("task") == "sdigits"
     r = run("finetune", MODEL, "--target", "loihi2", "--epochs", "1", "-o", out)
     _assert_clean_error(r, "--force")
+
+
+def test_check_artifact_reads_its_placement(artifact: Path) -> None:
+    r = run("check", artifact, "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    stored = json.loads((artifact / "placement.json").read_text())
+    assert rep["exact"] and rep["fits"]
+    assert stored["fit"]["cores_used"] == rep["cores_used"] == stored["placement"]["cores_used"]
+    assert "seconds" not in stored["fit"]  # no wall time: the artifact stays byte-identical
