@@ -63,7 +63,7 @@ def run(h: int, n: int, layers: int, target: str, work: str, timeout: float) -> 
     root = Path(__file__).resolve().parent.parent
     try:
         proc = subprocess.run([sys.executable, "-c", CHILD, str(h), str(n), str(layers), target, work],
-                              capture_output=True, text=True, timeout=timeout, cwd=root)
+                              capture_output=True, text=True, timeout=timeout, cwd=root, check=False)
     except subprocess.TimeoutExpired:
         return {"H": h, "N": n, "layers": layers, "target": target, "result": f"timeout {timeout:.0f} s"}
     for line in proc.stdout.splitlines():

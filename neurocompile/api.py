@@ -121,10 +121,12 @@ def _fit_advice(violations: list[Any]) -> str:
 REPORT_BYTES = 1536 * 2**20
 
 
-def report_samples(graph: Any, steps: int, available: int) -> int:
-    """Sequences the export's quantisation report runs: min(128, REPORT_BYTES / (32 B x T x node outputs))."""
+def report_samples(graph: Any, steps: int, available: int, budget: int | None = None) -> int:
+    """Sequences the export's quantisation report runs: min(128, REPORT_BYTES (or half of ``budget``) /
+    (32 B x T x node outputs))."""
     width = sum(int(graph.node(m).out_size()) for m in graph.order())
-    return int(max(1, min(128, available, REPORT_BYTES // max(1, 32 * steps * width))))
+    room = REPORT_BYTES if budget is None else budget // 2
+    return int(max(1, min(128, available, room // max(1, 32 * steps * width))))
 
 
 def _fit_first(fgraph: Any, tgt: Any, model: Path, layernorm: str | None) -> None:
@@ -162,7 +164,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
            config_path: Path | str | None = None, trust_pickle: bool = False, layernorm: str | None = None,
            allow_precision_loss: bool = False, weight_bits: int | None = None, state_bits: int | None = None,
            decay_bits: int | None = None, force: bool = False, print_ir: bool = False,
-           calibration_samples: int = 512,
+           calibration_samples: int = 512, max_memory: str | int | None = None,
            console: Console | bool | None = None) -> Path:
     """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory."""
     from neurocompile.frontend import load_model, trace
@@ -207,11 +209,12 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         overrides["layernorm"] = layernorm
     options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir,
                              on_precision="warn" if allow_precision_loss else "error", **overrides)
+    budget = parse_memory(max_memory)
     if print_ir:
-        int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con)
+        int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con, memory_budget=budget)
     else:
         with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
-            int_graph, info = compile_graph(fgraph, tgt, calib.x, options)
+            int_graph, info = compile_graph(fgraph, tgt, calib.x, options, memory_budget=budget)
     lowered = info.get("float_graph", fgraph) if isinstance(info, dict) else fgraph
     violations = list(info.get("violations", []) if isinstance(info, dict) else [])
     placement = place(int_graph, tgt)
@@ -224,7 +227,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         raise NeurocompileError(
             f"model '{model.name}' does not fit target '{tgt.target.name}' ({len(blocking)} design-rule "
             f"error(s)): {listed}. {_fit_advice(blocking)}; nothing was written")
-    n_rep = report_samples(lowered, int(calib.x.shape[1]), len(calib))
+    n_rep = report_samples(lowered, int(calib.x.shape[1]), len(calib), budget)
     with con.status("measuring quantisation error ..."):
         qrep = quant_report(lowered, int_graph, calib.x[:n_rep], None if calib.y is None else calib.y[:n_rep])
     out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")

@@ -94,11 +94,13 @@ def targets_cmd(as_json: bool) -> None:
 @click.option("--decay-bits", type=click.IntRange(2, 32), default=None, help="Use fewer decay/rotation bits.")
 @click.option("--force", is_flag=True, help="Overwrite an existing artifact directory.")
 @click.option("--print-ir", is_flag=True, help="Print the IR after each pass.")
+@click.option("--max-memory", default=None, help="Memory budget for calibration and the export's report, e.g. 4G "
+              "(default: 1.25 GiB for calibration, 1.5 GiB for the report).")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
                calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
                allow_precision_loss: bool, weight_bits: int | None, state_bits: int | None,
-               decay_bits: int | None, force: bool, print_ir: bool) -> None:
+               decay_bits: int | None, force: bool, print_ir: bool, max_memory: str | None) -> None:
     """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
 
     \b
@@ -112,7 +114,7 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
     api.export(model, target, out=out, weights=weights, calibration=calibration,
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
                layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
-               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir)
+               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir, max_memory=max_memory)
 
 
 @main.command("check")

@@ -10,7 +10,13 @@ import pytest
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
-from neurocompile.passes.fit import fit_report, lower_bound, neuron_fan_in, neuron_fan_out, stand_in
+from neurocompile.passes.fit import (
+    fit_report,
+    lower_bound,
+    neuron_fan_in,
+    neuron_fan_out,
+    stand_in,
+)
 from neurocompile.sim.placement import roles
 from neurocompile.target import load_target
 
@@ -112,7 +118,7 @@ def test_cores_rule_on_the_lower_bound_and_on_the_placement() -> None:
     assert ok["fits"] and ok["placed"] and ok["cores_used"] == need
     short = fit_report(g, fake(compartments=16, system={"chips": 1, "cores_per_chip": need - 1}))
     if short["placed"]:  # the lower bound may still allow it: then the placement's count decides
-        assert [f for f in short["findings"] if f["rule"] == "cores"][0]["usage"] == need
+        assert next(f for f in short["findings"] if f["rule"] == "cores")["usage"] == need
     assert not short["fits"]
 
 

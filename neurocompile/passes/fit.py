@@ -36,7 +36,7 @@ from neurocompile.ir import hw
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 
-__all__ = ["stand_in", "neuron_fan_in", "neuron_fan_out", "lower_bound", "fit_report", "FIX"]
+__all__ = ["FIX", "fit_report", "lower_bound", "neuron_fan_in", "neuron_fan_out", "stand_in"]
 
 FIX = {
     "fan-in": "reduce the inputs per neuron (fewer SSM modes per channel, narrower or sparser layers)",
@@ -170,7 +170,14 @@ def neuron_fan_out(graph: Graph, role: dict[str, str], name: str, compartments: 
 
 def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
     """Cores needed at least, per resource: ceil(total / per-core limit); ``cores`` is the largest."""
-    from neurocompile.sim.placement import COMPUTE, SYNAPSE, _own_synapse_rows, _read_on_chip, _state_bits, roles
+    from neurocompile.sim.placement import (
+        COMPUTE,
+        SYNAPSE,
+        _own_synapse_rows,
+        _read_on_chip,
+        _state_bits,
+        roles,
+    )
 
     role = roles(graph)
     comp = mem = 0
