@@ -441,7 +441,7 @@ def _float_accuracy(art: Artifact, ds: Dataset, budget: int = DEFAULT_MEMORY, co
                       f"{per / 2**30:.2f} GiB in the float interpreter, over the {budget / 2**30:.2f} GiB of "
                       f"--max-memory (raise it, or use --no-float)", highlight=False)
         return None
-    chunk = max(1, budget // per)
+    chunk = int(max(1, budget // per))
     right = 0
     for s0 in range(0, len(ds), chunk):
         res = interpret(art.float_graph, ds.x[s0:s0 + chunk])
