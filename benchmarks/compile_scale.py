@@ -49,6 +49,8 @@ except NeurocompileError as e:
     out["message"] = str(e)
     fit = None
 out["seconds"] = round(time.perf_counter() - t0, 2)
+ru = resource.getrusage(resource.RUSAGE_SELF)
+out["cpu_seconds"] = round(ru.ru_utime + ru.ru_stime, 2)  # whole child (imports, model building, export)
 if fit is None:
     fit = api.check(ckpt, target, console=False)
 out.update(cores=fit["cores_used"], placed=fit["placed"], lower_bound=fit["lower_bound"]["cores"],
@@ -89,7 +91,7 @@ def main() -> None:
         configs = [(h, layers, t) for h, layers in DEFAULT for t in TARGETS]
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        print(f"{'H':>5} {'N':>3} {'L':>3} {'target':<13} {'result':<9} {'export s':>9} {'peak GB':>8} "
+        print(f"{'H':>5} {'N':>3} {'L':>3} {'target':<13} {'result':<9} {'export s':>9} {'cpu s':>7} {'peak GB':>8} "
               f"{'cores':>6} {'lower bd':>8} {'ratio':>6}  refusal", flush=True)
         for h, layers, t in configs:
             r = run(h, args.modes, layers, t, work, args.timeout)
@@ -97,7 +99,7 @@ def main() -> None:
             ratio = f"{r['cores'] / r['lower_bound']:.2f}" if r.get("placed") else "-"
             why = "; ".join(f"[{f['rule']}] {f['node'] or 'model'}: {f['usage']:,} > {f['limit']:,}"
                             for f in r.get("findings", []))
-            print(f"{h:>5} {args.modes:>3} {layers:>3} {t:<13} {r['result'][:9]:<9} {r.get('seconds', '-'):>9} "
+            print(f"{h:>5} {args.modes:>3} {layers:>3} {t:<13} {r['result'][:9]:<9} {r.get('seconds', '-'):>9} {r.get('cpu_seconds', '-'):>7} "
                   f"{r.get('peak_gb', '-'):>8} {r.get('cores', '-'):>6} {r.get('lower_bound', '-'):>8} {ratio:>6}  "
                   f"{why}", flush=True)
     if args.json:

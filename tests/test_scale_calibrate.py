@@ -40,6 +40,7 @@ def test_chunk_plan_bounds_memory_and_names_what_does_not_fit() -> None:
         chunk_plan(g, 512, 64, budget=2**16)
     assert work_samples(g, 512, 64) == 512
     assert work_samples(g, 512, 10**7) == calibrate.MIN_SAMPLES
+    assert chunk_plan(g, 512, 10**6).chunk == 1  # no explicit budget: one sequence per chunk at least
 
 
 def test_chunked_calibration_gives_the_same_integer_graph(monkeypatch: pytest.MonkeyPatch) -> None:

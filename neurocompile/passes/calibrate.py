@@ -189,7 +189,7 @@ class ChunkPlan:
 #: node-output values x steps x samples the float interpreter computes at most to calibrate (about 30 s on one
 #: core); a large model is calibrated on fewer sequences, never fewer than MIN_SAMPLES
 CALIB_WORK = 6e8
-MIN_SAMPLES = 16
+MIN_SAMPLES = 8
 
 
 def work_samples(graph: Graph, n: int, t_len: int) -> int:
@@ -206,14 +206,14 @@ def _out_size(graph: Graph, name: str) -> int:
 def chunk_plan(graph: Graph, n: int, t_len: int, budget: int | None = None) -> ChunkPlan:
     """Samples per chunk and samples traced, so that memory stays within ``budget`` bytes (default
     ``CHUNK_BYTES + TRACE_BYTES``) whatever ``n``: one sample's record is T x (sum of node sizes) x 8 bytes,
-    twice that while the interpreter works; the trace kept is float32. With a budget too small for one sample,
-    raises QuantizationError naming the sizes."""
+    twice that while the interpreter works; the trace kept is float32. With an explicit ``budget`` too small for
+    one sample, raises QuantizationError naming the sizes (by default one sample per chunk is the floor)."""
     width = sum(_out_size(graph, m) for m in graph.order())
     per = max(1, t_len * width * 8)
     chunk_bytes, trace_bytes = CHUNK_BYTES, TRACE_BYTES
     if budget is not None:
         chunk_bytes, trace_bytes = int(budget * 0.6), int(budget * 0.4)
-    if 2 * per > chunk_bytes:
+    if 2 * per > chunk_bytes and budget is not None:
         raise QuantizationError(
             f"calibration: one sequence of {t_len} steps through {width:,} node outputs needs "
             f"{2 * per / 2**20:,.0f} MiB, over the {chunk_bytes / 2**20:,.0f} MiB allowed for a chunk; raise "
