@@ -19,7 +19,7 @@ def fake(**core: int):
 
 def net(h: int = 24, m: int = 3) -> Graph:
     rng = np.random.default_rng(1)
-    z = lambda *s: np.zeros(s, np.int64)  # noqa: E731
+    z = lambda *s: np.zeros(s, np.int64)
     g = Graph("n")
     g.add("x", hw.QInput(size=4, out_bits=8))
     g.add("enc", hw.QDense(weight=rng.integers(-3, 4, (h, 4)), bias=z(h), shift=z(h), out_bits=16), "x")
