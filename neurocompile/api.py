@@ -135,7 +135,7 @@ def _fit_first(fgraph: Any, tgt: Any, model: Path, layernorm: str | None) -> Non
     from neurocompile.passes.fit import fit_report
     from neurocompile.passes.pipeline import lower_graph
 
-    opts = CompileOptions(layernorm="integer" if layernorm in (None, "freeze") else layernorm)
+    opts = CompileOptions(layernorm="integer" if layernorm in (None, "freeze") else layernorm, verify=False)
     rep = fit_report(lower_graph(fgraph, tgt, opts), tgt)
     errs = [f for f in rep["findings"] if f["severity"] == "error"]
     if errs:

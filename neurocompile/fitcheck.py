@@ -49,6 +49,7 @@ def check(path: Path | str, target: str | None, as_json: bool, config_path: Path
 
 def lowered(model: Path, config_path: Path | str | None, trust_pickle: bool) -> Any:
     """A model file's float graph after the float passes (fold, discretize, lower): shapes only, no data."""
+    from neurocompile.passes.common import CompileOptions
     from neurocompile.passes.pipeline import lower_graph
 
     if model.suffix == ".nir":
@@ -56,11 +57,13 @@ def lowered(model: Path, config_path: Path | str | None, trust_pickle: bool) -> 
 
         if not model.is_file():
             raise NeurocompileError(f"model file '{model}' does not exist")
-        return lower_graph(read_nir(model))
+        return lower_graph(read_nir(model), None, CompileOptions(verify=False))
     from neurocompile.frontend import load_model, trace
 
     config = json.loads(Path(config_path).read_text()) if config_path else None
-    return lower_graph(trace(load_model(model, trust_pickle=trust_pickle, config=config)))
+    # not verified here: the shapes are all this needs, and export verifies every pass
+    return lower_graph(trace(load_model(model, trust_pickle=trust_pickle, config=config)), None,
+                       CompileOptions(verify=False))
 
 
 def print_fit(rep: dict[str, Any], con: Console, name: str) -> None:

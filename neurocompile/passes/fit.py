@@ -161,10 +161,13 @@ def neuron_fan_out(graph: Graph, role: dict[str, str], name: str, compartments: 
                 dst = graph.node(t)
                 per_core = max(1, compartments // unit_size(dst))
                 umap = input_unit_map(dst, graph.edge(s, t)["port"], w.shape[0])
-                # distinct destination units per column: rows of one unit count once
-                units = np.zeros((int(umap.max(initial=-1)) + 1, n), bool)
-                np.logical_or.at(units, umap, w)
-                need += -(-units.sum(axis=0) // per_core)
+                if np.array_equal(umap, np.arange(umap.size)):
+                    reached = w.sum(axis=0)  # one row per unit
+                else:  # distinct destination units per column: rows of one unit count once
+                    units = np.zeros((int(umap.max(initial=-1)) + 1, n), bool)
+                    np.logical_or.at(units, umap, w)
+                    reached = units.sum(axis=0)
+                need += -(-reached // per_core)
     return need
 
 
