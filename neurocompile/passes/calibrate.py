@@ -186,9 +186,9 @@ class ChunkPlan:
     bytes_per_sample: int
 
 
-#: node-output values x steps x samples the float interpreter computes at most to calibrate (about 30 s on one
+#: node-output values x steps x samples the float interpreter computes at most to calibrate (about 15 s on one
 #: core); a large model is calibrated on fewer sequences, never fewer than MIN_SAMPLES
-CALIB_WORK = 6e8
+CALIB_WORK = 3e8
 MIN_SAMPLES = 8
 
 
