@@ -117,12 +117,55 @@ def _fit_advice(violations: list[Any]) -> str:
     return "To fix: " + "; ".join(_ADVICE.get(r, f"see the '{r}' rule in docs/passes.md") for r in seen)
 
 
+#: memory the export's quantisation report may use (float and integer traces of every node, about 4 x 8 bytes per
+#: node output per step per sample): at most 128 sequences, fewer on a large model
+REPORT_BYTES = 1536 * 2**20
+
+
+def report_samples(graph: Any, steps: int, available: int, budget: int | None = None) -> int:
+    """Sequences the export's quantisation report runs: min(128, REPORT_BYTES (or half of ``budget``) /
+    (32 B x T x node outputs))."""
+    width = sum(int(graph.node(m).out_size()) for m in graph.order())
+    room = REPORT_BYTES if budget is None else budget // 2
+    return int(max(1, min(128, available, room // max(1, 32 * steps * width))))
+
+
+def _fit_first(fgraph: Any, tgt: Any, model: Path, layernorm: str | None) -> None:
+    """Refuse, before calibrating, a model whose shapes cannot fit ``tgt`` (one line: rule, node, usage, limit)."""
+    from neurocompile.passes.common import CompileOptions
+    from neurocompile.passes.fit import fit_report
+    from neurocompile.passes.pipeline import lower_graph
+
+    opts = CompileOptions(layernorm="integer" if layernorm in (None, "freeze") else layernorm, verify=False)
+    rep = fit_report(lower_graph(fgraph, tgt, opts), tgt)
+    errs = [f for f in rep["findings"] if f["severity"] == "error"]
+    if errs:
+        listed = "; ".join(f"[{f['rule']}] {('node ' + repr(f['node'])) if f['node'] else 'the model'} needs "
+                           f"{f['usage']:,} {f['resource']} where the target allows {f['limit']:,}" for f in errs[:4])
+        more = f"; and {len(errs) - 4} more" if len(errs) > 4 else ""
+        fixes = "; ".join(dict.fromkeys(f["fix"] for f in errs if f["fix"]))
+        raise NeurocompileError(
+            f"model '{model.name}' does not fit target '{tgt.target.name}' (checked from its shapes, before "
+            f"calibration): {listed}{more}. To fix: {fixes}; 'neurocompile check' lists every resource; "
+            f"nothing was written")
+
+
+def placement_record(int_graph: Any, tgt: Any, placement: Any) -> dict[str, Any]:
+    """What the artifact stores about the mapping (placement.json): the fit report without its wall time, and
+    the placement (cores, their chip and tile, what each holds, each node's cores). Deterministic."""
+    from neurocompile.passes.fit import fit_report
+
+    rep = fit_report(int_graph, tgt, placement=placement)
+    rep.pop("seconds", None)
+    return {"fit": rep, "placement": placement.to_dict()}
+
+
 def export(model: Path | str, target: str, out: Path | str | None = None, weights: str = "int",
            calibration: str | None = None, calibration_method: str = "percentile",
            config_path: Path | str | None = None, trust_pickle: bool = False, layernorm: str | None = None,
            allow_precision_loss: bool = False, weight_bits: int | None = None, state_bits: int | None = None,
            decay_bits: int | None = None, force: bool = False, print_ir: bool = False,
-           calibration_samples: int = 512,
+           calibration_samples: int = 512, max_memory: str | int | None = None,
            console: Console | bool | None = None, nir_exact: bool = False, synaptic_delay: int = 1) -> Path:
     """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory.
 
@@ -150,6 +193,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     else:
         loaded = load_model(model, trust_pickle=trust_pickle, config=config)
         fgraph = trace(loaded)
+    # fit first: the shape rules (cores, memory, axons, fan-in and fan-out per neuron) before any calibration
+    _fit_first(fgraph, tgt, model, layernorm)
     task = _model_task(loaded)
     calib_spec = calibration or task
     if calib_spec is None:
@@ -166,6 +211,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         overrides["layernorm"] = layernorm
     options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir,
                              on_precision="warn" if allow_precision_loss else "error", **overrides)
+    budget = parse_memory(max_memory)
     if nir_exact:
         if model.suffix != ".nir":
             raise NeurocompileError(f"--nir-exact needs a .nir model, got '{model.name}'")
@@ -177,13 +223,14 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         int_graph = from_nir_exact(_nir.read(str(model)), synaptic_delay=synaptic_delay)
         info = {"violations": check_graph(int_graph, Precision.from_target(tgt)), "warnings": []}
     elif print_ir:
-        int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con)
+        int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con, memory_budget=budget)
     else:
         with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
-            int_graph, info = compile_graph(fgraph, tgt, calib.x, options)
+            int_graph, info = compile_graph(fgraph, tgt, calib.x, options, memory_budget=budget)
     lowered = info.get("float_graph", fgraph) if isinstance(info, dict) else fgraph
     violations = list(info.get("violations", []) if isinstance(info, dict) else [])
-    violations += place(int_graph, tgt).violations
+    placement = place(int_graph, tgt)
+    violations += placement.violations
     blocking = [v for v in violations if v.severity == "error"]
     if blocking:
         listed = "; ".join(str(v) for v in blocking[:4])
@@ -195,8 +242,9 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     if nir_exact:  # nothing was quantised; the float graph has NIR's instantaneous edges
         qrep = {"exact_nir_import": True, "synaptic_delay": synaptic_delay, "nodes": []}
     else:
+        n_rep = report_samples(lowered, int(calib.x.shape[1]), len(calib), budget)
         with con.status("measuring quantisation error ..."):
-            qrep = quant_report(lowered, int_graph, calib.x[:128], None if calib.y is None else calib.y[:128])
+            qrep = quant_report(lowered, int_graph, calib.x[:n_rep], None if calib.y is None else calib.y[:n_rep])
     out = Path(out) if out is not None else Path(f"{model.stem}.{tgt.target.name}")
     manifest = {
         "model": {"name": fgraph.name, "file": model.name, "family": fgraph.meta.get("family"),
@@ -215,7 +263,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         writers.append(lambda d: _netx.write_netx(int_graph, d / "network.net.h5"))
     except Exception:  # noqa: BLE001 - the netx file is optional: Lava or h5py may be missing
         pass
-    extra = {"quant_report.json": qrep, "checks.json": [v.to_dict() for v in violations]}
+    extra = {"quant_report.json": qrep, "checks.json": [v.to_dict() for v in violations],
+             "placement.json": placement_record(int_graph, tgt, placement)}
     path = write_artifact(out, int_graph, lowered, manifest, extra_json=extra, writers=writers, force=force)
     con.print(f"[bold green]exported[/] {model.name} -> {path}  (target {tgt.target.name}, "
               f"{len(int_graph)} integer nodes)")
@@ -227,6 +276,19 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     for w in info.get("warnings", []):
         con.print(f"  [yellow]precision warning[/]: {w}", highlight=False)
     return path
+
+
+# -- check ------------------------------------------------------------------------------------------
+
+def check(path: Path | str, target: str | None = None, as_json: bool = False, config_path: Path | str | None = None,
+          trust_pickle: bool = False, console: Console | bool | None = None) -> dict[str, Any]:
+    """Does MODEL (a model file: its shapes, no calibration) or ARTIFACT (its integer graph) fit TARGET?
+
+    Returns :func:`neurocompile.passes.fit.fit_report`'s dict (``fits``, cores and chips used and available, the
+    lower bound of cores, per-core and per-chip use, findings with rule, node, resource, usage, limit, fix)."""
+    from neurocompile import fitcheck
+
+    return fitcheck.check(path, target, as_json, config_path, trust_pickle, _console(console))
 
 
 # -- convert ----------------------------------------------------------------------------------------
@@ -282,19 +344,65 @@ def _dataset_for(art: Artifact, dataset: str | None, limit: int | None) -> Datas
     return ds.limit(limit)
 
 
-def _float_accuracy(art: Artifact, ds: Dataset) -> float | None:
+def parse_memory(text: str | int | None) -> int | None:
+    """'2G', '1536M', '500000k' or a number of bytes -> bytes (None stays None)."""
+    if text is None or isinstance(text, int):
+        return text
+    t = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if t[-1:] in "KMGT" else t)
+    except ValueError:
+        raise NeurocompileError(f"--max-memory '{text}' is not a size (e.g. 2G, 1536M)") from None
+    if value <= 0:
+        raise NeurocompileError(f"--max-memory must be positive, got '{text}'")
+    return int(value * mult)
+
+
+#: memory simulate and report use by default (the float comparison's chunks and the simulator's batch)
+DEFAULT_MEMORY = 2 * 2**30
+
+
+def _float_bytes_per_sample(graph: Any, steps: int) -> int:
+    """The float interpreter's memory for one sequence: every node's [T, size] float64 output, twice while it
+    works, plus each ModeBank's complex128 states [T, H, M] (bytes)."""
+    width = sum(int(graph.node(m).out_size()) for m in graph.order())
+    return steps * width * 8 * 3
+
+
+def _float_accuracy(art: Artifact, ds: Dataset, budget: int = DEFAULT_MEMORY, con: Any = None) -> float | None:
+    """Float model accuracy, run in chunks of samples that fit ``budget`` bytes; None (with a note naming the
+    sizes) when one sequence alone does not fit."""
     from neurocompile.ir.interpret import interpret
 
     if art.float_graph is None or ds.y is None:
         return None
-    res = interpret(art.float_graph, ds.x)
-    logits = res.outputs[art.float_graph.outputs[0]]
-    return float(np.mean(np.argmax(logits, axis=-1) == ds.y))
+    per = _float_bytes_per_sample(art.float_graph, int(ds.x.shape[1]))
+    if per > budget:
+        if con is not None:
+            con.print(f"float comparison skipped: one sequence of {ds.x.shape[1]:,} steps needs about "
+                      f"{per / 2**30:.2f} GiB in the float interpreter, over the {budget / 2**30:.2f} GiB of "
+                      f"--max-memory (raise it, or use --no-float)", highlight=False)
+        return None
+    chunk = int(max(1, budget // per))
+    right = 0
+    for s0 in range(0, len(ds), chunk):
+        res = interpret(art.float_graph, ds.x[s0:s0 + chunk])
+        logits = res.outputs[art.float_graph.outputs[0]]
+        right += int(np.sum(np.argmax(logits, axis=-1) == ds.y[s0:s0 + chunk]))
+    return right / len(ds)
+
+
+def _sim_batch(graph: Any, budget: int) -> int:
+    """Samples simulated side by side: SIM_BATCH, fewer when a batch's step buffers (about 64 bytes per node
+    output per sample) would take more than a quarter of ``budget``."""
+    width = sum(int(graph.node(m).out_size()) for m in graph.order())
+    return int(max(1, min(SIM_BATCH, budget // 4 // max(1, 64 * width))))
 
 
 def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
          progress: bool, record_sample: int | None = None, placement: Any = None,
-         sim_backend: str = "auto") -> Any:
+         sim_backend: str = "auto", budget: int = DEFAULT_MEMORY) -> Any:
     from neurocompile.target import load_target
 
     tgt = load_target(art.target)
@@ -310,7 +418,7 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
     from neurocompile.sim.engine import simulate as sim
 
     return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
-               batch_size=SIM_BATCH, placement=placement, backend=sim_backend)
+               batch_size=_sim_batch(art.int_graph, budget), placement=placement, backend=sim_backend)
 
 
 def _placement(art: Artifact, mapping: str) -> Any:
@@ -351,13 +459,14 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
              json_path: Path | str | None = None, backend: str = "sim", workers: int = 1,
              scheduler: str | None = None, compare_float: bool = True, predictions: bool = False,
              console: Console | bool | None = None, timing: str | None = None,
-             sim_backend: str = "auto") -> dict[str, Any]:
+             sim_backend: str = "auto", max_memory: str | int | None = None) -> dict[str, Any]:
     """Run the integer model of ARTIFACT on a dataset: accuracy (integer and float) and per-layer spikes.
 
     Returns (and writes to ``json_path``) the ``neurocompile.simulate/1`` document of docs/report-schema.md;
     ``predictions``: add per-sample predictions and labels; ``timing='cycle'``: add the event-driven per-step
     latency distribution of the first sample; ``sim_backend`` ('auto', 'compiled', 'numpy') picks the
-    simulator's engine (results do not depend on it).
+    simulator's engine (results do not depend on it); ``max_memory``: budget for the simulator's batch
+    and the chunked float comparison.
     """
     from neurocompile.report.json_report import dumps as report_dumps
     from neurocompile.report.json_report import simulate_json
@@ -367,13 +476,14 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
     check_outputs(json_path)
     art = load_artifact(artifact)
     ds = _dataset_for(art, dataset, limit)
-    result = _run(art, ds, backend, workers, scheduler, progress=True, sim_backend=sim_backend)
+    budget = parse_memory(max_memory) or DEFAULT_MEMORY
+    result = _run(art, ds, backend, workers, scheduler, progress=True, sim_backend=sim_backend, budget=budget)
     steps = int(ds.x.shape[1])
     accuracy = float_accuracy = None
     if ds.y is not None:
         accuracy = float(np.mean(result.predictions == ds.y))
         if compare_float:
-            float_accuracy = _float_accuracy(art, ds)
+            float_accuracy = _float_accuracy(art, ds, budget, con)
     meta: dict[str, Any] = {"artifact": str(art.path), "target": art.target, "backend": backend,
                             "dataset": ds.name,
                             "saturations": {k: int(v) for k, v in sorted(result.saturations.items()) if v}}
@@ -549,4 +659,4 @@ def finetune(model: Path | str, target: str, dataset: str | None = None, out: Pa
     return out
 
 
-__all__ = ["targets", "export", "convert", "simulate", "report", "inspect", "finetune", "__version__"]
+__all__ = ["targets", "export", "check", "convert", "simulate", "report", "inspect", "finetune", "__version__"]

@@ -102,11 +102,14 @@ def targets_cmd(as_json: bool) -> None:
               help="NIR input with integer weights: import exactly (weights and thresholds kept, no quantiser).")
 @click.option("--synaptic-delay", type=click.IntRange(0, 1), default=1, show_default=True,
               help="With --nir-exact: steps of delay per layer (1: Loihi's timing; 0: NIR's instantaneous edges).")
+@click.option("--max-memory", default=None, help="Memory budget for calibration and the export's report, e.g. 4G "
+              "(default: 1.25 GiB for calibration, 1.5 GiB for the report).")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
                calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
                allow_precision_loss: bool, weight_bits: int | None, state_bits: int | None,
-               decay_bits: int | None, force: bool, print_ir: bool, nir_exact: bool, synaptic_delay: int) -> None:
+               decay_bits: int | None, force: bool, print_ir: bool, nir_exact: bool, synaptic_delay: int,
+               max_memory: str | None) -> None:
     """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
 
     \b
@@ -122,7 +125,32 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
                layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
                state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir, nir_exact=nir_exact,
-               synaptic_delay=synaptic_delay)
+               synaptic_delay=synaptic_delay, max_memory=max_memory)
+
+
+@main.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--target", "-t", default=None, help="Hardware target (default for an artifact: its own).")
+@click.option("--json", "as_json", is_flag=True, help="Print the resource report as JSON.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Architecture config (JSON) for a bare state_dict file.")
+@click.option("--trust-pickle", is_flag=True, help="Allow loading a fully pickled nn.Module (only files you trust).")
+@_friendly
+def check_cmd(path: Path, target: str | None, as_json: bool, config_path: Path | None, trust_pickle: bool) -> None:
+    """Does a MODEL file (its shapes; no calibration) or an ARTIFACT fit TARGET? Exit status 1 when not.
+
+    \b
+    Prints the resources used against available per core and chip, the lower bound of cores and the findings
+    (rule, node, resource, usage, limit, fix).
+    Examples:
+      neurocompile check model.pt --target loihi2
+      neurocompile check spikingssm_sdigits.loihi2 --json
+    """
+    from neurocompile import api
+
+    rep = api.check(path, target, as_json=as_json, config_path=config_path, trust_pickle=trust_pickle)
+    if not rep["fits"]:
+        sys.exit(1)
 
 
 @main.command("convert")
@@ -171,10 +199,12 @@ def convert_cmd(model: Path, to: str, out: Path | None, dtype: str, spikes: bool
 @click.option("--predictions", is_flag=True, help="Add per-sample predictions and labels to the JSON.")
 @click.option("--sim-backend", type=click.Choice(["auto", "compiled", "numpy"]), default="auto", show_default=True,
               help="Simulator engine: the compiled step (numba), the NumPy engine, or compiled when available.")
+@click.option("--max-memory", default=None, help="Memory budget, e.g. 2G (default 2G): the float comparison runs "
+              "in chunks within it and is skipped, with a note, when one sequence does not fit.")
 @_friendly
 def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None, backend: str,
                  workers: int, scheduler: str | None, no_float: bool, timing: str | None, predictions: bool,
-                 sim_backend: str) -> None:
+                 sim_backend: str, max_memory: str | None) -> None:
     """Run the integer model bit-exactly: accuracy (integer and float) and per-layer spikes.
 
     \b
@@ -187,7 +217,7 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
 
     api.simulate(artifact, dataset=dataset, limit=limit, json_path=json_path, backend=backend, workers=workers,
                  scheduler=scheduler, compare_float=not no_float, timing=timing, predictions=predictions,
-                 sim_backend=sim_backend)
+                 sim_backend=sim_backend, max_memory=max_memory)
 
 
 @main.command("report")

@@ -309,3 +309,29 @@ def test_report_lists_host_and_chip_work_and_cycle_timing(artifact: Path, tmp_pa
     assert data["timing"]["mode"] == "cycle" and len(data["timing"]["per_step_ns"]) == data["steps"]
     assert data["latency_per_step_s"] == data["timing"]["mean_ns"] * 1e-9
     assert 'alt="latency per step"' in html.read_text()
+
+
+def test_check_artifact_reads_its_placement(artifact: Path) -> None:
+    r = run("check", artifact, "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    stored = json.loads((artifact / "placement.json").read_text())
+    assert rep["exact"] and rep["fits"]
+    assert stored["fit"]["cores_used"] == rep["cores_used"] == stored["placement"]["cores_used"]
+    assert "seconds" not in stored["fit"]  # no wall time: the artifact stays byte-identical
+
+
+def test_simulate_max_memory_chunks_the_float_comparison(artifact: Path) -> None:
+    from neurocompile import api
+    from neurocompile.artifact import load_artifact
+
+    whole = api.simulate(artifact, limit=24, console=False)
+    per = api._float_bytes_per_sample(load_artifact(artifact).float_graph, whole["steps"])
+    chunked = api.simulate(artifact, limit=24, max_memory=5 * per, console=False)  # 5 sequences per chunk
+    assert chunked["float_accuracy"] == whole["float_accuracy"] is not None
+    assert chunked["accuracy"] == whole["accuracy"] and chunked["layers"] == whole["layers"]
+    r = run("simulate", artifact, "--limit", "4", "--max-memory", str(per // 2))
+    assert r.exit_code == 0, r.output
+    assert "float comparison skipped" in r.output and "--max-memory" in r.output
+    r = run("simulate", artifact, "--limit", "4", "--max-memory", "lots")
+    assert r.exit_code == 2 and "is not a size" in r.output

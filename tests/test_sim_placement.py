@@ -61,13 +61,16 @@ def test_small_model_fits_loihi2_on_one_core() -> None:
 
 
 def test_greedy_fill_splits_by_compartments() -> None:
-    g = ssm_net(h=4, m=2)  # bank units: a channel = 2 modes = 4 compartments
-    p = place(g, fake(compartments=8))
+    g = ssm_net(h=4, m=2)  # bank units: a channel = 2 modes = 4 compartments, placed with its readout neuron
+    p = place(g, fake(compartments=10))
     assert p.fits
     assert p.node_cores["ssm"] == (0, 1) and p.node_core_counts["ssm"] == (8, 8)
-    # ro (4) and lif (4) fill core 2; pool opens core 3
-    assert p.node_cores["ro"] == (2,) and p.node_cores["lif"] == (2,) and p.node_cores["pool"] == (3,)
-    assert [c.compartments for c in p.cores] == [8, 8, 8, 4]
+    # each readout neuron sits on its channel's core (its 2M state inputs stay inside the core)
+    assert p.node_cores["ro"] == (0, 1) and p.node_core_counts["ro"] == (2, 2)
+    assert np.array_equal(p.unit_core["ro"], p.unit_core["ssm"])
+    # lif (4) and pool (4) fill core 2
+    assert p.node_cores["lif"] == (2,) and p.node_cores["pool"] == (2,)
+    assert [c.compartments for c in p.cores] == [10, 10, 8]
 
 
 def test_unit_larger_than_a_core_is_a_violation_naming_resource_used_and_limit() -> None:

@@ -55,12 +55,7 @@ class Emitter:
         acc = math.inf if host else self.p.acc_limit
         rq = qmath.quantize_rows(w_hat, self.p.wmax, acc, in_limit, b_hat)
         if rq.zeroed:
-            o = rq.zeroed[0]
-            raise QuantizationError(
-                f"node '{name}': channel {o}: its {w.shape[1]} inputs with an input limit of "
-                f"{float(np.max(in_limit)):,.0f} overflow the {self.p.accumulator_bits}-bit accumulator (limit "
-                f"{self.p.acc_limit:,}) even with 1-level weights ({len(rq.zeroed)} channel(s) would be all zero); "
-                f"use fewer message bits (message_bits) or a wider accumulator (accumulator_bits)")
+            self._zeroed(name, rq.zeroed, w_hat, b_hat, in_limit)
         deq = rq.weight * (2.0 ** -rq.shift[:, None]) * s_out / np.asarray(s_in, np.float64)
         self.records.setdefault(name, {})["weight_sqnr_db"] = _num(qmath.sqnr_db(w, deq))
         # output rounding error bound of the coarser weights, relative to the output range
@@ -78,6 +73,29 @@ class Emitter:
                 f"its {self.p.weight_bits}-bit weights ({len(weak)} channel(s) lose more than 2 bits); fewer input "
                 f"bits (message_bits) or a wider accumulator (accumulator_bits) would help")
         return rq
+
+    def _zeroed(self, name: str, rows: list[int], w_hat: np.ndarray, b_hat: np.ndarray | None, in_limit: Any) -> None:
+        """Rows whose weights all round to 0 under the accumulator limit. Where the lost input term is at most 1 %
+        of the output range (a bias that dominates a tiny weight) it is a precision warning; otherwise an error
+        naming the cause (the bias, or the summed inputs)."""
+        lim_in = np.broadcast_to(np.asarray(in_limit, np.float64), w_hat.shape[1:])
+        lost = np.abs(w_hat[rows]) @ lim_in  # largest input term of each zeroed row, in output units
+        bias = np.zeros(len(rows)) if b_hat is None else np.abs(b_hat[rows])
+        out_lim = limit(self._b(name) or 24)
+        o = int(np.argmax(lost))
+        row = rows[o]
+        cause = (f"its bias ({bias[o]:,.0f} output units) takes the {self.p.accumulator_bits}-bit accumulator's range, "
+                 f"leaving its weights (input term at most {lost[o]:,.1f} output units over the input's range "
+                 f"{float(np.max(lim_in)):,.0f}) below one level") if bias[o] > lost[o] else (
+                 f"its {w_hat.shape[1]} inputs with an input limit of {float(np.max(lim_in)):,.0f} overflow the "
+                 f"{self.p.accumulator_bits}-bit accumulator (limit {self.p.acc_limit:,}) even with 1-level weights")
+        if float(lost.max()) <= 0.01 * out_lim:
+            self.ctx.warn(f"node '{name}': channel {row}: {cause}; {len(rows)} channel(s) lose their input term "
+                          f"(at most {lost[o]:,.1f} of {out_lim:,} output units)")
+            return
+        raise QuantizationError(
+            f"node '{name}': channel {row}: {cause} ({len(rows)} channel(s) would be all zero); use fewer message "
+            f"bits (message_bits) or a wider accumulator (accumulator_bits)")
 
     # -- node kinds
     def _input(self, name: str, n: fl.Input) -> hw.QNode:

@@ -15,6 +15,9 @@ The traces themselves stay in ``ctx.info['calib_trace']`` for the quantiser (LUT
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from neurocompile.errors import QuantizationError
@@ -111,21 +114,184 @@ def run(graph: Graph, ctx: PassContext) -> Graph:
 
     x = check_calibration_data(graph, ctx.calib_x)
     x = x[: ctx.options.calib_samples]
-    res = interpret(graph, x, record=True)
+    asked = int(x.shape[0])
+    x = x[: work_samples(graph, asked, int(x.shape[1]))]
+    n, t_len = int(x.shape[0]), int(x.shape[1])
     method, p = ctx.options.calibration, float(ctx.options.percentile)
-    nodes = {}
-    trace = {}
-    for name in graph.order():
-        v = res.trace[name]
-        if isinstance(graph.node(name), fl.Input) and graph.node(name).tokens:
-            v = v.astype(np.float64)
-        trace[name] = v.astype(np.float32)
-        nodes[name] = _stats(v, method, p)
+    plan = chunk_plan(graph, n, t_len, ctx.info.get("memory_budget"))
+    order = graph.order()
+    banks = [m for m in order if isinstance(graph.node(m), fl.ModeBank)]
+    one = plan.chunk >= n  # one interpreter call: the statistics are taken on the float64 trace directly
+    acc: dict[str, _Stream] = {}
+    nodes: dict[str, dict[str, float]] = {}
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in order}
+    mode_peak: dict[str, np.ndarray] = {}
+    outputs: dict[str, list[np.ndarray]] = {}
+    for s0 in range(0, n, plan.chunk):
+        res = interpret(graph, x[s0:s0 + plan.chunk], record=True)
+        for name in order:
+            v = res.trace[name]
+            if isinstance(graph.node(name), fl.Input) and graph.node(name).tokens:
+                v = v.astype(np.float64)
+            v32 = v.astype(np.float32)
+            if one:
+                nodes[name] = _stats(v, method, p)
+            else:  # [chunk, T or 1 (after a sequence end), size]
+                acc.setdefault(name, _Stream(n * int(np.prod(v.shape[1:])), p)).add(v)
+            if s0 < plan.keep:
+                kept[name].append(v32[: plan.keep - s0])
+            if name in mode_peak or name in banks:
+                st = v32.reshape(*v.shape[:2], -1, 2).astype(np.float64)
+                pk = np.sqrt((st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1)))  # sqrt is monotone: exact
+                mode_peak[name] = pk if name not in mode_peak else np.maximum(mode_peak[name], pk)
+        if s0 < plan.keep:
+            for k, v in res.outputs.items():
+                outputs.setdefault(k, []).append(v[: plan.keep - s0])
+        del res
+    trace = {name: (parts[0] if len(parts) == 1 else np.concatenate(parts)) for name, parts in kept.items()}
+    if not one:
+        nodes = {name: acc[name].stats(method, trace[name]) for name in order}
     g = graph.copy()
     g.meta["calibration"] = {"method": method, "percentile": p if method == "percentile" else None,
-                             "samples": int(x.shape[0]), "steps": int(x.shape[1]), "nodes": nodes}
+                             "samples": n, "steps": t_len, "nodes": nodes}
     ctx.info["calib_trace"] = trace
-    ctx.info["calib_x"] = x
-    ctx.info["calib_outputs"] = res.outputs
-    ctx.note(NAME, method=method, samples=int(x.shape[0]), steps=int(x.shape[1]))
+    ctx.info["calib_x"] = x[: plan.keep]
+    ctx.info["calib_outputs"] = {k: np.concatenate(v) for k, v in outputs.items()}
+    ctx.info["calib_mode_peak"] = mode_peak
+    ctx.note(NAME, method=method, samples=n, steps=t_len)
+    if n < asked:
+        ctx.note(NAME, samples_asked=asked)
+    if plan.keep < n:
+        ctx.note(NAME, traced_samples=plan.keep, chunk=plan.chunk)
     return g
+
+
+# -- bounded memory --------------------------------------------------------------------------------------------
+
+#: bytes of float32 traces kept for the quantiser (LUT error, SSM state-width search, saturation counts)
+TRACE_BYTES = 256 * 2**20
+#: bytes the float interpreter may hold for one chunk of samples (float64 traces of every node, and working copies)
+CHUNK_BYTES = 1024 * 2**20
+#: the exact order statistics kept per tail for a percentile clip; beyond this the kept trace decides
+_MAX_TAIL = 4_000_000
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How calibration runs: ``chunk`` samples per interpreter call, the first ``keep`` samples traced for the
+    quantiser; ``bytes_per_sample`` of the float64 record of one sample (all nodes, all steps)."""
+
+    chunk: int
+    keep: int
+    bytes_per_sample: int
+
+
+#: node-output values x steps x samples the float interpreter computes at most to calibrate (about 15 s on one
+#: core); a large model is calibrated on fewer sequences, never fewer than MIN_SAMPLES
+CALIB_WORK = 3e8
+MIN_SAMPLES = 8
+
+
+def work_samples(graph: Graph, n: int, t_len: int) -> int:
+    """Calibration sequences used out of ``n``: at most CALIB_WORK / (T x sum of node output sizes), at least
+    MIN_SAMPLES (or ``n`` if fewer). Small models use every sequence."""
+    width = sum(_out_size(graph, m) for m in graph.order())
+    return int(min(n, max(MIN_SAMPLES, CALIB_WORK // max(1, width * t_len))))
+
+
+def _out_size(graph: Graph, name: str) -> int:
+    return int(graph.node(name).out_size())
+
+
+def chunk_plan(graph: Graph, n: int, t_len: int, budget: int | None = None) -> ChunkPlan:
+    """Samples per chunk and samples traced, so that memory stays within ``budget`` bytes (default
+    ``CHUNK_BYTES + TRACE_BYTES``) whatever ``n``: one sample's record is T x (sum of node sizes) x 8 bytes,
+    twice that while the interpreter works; the trace kept is float32. With an explicit ``budget`` too small for
+    one sample, raises QuantizationError naming the sizes (by default one sample per chunk is the floor)."""
+    width = sum(_out_size(graph, m) for m in graph.order())
+    per = max(1, t_len * width * 8)
+    chunk_bytes, trace_bytes = CHUNK_BYTES, TRACE_BYTES
+    if budget is not None:
+        chunk_bytes, trace_bytes = int(budget * 0.6), int(budget * 0.4)
+    if 2 * per > chunk_bytes and budget is not None:
+        raise QuantizationError(
+            f"calibration: one sequence of {t_len} steps through {width:,} node outputs needs "
+            f"{2 * per / 2**20:,.0f} MiB, over the {chunk_bytes / 2**20:,.0f} MiB allowed for a chunk; raise "
+            f"--max-memory or calibrate on shorter sequences")
+    chunk = max(1, min(n, chunk_bytes // (2 * per)))
+    keep = max(1, min(n, trace_bytes // (per // 2)))
+    return ChunkPlan(chunk=int(chunk), keep=int(keep), bytes_per_sample=int(per))
+
+
+class _Stream:
+    """Running min / max and the extreme order statistics a percentile clip needs, over chunks of one node's
+    values (``total`` values in all). np.percentile's linear rule reads the order statistics at
+    (total - 1) q and the next one; keeping the ``k`` largest and smallest values seen, k just above
+    (total - 1)(1 - q) + 2, gives exactly the same number without holding every value."""
+
+    def __init__(self, total: int, p: float) -> None:
+        self.total, self.p = int(total), float(p)
+        q = max(p, 100.0 - p) / 100.0
+        self.k = math.ceil((self.total - 1) * (1.0 - q)) + 2
+        self.lo = self.hi = None  # type: np.ndarray | None
+        self.vmin, self.vmax = math.inf, -math.inf
+        self.seen = 0
+
+    def add(self, v: np.ndarray) -> None:
+        flat = np.asarray(v, np.float64).ravel()
+        self.seen += flat.size
+        if not flat.size:
+            return
+        self.vmin, self.vmax = min(self.vmin, float(flat.min())), max(self.vmax, float(flat.max()))
+        if self.k > _MAX_TAIL:
+            return
+        # only values beyond the current k-th largest (smallest) can enter a tail: one comparison per value
+        hi = flat if self.hi is None or self.hi.size < self.k else flat[flat > self.hi.min()]
+        lo = flat if self.lo is None or self.lo.size < self.k else flat[flat < self.lo.max()]
+        self.hi = _top(hi if self.hi is None else np.concatenate([self.hi, hi]), self.k)
+        self.lo = -_top(-(lo if self.lo is None else np.concatenate([self.lo, lo])), self.k)
+
+    def stats(self, method: str, kept: np.ndarray) -> dict[str, float]:
+        """The node's calibration record; ``kept``: the traced samples (they decide an mse clip)."""
+        if method == "mse" or (method == "percentile" and self.k > _MAX_TAIL):
+            out = _stats(kept, method, self.p)  # the traced samples decide the clip
+        else:
+            out = {"lo": self._percentile(100.0 - self.p), "hi": self._percentile(self.p)} \
+                if method == "percentile" else {}
+        out.update(min=self.vmin, max=self.vmax, absmax=max(abs(self.vmin), abs(self.vmax)))
+        if method == "percentile":
+            out.update(lo=min(out["lo"], 0.0), hi=max(out["hi"], 0.0))
+        elif method == "mse":
+            out.update(lo=max(self.vmin, out["lo"]), hi=min(self.vmax, out["hi"]))
+        else:
+            out.update(lo=self.vmin, hi=self.vmax)
+        out["clip"] = max(abs(out["lo"]), abs(out["hi"]))
+        return out
+
+    def _percentile(self, p: float) -> float:
+        """np.percentile(all values, p) (method 'linear') from the kept tails."""
+        n = self.total
+        q = np.true_divide(p, 100)
+        virtual = (n - 1) * q  # numpy 1.26, method 'linear'
+        prev = int(np.floor(virtual))
+        gamma = float(virtual - prev)
+        prev = min(max(prev, 0), n - 1)
+        nxt = min(prev + 1, n - 1)
+        a, b = self._order(prev), self._order(nxt)
+        diff = b - a
+        return float(b - diff * (1 - gamma)) if gamma >= 0.5 else float(a + diff * gamma)
+
+    def _order(self, i: int) -> float:
+        """The i-th smallest value (0-based) of all values, from the kept tails."""
+        lo, hi = np.sort(self.lo), np.sort(self.hi)
+        if i < lo.size:
+            return float(lo[i])
+        j = i - (self.total - hi.size)
+        if 0 <= j < hi.size:
+            return float(hi[j])
+        raise AssertionError("percentile outside the kept tails")  # k is chosen so that this cannot happen
+
+
+def _top(a: np.ndarray, k: int) -> np.ndarray:
+    """The k largest values of ``a`` (a copy, any order)."""
+    return a.copy() if a.size <= k else np.partition(a, a.size - k)[a.size - k:]

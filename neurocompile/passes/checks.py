@@ -14,8 +14,9 @@ message-bits   declared width of a graded on-chip message vs graded_message_bits
 decay          coefficient fractional bits vs decay_bits (error); a ModeBank pole with |a| >= 2^F (error);
                neuron decay of 0 or 2^F (warning: no leak / no memory)
 threshold      neuron threshold vs the threshold mantissa range 2^(mant+shift) (warning)
-fan-in         inputs of one node (sum of predecessor sizes) vs the core's input axons (error)
-fan-out        destinations of one node's neurons (size x consumers) vs the core's output axons (warning)
+fan-in         distinct inputs of one neuron (non-zero weights of its row; a readout channel: its own modes'
+               c and its skip) vs the core's input axons (error)
+fan-out        consumer nodes one neuron reaches vs the core's output axons (warning)
 product        QMul operand widths a_bits + b_bits - 1 vs accumulator_bits (warning)
 (accumulator)  QLayerNorm: its channel sum H * input_limit vs the accumulator (error); its sum of squares
                (times 1/H's multiplier) and d * r * w products, held by the node's program in 64 bits, vs 2^62
@@ -87,6 +88,10 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
     def add(rule: str, node: str, resource: str, used: float, lim: float, severity: str, msg: str = "") -> None:
         out.append(Violation(rule, node, resource, float(used), float(lim), severity, msg))
 
+    from neurocompile.passes.fit import neuron_fan_in, neuron_fan_out
+    from neurocompile.sim.placement import COMPUTE, roles
+
+    role = roles(g)
     for name in g.order():
         n = g.node(name)
         if not isinstance(n, hw.QNode) or name in host:
@@ -160,13 +165,16 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
             else:
                 add("message-bits", name, "graded message width (bits)", n.out_bits, prec.message_bits, "error",
                     "the target carries binary spikes only" if prec.message_bits <= 2 else "")
-        # -- connectivity
-        fan_in = sum(g.node(p).out_size() for p in g.preds(name))
-        if fan_in > prec.input_axons:
-            add("fan-in", name, "input axons", fan_in, prec.input_axons, "error")
-        fan_out = n.out_size() * len([s for s in g.succs(name) if s not in host])
-        if fan_out > prec.output_axons:
-            add("fan-out", name, "output axons", fan_out, prec.output_axons, "warning")
+        # -- connectivity, per neuron from the non-zero structure (passes/fit.py)
+        if role[name] == COMPUTE or isinstance(n, hw.QDense):
+            fan_in = int(neuron_fan_in(g, role, name).max(initial=0)) if role[name] == COMPUTE else \
+                int(np.count_nonzero(n.weight, axis=1).max(initial=0)) * max(1, len(g.preds(name)))
+            if fan_in > prec.input_axons:
+                add("fan-in", name, "input axons of one neuron", fan_in, prec.input_axons, "error")
+        if role[name] == COMPUTE:
+            fan_out = int(neuron_fan_out(g, role, name, 1 << 62).max(initial=0))
+            if fan_out > prec.output_axons:
+                add("fan-out", name, "output axons of one neuron", fan_out, prec.output_axons, "warning")
     return out
 
 

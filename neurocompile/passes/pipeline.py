@@ -92,17 +92,21 @@ def lower_graph(float_graph: Graph, target: Any = None, options: CompileOptions 
 
 
 def compile_graph(float_graph: Graph, target: Any, calib_x: np.ndarray | Any,
-                  options: CompileOptions | None = None, console: Any = None) -> tuple[Graph, dict[str, Any]]:
+                  options: CompileOptions | None = None, console: Any = None,
+                  memory_budget: int | None = None) -> tuple[Graph, dict[str, Any]]:
     """Compile a traced float graph to an integer graph for ``target`` (a loaded Target, or None for defaults).
 
     Returns ``(int_graph, info)``; ``info`` has ``float_graph`` (the lowered float graph, same node names as the
     integer one), ``violations`` (design-rule :class:`checks.Violation` list), ``warnings`` (precision warnings),
     ``precision`` and per-pass notes. Raises QuantizationError / UnsupportedOpError / IRError with a message
-    naming the node when the model cannot be compiled.
+    naming the node when the model cannot be compiled. ``memory_budget`` (bytes) bounds the calibration's chunks
+    and kept traces; a sequence that cannot fit it raises QuantizationError naming the sizes.
     """
     options = options or CompileOptions()
     options.validate()
     ctx = PassContext(Precision.from_target(target, options), options, calib_x, target)
+    if memory_budget is not None:  # bytes the calibration may hold (calibrate.chunk_plan)
+        ctx.info["memory_budget"] = int(memory_budget)
     lowered = _run_passes(float_graph, ctx, FLOAT_PASSES, console)
     calibrated = _run_passes(lowered, ctx, [calibrate], console)
     int_graph = _run_passes(calibrated, ctx, [quantize], console)

@@ -103,7 +103,8 @@ def quantize_rows(w_hat: np.ndarray, wmax: int, acc_limit: float, in_limit: np.n
         # strip the power of two shared by the whole row (exact)
         nz = np.concatenate([wi[wi != 0], [bi] if bi else []]).astype(np.int64)
         if nz.size:
-            p = min((int(v) & -int(v)).bit_length() - 1 for v in np.abs(nz))
+            low = int(np.bitwise_or.reduce(np.abs(nz)))  # its lowest set bit: the fewest trailing zeros
+            p = (low & -low).bit_length() - 1
             if p > 0:
                 wi, bi, k = wi >> p, bi >> p, k - p
         W[o], B[o], K[o] = wi, bi, k

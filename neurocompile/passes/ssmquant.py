@@ -29,6 +29,7 @@ from neurocompile.sim import kernels
 
 _BUDGET = 2e7  # samples x H x M x T simulated per candidate width
 _MAX_SAMPLES = 64
+_SEARCH_BUDGET = 3e7  # samples x H x M x T simulated by the whole width search (bounds large layers)
 _MIN_BITS = 8
 _HEADROOM = 0.75  # calibrated peak |h| of each mode -> 3/4 of the state limit
 
@@ -140,11 +141,17 @@ def quantize_ssm(em: Any, name: str, n: fl.ModeBank, ro_name: str, ro: fl.ModeRe
     u_f = sum(em.trace[p].astype(np.float64) for p in g.preds(name))
     y_f = em.trace[ro_name].astype(np.float64)
     t_len = u_f.shape[1]
-    k = int(max(1, min(_MAX_SAMPLES, u_f.shape[0], _BUDGET // max(1, H * M * t_len))))
+    widths = max(1, min(em.p.state_bits, plan.cap) - _MIN_BITS + 1)
+    k = int(max(1, min(_MAX_SAMPLES, u_f.shape[0], _BUDGET // max(1, H * M * t_len),
+                       _SEARCH_BUDGET // max(1, widths * H * M * t_len))))
     u_int = np.clip(qmath.round_half_away(u_f[:k] / s_u), -lim_u, lim_u)
     top = min(em.p.state_bits, plan.cap)
-    st = em.trace[name].astype(np.float64).reshape(u_f.shape[0], t_len, H, M, 2)
-    peak = np.sqrt(st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1))  # calibrated max |h| per mode
+    peaks = em.ctx.info.get("calib_mode_peak", {})
+    if name in peaks:  # measured over every calibration sample by the calibrate pass
+        peak = peaks[name].reshape(H, M)
+    else:
+        st = em.trace[name].astype(np.float64).reshape(u_f.shape[0], t_len, H, M, 2)
+        peak = np.sqrt(st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1))  # calibrated max |h| per mode
     results = []
     for bits in range(min(_MIN_BITS, top), top + 1):
         bank, basis = _bank(em, n, pq, s_u, lim_u, peak, bits)

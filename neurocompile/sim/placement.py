@@ -31,125 +31,26 @@ import numpy as np
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
+from neurocompile.sim.resources import (  # re-exported: the placement API
+    COMPUTE,
+    HOST,
+    SYNAPSE,
+    _own_synapse_rows,
+    _state_bits,
+    _units,
+    compartments,
+    fanout_nnz,
+    input_unit_map,
+    roles,
+    synapse_count,
+    synops_dense_per_step,
+    unit_size,
+)
 
 __all__ = [
     "HOST", "SYNAPSE", "COMPUTE", "PlacementViolation", "CoreUse", "Routes", "Placement", "place", "roles",
     "compartments", "synapse_count", "synops_dense_per_step", "fanout_nnz", "unit_size", "input_unit_map",
 ]
-
-HOST = "host"
-SYNAPSE = "synapse"
-COMPUTE = "compute"
-
-
-# -- node resource model ---------------------------------------------------------------------------------------
-
-def roles(graph: Graph) -> dict[str, str]:
-    """Role of every node: HOST (no core), SYNAPSE (weights on its destinations' cores) or COMPUTE."""
-    seq = graph.sequence_end_nodes()
-    out: dict[str, str] = {}
-    for name in reversed(graph.order()):
-        node = graph.node(name)
-        if name in seq or isinstance(node, (hw.QInput, hw.QEmbedding)):
-            out[name] = HOST
-        elif isinstance(node, hw.QDense):
-            succ = [out[s] for s in graph.succs(name)]
-            if any(isinstance(graph.node(s), hw.QDense) and out[s] != HOST for s in graph.succs(name)):
-                out[name] = COMPUTE  # relay: a dense feeding a dense needs neurons in between
-            elif any(r == COMPUTE for r in succ):
-                out[name] = SYNAPSE
-            else:
-                out[name] = HOST
-        else:
-            out[name] = COMPUTE
-    return out
-
-
-def unit_size(node: hw.QNode) -> int:
-    """Compartments per placement unit (a QModeBank channel: 2M; otherwise one neuron: 1)."""
-    if isinstance(node, hw.QModeBank):
-        return 2 * int(node.a_re.shape[1])
-    return 1
-
-
-def compartments(node: hw.QNode, role: str) -> int:
-    """Compartments a node occupies: 0 unless COMPUTE; 2 per mode for QModeBank, 1 per output otherwise."""
-    return int(node.out_size()) if role == COMPUTE else 0
-
-
-def _units(node: hw.QNode) -> int:
-    return int(node.out_size()) // unit_size(node)
-
-
-def input_unit_map(node: hw.QNode, port: str, in_size: int) -> np.ndarray:
-    """For a COMPUTE node: the unit that receives input index i on ``port`` ([in_size] int)."""
-    idx = np.arange(in_size, dtype=np.int64)
-    if isinstance(node, hw.QModeReadout) and port == "state":
-        return idx // (2 * int(node.c_re.shape[1]))
-    return idx
-
-
-def _state_bits(node: hw.QNode) -> int:
-    """Persistent state bits per compartment (for targets whose neurons and synapses share memory)."""
-    if isinstance(node, hw.QModeBank):
-        return int(node.out_bits)
-    if isinstance(node, hw.QLIF):
-        return int(node.state_bits)
-    if isinstance(node, hw.QRefractory):
-        return 2 * int(node.state_bits) + 1
-    if isinstance(node, hw.QLavaLIF):
-        return 2 * int(node.state_bits)
-    if isinstance(node, hw.QAccumulate):
-        return int(node.out_bits)
-    if isinstance(node, hw.QDense):
-        return int(node.delay) * max(int(node.out_bits), 1)
-    return 0
-
-
-def synapse_count(node: hw.QNode) -> int:
-    """Synapses (non-zero weights) a node stores: QDense W, QModeBank b, QModeReadout c and d."""
-    if isinstance(node, hw.QDense):
-        return int(np.count_nonzero(node.weight))
-    if isinstance(node, hw.QModeBank):
-        return int(np.count_nonzero(node.b_re) + np.count_nonzero(node.b_im))
-    if isinstance(node, hw.QModeReadout):
-        return int(np.count_nonzero(node.c_re) + np.count_nonzero(node.c_im) + np.count_nonzero(node.d))
-    return 0
-
-
-def synops_dense_per_step(node: hw.QNode) -> int:
-    """NeuroBench dense synaptic operations of one step of one sample.
-
-    QDense: fan_in x fan_out (every weight, zero or not); QModeBank and QModeReadout (block-diagonal): their
-    non-zero weights. Elementwise (one-to-one) connections carry no synaptic operation.
-    """
-    if isinstance(node, hw.QDense):
-        return int(node.weight.shape[0]) * int(node.weight.shape[1])
-    if isinstance(node, (hw.QModeBank, hw.QModeReadout)):
-        return synapse_count(node)
-    return 0
-
-
-def fanout_nnz(node: hw.QNode, port: str) -> np.ndarray | None:
-    """Non-zero synapses driven by input index i of ``port`` ([in_size] int), or None (no synapses)."""
-    if isinstance(node, hw.QDense):
-        return np.count_nonzero(node.weight, axis=0).astype(np.int64)
-    if isinstance(node, hw.QModeBank):
-        return (np.count_nonzero(node.b_re, axis=1) + np.count_nonzero(node.b_im, axis=1)).astype(np.int64)
-    if isinstance(node, hw.QModeReadout):
-        if port == "state":
-            return np.stack([node.c_re != 0, node.c_im != 0], axis=-1).reshape(-1).astype(np.int64)
-        return (node.d != 0).astype(np.int64)
-    return None
-
-
-def _own_synapse_rows(node: hw.QNode) -> np.ndarray | None:
-    """Per unit: synapses the COMPUTE node stores itself (ModeBank b, ModeReadout c and d)."""
-    if isinstance(node, hw.QModeBank):
-        return np.count_nonzero(node.b_re, axis=1) + np.count_nonzero(node.b_im, axis=1)
-    if isinstance(node, hw.QModeReadout):
-        return np.count_nonzero(node.c_re, axis=1) + np.count_nonzero(node.c_im, axis=1) + (node.d != 0)
-    return None
 
 
 # -- results ---------------------------------------------------------------------------------------------------
@@ -384,6 +285,50 @@ class _Fill:
         return len(self.comp) - 1
 
 
+def _groups(graph: Graph, role: dict[str, str], lim: dict[str, int]) -> list[list[str]]:
+    """COMPUTE nodes in placement order, in groups whose units share cores: a QModeBank and the QModeReadout that
+    reads all of its state go together, channel by channel (the channel's 2M compartments and its readout neuron
+    on one core: the 2M state messages stay inside the core), when such a pair fits one core's compartments and
+    input axons. Every other node is a group of its own."""
+    order = [n for n in graph.order() if role[n] == COMPUTE]
+    taken: set[str] = set()
+    groups: list[list[str]] = []
+    for name in order:
+        if name in taken:
+            continue
+        group = [name]
+        node = graph.node(name)
+        succ = graph.succs(name)
+        if isinstance(node, hw.QModeBank) and len(succ) == 1 and role[succ[0]] == COMPUTE:
+            ro = graph.node(succ[0])
+            usz = unit_size(node)
+            if isinstance(ro, hw.QModeReadout) and graph.edge(name, succ[0])["port"] == "state" \
+                    and _units(ro) == _units(node) and usz + 1 <= lim["compartments"] \
+                    and usz + 2 <= lim["input_axons"]:
+                group.append(succ[0])
+        taken.update(group)
+        groups.append(group)
+    return groups
+
+
+def _unit_arrays(graph: Graph, role: dict[str, str], name: str, shared: bool,
+                 out_est: dict[str, np.ndarray]) -> tuple[list[_Feed], np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per unit of one COMPUTE node: (feeds, memory bits, state bits, estimated output axons, unit size)."""
+    node = graph.node(name)
+    units = _units(node)
+    usz = unit_size(node)
+    feeds = _feeds(graph, role, name)
+    syn_u = np.zeros(units, np.int64)
+    for f in feeds:
+        syn_u += f.bits
+    own = _own_synapse_rows(node)
+    if own is not None:
+        syn_u += own.astype(np.int64) * int(getattr(node, "weight_bits", 8))
+    state_u = np.full(units, _state_bits(node) * usz, np.int64)
+    out_u = out_est[name].reshape(units, usz).sum(axis=1)
+    return feeds, syn_u, state_u, out_u, usz
+
+
 def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: dict[str, np.ndarray]) -> _Fill:
     """One greedy pass; ``out_est[node]`` estimates the output axons of each output of each COMPUTE node."""
     cap, mem_cap, ax_in_cap, ax_out_cap = lim["compartments"], lim["memory_bits"], lim["input_axons"], \
@@ -391,22 +336,16 @@ def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: di
     shared = bool(lim["shared_memory"])
     fill = _Fill()
     cur = -1
-    for name in graph.order():
-        if role[name] != COMPUTE:
-            continue
-        node = graph.node(name)
-        units = _units(node)
-        usz = unit_size(node)
-        feeds = _feeds(graph, role, name)
-        syn_u = np.zeros(units, np.int64)
-        for f in feeds:
-            syn_u += f.bits
-        own = _own_synapse_rows(node)
-        if own is not None:
-            syn_u += own.astype(np.int64) * int(getattr(node, "weight_bits", 8))
-        state_u = np.full(units, _state_bits(node) * usz, np.int64)
+    for group in _groups(graph, role, lim):
+        parts = [_unit_arrays(graph, role, n, shared, out_est) for n in group]
+        feeds = [f for p in parts for f in p[0]]
+        syn_u = sum(p[1] for p in parts)
+        state_u = sum(p[2] for p in parts)
+        out_u = sum(p[3] for p in parts)
+        usz = sum(p[4] for p in parts)
+        units = int(syn_u.shape[0])
+        name = ", ".join(group)
         mem_u = syn_u + (state_u if shared else 0)
-        out_u = out_est[name].reshape(units, usz).sum(axis=1)
         cum_comp = np.arange(1, units + 1, dtype=np.int64) * usz
         cum_mem = np.cumsum(mem_u)
         cum_out = np.cumsum(out_u)
@@ -454,10 +393,12 @@ def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: di
                 hit = f.hit(u, u + k)
                 prev = fill.axons[cur].get(f.src)
                 fill.axons[cur][f.src] = hit if prev is None else (prev | hit)
-            if name not in fill.nodes[cur]:
-                fill.nodes[cur].append(name)
+            for member in group:
+                if member not in fill.nodes[cur]:
+                    fill.nodes[cur].append(member)
             u += k
-        fill.unit_core[name] = cores_of_units
+        for member in group:
+            fill.unit_core[member] = cores_of_units.copy()
     return fill
 
 
@@ -533,15 +474,7 @@ def place(graph: Graph, target: Any) -> Placement:
         own = out_core[name]
         other = r.copy()
         other[np.arange(n), own] = False
-        dx = np.abs(xy[own][:, None, 1] - xy[None, :, 1])
-        dy = np.abs(xy[own][:, None, 2] - xy[None, :, 2])
-        same_tile = tile[own][:, None] == tile[None, :]
-        routes[name] = Routes(
-            messages=other.sum(axis=1).astype(np.int64),
-            local=(other & same_tile).sum(axis=1).astype(np.int64),
-            hops=(other * (dx + dy)).sum(axis=1).astype(np.int64),
-            hops_ns=(other * dy).sum(axis=1).astype(np.int64),
-        )
+        routes[name] = _routes(other, own, xy, tile)
     for c in range(n_cores):
         if out_axons[c] > lim["output_axons"]:
             violations.append(PlacementViolation("core-capacity", ", ".join(fill.nodes[c]),
@@ -556,6 +489,22 @@ def place(graph: Graph, target: Any) -> Placement:
     return Placement(target=str(getattr(target, "name", "")), limits=lim, cores=cores, roles=role,
                      node_cores=node_cores, node_core_counts=node_counts, unit_core=fill.unit_core, routes=routes,
                      violations=tuple(violations), mesh=mesh, _reach=reach)
+
+
+def _routes(other: np.ndarray, own: np.ndarray, xy: np.ndarray, tile: np.ndarray) -> Routes:
+    """Per output: messages to other cores (``other`` bool [n, cores]), local ones, X-Y hops and N-S hops.
+    Rows are grouped by their own core, so that each group is one product with that core's distance vector."""
+    n = other.shape[0]
+    msgs = other.sum(axis=1).astype(np.int64)
+    local, hops, hops_ns = (np.zeros(n, np.int64) for _ in range(3))
+    for c in np.unique(own):
+        rows = np.flatnonzero(own == c)
+        sub = other[rows].astype(np.int64)
+        dy = np.abs(xy[c, 2] - xy[:, 2])
+        hops[rows] = sub @ (np.abs(xy[c, 1] - xy[:, 1]) + dy)
+        hops_ns[rows] = sub @ dy
+        local[rows] = sub @ (tile == tile[c]).astype(np.int64)
+    return Routes(messages=msgs, local=local, hops=hops, hops_ns=hops_ns)
 
 
 def _read_on_chip(graph: Graph, role: dict[str, str], name: str) -> np.ndarray:
