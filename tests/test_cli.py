@@ -306,7 +306,7 @@ def test_report_lists_host_and_chip_work_and_cycle_timing(artifact: Path, tmp_pa
     assert host == set(data["host"]["layers"]) and "decoder" in host
     assert all(le["energy_j"] == 0 and le["cores"] == [] for le in data["layers"] if le["name"] in host
                and le["kind"] != "QInput")
-    assert data["timing"]["mode"] == "cycle" and len(data["timing"]["per_step_ns"]) == data["steps"]
+    assert data["timing"]["mode"] == "cycle" and len(data["timing"]["per_step_ns"]) == data["steps_per_sample"]
     assert data["latency_per_step_s"] == data["timing"]["mean_ns"] * 1e-9
     assert 'alt="latency per step"' in html.read_text()
 
@@ -326,7 +326,7 @@ def test_simulate_max_memory_chunks_the_float_comparison(artifact: Path) -> None
     from neurocompile.artifact import load_artifact
 
     whole = api.simulate(artifact, limit=24, console=False)
-    per = api._float_bytes_per_sample(load_artifact(artifact).float_graph, whole["steps"])
+    per = api._float_bytes_per_sample(load_artifact(artifact).float_graph, whole["steps_per_sample"])
     chunked = api.simulate(artifact, limit=24, max_memory=5 * per, console=False)  # 5 sequences per chunk
     assert chunked["float_accuracy"] == whole["float_accuracy"] is not None
     assert chunked["accuracy"] == whole["accuracy"] and chunked["layers"] == whole["layers"]
