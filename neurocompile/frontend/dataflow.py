@@ -28,8 +28,13 @@ import numpy as np
 import torch
 
 from neurocompile.errors import UnsupportedOpError
-from neurocompile.frontend.recognise_neuron import NeuronFit, fit_neuron
-from neurocompile.frontend.recognise_ssm import SSMParams, closed_form, find_ssm_params, to_node
+from neurocompile.frontend.recognise_neuron import fit_neuron
+from neurocompile.frontend.recognise_ssm import (
+    SSMParams,
+    closed_form,
+    find_ssm_params,
+    to_node,
+)
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 
@@ -52,7 +57,7 @@ def _op(node) -> str:
 class Program:
     """A torch.export program with module paths per node and a value cache."""
 
-    def __init__(self, ep: "torch.export.ExportedProgram") -> None:
+    def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
         self.graph = ep.graph
         self.nodes = list(self.graph.nodes)
@@ -82,13 +87,38 @@ class Program:
         self.users = {n: list(n.users) for n in self.nodes}
         self.depends = set()  # nodes whose value depends on a user input
         for n in self.nodes:
-            if n.op == "placeholder" and n.name in self.user_inputs:
-                self.depends.add(n)
-            elif any(a in self.depends for a in n.all_input_nodes):
+            if n.op == "placeholder" and n.name in self.user_inputs or any(a in self.depends for a in n.all_input_nodes):
                 self.depends.add(n)
 
     def path(self, n) -> str:
         return self.stack[n][-1]
+
+    def runner(self, src, target, base: dict):
+        """A function value -> value of ``target`` with ``src`` replaced, re-running only the nodes between them."""
+        need, todo = set(), [target]
+        while todo:
+            n = todo.pop()
+            if n in need or n is src:
+                continue
+            need.add(n)
+            todo.extend(n.all_input_nodes)
+        affected = {src}
+        for n in self.nodes:
+            if n in need and any(a in affected for a in n.all_input_nodes):
+                affected.add(n)
+        order = [n for n in self.nodes if n in affected and n is not src]
+
+        def run(value: torch.Tensor) -> torch.Tensor:
+            env = {src: value}
+            get = lambda a: env[a] if a in env else base[a]
+            for n in order:
+                if _op(n) in _SKIP:
+                    env[n] = None
+                    continue
+                env[n] = n.target(*torch.fx.node.map_arg(n.args, get), **torch.fx.node.map_arg(n.kwargs, get))
+            return env[target]
+
+        return run
 
     def run(self, x: dict[str, torch.Tensor], override: dict | None = None, targets: list | None = None,
             base: dict | None = None) -> dict:
@@ -314,11 +344,12 @@ class _Builder:
         axes_out = _layouts(shape_out, T, H)[0]
         B = int(x0.shape[axes_in.index("b")]) if "b" in axes_in else 1
 
+        sub = p.runner(src, out_node, self.base)
+
         def run(xb: np.ndarray) -> np.ndarray:
             inj = _from_btc(torch.as_tensor(xb, dtype=x0.dtype), axes_in, tuple(x0.shape))
             with torch.no_grad():
-                env = p.run({}, override={src: inj}, targets=[out_node], base=self.base)
-            return _to_btc(env[out_node], axes_out).double().numpy()
+                return _to_btc(sub(inj), axes_out).double().numpy()
 
         own = {k.rpartition(".")[2]: v.detach().double().numpy().reshape(-1) for k, v in p.tensors.items()
                if k.startswith(path + ".") and v.numel() in (1, H) and not v.is_complex()}
@@ -498,7 +529,7 @@ def _from_btc(x: torch.Tensor, axes: tuple[str, ...], shape: tuple[int, ...]) ->
     return full.permute(*inv.tolist()).contiguous().reshape(shape)
 
 
-def build_graph(ep: "torch.export.ExportedProgram", name: str = "model") -> tuple[Graph, dict[str, Any]]:
+def build_graph(ep: torch.export.ExportedProgram, name: str = "model") -> tuple[Graph, dict[str, Any]]:
     """Float IR of an exported program; returns the graph and ``{'proofs', 'stripped'}``."""
     prog = Program(ep)
     if len(prog.user_inputs) != 1:

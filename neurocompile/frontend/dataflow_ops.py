@@ -16,7 +16,7 @@ from neurocompile.errors import UnsupportedOpError
 from neurocompile.frontend.dataflow import Half, Pooled, Stream, _layouts, _op
 from neurocompile.ir import nodes as fl
 
-__all__ = ["apply_op", "SUPPORTED_OPS"]
+__all__ = ["SUPPORTED_OPS", "apply_op"]
 
 SUPPORTED_OPS = ("linear", "conv1d (kernel 1)", "embedding", "layer_norm", "batch_norm (eval)", "add", "mean (time)",
                  "glu", "chunk/split + sigmoid + mul (GLU)", "sigmoid", "gelu", "relu", "dropout (eval)",
@@ -140,7 +140,7 @@ def apply_op(b, n) -> Any:
         w = _np(args[1])
         bias = _np(args[2]) if len(args) > 2 and args[2] is not None else np.zeros(w.shape[0])
         stride, pad, dil, groups = (list(args[3:7]) + [1, 0, 1, 1][len(args[3:7]):])
-        flat = lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,)  # noqa: E731
+        flat = lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,)
         if rank != 3 or cax != 1 or w.ndim != 3 or w.shape[2] != 1 or flat(stride) != (1,) or flat(pad) != (0,) \
                 or flat(dil) != (1,) or groups != 1 or w.shape[1] != x.size:
             raise _unsupported(b, n, f"Conv1d with weight {list(w.shape)}, stride {stride}, padding {pad}, groups "

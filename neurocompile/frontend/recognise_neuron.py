@@ -20,8 +20,8 @@ agreement, which is recorded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def _snap(value: np.ndarray, options: list[tuple[str, np.ndarray]], tol: float =
 
 def _scalar(values: np.ndarray, literals: list[float], what: str, tol: float = 1e-4) -> tuple[float, str]:
     v = float(np.median(values))
-    if np.ptp(values) > max(1e-3, 1e-3 * abs(v)):
+    if np.ptp(values) > max(1e-3, 1e-3 * abs(v), 4 * tol):
         raise _NoFit(f"{what} differs between channels ({values.min():.4g}..{values.max():.4g}); the IR's neuron "
                      f"templates have one {what} per layer")
     for lit in literals:
@@ -137,16 +137,19 @@ def fit_neuron(run: Run, shape: tuple[int, int, int], path: str, tensors: dict[s
     H = shape[2]
     zero, one = np.zeros(H), np.ones(H)
     try:
+        tol = 2e-2 if approximate else 1e-4  # a network-approximated neuron only approximates its threshold
         V = pr.bisect(lambda a: [(0, a)], 0, zero, one, "pulse")
-        Vopts = [(f"exp({k})", np.exp(t)) for k, t in tensors.items()] + list(tensors.items()) + \
-            [(f"literal {lit:g}", np.float64(lit)) for lit in literals if lit > 0]
-        V_s, v_src = _snap(V, Vopts)
+        Vopts = list(tensors.items()) + [(f"literal {lit:g}", np.float64(lit)) for lit in literals if lit > 0] + \
+            [(f"exp({k})", np.exp(t)) for k, t in tensors.items()]
+        V_s, v_src = _snap(V, Vopts, tol)
         b1 = pr.bisect(lambda b: [(0, 0.5 * V), (1, b)], 1, zero - 1e-9, V * 1.000001, "second-step")
         tau_ch = (V - b1) / (0.5 * V)
         if np.all(np.abs(tau_ch) < 1e-5):
             node: fl.Node = fl.Heaviside(vth=V_s.astype(np.float32), compare=">=")
             return _check(pr, node, "Heaviside", approximate, seed, [f"threshold {v_src}"])
-        tau, tau_src = _scalar(tau_ch, literals, "leak tau")
+        tau, tau_src = _scalar(tau_ch, literals, "leak tau", tol)
+        if approximate and tau_src == "fitted" and abs(round(tau * 64) / 64 - tau) < 1e-2:
+            tau, tau_src = round(tau * 64) / 64, "fitted, rounded to 1/64"
         b3 = pr.bisect(lambda b: [(0, 1.5 * V), (1, b)], 1, -4 * V - 1, 4 * V + 1, "after-spike")
         cands: list[tuple[str, fl.Node]] = []
         zero_err = np.abs(b3 - V).max() / V.max()

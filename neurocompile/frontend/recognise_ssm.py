@@ -24,7 +24,7 @@ import torch
 from neurocompile.errors import UnsupportedOpError
 from neurocompile.ir import nodes as fl
 
-__all__ = ["SSMParams", "find_ssm_params", "closed_form", "to_node"]
+__all__ = ["SSMParams", "closed_form", "find_ssm_params", "to_node"]
 
 _REAL_KEYS = ("log_A_real", "A_real", "inv_A_real")
 _NEEDED = ("log_dt", "A_imag", "C", "D")
@@ -155,3 +155,47 @@ def to_node(p: SSMParams, method: str) -> fl.S4D:
     return fl.S4D(log_dt=p.log_dt.astype(np.float32), A_re=A.real.astype(np.float32),
                   A_im=A.imag.astype(np.float32), B=B.astype(np.complex64), C=p.C.astype(np.complex64),
                   D=p.D.astype(np.float32), C2=np.zeros((0, 0), np.complex64))
+
+
+def probe_module(view, node: fl.S4D, name: str) -> None:
+    """Check numerically that an S4D-layout module of a foreign class computes the ZOH S4D the IR node defines."""
+    from neurocompile.ir.interpret import interpret
+
+    mod = view.module
+    H = node.out_size()
+    gen = torch.Generator().manual_seed(0)
+    u = torch.randn(2, 24, H, generator=gen)
+    dtype = next((t.dtype for t in view.tensors.values() if t.is_floating_point()), torch.float32)
+    from neurocompile.ir.graph import Graph
+
+    g = Graph("probe")
+    g.add("u", fl.Input(size=H))
+    g.add("s", node, "u")
+    g.inputs, g.outputs = ["u"], ["s"]
+    ref = interpret(g, u.double().numpy()).outputs["s"]
+    errors = []
+    for transposed in (False, True):
+        x = (u.transpose(1, 2) if transposed else u).to(dtype)
+        try:
+            with torch.no_grad():
+                y = mod(x)
+        except Exception as exc:  # the module may use the other layout
+            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            continue
+        if isinstance(y, (tuple, list)):
+            y = y[0]
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(x.shape):
+            errors.append(f"output shape {list(getattr(y, 'shape', []))} for input {list(x.shape)}")
+            continue
+        y = y.transpose(1, 2) if transposed else y
+        got = y.detach().double().numpy()
+        scale = max(1.0, float(np.abs(ref).max()))
+        err = float(np.abs(got - ref).max())
+        if err <= 1e-3 * scale:
+            return
+        raise UnsupportedOpError(
+            f"module '{view.path}' ({view.kind}) has the S4D parameter layout but does not compute the ZOH S4D of "
+            f"IR node '{name}' (max difference {err:.3g} on a random probe, scale {scale:.3g}); a different "
+            f"discretisation or parameterisation is not supported")
+    raise UnsupportedOpError(f"module '{view.path}' ({view.kind}) with the S4D layout could not be run on a "
+                             f"[B, L, H] or [B, H, L] probe ({'; '.join(errors)})")
