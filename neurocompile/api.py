@@ -122,7 +122,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
            allow_precision_loss: bool = False, weight_bits: int | None = None, state_bits: int | None = None,
            decay_bits: int | None = None, force: bool = False, print_ir: bool = False,
            calibration_samples: int = 512,
-           console: Console | bool | None = None) -> Path:
+           console: Console | bool | None = None, layout: str | None = None) -> Path:
     """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory."""
     from neurocompile.frontend import load_model, trace
     from neurocompile.passes.pipeline import CompileOptions, compile_graph
@@ -146,7 +146,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
             raise NeurocompileError(f"model file '{model}' does not exist")
         loaded, fgraph = None, read_nir(model)
     else:
-        loaded = load_model(model, trust_pickle=trust_pickle, config=config)
+        loaded = _load(model, trust_pickle, config, layout)
         fgraph = trace(loaded)
     task = _model_task(loaded)
     calib_spec = calibration or task
@@ -406,8 +406,19 @@ def _float_macs_per_sample(art: Artifact, steps: int) -> int:
 
 # -- inspect -----------------------------------------------------------------------------------------
 
+def _load(model: Path, trust_pickle: bool, config: Any, layout: str | None) -> Any:
+    """load_model, or a foreign state_dict mapped with --layout rules (needs --config)."""
+    from neurocompile.frontend import load_model
+
+    if layout is not None:
+        from neurocompile.frontend.layout import load_with_layout
+
+        return load_with_layout(model, config, layout)
+    return load_model(model, trust_pickle=trust_pickle, config=config)
+
+
 def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config_path: Path | str | None = None,
-            console: Console | bool | None = None) -> Any:
+            console: Console | bool | None = None, layout: str | None = None) -> Any:
     """Show the graph of a model file or an artifact as a table (or JSON); ``quant``: the quantisation report."""
     from neurocompile.ir.inspect import describe, render_table
 
@@ -434,12 +445,16 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
         from neurocompile.frontend import load_model, trace
 
         config = json.loads(Path(config_path).read_text()) if config_path else None
-        graph = trace(load_model(path, config=config))
+        graph = trace(_load(path, False, config, layout))
     rows = describe(graph)
     if as_json:
         con.print_json(json.dumps(rows, sort_keys=True, default=str))
     else:
         render_table(rows, console=con, title=f"{path.name}: {len(graph)} nodes")
+        for r in graph.meta.get("recognised", []):  # what the open frontend recognised, and its numeric proof
+            proof = (f"max probe error {r['max_error']:.3g} (scale {r['scale']:.3g})" if "max_error" in r else
+                     f"spike agreement {r['agreement']:.5f}, {r['mismatches']} mismatch(es), {r['probes']} probes")
+            con.print(f"  recognised {r['module']}: {r['recognised']}; {proof}", highlight=False)
     return rows
 
 

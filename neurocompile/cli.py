@@ -94,11 +94,13 @@ def targets_cmd(as_json: bool) -> None:
 @click.option("--decay-bits", type=click.IntRange(2, 32), default=None, help="Use fewer decay/rotation bits.")
 @click.option("--force", is_flag=True, help="Overwrite an existing artifact directory.")
 @click.option("--print-ir", is_flag=True, help="Print the IR after each pass.")
+@click.option("--layout", default=None,
+              help="Key-mapping rules for a foreign state_dict: a built-in layout name or a rules .toml file.")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
                calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
                allow_precision_loss: bool, weight_bits: int | None, state_bits: int | None,
-               decay_bits: int | None, force: bool, print_ir: bool) -> None:
+               decay_bits: int | None, force: bool, print_ir: bool, layout: str | None) -> None:
     """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
 
     \b
@@ -112,7 +114,7 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
     api.export(model, target, out=out, weights=weights, calibration=calibration,
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
                layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
-               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir)
+               state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir, layout=layout)
 
 
 @main.command("convert")
@@ -202,8 +204,10 @@ def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Architecture config (JSON) for a bare state_dict file.")
+@click.option("--layout", default=None,
+              help="Key-mapping rules for a foreign state_dict: a built-in layout name or a rules .toml file.")
 @_friendly
-def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None) -> None:
+def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None, layout: str | None) -> None:
     """Show the graph of a model file or an artifact as a table (node, op, shapes, parameters, bits).
 
     \b
@@ -213,7 +217,7 @@ def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None
     """
     from neurocompile import api
 
-    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path)
+    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path, layout=layout)
 
 
 @main.command("finetune")

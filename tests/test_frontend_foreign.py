@@ -1,0 +1,154 @@
+"""Open frontend: foreign-style spiking SSMs (tests/foreign_models.py) compile through their dataflow."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+import foreign_models as fm  # noqa: E402
+
+from neurocompile.datasets import load_dataset  # noqa: E402
+from neurocompile.errors import ModelLoadError, UnsupportedOpError  # noqa: E402
+from neurocompile.frontend import load_model, trace  # noqa: E402
+from neurocompile.frontend.layout import load_with_layout  # noqa: E402
+from neurocompile.ir.interpret import interpret  # noqa: E402
+
+MODELS = {
+    "state_spaces_lif": fm.state_spaces_lif,
+    "spikingssm_exact": lambda: fm.spikingssm_sdn(exact=True),
+    "snntorch_leaky": lambda: fm.step_net("snntorch"),
+    "refractory_own_names": fm.refractory_net,
+}
+EXPECT = {"state_spaces_lif": "LIF", "spikingssm_exact": "LIF", "snntorch_leaky": "RefractoryLIF",
+          "refractory_own_names": "RefractoryLIF"}
+
+
+@pytest.fixture(scope="module")
+def data() -> torch.Tensor:
+    return torch.as_tensor(load_dataset("sdigits", split="test").x[:40]).float()
+
+
+def _rel(graph, model, x) -> float:
+    with torch.no_grad():
+        ref = model(x).double().numpy()
+    got = interpret(graph, x.double().numpy()).logits
+    return float(np.abs(got - ref).max() / np.abs(ref).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_foreign_pt2_matches_eager(name, data, tmp_path):
+    model = MODELS[name]()
+    path = tmp_path / f"{name}.pt2"
+    torch.export.save(torch.export.export(model, (data[:2],)), path)
+    graph = trace(load_model(path))
+    rel = _rel(graph, model, data)
+    print(f"{name}: float interpreter vs eager, relative logit error {rel:.2e}")
+    assert rel <= 1e-5
+    kinds = {type(n).__name__ for _, n in graph.items()}
+    assert EXPECT[name] in kinds and "S4D" in kinds
+    proofs = graph.meta["recognised"]
+    assert sum(p["recognised"].startswith("S4D") for p in proofs) == 2
+    for p in proofs:
+        if "max_error" in p:
+            assert p["max_error"] <= 1e-4 * p["scale"]
+        else:
+            assert p["mismatches"] == 0 and p["agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_sdn_neuron_deployed_as_exact_lif(data):
+    sdn_model, exact = fm.spikingssm_sdn(exact=False), fm.spikingssm_sdn(exact=True)
+    graph = trace(sdn_model, example_input=data[:2])
+    lifs = [n for _, n in graph.items() if type(n).__name__ == "LIF"]
+    assert len(lifs) == 2 and all(n.tau == 0.125 and n.reset == "zero" for n in lifs)
+    stripped = [s for s in graph.meta["stripped"] if s["kind"] == "SDN"]
+    assert len(stripped) == 2
+    for p in graph.meta["recognised"]:
+        if "agreement" in p:
+            print(f"{p['module']}: SDN vs exact LIF spike agreement {p['agreement']:.5f}")
+            assert p["agreement"] > 0.99
+    assert _rel(graph, exact, data) <= 1e-5  # the compiled graph is the exact-LIF model
+
+
+@pytest.mark.parametrize("layout,exact", [("state-spaces-s4d", None), ("spikingssm-sdn", True)])
+def test_layout_state_dict(layout, exact, data, tmp_path):
+    cfg, _ = fm.shipped("spikingssm_sdigits")
+    model = fm.state_spaces_lif() if exact is None else fm.spikingssm_sdn(exact=False)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    (tmp_path / "c.json").write_text(json.dumps({**cfg, "neuron_mode": "exact"}))
+    loaded = load_with_layout(tmp_path / "w.pt", tmp_path / "c.json", layout)
+    graph = trace(loaded)
+    ref = fm.state_spaces_lif() if exact is None else fm.spikingssm_sdn(exact=True)
+    assert _rel(graph, ref, data) <= 1e-5
+
+
+def test_layout_errors(tmp_path):
+    torch.save({"s4_layers.0.weird": torch.ones(3)}, tmp_path / "w.pt")
+    cfg, _ = fm.shipped("spikingssm_sdigits")
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match=r"key 's4_layers.0.weird' \[3\] matches no rule of layout"):
+        load_with_layout(tmp_path / "w.pt", tmp_path / "c.json", "state-spaces-s4d")
+    with pytest.raises(ModelLoadError, match="neither a rules .toml file nor a built-in layout"):
+        load_with_layout(tmp_path / "w.pt", tmp_path / "c.json", "no-such-layout")
+    (tmp_path / "r.toml").write_text("[[rule]]\nmatch = '('\nto = 'x'\n")
+    with pytest.raises(ModelLoadError, match="is not a regex"):
+        load_with_layout(tmp_path / "w.pt", tmp_path / "c.json", tmp_path / "r.toml")
+
+
+class _Wrap(nn.Module):
+    def __init__(self, inner: nn.Module, kind: str) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(1, 8)
+        self.inner = inner
+        self.kind = kind
+        self.decoder = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.encoder(x)
+        if self.kind == "lstm":
+            h = self.inner(h)[0]
+        elif self.kind == "attn":
+            h = self.inner(h, h, h)[0]
+        else:
+            h = self.inner(h.unsqueeze(1)).squeeze(1)
+        return self.decoder(h.mean(1))
+
+
+@pytest.mark.parametrize("kind,op", [("lstm", "lstm"), ("attn", "attention"), ("conv2d", "conv2d")])
+def test_unsupported_structures_named(kind, op):
+    inner = {"lstm": lambda: nn.LSTM(8, 8, batch_first=True),
+             "attn": lambda: nn.MultiheadAttention(8, 2, batch_first=True),
+             "conv2d": lambda: nn.Conv2d(1, 1, 3, padding=1)}[kind]()
+    with pytest.raises(UnsupportedOpError) as err:
+        trace(_Wrap(inner, kind).eval(), example_input=torch.zeros(2, 16, 1))
+    msg = str(err.value)
+    assert "\n" not in msg and "module 'inner" in msg and op in msg.lower()
+
+
+class _BiLayer(fm.SpikingS4Layer):
+    """Bidirectional form of the SDN-layout layer: C holds a forward and a backward channel."""
+
+    def forward(self, u):
+        L = u.size(-1)
+        k = self.kernel(L)  # [2, H, L]
+        k = torch.nn.functional.pad(k[0], (0, L)) + torch.nn.functional.pad(k[1].flip(-1), (L, 0))
+        y = torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(k, n=2 * L), n=2 * L)[..., :L]
+        y = (y + u * self.D.reshape(-1, 1)) / torch.exp(self.ln_vth)
+        return self.output_linear(self.neuron(y)), None
+
+
+def test_bidirectional_ssm_refused():
+    net = fm.SpikingSSMNet(1, 8, 4, 1, 3, neuron=fm.BPTTSpike)
+    layer = _BiLayer(8, 4, neuron=fm.BPTTSpike)
+    layer.kernel.C = nn.Parameter(torch.randn(2, 8, 2, 2))
+    net.model.s4_layers[0] = layer
+    with pytest.raises(UnsupportedOpError, match=r"SSM layer 'model.s4_layers.0' .*2 output channels of C"):
+        trace(net.eval(), example_input=torch.zeros(2, 16, 1))
