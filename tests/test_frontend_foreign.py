@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-import foreign_models as fm  # noqa: E402
+import foreign_models as fm
 
-from neurocompile.datasets import load_dataset  # noqa: E402
-from neurocompile.errors import ModelLoadError, UnsupportedOpError  # noqa: E402
-from neurocompile.frontend import load_model, trace  # noqa: E402
-from neurocompile.frontend.layout import load_with_layout  # noqa: E402
-from neurocompile.ir.interpret import interpret  # noqa: E402
+from neurocompile.datasets import load_dataset
+from neurocompile.errors import ModelLoadError, UnsupportedOpError
+from neurocompile.frontend import load_model, trace
+from neurocompile.frontend.layout import load_with_layout
+from neurocompile.ir.interpret import interpret
 
 MODELS = {
     "state_spaces_lif": fm.state_spaces_lif,
@@ -152,3 +152,12 @@ def test_bidirectional_ssm_refused():
     net.model.s4_layers[0] = layer
     with pytest.raises(UnsupportedOpError, match=r"SSM layer 'model.s4_layers.0' .*2 output channels of C"):
         trace(net.eval(), example_input=torch.zeros(2, 16, 1))
+
+
+def test_foreign_torchscript_refused_with_way_in(tmp_path):
+    net = fm.SpikingSSMNet(1, 8, 4, 1, 3, neuron=fm.BPTTSpike).eval()
+    path = tmp_path / "net.pt"
+    torch.jit.save(torch.jit.trace(net, torch.zeros(2, 8, 1)), path)
+    with pytest.raises(UnsupportedOpError, match=r"TorchScript file is only read for neurocompile's own model "
+                                                 r"classes; save this model with torch.export \(.pt2\)"):
+        trace(load_model(path))

@@ -23,7 +23,7 @@ import torch
 
 from neurocompile.errors import ModelLoadError
 
-__all__ = ["LAYOUTS_DIR", "builtin_layouts", "read_layout", "apply_layout", "load_with_layout"]
+__all__ = ["LAYOUTS_DIR", "apply_layout", "builtin_layouts", "load_with_layout", "read_layout"]
 
 LAYOUTS_DIR = Path(__file__).with_name("layouts")
 
@@ -123,7 +123,11 @@ def apply_layout(state: dict[str, torch.Tensor], layout: dict[str, Any], where: 
 def load_with_layout(path: str | Path, config: Any, layout: str | Path):
     """A :class:`~neurocompile.frontend.load.LoadedModel` from a foreign state_dict, a config and a layout."""
     from neurocompile.fileio import sha256
-    from neurocompile.frontend.load import LoadedModel, _build_classifier, resolve_config
+    from neurocompile.frontend.load import (
+        LoadedModel,
+        _build_classifier,
+        resolve_config,
+    )
 
     p = Path(path)
     rules = read_layout(layout)
