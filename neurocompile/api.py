@@ -451,7 +451,7 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
         con.print_json(json.dumps(rows, sort_keys=True, default=str))
     else:
         render_table(rows, console=con, title=f"{path.name}: {len(graph)} nodes")
-        for r in graph.meta.get("recognised", []):  # what the open frontend recognised, and its numeric proof
+        for r in getattr(graph, "recognised", []):  # what the open frontend recognised, and its numeric proof
             proof = (f"max probe error {r['max_error']:.3g} (scale {r['scale']:.3g})" if "max_error" in r else
                      f"spike agreement {r['agreement']:.5f}, {r['mismatches']} mismatch(es), {r['probes']} probes")
             con.print(f"  recognised {r['module']}: {r['recognised']}; {proof}", highlight=False)

@@ -445,3 +445,63 @@ def refractory_net() -> RefractoryNet:
         new[f"{p}.gate.bias"] = sd[f"{q}.mix.conv.bias"]
     m.load_state_dict(new)
     return m.eval()
+
+
+# ------------------------------------------------------------------------------------------------ renamed shipped
+def renamed_spikingssm() -> nn.Module:
+    """The shipped spikingssm_sdigits model with every module and class renamed (same weights, same maths)."""
+    from neurocompile.models.neurons import LIF
+    from neurocompile.models.s4d import S4D
+
+    class Resonator(S4D):
+        pass
+
+    class Spiker(LIF):
+        pass
+
+    class Gate(nn.Module):
+        def __init__(self, H: int) -> None:
+            super().__init__()
+            self.pointwise = nn.Conv1d(H, 2 * H, 1)
+
+        def forward(self, s):
+            z = self.pointwise(s.transpose(1, 2))
+            a, b = z.chunk(2, dim=1)
+            return (a * torch.sigmoid(b)).transpose(1, 2)
+
+    class Stage(nn.Module):
+        def __init__(self, H: int, N: int) -> None:
+            super().__init__()
+            self.resonator = Resonator(H, N)
+            self.spiker = Spiker(H)
+            self.drop = nn.Dropout(0.0)
+            self.gate = Gate(H)
+
+        def forward(self, x):
+            s = self.spiker(self.resonator(x))
+            return x + self.drop(self.gate(self.drop(s)))
+
+    class DigitNet(nn.Module):
+        def __init__(self, H: int, N: int, n: int, n_out: int) -> None:
+            super().__init__()
+            self.lift = nn.Linear(1, H)
+            self.stages = nn.ModuleList(Stage(H, N) for _ in range(n))
+            self.readout = nn.Linear(H, n_out)
+
+        def forward(self, x):
+            h = self.lift(x.to(self.lift.weight.dtype))
+            for st in self.stages:
+                h = st(h)
+            return self.readout(h.mean(dim=1))
+
+    cfg, sd = shipped("spikingssm_sdigits")
+    m = DigitNet(cfg["d_model"], cfg["d_state"], cfg["n_layers"], cfg["n_classes"])
+    ren = {"encoder.": "lift.", "decoder.": "readout.", "blocks.": "stages.", ".s4d.": ".resonator.",
+           ".neuron.": ".spiker.", ".mix.conv.": ".gate.pointwise."}
+    new = {}
+    for k, v in sd.items():
+        for a, b in ren.items():
+            k = k.replace(a, b)
+        new[k] = v
+    m.load_state_dict(new)
+    return m.eval()

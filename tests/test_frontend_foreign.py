@@ -54,7 +54,7 @@ def test_foreign_pt2_matches_eager(name, data, tmp_path):
     assert rel <= 1e-5
     kinds = {type(n).__name__ for _, n in graph.items()}
     assert EXPECT[name] in kinds and "S4D" in kinds
-    proofs = graph.meta["recognised"]
+    proofs = graph.recognised
     assert sum(p["recognised"].startswith("S4D") for p in proofs) == 2
     for p in proofs:
         if "max_error" in p:
@@ -71,7 +71,7 @@ def test_sdn_neuron_deployed_as_exact_lif(data):
     assert len(lifs) == 2 and all(n.tau == 0.125 and n.reset == "zero" for n in lifs)
     stripped = [s for s in graph.meta["stripped"] if s["kind"] == "SDN"]
     assert len(stripped) == 2
-    for p in graph.meta["recognised"]:
+    for p in graph.recognised:
         if "agreement" in p:
             print(f"{p['module']}: SDN vs exact LIF spike agreement {p['agreement']:.5f}")
             assert p["agreement"] > 0.99
@@ -161,3 +161,22 @@ def test_foreign_torchscript_refused_with_way_in(tmp_path):
     with pytest.raises(UnsupportedOpError, match=r"TorchScript file is only read for neurocompile's own model "
                                                  r"classes; save this model with torch.export \(.pt2\)"):
         trace(load_model(path))
+
+
+@pytest.mark.slow
+def test_renamed_shipped_model_gives_identical_artifact(tmp_path):
+    from neurocompile import api
+
+    x = torch.zeros(2, 64, 1)
+    shipped_model = load_model(fm.CKPT / "spikingssm_sdigits.pt").module
+    arts = []
+    for label, model in (("shipped", shipped_model), ("renamed", fm.renamed_spikingssm())):
+        d = tmp_path / label
+        d.mkdir()
+        torch.export.save(torch.export.export(model, (x,)), d / "model.pt2")
+        arts.append(api.export(d / "model.pt2", "loihi2", out=d / "art", calibration="sdigits",
+                               calibration_samples=64, console=False))
+    files = sorted(p.relative_to(arts[0]) for p in arts[0].rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(arts[1]) for p in arts[1].rglob("*") if p.is_file())
+    for f in files:
+        assert (arts[0] / f).read_bytes() == (arts[1] / f).read_bytes(), f

@@ -282,7 +282,7 @@ class _Builder:
                             "scale": scale, "params": sorted(sp.keys.values())})
 
     def _through_views(self, a):
-        while a.op == "call_function" and _op(a) in _VIEW_OPS and a.all_input_nodes:
+        while a.op == "call_function" and _op(a) in _VIEW_OPS and a.all_input_nodes and a not in self.units:
             deps = [b for b in a.all_input_nodes if b in self.p.depends]
             if len(deps) != 1:
                 break
@@ -351,8 +351,12 @@ class _Builder:
             with torch.no_grad():
                 return _to_btc(sub(inj), axes_out).double().numpy()
 
-        own = {k.rpartition(".")[2]: v.detach().double().numpy().reshape(-1) for k, v in p.tensors.items()
-               if k.startswith(path + ".") and v.numel() in (1, H) and not v.is_complex()}
+        own: dict[str, np.ndarray] = {}  # the module's per-channel tensors and their exp, in float32 as a model has them
+        for k, v in p.tensors.items():
+            if k.startswith(path + ".") and v.numel() in (1, H) and v.is_floating_point():
+                short, f = k.rpartition(".")[2], v.detach().float().reshape(-1)
+                own[short] = f.double().numpy()
+                own[f"exp({short})"] = torch.exp(f).double().numpy()
         lits = sorted({float(a) for n in region for a in list(n.args) + list(n.kwargs.values())
                        if isinstance(a, float)})
         sdn = any(v.dim() == 3 and tuple(v.shape) == (8, 1, 8) for k, v in p.tensors.items()
@@ -365,7 +369,8 @@ class _Builder:
         if sdn:
             proof["notes"] = fit.notes + ["SDN (surrogate dynamic network) replaced by the exact LIF it stands for"]
             self.stripped.append({"module": path, "kind": "SDN", "reason": f"training-time surrogate dynamic network;"
-                                  f" compiled as the exact LIF (spike agreement {fit.agreement:.5f} on the probe)"})
+                                  f" compiled as the exact LIF (spike agreement {fit.agreement:.5f} on the probe)",
+                                  "_at": out_node.name})
         self.proofs.append(proof)
 
     def _assemble(self, outs: list, rset: set, path: str):
@@ -446,6 +451,9 @@ class _Builder:
                 node = _rescale(node, u.scale)
         nm = f"{path}.neuron" if path.split(".")[-1] not in ("neuron",) else path
         nm = self._unique(nm)
+        for entry in self.stripped:  # SDN entries point at the neuron's IR node
+            if entry.get("_at") == n.name and entry["kind"] == "SDN":
+                entry["_at"] = nm
         return Stream(self.g.add(nm, node, src), u.size, axes_out)
 
     def _unique(self, nm: str) -> str:

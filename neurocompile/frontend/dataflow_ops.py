@@ -57,7 +57,8 @@ def apply_op(b, n) -> Any:
         train = args[2] if len(args) > 2 else kw.get("train", False)
         if train:
             raise _unsupported(b, n, "dropout in training mode; export the model in eval mode")
-        b.stripped.append({"module": b.p.path(n), "kind": "Dropout", "reason": "identity at inference"})
+        b.stripped.append({"module": b.p.path(n), "kind": "Dropout", "reason": "identity at inference",
+                           "_at": x.node})
         return x
     if isinstance(x, Pooled):
         if op in ("linear",) and isinstance(args[1], torch.Tensor):

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from neurocompile.errors import UnsupportedOpError
+from neurocompile.frontend.canonical import canonicalise
 from neurocompile.frontend.dataflow import build_graph
 from neurocompile.ir.graph import Graph
 
@@ -64,6 +65,7 @@ def trace_program(loaded: Any, name: str, example_input: Any = None) -> tuple[Gr
             x = x.unsqueeze(-1)
         ep = _export(loaded.module, x[:2])
     g, info = build_graph(ep, name)
+    g, info["trace_map"], info["stripped"] = canonicalise(g, info["stripped"])
     kinds = {type(node).__name__ for _, node in g.items()}
     info["family"] = None
     neurons = [k for k in kinds if k in FAMILIES]

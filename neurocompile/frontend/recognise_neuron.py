@@ -130,7 +130,8 @@ def fit_neuron(run: Run, shape: tuple[int, int, int], path: str, tensors: dict[s
                literals: list[float], approximate: bool = False, seed: int = 0) -> NeuronFit:
     """Fit LIF (zero / subtract reset), RefractoryLIF or Heaviside to the module behind ``run``.
 
-    ``tensors``: the module's own parameters (per channel, [H]) used to snap thresholds; ``literals``: float
+    ``tensors``: the module's own per-channel values ([H]; label -> values, e.g. ``exp(ln_vth)``) used to snap
+    thresholds and refractory magnitudes; ``literals``: float
     constants of its ops; ``approximate``: accept the best template with its measured agreement (SDN).
     """
     pr = _Prober(run, shape)
@@ -139,8 +140,7 @@ def fit_neuron(run: Run, shape: tuple[int, int, int], path: str, tensors: dict[s
     try:
         tol = 2e-2 if approximate else 1e-4  # a network-approximated neuron only approximates its threshold
         V = pr.bisect(lambda a: [(0, a)], 0, zero, one, "pulse")
-        Vopts = list(tensors.items()) + [(f"literal {lit:g}", np.float64(lit)) for lit in literals if lit > 0] + \
-            [(f"exp({k})", np.exp(t)) for k, t in tensors.items()]
+        Vopts = list(tensors.items()) + [(f"literal {lit:g}", np.float64(lit)) for lit in literals if lit > 0]
         V_s, v_src = _snap(V, Vopts, tol)
         b1 = pr.bisect(lambda b: [(0, 0.5 * V), (1, b)], 1, zero - 1e-9, V * 1.000001, "second-step")
         tau_ch = (V - b1) / (0.5 * V)
@@ -168,8 +168,7 @@ def fit_neuron(run: Run, shape: tuple[int, int, int], path: str, tensors: dict[s
                 b4 = pr.bisect(lambda b: [(0, 1.5 * V), (2, b)], 2, -8 * V - 1, 8 * V + 1, "refractory")
                 lam_ch = (b4 - V + tau * v1) / np.where(rho > 1e-3 * V, rho, 1.0)
                 lam, _ = _scalar(lam_ch[rho > 1e-3 * V], literals, "refractory decay")
-            ropts = [(f"{k}", t) for k, t in tensors.items()] + \
-                [(f"V*exp({k})", V_s * np.exp(t)) for k, t in tensors.items()]
+            ropts = list(tensors.items()) + [(f"V*{k}", V_s * t) for k, t in tensors.items() if k.startswith("exp(")]
             rho_s, _ = _snap(rho, ropts) if np.any(rho > 1e-3 * V) else (np.zeros(H), "zero")
             cands.append(("RefractoryLIF", fl.RefractoryLIF(tau=tau, lam=float(lam), vth=V_s.astype(np.float32),
                                                             rho=rho_s.astype(np.float32))))

@@ -536,20 +536,21 @@ def trace(model_or_loaded: Any, example_input: Any = None, config: Any = None) -
             (root.kind == "Sequential" and (root.torch_nn or root.module is None)):
         tracer = _Tracer(tree, loaded.config, name)
         g = tracer.run()
-        family, stripped, trace_map, extra = tracer.family, tracer.stripped, tracer.trace_map, {}
+        family, stripped, trace_map, recognised = tracer.family, tracer.stripped, tracer.trace_map, []
     else:  # any other root: the program's dataflow (frontend/open_trace.py)
         from neurocompile.frontend.open_trace import trace_program
 
         g, info = trace_program(loaded, name, example_input)
-        family, stripped, trace_map, extra = info["family"], info["stripped"], {}, {"recognised": info["proofs"]}
+        family, stripped, trace_map = info["family"], info["stripped"], info["trace_map"]
+        recognised = info["proofs"]
     g.meta = {
         "family": (loaded.config or {}).get("family") or family,
         "config": loaded.config,
         "stripped": stripped,
         "trace_map": trace_map,
-        "source": loaded.source(),
-        **extra,
+        "source": {"format": loaded.format},  # no path or hash: the IR depends on the model, not on its file
     }
+    g.recognised = recognised  # what the open frontend recognised and its numeric proofs (inspect prints them)
     from neurocompile.ir.verify import check
 
     check(g)
