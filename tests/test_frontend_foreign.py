@@ -180,3 +180,33 @@ def test_renamed_shipped_model_gives_identical_artifact(tmp_path):
     assert files == sorted(p.relative_to(arts[1]) for p in arts[1].rglob("*") if p.is_file())
     for f in files:
         assert (arts[0] / f).read_bytes() == (arts[1] / f).read_bytes(), f
+
+
+DEPLOY = dict(MODELS, spikingssm_sdn=lambda: fm.spikingssm_sdn(exact=False))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(DEPLOY))
+def test_foreign_integer_accuracy_and_lava(name, tmp_path):
+    """Integer accuracy within 1 point of float on sdigits; Lava identical to the simulator on 20 samples."""
+    from neurocompile import api
+    from neurocompile.backends.lava import lava_available
+
+    model = DEPLOY[name]()
+    path = tmp_path / f"{name}.pt2"
+    torch.export.save(torch.export.export(model, (torch.zeros(2, 64, 1),)), path)
+    art = api.export(path, "loihi2", out=tmp_path / "art", calibration="sdigits", calibration_samples=128,
+                     allow_precision_loss=True, console=False)
+    res = api.simulate(art, dataset="sdigits", console=False)
+    print(f"{name}: integer accuracy {res['accuracy']:.4f}, float {res['float_accuracy']:.4f}")
+    assert abs(res["accuracy"] - res["float_accuracy"]) <= 0.01
+    assert res["float_accuracy"] > 0.8
+    if not lava_available():
+        pytest.skip("lava-nc not importable")
+    from neurocompile.backends import lava as nl
+    from neurocompile.backends.lava.compare import compare, simulate_reference
+
+    x = load_dataset("sdigits", split="test").x[:20]
+    net = nl.load(art, batch=20)
+    cmp = compare(net.graph, nl.run(net, x), simulate_reference(net.graph, x))
+    assert cmp.equal and cmp.values > 0, f"{name}: {cmp}"

@@ -51,6 +51,8 @@ def _op(node) -> str:
     name = getattr(t, "__name__", str(t))
     if hasattr(t, "_schema"):
         name = t._schema.name.split("::")[-1]
+    elif hasattr(t, "_qualified_op_name"):  # an op packet (graphs read from TorchScript)
+        name = t._qualified_op_name.split("::")[-1]
     return name.split(".")[0]
 
 
@@ -539,7 +541,7 @@ def _from_btc(x: torch.Tensor, axes: tuple[str, ...], shape: tuple[int, ...]) ->
 
 def build_graph(ep: torch.export.ExportedProgram, name: str = "model") -> tuple[Graph, dict[str, Any]]:
     """Float IR of an exported program; returns the graph and ``{'proofs', 'stripped'}``."""
-    prog = Program(ep)
+    prog = ep if isinstance(ep, Program) else Program(ep)
     if len(prog.user_inputs) != 1:
         raise UnsupportedOpError(f"the program takes {len(prog.user_inputs)} inputs; one sequence input is supported")
     inp = next(n for n in prog.nodes if n.op == "placeholder" and n.name == prog.user_inputs[0])

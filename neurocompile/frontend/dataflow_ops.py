@@ -137,10 +137,13 @@ def apply_op(b, n) -> Any:
             w = w * x.scale[None, :]
         return Stream(g.add(b.name(n, "linear"), fl.Affine(weight=w.astype(_F32), bias=bias.astype(_F32)), x.node),
                       int(w.shape[0]), x.axes)
-    if op == "conv1d":
+    if op == "conv1d" or (op in ("_convolution", "convolution") and np.ndim(args[1]) == 3 and not args[6]):
         w = _np(args[1])
         bias = _np(args[2]) if len(args) > 2 and args[2] is not None else np.zeros(w.shape[0])
-        stride, pad, dil, groups = (list(args[3:7]) + [1, 0, 1, 1][len(args[3:7]):])
+        if op == "conv1d":
+            stride, pad, dil, groups = (list(args[3:7]) + [1, 0, 1, 1][len(args[3:7]):])
+        else:  # TorchScript's generic convolution: (x, w, b, stride, padding, dilation, transposed, out_pad, groups)
+            stride, pad, dil, groups = args[3], args[4], args[5], args[8]
         flat = lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,)
         if rank != 3 or cax != 1 or w.ndim != 3 or w.shape[2] != 1 or flat(stride) != (1,) or flat(pad) != (0,) \
                 or flat(dil) != (1,) or groups != 1 or w.shape[1] != x.size:

@@ -55,10 +55,9 @@ def trace_program(loaded: Any, name: str, example_input: Any = None) -> tuple[Gr
     if loaded.program is not None:
         ep = loaded.program
     elif isinstance(loaded.module, torch.jit.ScriptModule):
-        raise UnsupportedOpError(
-            f"module '<root>' ({getattr(loaded.module, 'original_name', 'ScriptModule')}): a TorchScript file is only "
-            f"read for neurocompile's own model classes; save this model with torch.export (.pt2) or as a "
-            f"state_dict with --config and --layout")
+        from neurocompile.frontend.script_program import program_from_script
+
+        ep = program_from_script(loaded.module, (loaded.config or {}).get("d_input"))
     else:
         x = torch.as_tensor(example_input) if example_input is not None else example_for(loaded.module)
         if x.dim() == 2 and x.is_floating_point():
