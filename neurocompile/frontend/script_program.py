@@ -219,6 +219,12 @@ def _example(module, d: int | None) -> torch.Tensor:
 
 def program_from_script(module, d_input: int | None = None) -> ScriptProgram:
     """The op graph of a traced TorchScript module, with module paths, ready for the dataflow frontend."""
+    flow = next((n.kind() for n in module.inlined_graph.nodes() if n.kind() in ("prim::If", "prim::Loop")), None)
+    if flow is not None:
+        raise UnsupportedOpError(
+            f"module '<root>' ({getattr(module, 'original_name', 'ScriptModule')}), op {flow}: TorchScript control "
+            f"flow (a scripted module) is not read; save the model with torch.jit.trace or, better, torch.export "
+            f"(.pt2)")
     x = _example(module, d_input)
     conv = _Conv(module)
     xn = conv.g.placeholder("x")
