@@ -246,3 +246,24 @@ def test_foreign_integer_accuracy_and_lava(name, tmp_path):
     net = nl.load(art, batch=20)
     cmp = compare(net.graph, nl.run(net, x), simulate_reference(net.graph, x))
     assert cmp.equal and cmp.values > 0, f"{name}: {cmp}"
+
+
+def test_cli_inspect_shows_recognition_and_proof(tmp_path):
+    from click.testing import CliRunner
+
+    from neurocompile.cli import main
+
+    torch.manual_seed(0)
+    model = fm.SSSeqModel(1, 4, 4, 1, 3).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+        model.s4_layers[0].kernel.log_dt.fill_(-3.0)
+        model.s4_layers[0].activation.vth.fill_(0.7)
+    path = tmp_path / "ss.pt2"
+    torch.export.save(torch.export.export(model, (torch.zeros(2, 16, 1),)), path)
+    r = CliRunner().invoke(main, ["inspect", str(path)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "recognised s4_layers.0: S4D (zoh); max probe error" in out
+    assert "recognised s4_layers.0.activation: LIF(reset=zero); spike agreement 1.00000, 0 mismatch(es)" in out
