@@ -51,7 +51,12 @@ def test_foreign_file_matches_eager(name, fmt, data, tmp_path):
     if fmt == "pt2":
         torch.export.save(torch.export.export(model, (data[:2],)), path)
     else:
-        torch.jit.save(torch.jit.trace(model, data[:2]), path)
+        try:
+            torch.jit.save(torch.jit.trace(model, data[:2]), path)
+        except RuntimeError as exc:  # snnTorch's surrogate is a Python autograd.Function: TorchScript cannot save it
+            if "Could not export Python function" not in str(exc):
+                raise
+            pytest.skip(f"{name}: the model itself cannot be saved as TorchScript")
     graph = trace(load_model(path))
     rel = _rel(graph, model, data)
     print(f"{name} ({fmt}): float interpreter vs eager, relative logit error {rel:.2e}")
