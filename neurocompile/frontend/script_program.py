@@ -77,7 +77,7 @@ class _Conv:
                 src, name = inputs[0], node.s("name")
                 obj = getattr(src.module, name)
                 path = f"{src.path}.{name}" if src.path else name
-                if isinstance(obj, torch.jit.ScriptModule) or isinstance(obj, torch.nn.Module):
+                if isinstance(obj, (torch.jit.ScriptModule, torch.nn.Module)):
                     self.kinds.setdefault(path, getattr(obj, "original_name", type(obj).__name__))
                     env[outs[0]] = _Mod(obj, path)
                 elif isinstance(obj, torch.Tensor):
@@ -171,7 +171,7 @@ def _static(op: str, args: list) -> Any:
 class ScriptProgram(Program):
     """A :class:`~neurocompile.frontend.dataflow.Program` built from a traced TorchScript module."""
 
-    def __init__(self, conv: _Conv, x: torch.Tensor) -> None:  # noqa: D107 - fills Program's fields directly
+    def __init__(self, conv: _Conv, x: torch.Tensor) -> None:
         self.ep = None
         self.graph = conv.g
         self.nodes = list(conv.g.nodes)
@@ -183,9 +183,7 @@ class ScriptProgram(Program):
         self.users = {n: list(n.users) for n in self.nodes}
         self.depends = set()
         for n in self.nodes:
-            if n.op == "placeholder" and n.name == "x":
-                self.depends.add(n)
-            elif any(a in self.depends for a in n.all_input_nodes):
+            if n.op == "placeholder" and n.name == "x" or any(a in self.depends for a in n.all_input_nodes):
                 self.depends.add(n)
         self.example = x
 
