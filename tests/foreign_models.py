@@ -505,3 +505,23 @@ def renamed_spikingssm() -> nn.Module:
         new[k] = v
     m.load_state_dict(new)
     return m.eval()
+
+
+def finetune(model: nn.Module, epochs: int, seed: int = 0) -> nn.Module:
+    """A few epochs of Adam on sdigits (SSM kernels frozen): adapts mapped weights to a different neuron."""
+    from neurocompile.datasets import load_dataset
+
+    tr = load_dataset("sdigits", split="train")
+    x, y = torch.as_tensor(tr.x).float(), torch.as_tensor(tr.y).long()
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam([p for n, p in model.named_parameters() if "kernel" not in n], lr=3e-3)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 64):
+            idx = perm[i:i + 64]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
