@@ -246,15 +246,18 @@ class SnnTorchBlock(StepBlock):
 
 
 class JellyBlock(StepBlock):
+    """SpikingJelly LIFNode in single-step mode, called once per time step (decay 1 - 1/tau = 0.125, hard reset)."""
+
     def __init__(self, H: int, N: int) -> None:
         from spikingjelly.activation_based import neuron
 
         super().__init__(H, N, neuron.LIFNode(tau=8.0 / 7.0, decay_input=False, v_threshold=1.0, v_reset=0.0,
-                                              step_mode="m"))
+                                              step_mode="s"))
 
     def run_neuron(self, y: torch.Tensor) -> torch.Tensor:
         self.spike.reset()
-        return self.spike(y.transpose(0, 1).contiguous()).transpose(0, 1)
+        self.spike.v = torch.zeros_like(y[:, 0])
+        return torch.stack([self.spike(y[:, t]) for t in range(y.shape[1])], dim=1)
 
 
 class StepNet(nn.Module):

@@ -24,9 +24,11 @@ MODELS = {
     "state_spaces_lif": fm.state_spaces_lif,
     "spikingssm_exact": lambda: fm.spikingssm_sdn(exact=True),
     "snntorch_leaky": lambda: fm.step_net("snntorch"),
+    "spikingjelly_lif": lambda: fm.step_net("jelly"),
     "refractory_own_names": fm.refractory_net,
 }
 EXPECT = {"state_spaces_lif": "LIF", "spikingssm_exact": "LIF", "snntorch_leaky": "RefractoryLIF",
+          "spikingjelly_lif": "LIF",
           "refractory_own_names": "RefractoryLIF"}
 
 
