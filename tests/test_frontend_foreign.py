@@ -59,6 +59,11 @@ def test_foreign_file_matches_eager(name, fmt, data, tmp_path):
             if "Could not export Python function" not in str(exc):
                 raise
             pytest.skip(f"{name}: the model itself cannot be saved as TorchScript")
+        if name == "spikingjelly_lif":  # known gap: its traced graph is not followed yet; the error must be clean
+            with pytest.raises(UnsupportedOpError,
+                               match=r"module 'body.0.spike' \(LIFNode\), op prim::TupleUnpack: .*save a .pt2"):
+                trace(load_model(path))
+            return
     graph = trace(load_model(path))
     rel = _rel(graph, model, data)
     print(f"{name} ({fmt}): float interpreter vs eager, relative logit error {rel:.2e}")

@@ -96,6 +96,9 @@ class _Conv:
                 env[outs[0]] = list(inputs) if kind == "prim::ListConstruct" else tuple(inputs)
             elif kind in ("prim::TupleUnpack", "prim::ListUnpack"):
                 seq = inputs[0]
+                if seq is None:
+                    raise UnsupportedOpError(f"module '{mod.path or '<root>'}' ({self.kinds.get(mod.path, '?')}), op "
+                                             f"{kind}: a value the TorchScript reader cannot follow; save a .pt2")
                 if isinstance(seq, fx.Node):
                     seq = [self.op(operator.getitem, "getitem", [seq, i], stack) for i in range(len(outs))]
                 for o, r in zip(outs, seq):
