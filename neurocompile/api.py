@@ -166,7 +166,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
            allow_precision_loss: bool = False, weight_bits: int | None = None, state_bits: int | None = None,
            decay_bits: int | None = None, force: bool = False, print_ir: bool = False,
            calibration_samples: int = 512, max_memory: str | int | None = None,
-           console: Console | bool | None = None, nir_exact: bool = False, synaptic_delay: int = 1) -> Path:
+           console: Console | bool | None = None, nir_exact: bool = False, synaptic_delay: int = 1,
+           layout: str | None = None) -> Path:
     """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory.
 
     ``nir_exact``: a .nir model with integer weights is imported as it is (interop.nir_exact: weights and
@@ -191,7 +192,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
             raise NeurocompileError(f"model file '{model}' does not exist")
         loaded, fgraph = None, read_nir(model)
     else:
-        loaded = load_model(model, trust_pickle=trust_pickle, config=config)
+        loaded = _load(model, trust_pickle, config, layout)
         fgraph = trace(loaded)
     # fit first: the shape rules (cores, memory, axons, fan-in and fan-out per neuron) before any calibration
     _fit_first(fgraph, tgt, model, layernorm)
@@ -585,8 +586,20 @@ def _float_macs_per_sample(art: Artifact, steps: int) -> int:
 
 # -- inspect -----------------------------------------------------------------------------------------
 
+def _load(model: Path, trust_pickle: bool, config: Any, layout: str | None) -> Any:
+    """load_model, or a foreign state_dict mapped with --layout rules (needs --config)."""
+    from neurocompile.frontend import load_model
+
+    if layout is not None:
+        from neurocompile.frontend.layout import load_with_layout
+
+        return load_with_layout(model, config, layout)
+    return load_model(model, trust_pickle=trust_pickle, config=config)
+
+
 def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config_path: Path | str | None = None,
-            console: Console | bool | None = None, trust_pickle: bool = False) -> Any:
+            console: Console | bool | None = None, trust_pickle: bool = False,
+            layout: str | None = None) -> Any:
     """Show the graph of a model file or an artifact as a table (or JSON); ``quant``: the quantisation report."""
     from neurocompile.ir.inspect import describe, render_table
 
@@ -616,12 +629,16 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
                                     "(export it first with 'neurocompile export')")
         from neurocompile.frontend import load_model, trace
 
-        graph = trace(load_model(path, config=read_config(config_path), trust_pickle=trust_pickle))
+        graph = trace(_load(path, trust_pickle, read_config(config_path), layout))
     rows = describe(graph)
     if as_json:
         con.print_json(json.dumps(rows, sort_keys=True, default=str))
     else:
         render_table(rows, console=con, title=f"{path.name}: {len(graph)} nodes")
+        for r in getattr(graph, "recognised", []):  # what the open frontend recognised, and its numeric proof
+            proof = (f"max probe error {r['max_error']:.3g} (scale {r['scale']:.3g})" if "max_error" in r else
+                     f"spike agreement {r['agreement']:.5f}, {r['mismatches']} mismatch(es), {r['probes']} probes")
+            con.print(f"  recognised {r['module']}: {r['recognised']}; {proof}", highlight=False)
     return rows
 
 

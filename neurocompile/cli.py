@@ -104,12 +104,15 @@ def targets_cmd(as_json: bool) -> None:
               help="With --nir-exact: steps of delay per layer (1: Loihi's timing; 0: NIR's instantaneous edges).")
 @click.option("--max-memory", default=None, help="Memory budget for calibration and the export's report, e.g. 4G "
               "(default: 1.25 GiB for calibration, 1.5 GiB for the report).")
+@click.option("--layout", default=None,
+              help="Key-mapping rules for a foreign state_dict: a built-in layout name or a rules .toml file.")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
                calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
                allow_precision_loss: bool, weight_bits: int | None, state_bits: int | None,
                decay_bits: int | None, force: bool, print_ir: bool, nir_exact: bool, synaptic_delay: int,
-               max_memory: str | None) -> None:
+               max_memory: str | None,
+               layout: str | None) -> None:
     """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
 
     \b
@@ -125,7 +128,7 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
                layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
                state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir, nir_exact=nir_exact,
-               synaptic_delay=synaptic_delay, max_memory=max_memory)
+               synaptic_delay=synaptic_delay, max_memory=max_memory, layout=layout)
 
 
 @main.command("check")
@@ -257,8 +260,11 @@ def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Architecture config (JSON) for a bare state_dict file.")
 @click.option("--trust-pickle", is_flag=True, help="Allow loading a fully pickled nn.Module (only files you trust).")
+@click.option("--layout", default=None,
+              help="Key-mapping rules for a foreign state_dict: a built-in layout name or a rules .toml file.")
 @_friendly
-def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None, trust_pickle: bool) -> None:
+def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None, trust_pickle: bool,
+                layout: str | None) -> None:
     """Show the graph of a model file or an artifact as a table (node, op, shapes, parameters, bits).
 
     \b
@@ -268,7 +274,7 @@ def inspect_cmd(path: Path, quant: bool, as_json: bool, config_path: Path | None
     """
     from neurocompile import api
 
-    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path, trust_pickle=trust_pickle)
+    api.inspect(path, quant=quant, as_json=as_json, config_path=config_path, trust_pickle=trust_pickle, layout=layout)
 
 
 @main.command("finetune")

@@ -51,6 +51,7 @@ from neurocompile.frontend.modtree import (
     tree_from_script,
 )
 from neurocompile.ir import nodes as fl
+from neurocompile.frontend.recognise_ssm import probe_module as _probe_s4d
 from neurocompile.ir.graph import Graph
 
 __all__ = ["trace", "SUPPORTED", "is_s4d_layout"]
@@ -508,48 +509,6 @@ class _Tracer:
         return self.g
 
 
-def _probe_s4d(view: ModuleView, node: fl.S4D, name: str) -> None:
-    """Check numerically that an S4D-layout module of a foreign class computes the ZOH S4D the IR node defines."""
-    from neurocompile.ir.interpret import interpret
-
-    mod = view.module
-    H = node.out_size()
-    gen = torch.Generator().manual_seed(0)
-    u = torch.randn(2, 24, H, generator=gen)
-    dtype = next((t.dtype for t in view.tensors.values() if t.is_floating_point()), torch.float32)
-    g = Graph("probe")
-    g.add("u", fl.Input(size=H))
-    g.add("s", node, "u")
-    g.inputs, g.outputs = ["u"], ["s"]
-    ref = interpret(g, u.double().numpy()).outputs["s"]
-    errors = []
-    for transposed in (False, True):
-        x = (u.transpose(1, 2) if transposed else u).to(dtype)
-        try:
-            with torch.no_grad():
-                y = mod(x)
-        except Exception as exc:  # the module may use the other layout
-            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            continue
-        if isinstance(y, (tuple, list)):
-            y = y[0]
-        if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(x.shape):
-            errors.append(f"output shape {list(getattr(y, 'shape', []))} for input {list(x.shape)}")
-            continue
-        y = y.transpose(1, 2) if transposed else y
-        got = y.detach().double().numpy()
-        scale = max(1.0, float(np.abs(ref).max()))
-        err = float(np.abs(got - ref).max())
-        if err <= 1e-3 * scale:
-            return
-        raise UnsupportedOpError(
-            f"module '{view.path}' ({view.kind}) has the S4D parameter layout but does not compute the ZOH S4D of "
-            f"IR node '{name}' (max difference {err:.3g} on a random probe, scale {scale:.3g}); a different "
-            f"discretisation or parameterisation is not supported")
-    raise UnsupportedOpError(f"module '{view.path}' ({view.kind}) with the S4D layout could not be run on a "
-                             f"[B, L, H] or [B, H, L] probe ({'; '.join(errors)})")
-
-
 def _tree_for(loaded: LoadedModel) -> ModuleTree:
     if loaded.program is not None:
         return tree_from_export(loaded.program)
@@ -572,16 +531,26 @@ def trace(model_or_loaded: Any, example_input: Any = None, config: Any = None) -
                              loaded.metrics, loaded.program)
     tree = _tree_for(loaded)
     name = loaded.path.stem if loaded.path else "model"
-    tracer = _Tracer(tree, loaded.config, name)
-    g = tracer.run()
-    family = (loaded.config or {}).get("family") or tracer.family
+    root = tree.root
+    if (root.ours and root.kind == "SSMClassifier") or is_s4d_layout(root) or \
+            (root.kind == "Sequential" and (root.torch_nn or root.module is None)):
+        tracer = _Tracer(tree, loaded.config, name)
+        g = tracer.run()
+        family, stripped, trace_map, recognised = tracer.family, tracer.stripped, tracer.trace_map, []
+    else:  # any other root: the program's dataflow (frontend/open_trace.py)
+        from neurocompile.frontend.open_trace import trace_program
+
+        g, info = trace_program(loaded, name, example_input)
+        family, stripped, trace_map = info["family"], info["stripped"], info["trace_map"]
+        recognised = info["proofs"]
     g.meta = {
-        "family": family,
+        "family": (loaded.config or {}).get("family") or family,
         "config": loaded.config,
-        "stripped": tracer.stripped,
-        "trace_map": tracer.trace_map,
-        "source": loaded.source(),
+        "stripped": stripped,
+        "trace_map": trace_map,
+        "source": {"format": loaded.format},  # no path or hash: the IR depends on the model, not on its file
     }
+    g.recognised = recognised  # what the open frontend recognised and its numeric proofs (inspect prints them)
     from neurocompile.ir.verify import check
 
     check(g)
