@@ -25,7 +25,8 @@ $(PY):
 	rm -rf $(VENV); \
 	$$cand -m venv $(VENV); \
 	$(PY) -m pip install -q --upgrade pip; \
-	$(PY) -m pip install -q -e '.[dev]' || { rm -rf $(VENV); echo "error: installing neurocompile into $(VENV) failed (see above)" >&2; exit 1; }
+	$(PY) -m pip install -q -e '.[dev]' || { rm -rf $(VENV); echo "error: installing neurocompile into $(VENV) failed (see above)" >&2; exit 1; }; \
+	$(PY) -m pip install -q --no-deps 'spikingjelly==0.0.0.0.14' || { rm -rf $(VENV); echo "error: installing the test-only neuron library spikingjelly failed (see above)" >&2; exit 1; }
 
 setup: $(PY)
 
@@ -39,8 +40,10 @@ demo: $(PY)
 	100 * s["accuracy"], 100 * s["float_accuracy"], s["samples"], sum(l["spikes"] for l in s["layers"]) / s["samples"], \
 	r["energy_per_sample_j"], "estimate" if r["is_estimate"] else "published constants", r["latency_per_step_s"]))'
 
+# Lint first (seconds), then the suite on every core (pytest-xdist); pytest's exit 5 (nothing collected) is not a failure.
 test: $(PY)
-	@$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	@$(VENV)/bin/ruff check neurocompile tests benchmarks examples
+	@$(PY) -m pytest -q -p no:cacheprovider -n auto tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 clean:
 	rm -rf out .pytest_cache

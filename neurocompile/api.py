@@ -172,7 +172,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
 
     ``nir_exact``: a .nir model with integer weights is imported as it is (interop.nir_exact: weights and
     thresholds kept, ``synaptic_delay`` steps per layer) instead of going through the quantiser."""
-    from neurocompile.frontend import load_model, trace
+    from neurocompile.frontend import trace
     from neurocompile.passes.pipeline import CompileOptions, compile_graph
     from neurocompile.passes.report import quant_report
     from neurocompile.sim.placement import place
@@ -627,7 +627,7 @@ def inspect(path: Path | str, quant: bool = False, as_json: bool = False, config
         if quant:
             raise NeurocompileError(f"--quant needs an artifact directory; '{path}' is a model file "
                                     "(export it first with 'neurocompile export')")
-        from neurocompile.frontend import load_model, trace
+        from neurocompile.frontend import trace
 
         graph = trace(_load(path, trust_pickle, read_config(config_path), layout))
     rows = describe(graph)

@@ -40,7 +40,6 @@ from neurocompile.fileio import MIN_FREE_BYTES, check_output_path, ensure_free_s
 from neurocompile.ir.graph import Graph
 
 
-
 def dumps(obj: Any) -> str:
     """Deterministic JSON text (sorted keys, 2-space indent, trailing newline)."""
     return json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n"

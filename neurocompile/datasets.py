@@ -25,7 +25,7 @@ class Dataset:
     y: np.ndarray | None
     name: str
 
-    def limit(self, n: int | None) -> "Dataset":
+    def limit(self, n: int | None) -> Dataset:
         if n is None:
             return self
         if n <= 0:

@@ -21,7 +21,7 @@ MODEL = ROOT / "examples" / "checkpoints" / "spikingssm_sdigits.pt"
 pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="bundled checkpoint not trained yet")
 
 
-def run(*args: str) -> "CliRunner.Result":
+def run(*args: str) -> CliRunner.Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
@@ -109,7 +109,7 @@ def test_targets_lists_four() -> None:
 
 # -- bad input: one clear line, non-zero exit, nothing half-written --------------------------------
 
-def _assert_clean_error(r: "CliRunner.Result", *needles: str) -> None:
+def _assert_clean_error(r: CliRunner.Result, *needles: str) -> None:
     assert r.exit_code != 0
     assert "Traceback" not in r.output
     lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]

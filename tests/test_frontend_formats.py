@@ -15,8 +15,8 @@ import torch
 
 from neurocompile.errors import UnsupportedOpError
 from neurocompile.frontend import load_model, save_exported, save_torchscript, trace
-from neurocompile.models import ModelConfig, SSMClassifier, save_checkpoint
 from neurocompile.ir.serialize import graph_to_dict
+from neurocompile.models import ModelConfig, SSMClassifier, save_checkpoint
 
 FAMILY_CASES = [
     ("spikingssm", dict(norm="layer", norm_position="pre")),

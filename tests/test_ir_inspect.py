@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from neurocompile.ir.inspect import describe, format_table, render_table
-
 from test_ir_verify import float_graph, int_graph
+
+from neurocompile.ir.inspect import describe, format_table, render_table
 
 
 def test_describe_float_graph():

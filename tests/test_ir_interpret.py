@@ -7,14 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_ir_verify import float_graph
 
 from neurocompile.errors import IRError
 from neurocompile.ir import hw
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.interpret import interpret, s4d_discretize
-
-from test_ir_verify import float_graph
 
 
 def one_node(node: fl.Node, size: int, tokens: bool = False, vocab: int = 0) -> Graph:

@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from test_ir_verify import float_graph, int_graph
 
 from neurocompile.errors import IRError, NeurocompileError
 from neurocompile.ir.graph import Graph
@@ -27,8 +28,6 @@ from neurocompile.ir.serialize import (
     save_graph,
 )
 from neurocompile.ir.verify import field_defaults
-
-from test_ir_verify import float_graph, int_graph
 
 
 def _instance(cls, rng):

@@ -15,7 +15,6 @@ from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 
 
-
 def needs_lava(test):
     """Marks a test that runs Lava (select with ``-m lava``); skips it when lava-nc 0.10.0 does not import."""
     return pytest.mark.lava(pytest.mark.skipif(not lava_available(), reason="lava-nc 0.10.0 not importable")(test))

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from neurocompile.models import GLUMix, GSU, LIF, Heaviside, RefractoryLIF, pmbc_agreement, pmbc_bounds
+from neurocompile.models import GSU, LIF, GLUMix, Heaviside, RefractoryLIF, pmbc_agreement, pmbc_bounds
 from neurocompile.models.sdn import SDN, default_sdn_path, lif_reference, load_sdn, sdn_spike_agreement
 
 TAU = 0.125

@@ -12,7 +12,8 @@ from neurocompile.errors import DatasetError
 from neurocompile.models import ModelConfig, SSMClassifier, load_checkpoint
 from neurocompile.models.data import LISTOPS_VOCAB_SIZE, load_listops, load_sdigits
 from neurocompile.models.listops import ListOpsSpec, encode, evaluate, generate_listops, tokens
-from neurocompile.models.training import TrainSettings, evaluate as evaluate_acc, train_model
+from neurocompile.models.training import TrainSettings, train_model
+from neurocompile.models.training import evaluate as evaluate_acc
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = [

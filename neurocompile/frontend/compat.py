@@ -16,8 +16,8 @@ import contextlib
 import json
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 from torch import nn

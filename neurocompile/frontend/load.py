@@ -35,8 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from neurocompile.fileio import sha256
 from neurocompile.errors import ModelLoadError, NeurocompileError
+from neurocompile.fileio import sha256
 from neurocompile.frontend.safety import check_model_file
 
 __all__ = ["LoadedModel", "load_model", "resolve_config", "check_weights", "CONFIG_EXTRA_FILE", "FORMATS"]

@@ -35,7 +35,7 @@ class ModuleView:
     qualname: str
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # own parameters and buffers (no recursion)
     attrs: dict[str, Any] = field(default_factory=dict)  # scalar attributes known from the file (eager only)
-    children: dict[str, "ModuleView"] = field(default_factory=dict)
+    children: dict[str, ModuleView] = field(default_factory=dict)
     module: nn.Module | None = None  # the eager module, when there is one
 
     @property
@@ -47,7 +47,7 @@ class ModuleView:
     def torch_nn(self) -> bool:
         return self.qualname.startswith("torch.nn.")
 
-    def child(self, name: str) -> "ModuleView | None":
+    def child(self, name: str) -> ModuleView | None:
         return self.children.get(name)
 
     def walk(self):
@@ -250,7 +250,7 @@ def _flat_floats(args: Any) -> list[float]:
     return out
 
 
-def tree_from_export(program: "torch.export.ExportedProgram") -> ModuleTree:
+def tree_from_export(program: torch.export.ExportedProgram) -> ModuleTree:
     """View of an exported program from ``nn_module_stack`` metadata and its state_dict / constants."""
     kinds: dict[str, str] = {}
     ev = Evidence()

@@ -135,7 +135,7 @@ class _Conv:
             self.val[n] = fn(*self.concrete(list(args)), **{k: self.concrete(v) for k, v in kwargs.items()})
         except Exception as exc:  # noqa: BLE001 - reported with the module path
             raise UnsupportedOpError(f"module '{stack[-1] or '<root>'}', op {name}: cannot be replayed from the "
-                                     f"TorchScript graph ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
+                                     f"TorchScript graph ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
         self.stack[n] = list(stack)
         return n
 

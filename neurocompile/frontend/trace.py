@@ -34,7 +34,8 @@ stops with an error asking for ``config=``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,8 +51,8 @@ from neurocompile.frontend.modtree import (
     tree_from_module,
     tree_from_script,
 )
-from neurocompile.ir import nodes as fl
 from neurocompile.frontend.recognise_ssm import probe_module as _probe_s4d
+from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 
 __all__ = ["trace", "SUPPORTED", "is_s4d_layout"]

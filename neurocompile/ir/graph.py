@@ -113,7 +113,7 @@ class Graph:
                 out |= nx.descendants(self.g, n)
         return out
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         """Deep copy (node objects and arrays copied)."""
         import copy
 

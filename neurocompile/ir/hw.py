@@ -319,10 +319,10 @@ class QLayerNorm(QNode):
     """Integer LayerNorm over the H channels of one step (one sample), with a look-up-table 1/sqrt.
 
     .. math::
-        \mu = \mathrm{rsh\_round}(m \textstyle\sum_i x_i, k_m),\quad d_i = x_i - \mu,\quad
-        V = \max(\mathrm{rsh\_round}(m \textstyle\sum_i d_i^2, k_m + k_v) + \epsilon, 1) \\
-        j = \min\{j \ge 0 : V < 2^{L + 2j}\},\quad r = T[\mathrm{rsh\_round}(V, 2j)],\quad
-        y_i = \mathrm{sat}(\mathrm{rsh\_round}(d_i\, r\, w_i, k_i + j) + b_i, b_{out})
+        \\mu = \\mathrm{rsh\\_round}(m \textstyle\\sum_i x_i, k_m),\\quad d_i = x_i - \\mu,\\quad
+        V = \\max(\\mathrm{rsh\\_round}(m \textstyle\\sum_i d_i^2, k_m + k_v) + \\epsilon, 1) \\
+        j = \\min\\{j \\ge 0 : V < 2^{L + 2j}\\},\\quad r = T[\\mathrm{rsh\\_round}(V, 2j)],\\quad
+        y_i = \\mathrm{sat}(\\mathrm{rsh\\_round}(d_i\\, r\\, w_i, k_i + j) + b_i, b_{out})
 
     where m / 2^k_m = ``mean_mul`` / 2^``mean_shift`` ~ 1/H (exactly 1/H when H is a power of two),
     k_v = ``var_shift``, epsilon = ``eps`` (in units of V), L = ``index_bits``, T = ``rsqrt_table``

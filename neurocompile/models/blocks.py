@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from neurocompile.models.config import ModelConfig
-from neurocompile.models.mixing import GLUMix, GSU
+from neurocompile.models.mixing import GSU, GLUMix
 from neurocompile.models.neurons import LIF, Heaviside, RefractoryLIF, SpikingNeuron
 from neurocompile.models.s4d import S4D
 

@@ -116,7 +116,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build a config; unknown keys raise :class:`ConfigError` naming the key, missing keys take defaults."""
         if not isinstance(data, dict):
             raise ConfigError(f"model config must be a dict, got {type(data).__name__}")

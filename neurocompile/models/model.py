@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -56,7 +56,7 @@ class SSMClassifier(nn.Module):
         return self._force_exact or not self.training
 
     @contextmanager
-    def streaming(self) -> Iterator["SSMClassifier"]:
+    def streaming(self) -> Iterator[SSMClassifier]:
         """Within this context the exact sequential neurons run, even in training mode."""
         previous, self._force_exact = self._force_exact, True
         try:

@@ -14,11 +14,10 @@ every reset is either to 0 or by the threshold itself.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-
-from typing import TYPE_CHECKING
 
 from neurocompile.models import pmbc
 from neurocompile.models.surrogate import atan_spike, triangle_spike
@@ -70,7 +69,7 @@ class LIF(SpikingNeuron):
     """
 
     def __init__(
-        self, d_model: int, tau: float = 0.125, vth_init: float = 1.0, mode: str = "exact", sdn: "SDN | None" = None
+        self, d_model: int, tau: float = 0.125, vth_init: float = 1.0, mode: str = "exact", sdn: SDN | None = None
     ) -> None:
         super().__init__()
         if mode not in ("exact", "sdn"):
@@ -90,7 +89,7 @@ class LIF(SpikingNeuron):
         """Firing threshold V_th [H]."""
         return torch.exp(self.ln_vth)
 
-    def sdn(self) -> "SDN":
+    def sdn(self) -> SDN:
         """The SDN used by ``mode='sdn'`` (the shipped one for this tau unless one was given)."""
         if not self._sdn:
             from neurocompile.models.sdn import get_default_sdn

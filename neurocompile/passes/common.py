@@ -133,7 +133,7 @@ class Precision:
     target_name: str = "custom"
 
     @classmethod
-    def from_target(cls, target: Any, options: CompileOptions | None = None) -> "Precision":
+    def from_target(cls, target: Any, options: CompileOptions | None = None) -> Precision:
         """Read ``target.precision`` / ``target.core`` (a :class:`neurocompile.target.Target`, or any object with
         the same attributes, or None for Loihi 2's defaults) and apply ``options``' overrides."""
         o = options or CompileOptions()

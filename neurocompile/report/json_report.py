@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from neurocompile.fileio import atomic_write_text  # noqa: F401 - re-exported
 from neurocompile.sim.counters import RunCounts

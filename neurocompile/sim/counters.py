@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from neurocompile.errors import ArtifactError
 

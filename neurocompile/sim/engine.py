@@ -31,7 +31,15 @@ from neurocompile.sim import kernels
 from neurocompile.sim.counters import LayerCounts, RunCounts
 from neurocompile.sim.fixed import limit, quantize_round, sat
 from neurocompile.sim.placement import (
-    COMPUTE, SYNAPSE, Placement, compartments, fanout_nnz, place, roles, synapse_count, synops_dense_per_step,
+    COMPUTE,
+    SYNAPSE,
+    Placement,
+    compartments,
+    fanout_nnz,
+    place,
+    roles,
+    synapse_count,
+    synops_dense_per_step,
 )
 from neurocompile.sim.placement_modes import message_routes, synapse_format
 

@@ -355,7 +355,7 @@ def _greedy(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: di
             cur = fill.open()
         while u < units:
             # largest k such that compartments, memory and (estimated) output axons fit
-            def room(cum: np.ndarray, free: int) -> int:
+            def room(cum: np.ndarray, free: int, u: int = u) -> int:
                 base = int(cum[u - 1]) if u else 0
                 return int(np.searchsorted(cum - base, free, side="right")) - u
             mem_used = fill.syn[cur] + (fill.state[cur] if shared else 0)

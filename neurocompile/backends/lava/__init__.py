@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-def load(artifact: Any, batch: int | None = None, native: bool = True, tap_buffer: int = 64) -> "LavaNetwork":
+def load(artifact: Any, batch: int | None = None, native: bool = True, tap_buffer: int = 64) -> LavaNetwork:
     """Build the Lava network of an artifact directory or an integer :class:`~neurocompile.ir.graph.Graph`.
 
     ``batch``: run that many samples side by side (then only neurocompile's Processes are used);
@@ -41,7 +41,7 @@ def load(artifact: Any, batch: int | None = None, native: bool = True, tap_buffe
     return _load(artifact, batch=batch, native=native, tap_buffer=tap_buffer)
 
 
-def run(network: Any, x: Any, steps: int | None = None, progress: bool = False) -> "LavaResult":
+def run(network: Any, x: Any, steps: int | None = None, progress: bool = False) -> LavaResult:
     """Run inputs ``x`` [n, T, d] (or [n, T] token ids, or {input: array}) for ``steps`` (default T) steps.
 
     Returns node -> int64 [n, T, size] outputs, with ``.states`` the final states; always stops Lava.

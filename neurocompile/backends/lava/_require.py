@@ -32,9 +32,9 @@ def require_lava() -> None:
     if _checked:
         return
     try:
-        import lava.magma.core.run_configs  # noqa: F401
-        import lava.magma.core.run_conditions  # noqa: F401
         import lava.magma.core.model.py.model  # noqa: F401
+        import lava.magma.core.run_conditions  # noqa: F401
+        import lava.magma.core.run_configs  # noqa: F401
         import lava.proc.dense.process  # noqa: F401
         import lava.proc.lif.process  # noqa: F401
     except Exception as e:  # ImportError, or whatever a half-installed Lava raises on import

@@ -170,7 +170,7 @@ class LavaNetwork:
         return f"LavaNetwork({self.graph.name!r}, batch={self.batch}, processes={kinds})"
 
     # -- build ----------------------------------------------------------------------------------------------
-    def build(self) -> "LavaNetwork":
+    def build(self) -> LavaNetwork:
         """Create fresh Lava Processes for the graph (a stopped runtime's Processes cannot run again)."""
         from lava.proc.dense.process import Dense
         from lava.proc.lif.process import LIF

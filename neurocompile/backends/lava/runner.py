@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 
 from neurocompile.backends.lava.network import (
-    LavaNetwork, _as_inputs, _load_artifact_graph, _Tap, load, quantize_inputs,
+    LavaNetwork,
+    _as_inputs,
+    _load_artifact_graph,
+    _Tap,
+    load,
+    quantize_inputs,
 )
 from neurocompile.backends.lava.runtime import _Interrupts, _recv, shutdown
 from neurocompile.errors import BackendError
