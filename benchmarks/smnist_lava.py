@@ -40,13 +40,13 @@ def shipped() -> list[tuple[Path, str]]:
     return out
 
 
-def export(model: Path, task: str, tmp: Path) -> Path:
+def export(model: Path, task: str, tmp: Path, calibration_samples: int) -> Path:
     from neurocompile import api
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return api.export(model, "loihi2", out=tmp / f"{model.stem}.loihi2", force=True, console=False,
-                          calibration=task)
+                          calibration=task, calibration_samples=calibration_samples)
 
 
 def check(artifact: Path, samples: int, steps: int) -> dict:
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--artifact", action="append", type=Path, default=[], help="artifact directory (repeatable)")
     ap.add_argument("--samples", type=int, default=3, help="held-out test digits per model (run side by side)")
     ap.add_argument("--steps", type=int, default=784, help="steps per sample (784 = the whole digit)")
+    ap.add_argument("--calibration-samples", type=int, default=128,
+                    help="training digits to calibrate the export with (512, the CLI default, needs ~10 GB at H = 64)")
     ap.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     args = ap.parse_args(argv)
 
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for model, task in models:
                 print(f"exporting {model.name} ...", flush=True)
-                jobs.append(export(model, task, Path(tmp)))
+                jobs.append(export(model, task, Path(tmp), args.calibration_samples))
         for artifact in jobs:
             print(f"running {artifact.name}: {args.samples} samples x {args.steps} steps on Lava ...", flush=True)
             rows.append(check(artifact, args.samples, args.steps))
