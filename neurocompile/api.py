@@ -18,10 +18,23 @@ from rich.table import Table
 
 from neurocompile import __version__
 from neurocompile.artifact import Artifact, check_replace, load_artifact, write_artifact
-from neurocompile.datasets import Dataset, check_compatible, load_dataset
+from neurocompile.datasets import check_compatible, load_dataset
 from neurocompile.errors import ArtifactError, DatasetError, NeurocompileError
 from neurocompile.fileio import atomic_write_files, atomic_write_text, check_output_path
 from neurocompile.guards import check_outputs, check_workers, predictions_of, read_config
+from neurocompile.runs import (  # noqa: F401  (re-exported: scripts and tests use api._run and friends)
+    DEFAULT_MEMORY,
+    SIM_BATCH,
+    _cycle_timing,
+    _dataset_for,
+    _float_accuracy,
+    _float_bytes_per_sample,
+    _layer_rows,
+    _placement,
+    _run,
+    _sim_batch,
+    parse_memory,
+)
 
 _DEFAULT_CONSOLE = Console(stderr=False, highlight=False)
 if not _DEFAULT_CONSOLE.is_terminal and "COLUMNS" not in os.environ:
@@ -329,131 +342,6 @@ def convert(model: Path | str, to: str, out: Path | str | None = None, dtype: st
 
 # -- simulate ----------------------------------------------------------------------------------------
 
-def _dataset_for(art: Artifact, dataset: str | None, limit: int | None) -> Dataset:
-    model = art.manifest.get("model", {})
-    spec = dataset or model.get("task")
-    if spec is None:
-        raise DatasetError(f"artifact '{art.path}' does not name its dataset; pass --dataset "
-                           "(sdigits, listops or a .npz with x [n, T, d] and y [n])")
-    inp = art.manifest["input"]
-    options = model.get("task_options") if spec == model.get("task") else None
-    g = art.int_graph
-    vocab = int(getattr(g.node(g.inputs[0]), "vocab", 0) or 0)
-    classes = int(g.node(g.outputs[0]).out_size())
-    ds = check_compatible(load_dataset(spec, split="test", options=options), int(inp["size"]),
-                          bool(inp["tokens"]), f"artifact '{art.path.name}'", vocab=vocab, classes=classes)
-    return ds.limit(limit)
-
-
-def parse_memory(text: str | int | None) -> int | None:
-    """'2G', '1536M', '500000k' or a number of bytes -> bytes (None stays None)."""
-    if text is None or isinstance(text, int):
-        return text
-    t = str(text).strip().upper().removesuffix("B").removesuffix("I")
-    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(t[-1:], 1)
-    try:
-        value = float(t[:-1] if t[-1:] in "KMGT" else t)
-    except ValueError:
-        raise NeurocompileError(f"--max-memory '{text}' is not a size (e.g. 2G, 1536M)") from None
-    if value <= 0:
-        raise NeurocompileError(f"--max-memory must be positive, got '{text}'")
-    return int(value * mult)
-
-
-#: memory simulate and report use by default (the float comparison's chunks and the simulator's batch)
-DEFAULT_MEMORY = 2 * 2**30
-
-
-def _float_bytes_per_sample(graph: Any, steps: int) -> int:
-    """The float interpreter's memory for one sequence: every node's [T, size] float64 output, twice while it
-    works, plus each ModeBank's complex128 states [T, H, M] (bytes)."""
-    width = sum(int(graph.node(m).out_size()) for m in graph.order())
-    return steps * width * 8 * 3
-
-
-def _float_accuracy(art: Artifact, ds: Dataset, budget: int = DEFAULT_MEMORY, con: Any = None) -> float | None:
-    """Float model accuracy, run in chunks of samples that fit ``budget`` bytes; None (with a note naming the
-    sizes) when one sequence alone does not fit."""
-    from neurocompile.ir.interpret import interpret
-
-    if art.float_graph is None or ds.y is None:
-        return None
-    per = _float_bytes_per_sample(art.float_graph, int(ds.x.shape[1]))
-    if per > budget:
-        if con is not None:
-            con.print(f"float comparison skipped: one sequence of {ds.x.shape[1]:,} steps needs about "
-                      f"{per / 2**30:.2f} GiB in the float interpreter, over the {budget / 2**30:.2f} GiB of "
-                      f"--max-memory (raise it, or use --no-float)", highlight=False)
-        return None
-    chunk = int(max(1, budget // per))
-    right = 0
-    for s0 in range(0, len(ds), chunk):
-        res = interpret(art.float_graph, ds.x[s0:s0 + chunk])
-        logits = res.outputs[art.float_graph.outputs[0]]
-        right += int(np.sum(np.argmax(logits, axis=-1) == ds.y[s0:s0 + chunk]))
-    return right / len(ds)
-
-
-def _sim_batch(graph: Any, budget: int) -> int:
-    """Samples simulated side by side: SIM_BATCH, fewer when a batch's step buffers (about 64 bytes per node
-    output per sample) would take more than a quarter of ``budget``."""
-    width = sum(int(graph.node(m).out_size()) for m in graph.order())
-    return int(max(1, min(SIM_BATCH, budget // 4 // max(1, 64 * width))))
-
-
-def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
-         progress: bool, record_sample: int | None = None, placement: Any = None,
-         sim_backend: str = "auto", budget: int = DEFAULT_MEMORY) -> Any:
-    from neurocompile.target import load_target
-
-    tgt = load_target(art.target)
-    if backend == "lava":
-        from neurocompile.backends.lava import simulate_lava
-
-        return simulate_lava(art.int_graph, ds.x, progress=progress)
-    if workers > 1 or scheduler:
-        from neurocompile.sim.distributed import simulate_distributed
-
-        return simulate_distributed(art.int_graph, ds.x, workers=workers, scheduler_address=scheduler,
-                                    target=tgt, progress=progress)
-    from neurocompile.sim.engine import simulate as sim
-
-    return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
-               batch_size=_sim_batch(art.int_graph, budget), placement=placement, backend=sim_backend)
-
-
-def _placement(art: Artifact, mapping: str) -> Any:
-    """Placement of the artifact's graph with ``mapping`` ('packed', 'layer-per-core' or a placement file)."""
-    from neurocompile.sim.placement_modes import place_as
-    from neurocompile.target import load_target
-
-    return place_as(art.int_graph, load_target(art.target), mapping)
-
-
-def _cycle_timing(art: Artifact, ds: Dataset, placement: Any) -> dict[str, Any]:
-    """Cycle-level per-step latencies of the first sample (neurocompile.sim.timing)."""
-    from neurocompile.sim.engine import simulate as sim
-    from neurocompile.sim.timing import cycle_timing
-    from neurocompile.target import load_target
-
-    one = sim(art.int_graph, ds.x[:1], placement=placement, record=True, counters=False)
-    return cycle_timing(art.int_graph, placement, one.trace, load_target(art.target))
-
-
-#: samples simulated side by side: per-step Python overhead is amortised over the batch (about 1.5x faster
-#: than 64 on the bundled model, see benchmarks/sim_vs_lava.py); results do not depend on it
-SIM_BATCH = 256
-
-
-def _layer_rows(result: Any, n_samples: int, steps: int) -> list[dict[str, Any]]:
-    rows = []
-    for lc in result.counts.layers:
-        if lc.kind not in ("QLIF", "QHeaviside", "QRefractory", "QTernarize"):
-            continue
-        denom = max(1, lc.neurons * n_samples * steps)
-        rows.append({"name": lc.name, "kind": lc.kind, "neurons": lc.neurons, "spikes": int(lc.spikes),
-                     "spike_rate": lc.spikes / denom, "spikes_per_sample": lc.spikes / max(1, n_samples)})
-    return rows
 
 
 def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
