@@ -373,7 +373,7 @@ class Layout:
 
     def _whole(self, name: str, node: hw.QNode, rows: dict[str, Array]) -> tuple[Array, int]:
         """A feed-forward-in-time node over every step of the chunk at once (rows are samples x steps)."""
-        from neurocompile.sim.engine import _active_count
+        from neurocompile.sim.activity import _active_count
 
         p = self.prog.plan
         ins = {}
@@ -469,7 +469,7 @@ def _event_rule_gap(p: Any) -> str | None:
     (even if the events sum to zero); the NumPy engine tracks those events behind synapse-only dense layers,
     the compiled step counts non-zero inputs only, so with counters on such graphs stay on the NumPy engine."""
     from neurocompile.ir import hw
-    from neurocompile.sim.engine import SYNAPSE
+    from neurocompile.sim.placement import SYNAPSE
 
     for name in p.order:
         if p.role.get(name) == SYNAPSE and isinstance(p.graph.node(name), hw.QDense):
@@ -534,7 +534,7 @@ class CompiledBatch:
 
 def _sequence_end(batch: Any) -> dict[str, Array]:
     """Sequence-end emissions and the host nodes after them, run once (the engine's own code, for identity)."""
-    from neurocompile.sim.engine import _Batch
+    from neurocompile.sim.batch import _Batch
 
     return _Batch._sequence_end(batch)
 
