@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from neurocompile.errors import NeurocompileError, UnsupportedOpError
+from neurocompile.interop.nir import _vec as nir_vec
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 
@@ -42,12 +43,8 @@ _ONE = 4096  # unity of a 12-bit decay
 
 
 def _vec(name: str, v: Any, size: int) -> np.ndarray:
-    a = np.asarray(v, np.float64).reshape(-1)
-    if a.size == 1:
-        a = np.full(size, a[0])
-    if a.size != size:
-        raise UnsupportedOpError(f"NIR node '{name}': parameter of {a.size} values for {size} neurons")
-    return a
+    """A per-neuron parameter as ``size`` float64 values (a scalar is broadcast), as the float import reads it."""
+    return nir_vec(name, "exact import", v, size)
 
 
 def _retention(name: str, what: str, dt: float, tau: Any, size: int) -> int:
