@@ -45,3 +45,13 @@ class BackendError(NeurocompileError):
 
 class OutputError(NeurocompileError):
     """An output path cannot be written (not a folder, read-only, no permission, disk full, locked)."""
+
+
+class InternalError(Exception):
+    """A broken internal invariant (a compiler bug), not bad input: deliberately NOT a NeurocompileError, so it is
+    never mistaken for a user's mistake. ``stage`` names the pass or module that broke it."""
+
+    def __init__(self, message: str, stage: str = "") -> None:
+        self.stage = stage
+        prefix = f"internal error after pass '{stage}': " if stage else "internal error: "
+        super().__init__(prefix + message + " (this is a neurocompile bug; please report it with the model file)")
