@@ -34,6 +34,7 @@ from neurocompile.runs import (  # noqa: F401  (re-exported: scripts and tests u
     _run,
     _sim_batch,
     parse_memory,
+    pricing_target,
 )
 
 _DEFAULT_CONSOLE = Console(stderr=False, highlight=False)
@@ -264,7 +265,6 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         "model": {"name": fgraph.name, "file": model.name, "family": fgraph.meta.get("family"),
                   "task": task, "task_options": _task_options(loaded, task),
                   "stripped": fgraph.meta.get("stripped", [])},
-        "target": {"name": tgt.target.name, "config": tgt.to_dict()},
         "input": {"size": size, "tokens": tokens, "steps": int(calib.x.shape[1])},
         "options": {"weights": weights, "calibration": calib_spec, "calibration_method": calibration_method,
                     "calibration_samples": len(calib), "allow_precision_loss": allow_precision_loss,
@@ -279,7 +279,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         pass
     extra = {"quant_report.json": qrep, "checks.json": [v.to_dict() for v in violations],
              "placement.json": placement_record(int_graph, tgt, placement)}
-    path = write_artifact(out, int_graph, lowered, manifest, extra_json=extra, writers=writers, force=force)
+    path = write_artifact(out, int_graph, lowered, manifest, extra_json=extra, writers=writers, force=force,
+                          target=tgt)
     con.print(f"[bold green]exported[/] {model.name} -> {path}  (target {tgt.target.name}, "
               f"{len(int_graph)} integer nodes)")
     for s in fgraph.meta.get("stripped", []):
@@ -410,26 +411,26 @@ def simulate(artifact: Path | str, dataset: str | None = None, limit: int | None
 def report(artifact: Path | str, dataset: str | None = None, limit: int | None = None,
            json_path: Path | str | None = None, html_path: Path | str | None = None, workers: int = 1,
            predictions: bool = False, console: Console | bool | None = None, timing: str = "analytical",
-           mapping: str = "packed") -> dict[str, Any]:
+           mapping: str = "packed", target: str | Path | None = None) -> dict[str, Any]:
     """Energy, latency and activity of ARTIFACT on a dataset, as terminal tables, JSON and HTML.
 
     Returns (and writes to ``json_path``) the ``neurocompile.report/1`` document of docs/report-schema.md;
     the JSON and HTML files are written as a set (both or neither). ``predictions``: add per-sample
     predictions and labels to the JSON. ``timing``: 'analytical' or 'cycle'; ``mapping``: 'packed',
-    'layer-per-core' or a placement file.
+    'layer-per-core' or a placement file. ``target``: price the same activity (and placement) with another
+    target's constants; the report says so on one line (``repriced`` in the JSON, the HTML title, the terminal).
     """
     from neurocompile.report import render_html, render_terminal
     from neurocompile.report.json_report import dumps as report_dumps
     from neurocompile.report.json_report import report_json
     from neurocompile.sim.energy import estimate
-    from neurocompile.target import load_target
 
     con = _console(console)
     check_workers(workers)
     check_outputs(json_path, html_path)
     art = load_artifact(artifact)
+    tgt, repriced = pricing_target(art, target)  # before the run: a bad --target fails at once
     ds = _dataset_for(art, dataset, limit)
-    tgt = load_target(art.target)
     if timing not in ("analytical", "cycle"):
         raise NeurocompileError(f"--timing must be 'analytical' or 'cycle', got {timing!r}")
     from neurocompile.sim.placement_modes import tiles_used
@@ -438,16 +439,20 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     result = _run(art, ds, "sim", 1 if mapping != "packed" else workers, None, progress=True, record_sample=0,
                   placement=placement)
     float_macs = _float_macs_per_sample(art, int(ds.x.shape[1]))
-    cyc = _cycle_timing(art, ds, placement) if timing == "cycle" else None
+    cyc = _cycle_timing(art, ds, placement, tgt) if timing == "cycle" else None
     energy = estimate(result.counts, tgt, float_macs_per_sample=float_macs, tiles_used=tiles_used(placement),
                       timing=cyc)
     accuracy = None if ds.y is None else float(np.mean(result.predictions == ds.y))
-    meta: dict[str, Any] = {"artifact": str(art.path), "dataset": ds.name, "counts": result.counts.to_dict()}
+    meta: dict[str, Any] = {"artifact": str(art.path), "dataset": ds.name, "counts": result.counts.to_dict(),
+                            "compiled_for": art.target, "repriced": repriced}
     if predictions:
         meta.update(predictions_of(result, ds))
     data = report_json(energy, result.counts, accuracy=accuracy, meta=meta)
     data.setdefault("accuracy", None)
+    if repriced:
+        con.print(repriced, highlight=False, markup=False)
     render_terminal(energy, counts=result.counts, console=con, accuracy=accuracy)
+    title = f"neurocompile report: {energy.target_display_name}" + (f" ({repriced})" if repriced else "")
     writers: dict[Path, Any] = {}
     if json_path is not None:
         text = report_dumps(data)
@@ -457,7 +462,7 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
         placement = getattr(result, "placement", None)
         util = placement.utilisation() if placement is not None and hasattr(placement, "utilisation") else {}
         writers[Path(html_path)] = lambda tmp: render_html(energy, tmp, counts=result.counts, raster=raster,
-                                                           core_utilisation=util, accuracy=accuracy)
+                                                           core_utilisation=util, accuracy=accuracy, title=title)
     if writers:
         atomic_write_files(writers)
     if html_path is not None:

@@ -3,7 +3,10 @@
 Layout::
 
     <name>.<target>/
-      manifest.json        format version, neurocompile version, target, input shape, options, file hashes
+      manifest.json        format version, neurocompile version, target name, input shape, options, file hashes
+      target.json          the target it was compiled for, every key with unit and source (simulate, report,
+                           check and the Lava backend read it: the .toml file need not exist any more)
+      placement.json       the fit report and the placement (cores, tiles, each node's cores)
       int/graph.json       the integer (hardware) graph ...
       int/weights.npz      ... and its arrays
       float/graph.json     the float graph after lowering (for accuracy comparisons and the quant report)
@@ -32,12 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from neurocompile import __version__
-from neurocompile.artifact_schema import FORMAT, FORMAT_VERSION, MANIFEST, safe_member
+from neurocompile.artifact_schema import FORMAT, FORMAT_VERSION, MANIFEST, TARGET_FILE, safe_member
 from neurocompile.artifact_schema import read_manifest as _read_manifest
+from neurocompile.artifact_schema import read_target as _read_target
 from neurocompile.artifact_schema import verify_files as _verify_files
 from neurocompile.errors import ArtifactError, NeurocompileError
 from neurocompile.fileio import MIN_FREE_BYTES, check_output_path, ensure_free_space, os_error, sha256
 from neurocompile.ir.graph import Graph
+from neurocompile.target import Target
 
 
 def dumps(obj: Any) -> str:
@@ -47,16 +52,19 @@ def dumps(obj: Any) -> str:
 
 @dataclass
 class Artifact:
-    """A loaded artifact: its directory, manifest and graphs."""
+    """A loaded artifact: its directory, manifest, graphs and the target it was compiled for (``target_spec``,
+    read from its own snapshot, never reloaded by name)."""
 
     path: Path
     manifest: dict[str, Any]
     int_graph: Graph
     float_graph: Graph | None
+    target_spec: Target
 
     @property
     def target(self) -> str:
-        return str(self.manifest["target"]["name"])
+        """The name of the target the artifact was compiled for."""
+        return self.target_spec.name
 
     def read_json(self, name: str) -> Any:
         """A JSON file of the artifact (None when absent); ArtifactError when it cannot be parsed."""
@@ -108,14 +116,15 @@ def output_lock(out: Path) -> Iterator[None]:
 
 
 _TMP_RE = r"\.{name}\.(nc-tmp-|nc-old-)?[a-z0-9_]{{8}}"
-_ARTIFACT_ENTRIES = {MANIFEST, "int", "float", "quant_report.json", "checks.json", "network.net.h5"}
+_ARTIFACT_ENTRIES = {MANIFEST, TARGET_FILE, "int", "float", "quant_report.json", "checks.json", "placement.json",
+                     "network.net.h5"}
 
 
 def clean_stale_temporaries(out: Path) -> list[Path]:
     """Remove temporary folders a killed export of ``out`` left behind (``.NAME.nc-tmp-XXXXXXXX``, and the
     ``.NAME.XXXXXXXX`` folders of earlier versions when they hold only artifact files). Call under the lock."""
     pattern = re.compile(_TMP_RE.format(name=re.escape(out.name)))
-    removed = []
+    removed: list[Path] = []
     try:
         siblings = list(out.parent.iterdir())
     except OSError:
@@ -155,13 +164,16 @@ def write_artifact(
     float_graph: Graph | None,
     manifest: dict[str, Any],
     extra_json: dict[str, Any] | None = None,
-    writers: list[Callable[[Path], None]] | None = None,
+    writers: list[Callable[[Path], object]] | None = None,
     force: bool = False,
+    *,
+    target: Target,
 ) -> Path:
-    """Write an artifact atomically to ``out``.
+    """Write an artifact atomically to ``out``, compiled for ``target``.
 
-    ``extra_json`` maps file names to JSON-able objects; ``writers`` are callables writing further files
-    into the (temporary) artifact directory. The manifest gets the SHA-256 of every file.
+    ``target`` is stored whole in ``target.json`` (:meth:`Target.to_dict`) and named in the manifest's
+    ``target.name``; ``extra_json`` maps file names to JSON-able objects; ``writers`` are callables writing
+    further files into the (temporary) artifact directory. The manifest gets the SHA-256 of every file.
 
     Safety: the destination is locked (:func:`output_lock`) for the whole write; an existing ``out`` is
     replaced only with ``force`` and only when it is an intact artifact (:func:`artifact_problem`); the new
@@ -190,7 +202,7 @@ def write_artifact(
             save_graph(int_graph, tmp / "int")
             if float_graph is not None:
                 save_graph(float_graph, tmp / "float")
-            for name, obj in sorted((extra_json or {}).items()):
+            for name, obj in sorted({**(extra_json or {}), TARGET_FILE: target.to_dict()}.items()):
                 (tmp / name).write_text(dumps(obj))
             if writers:
                 written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
@@ -203,6 +215,7 @@ def write_artifact(
                 "format_version": FORMAT_VERSION,
                 "neurocompile_version": __version__,
                 **manifest,
+                "target": {"name": target.name},
                 "files": {f: sha256(tmp / f) for f in files},
             }
             (tmp / MANIFEST).write_text(dumps(full))
@@ -251,7 +264,7 @@ def _undo(tmp: Path, old: Path | None, out: Path) -> None:
 
 def load_artifact(path: Path | str, verify_hashes: bool = True) -> Artifact:
     """Load and validate an artifact directory: manifest schema (types, ranges, paths inside the artifact),
-    format version and file hashes."""
+    format version, file hashes and the target snapshot (checked as a target file is)."""
     from neurocompile.ir.serialize import load_graph
 
     path = Path(path)
@@ -263,6 +276,7 @@ def load_artifact(path: Path | str, verify_hashes: bool = True) -> Artifact:
     manifest = _read_manifest(path)
     if verify_hashes:
         _verify_files(path, manifest)
+    target = _read_target(path, manifest)
     try:
         int_graph = load_graph(path / "int")
         float_graph = load_graph(path / "float") if (path / "float").is_dir() else None
@@ -270,4 +284,4 @@ def load_artifact(path: Path | str, verify_hashes: bool = True) -> Artifact:
         raise
     except Exception as e:  # noqa: BLE001 - any decoding failure of a corrupt file becomes one clear error
         raise ArtifactError(f"{path}: cannot read the graph ({type(e).__name__}: {e}); re-export the model") from None
-    return Artifact(path=path, manifest=manifest, int_graph=int_graph, float_graph=float_graph)
+    return Artifact(path=path, manifest=manifest, int_graph=int_graph, float_graph=float_graph, target_spec=target)

@@ -1,7 +1,9 @@
 """The artifact manifest's schema: every key's type and range, and file paths that stay inside the artifact.
 
 :func:`read_manifest` parses ``manifest.json`` and raises :class:`~neurocompile.errors.ArtifactError` with one
-line naming the key, the value and the rule; :func:`verify_files` checks every listed file against its hash.
+line naming the key, the value and the rule; :func:`verify_files` checks every listed file against its hash;
+:func:`read_target` reads the snapshot of the target the artifact was compiled for (``target.json``) by the
+target files' own rules (:func:`neurocompile.target.target_from_dict`).
 A file path is refused when it is absolute, climbs out (``..``), is not in POSIX form, or resolves (through a
 link) outside the artifact folder.
 """
@@ -14,14 +16,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from neurocompile import __version__
-from neurocompile.errors import ArtifactError
+from neurocompile.errors import ArtifactError, TargetError
 from neurocompile.fileio import sha256
+from neurocompile.target import Target, target_from_dict
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "read_manifest", "validate_manifest", "verify_files"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "TARGET_FILE", "read_manifest", "read_target", "validate_manifest",
+           "verify_files"]
 
 FORMAT = "neurocompile-artifact"
-FORMAT_VERSION = 1
+#: 2: the target snapshot moved from the manifest's ``target.config`` to its own checked file, ``target.json``
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+TARGET_FILE = "target.json"
 #: a manifest larger than this is not one neurocompile wrote (bytes)
 MAX_MANIFEST_BYTES = 64 << 20
 #: the largest input width and sequence length a manifest may declare
@@ -30,7 +36,7 @@ MAX_STEPS = 1 << 31
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-REQUIRED_FILES = ("int/graph.json",)
+REQUIRED_FILES = ("int/graph.json", TARGET_FILE)
 
 
 def _bad(path: Path, key: str, problem: str) -> ArtifactError:
@@ -42,7 +48,7 @@ def _kind(v: Any) -> str:
             list: "array", type(None): "null"}.get(type(v), type(v).__name__)
 
 
-def _int(path: Path, m: dict, section: str, key: str, lo: int, hi: int) -> None:
+def _int(path: Path, m: dict[str, Any], section: str, key: str, lo: int, hi: int) -> None:
     v = m[section].get(key)
     if isinstance(v, bool) or not isinstance(v, int):
         raise _bad(path, f"{section}.{key}", f"expected an integer, got {_kind(v)} {v!r}"[:200])
@@ -50,7 +56,7 @@ def _int(path: Path, m: dict, section: str, key: str, lo: int, hi: int) -> None:
         raise _bad(path, f"{section}.{key}", f"{v} is out of range [{lo}, {hi}]")
 
 
-def _typed(path: Path, m: dict, section: str, key: str, types: tuple[type, ...], required: bool = True) -> None:
+def _typed(path: Path, m: dict[str, Any], section: str, key: str, types: tuple[type, ...], required: bool = True) -> None:
     if key not in m[section]:
         if required:
             raise _bad(path, f"{section}.{key}", "missing")
@@ -117,7 +123,6 @@ def validate_manifest(path: Path, m: Any) -> dict[str, Any]:
         _typed(path, m, "model", key, (str, type(None)), required=False)
     _typed(path, m, "model", "task_options", (dict,), required=False)
     _typed(path, m, "model", "stripped", (list,), required=False)
-    _typed(path, m, "target", "config", (dict,), required=False)
     return m
 
 
@@ -133,6 +138,28 @@ def read_manifest(path: Path) -> dict[str, Any]:
     except OSError as e:
         raise ArtifactError(f"{f}: cannot be read ({e.strerror or e})") from None
     return validate_manifest(path, m)
+
+
+def read_target(path: Path, manifest: dict[str, Any]) -> Target:
+    """The target ``path`` was compiled for, from its ``target.json`` snapshot: every key, unit, source and range
+    checked as in a target file, and its name equal to the manifest's ``target.name`` (ArtifactError otherwise)."""
+    f = safe_member(path, TARGET_FILE)
+    try:
+        if f.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ArtifactError(f"{f}: {f.stat().st_size} bytes is too large for a target snapshot; re-export the model")
+        data = json.loads(f.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ArtifactError(f"{f}: not valid JSON ({' '.join(str(e).split())[:120]}); re-export the model") from None
+    except OSError as e:
+        raise ArtifactError(f"{f}: cannot be read ({e.strerror or e}); re-export the model") from None
+    try:
+        target = target_from_dict(data, f)
+    except TargetError as e:
+        raise ArtifactError(f"{e}; re-export the model") from None
+    if target.name != manifest["target"]["name"]:
+        raise ArtifactError(f"{f}: target '{target.name}' differs from the manifest's target.name "
+                            f"'{manifest['target']['name']}'; re-export the model")
+    return target
 
 
 def verify_files(path: Path, manifest: dict[str, Any]) -> None:

@@ -30,14 +30,13 @@ def check(path: Path | str, target: str | None, as_json: bool, config_path: Path
     from neurocompile.target import load_target
 
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # an artifact is checked against its own target snapshot unless --target names another
         art = load_artifact(path)
-        graph, tname = art.int_graph, target or art.target
+        graph, tgt = art.int_graph, art.target_spec if target is None else load_target(target)
     else:
         if target is None:
             raise NeurocompileError("check of a model file needs --target (see 'neurocompile targets')")
-        graph, tname = lowered(path, config_path, trust_pickle), target
-    tgt = load_target(tname)
+        graph, tgt = lowered(path, config_path, trust_pickle), load_target(target)
     rep = fit_report(graph, tgt)
     rep["model"] = str(path)
     if as_json:

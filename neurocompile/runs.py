@@ -3,6 +3,7 @@ cycle timing and per-layer rows (split from api.py to keep each module under 600
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from neurocompile.artifact import Artifact
 from neurocompile.datasets import Dataset, check_compatible, load_dataset
 from neurocompile.errors import DatasetError, NeurocompileError
+from neurocompile.target import Target
 
 
 def _dataset_for(art: Artifact, dataset: str | None, limit: int | None) -> Dataset:
@@ -87,13 +89,11 @@ def _sim_batch(graph: Any, budget: int) -> int:
 def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str | None,
          progress: bool, record_sample: int | None = None, placement: Any = None,
          sim_backend: str = "auto", budget: int = DEFAULT_MEMORY) -> Any:
-    from neurocompile.target import load_target
-
-    tgt = load_target(art.target)
+    tgt = art.target_spec  # the target it was compiled for, from the artifact itself
     if backend == "lava":
         from neurocompile.backends.lava import simulate_lava
 
-        return simulate_lava(art.int_graph, ds.x, progress=progress)
+        return simulate_lava(art.int_graph, ds.x, progress=progress, target=tgt)
     if workers > 1 or scheduler:
         from neurocompile.sim.distributed import simulate_distributed
 
@@ -108,19 +108,41 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
 def _placement(art: Artifact, mapping: str) -> Any:
     """Placement of the artifact's graph with ``mapping`` ('packed', 'layer-per-core' or a placement file)."""
     from neurocompile.sim.placement_modes import place_as
-    from neurocompile.target import load_target
 
-    return place_as(art.int_graph, load_target(art.target), mapping)
+    return place_as(art.int_graph, art.target_spec, mapping)
 
 
-def _cycle_timing(art: Artifact, ds: Dataset, placement: Any) -> dict[str, Any]:
-    """Cycle-level per-step latencies of the first sample (neurocompile.sim.timing)."""
+def _cycle_timing(art: Artifact, ds: Dataset, placement: Any, target: Target | None = None) -> dict[str, Any]:
+    """Cycle-level per-step latencies of the first sample (neurocompile.sim.timing), with the timing constants
+    of ``target`` (default: the target the artifact was compiled for)."""
     from neurocompile.sim.engine import simulate as sim
     from neurocompile.sim.timing import cycle_timing
-    from neurocompile.target import load_target
 
     one = sim(art.int_graph, ds.x[:1], placement=placement, record=True, counters=False)
-    return cycle_timing(art.int_graph, placement, one.trace, load_target(art.target))
+    assert one.trace is not None  # record=True always keeps the trace
+    return cycle_timing(art.int_graph, placement, one.trace, target or art.target_spec)
+
+
+def pricing_target(art: Artifact, target: str | Path | None) -> tuple[Target, str | None]:
+    """The target whose constants price a report of ``art``, and the one line saying so when it is not the one
+    the artifact was compiled for (None when it is: no ``target``, or one with the same name and constants)."""
+    own = art.target_spec
+    if target is None:
+        return own, None
+    from neurocompile.target import load_target
+
+    tgt = load_target(target)
+    if _constants_of(tgt) == _constants_of(own):
+        return own, None
+    if tgt.name != own.name:
+        return tgt, f"re-priced for {tgt.name}; the artifact was compiled for {own.name}"
+    return tgt, (f"re-priced for {tgt.name} from {tgt.path}; the artifact was compiled for a different {own.name} "
+                 f"(target file sha256 {own.sha256[:12]}, this one {tgt.sha256[:12]})")
+
+
+def _constants_of(t: Target) -> dict[str, Any]:
+    """A target's content without its file hash (the same constants in a re-formatted file price the same)."""
+    return {k: v for k, v in t.to_dict().items() if k != "sha256"}
 
 
 #: samples simulated side by side: per-step Python overhead is amortised over the batch (about 1.5x faster

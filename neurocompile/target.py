@@ -49,6 +49,7 @@ __all__ = [
     "targets_dir",
     "list_targets",
     "load_target",
+    "target_from_dict",
 ]
 
 FAMILIES = ("loihi1", "loihi2")
@@ -327,7 +328,8 @@ class Target:
         raise KeyError(key)
 
     def to_dict(self) -> dict[str, Any]:
-        """Deterministic description for artifact manifests: every key, numbers with unit and source."""
+        """Deterministic snapshot (an artifact's ``target.json``): ``name``, the source file's ``sha256`` and every
+        section's keys, numbers as ``{value, unit, source}``; :func:`target_from_dict` reads it back."""
         out: dict[str, Any] = {"name": self.name, "sha256": self.sha256}
         by_key = {c.key: c for c in self._constants}
         for section in SECTIONS:
@@ -380,6 +382,24 @@ def load_target(name_or_path: str | Path) -> Target:
     return _load_file(targets_dir() / f"{name}.toml")
 
 
+def target_from_dict(data: Any, where: Path) -> Target:
+    """Rebuild a :class:`Target` from its :meth:`Target.to_dict` snapshot, checked by the same rules as a TOML file
+    (every key, type, unit, source, sign and range; TargetError naming ``where`` and the key). The result's
+    ``path`` is ``where``; its ``sha256`` is the one of the file the snapshot was taken from."""
+    if not isinstance(data, dict):
+        raise TargetError(f"{where}: expected a target snapshot (an object), got {_type_name(data)}")
+    for key in data:
+        if key not in SECTIONS and key not in ("name", "sha256"):
+            raise _err(where, key, f"unknown key (expected name, sha256 and: {', '.join(SECTIONS)})")
+    digest = data.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise _err(where, "sha256", f"expected the SHA-256 hex digest of the target file, got {str(digest)[:80]!r}")
+    target = _from_tables(where, data, digest)
+    if data.get("name") != target.name:
+        raise _err(where, "name", f"{str(data.get('name'))[:80]!r} differs from target.name {target.name!r}")
+    return target
+
+
 def _err(path: Path, key: str, problem: str) -> TargetError:
     return TargetError(f"{path}: key '{key}': {problem}")
 
@@ -415,6 +435,11 @@ def _load_file(path: Path) -> Target:
     for key in raw:
         if key not in SECTIONS:
             raise _err(path, key, f"unknown section (expected one of: {', '.join(SECTIONS)})")
+    return _from_tables(path, raw, hashlib.sha256(raw_bytes).hexdigest(), resolve=True)
+
+
+def _from_tables(path: Path, raw: dict[str, Any], digest: str, resolve: bool = False) -> Target:
+    """The typed, checked target of ``raw`` (section -> table), read from ``path`` (messages, ``Target.path``)."""
     constants: list[Constant] = []
     parts: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
@@ -425,13 +450,12 @@ def _load_file(path: Path) -> Target:
             raise _err(path, section, f"wrong type: expected a table, got {_type_name(table)}")
         parts["info" if section == "target" else section] = _build_section(path, section, cls, table, constants)
 
-    target = Target(**parts, path=path.resolve(), sha256=hashlib.sha256(raw_bytes).hexdigest(),
-                    _constants=tuple(constants))
+    target = Target(**parts, path=path.resolve() if resolve else path, sha256=digest, _constants=tuple(constants))
     _cross_checks(path, target)
     return target
 
 
-def _build_section(path: Path, section: str, cls: type, table: dict, constants: list[Constant]) -> Any:
+def _build_section(path: Path, section: str, cls: type, table: dict[str, Any], constants: list[Constant]) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in table:

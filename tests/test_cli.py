@@ -29,12 +29,10 @@ def tree_bytes(d: Path) -> dict[str, bytes]:
     return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "spikingssm_sdigits.loihi2"
-    r = run("export", MODEL, "--target", "loihi2", "-o", out)
-    assert r.exit_code == 0, r.output
-    return out
+@pytest.fixture
+def artifact(bundled_artifact: Path) -> Path:
+    """The bundled model's loihi2 artifact (conftest.py; one export per test worker)."""
+    return bundled_artifact
 
 
 def test_export_writes_manifest(artifact: Path) -> None:
@@ -292,7 +290,6 @@ def test_finetune_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
 def test_report_lists_host_and_chip_work_and_cycle_timing(artifact: Path, tmp_path: Path) -> None:
     from neurocompile.artifact import load_artifact
     from neurocompile.sim.placement import place
-    from neurocompile.target import load_target
 
     js, html = tmp_path / "r.json", tmp_path / "r.html"
     r = run("report", artifact, "--dataset", "sdigits", "--limit", "4", "--timing", "cycle", "--json", js,
@@ -301,7 +298,7 @@ def test_report_lists_host_and_chip_work_and_cycle_timing(artifact: Path, tmp_pa
     assert "host work (not chip)" in r.output
     data = json.loads(js.read_text())
     art = load_artifact(artifact)
-    assert data["cores_used"] == place(art.int_graph, load_target(art.target)).cores_used
+    assert data["cores_used"] == place(art.int_graph, art.target_spec).cores_used
     host = {le["name"] for le in data["layers"] if not le["on_chip"]}
     assert host == set(data["host"]["layers"]) and "decoder" in host
     assert all(le["energy_j"] == 0 and le["cores"] == [] for le in data["layers"] if le["name"] in host

@@ -23,7 +23,7 @@ from neurocompile.artifact import load_artifact
 from neurocompile.cli import main
 from neurocompile.errors import ArtifactError, TargetError
 from neurocompile.fileio import sha256
-from neurocompile.models import ModelConfig, SSMClassifier, save_checkpoint
+from neurocompile.models import ModelConfig
 from neurocompile.target import load_target, targets_dir
 
 
@@ -128,18 +128,11 @@ def test_shipped_targets_are_inside_every_range():
 
 # -- --config, datasets, options -------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("m") / "m.pt"
-    save_checkpoint(SSMClassifier(ModelConfig(family="spikingssm", d_model=8, d_state=4, n_layers=1)), p)
-    return p
-
-
 @pytest.mark.parametrize("cmd", [("inspect",), ("convert", "--to", "onnx")])
-def test_bad_config_file_is_one_line(model_file, tmp_path, cmd):
+def test_bad_config_file_is_one_line(tiny_model_file, tmp_path, cmd):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    args = [cmd[0], model_file, *cmd[1:], "--config"]
+    args = [cmd[0], tiny_model_file, *cmd[1:], "--config"]
     one_line_error(run(*args, bad), "config file", "cannot be read as JSON")
     one_line_error(run(*args, tmp_path), "config file", "Is a directory")
     (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00")

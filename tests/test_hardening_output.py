@@ -32,9 +32,10 @@ from neurocompile.cli import main
 from neurocompile.errors import ArtifactError, NeurocompileError, OutputError
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.nodes import Input
+from neurocompile.target import load_target
 
 ROOT = Path(__file__).resolve().parents[1]
-MANIFEST = {"model": {"name": "t"}, "target": {"name": "loihi2"}, "input": {"size": 1, "tokens": False, "steps": 4},
+MANIFEST = {"model": {"name": "t"}, "input": {"size": 1, "tokens": False, "steps": 4},
             "options": {}}
 
 
@@ -46,7 +47,7 @@ def tiny_graph() -> Graph:
 
 
 def write(out: Path, **kw) -> Path:
-    return write_artifact(out, tiny_graph(), None, dict(MANIFEST), **kw)
+    return write_artifact(out, tiny_graph(), None, dict(MANIFEST), target=load_target("loihi2"), **kw)
 
 
 def run(*args: str):

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from neurocompile import api
 from neurocompile.cli import main
-from neurocompile.models import ModelConfig, SSMClassifier, save_checkpoint
 from neurocompile.report.json_report import REPORT_SCHEMA, SIMULATE_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,14 +39,10 @@ def documented_keys(section: str) -> set[str]:
     return keys
 
 
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("report")
-    torch.manual_seed(0)
-    model = SSMClassifier(ModelConfig(family="spikingssm", d_model=8, d_state=4, n_layers=1)).eval()
-    save_checkpoint(model, d / "m.pt", metrics={"task": "sdigits"})
-    return api.export(d / "m.pt", "loihi2", out=d / "m.loihi2", calibration_samples=32,
-                      allow_precision_loss=True, console=False)
+@pytest.fixture
+def artifact(tiny_artifact) -> Path:
+    """A one-layer spiking SSM exported for loihi2 (conftest.py)."""
+    return tiny_artifact
 
 
 @pytest.mark.slow
