@@ -1,12 +1,15 @@
 """The ``neurocompile`` command line. Each command is one public function of :mod:`neurocompile.api`.
 
-Errors a user can cause (NeurocompileError) are printed as one line and exit with status 2; nothing is
-left half-written (artifacts and reports are written atomically).
+Exit status: 0 success; 1 ``check`` found that the model does not fit; 2 an error the user can fix
+(NeurocompileError, printed as one line); 3 a neurocompile bug (InternalError: one line naming the pass, the
+traceback only with ``NEUROCOMPILE_DEBUG=1``); 130 interrupted. Nothing is left half-written (artifacts and
+reports are written atomically).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -16,11 +19,16 @@ from typing import Any
 import click
 
 from neurocompile import __version__
-from neurocompile.errors import NeurocompileError
+from neurocompile.errors import InternalError, NeurocompileError
+
+#: exit status of an error the user can fix, and of a neurocompile bug
+EXIT_USER, EXIT_BUG = 2, 3
+#: set to 1 to see the traceback of a neurocompile bug instead of its one line
+DEBUG_ENV = "NEUROCOMPILE_DEBUG"
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn NeurocompileError (and Ctrl-C) into one clear line and a non-zero exit, no traceback."""
+    """Turn NeurocompileError, InternalError (and Ctrl-C) into one clear line and a non-zero exit, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,14 +39,20 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
                 return fn(*args, **kwargs)
         except NeurocompileError as e:
             click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_USER)
+        except InternalError as e:
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            text = " ".join(str(e).split())  # one line even when a violation spans several
+            click.echo(f"error: {text}; rerun with {DEBUG_ENV}=1 for the traceback", err=True)
+            sys.exit(EXIT_BUG)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
         except OSError as e:  # a file-system failure no check caught first: still one line, no traceback
             where = f" '{e.filename}'" if e.filename else ""
             click.echo(f"error: file system error{where}: {e.strerror or e}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_USER)
 
     return wrapper
 
@@ -236,9 +250,13 @@ def simulate_cmd(artifact: Path, dataset: str | None, limit: int | None, json_pa
 @click.option("--mapping", default="packed", show_default=True,
               help="Placement: packed, layer-per-core, or a JSON placement file (node -> core or cores).")
 @click.option("--predictions", is_flag=True, help="Add per-sample predictions and labels to the JSON.")
+@click.option("--target", "-t", default=None,
+              help="Price the same activity with another target (name or .toml); default: the one the artifact "
+                   "was compiled for, stored in it.")
 @_friendly
 def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path: Path | None,
-               html_path: Path | None, workers: int, timing: str, mapping: str, predictions: bool) -> None:
+               html_path: Path | None, workers: int, timing: str, mapping: str, predictions: bool,
+               target: str | None) -> None:
     """Energy, latency and activity of ARTIFACT on a dataset: terminal tables, JSON and HTML.
 
     \b
@@ -246,11 +264,12 @@ def report_cmd(artifact: Path, dataset: str | None, limit: int | None, json_path
       neurocompile report spikingssm_sdigits.loihi2
       neurocompile report spikingssm_sdigits.loihi2 --json report.json --html report.html
       neurocompile report model.loihi1 --timing cycle --mapping layer-per-core
+      neurocompile report spikingssm_sdigits.loihi2 --target loihi1   (re-priced, and it says so)
     """
     from neurocompile import api
 
     api.report(artifact, dataset=dataset, limit=limit, json_path=json_path, html_path=html_path, workers=workers,
-               timing=timing, mapping=mapping, predictions=predictions)
+               timing=timing, mapping=mapping, predictions=predictions, target=target)
 
 
 @main.command("inspect")

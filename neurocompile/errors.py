@@ -1,10 +1,15 @@
-"""User-facing errors.
+"""User-facing errors, and the one type for compiler bugs.
 
 Every error a user can cause derives from :class:`NeurocompileError`; the CLI prints its message on one line
-and exits non-zero, never a traceback. Messages name the file/node/resource, the value, the limit and what to do.
+and exits 2 (1: ``check`` found the model does not fit), never a traceback. Messages name the file/node/resource,
+the value, the limit and what to do. A broken internal invariant is an :class:`InternalError` instead: the CLI
+prints one line calling it a neurocompile bug, naming the pass, and exits 3 (the traceback with
+``NEUROCOMPILE_DEBUG=1``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class NeurocompileError(Exception):
@@ -20,7 +25,9 @@ class UnsupportedOpError(NeurocompileError):
 
 
 class IRError(NeurocompileError):
-    """An IR graph is malformed (verifier failures carry every violation)."""
+    """An IR graph is malformed (verifier failures carry every violation in ``violations``)."""
+
+    violations: Sequence[object] = ()
 
 
 class TargetError(NeurocompileError):
@@ -49,7 +56,10 @@ class OutputError(NeurocompileError):
 
 class InternalError(Exception):
     """A broken internal invariant (a compiler bug), not bad input: deliberately NOT a NeurocompileError, so it is
-    never mistaken for a user's mistake. ``stage`` names the pass or module that broke it."""
+    never mistaken for a user's mistake. ``stage`` names the pass or module that broke it; ``violations``: the
+    verifier's findings when verification after a pass raised it."""
+
+    violations: Sequence[object] = ()
 
     def __init__(self, message: str, stage: str = "") -> None:
         self.stage = stage

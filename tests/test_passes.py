@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from neurocompile.errors import IRError, UnsupportedOpError
+from neurocompile.errors import InternalError, UnsupportedOpError
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.interpret import interpret
@@ -259,7 +259,7 @@ def test_pipeline_verifies_after_every_pass(monkeypatch):
         return g
 
     monkeypatch.setattr(fold, "run", broken)
-    with pytest.raises(IRError, match="after pass 'fold'"):
+    with pytest.raises(InternalError, match="after pass 'fold'"):
         pipeline.lower_graph(lif_block(3))
 
 

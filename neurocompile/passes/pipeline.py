@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from neurocompile.errors import IRError
+from neurocompile.errors import InternalError, IRError
 from neurocompile.ir.graph import Graph
 from neurocompile.passes import binarize, calibrate, checks, discretize, fold, lower, quantize
 from neurocompile.passes.common import CompileOptions, PassContext, Precision
@@ -35,16 +35,26 @@ PASSES = [fold, discretize, lower, binarize, calibrate, quantize]
 FLOAT_PASSES = [fold, discretize, lower, binarize]
 
 
-def _verify(graph: Graph, where: str) -> None:
+def _verify(graph: Graph, after: str | None) -> None:
+    """Verify ``graph``; ``after``: the pass that produced it, or None for the pipeline's input graph.
+
+    A graph that fails on the way in is bad input (IRError: a malformed NIR file, a hand-built graph); one that
+    fails after a pass is a compiler bug (InternalError naming the pass). Both carry ``violations``."""
     from neurocompile.ir.verify import verify
 
     violations = verify(graph)
-    if violations:
-        listed = "; ".join(str(v) for v in violations[:20])
-        more = f" (and {len(violations) - 20} more)" if len(violations) > 20 else ""
-        err = IRError(f"IR verification failed {where} ({len(violations)} violation(s)): {listed}{more}")
-        err.violations = violations  # type: ignore[attr-defined]
-        raise err
+    if not violations:
+        return
+    listed = "; ".join(str(v) for v in violations[:20])
+    more = f" (and {len(violations) - 20} more)" if len(violations) > 20 else ""
+    found = f"{len(violations)} violation(s): {listed}{more}"
+    err: IRError | InternalError
+    if after is None:
+        err = IRError(f"IR verification failed on the input graph (before the first pass) ({found})")
+    else:
+        err = InternalError(f"IR verification failed ({found})", stage=after)
+    err.violations = violations
+    raise err
 
 
 def format_ir(graph: Graph) -> str:
@@ -62,13 +72,13 @@ def _run_passes(graph: Graph, ctx: PassContext, passes: list, console: Any = Non
     opts = ctx.options
     history = list(graph.meta.get("passes", []))
     if opts.verify:
-        _verify(graph, "on the input graph (before the first pass)")
+        _verify(graph, None)
     for p in passes:
         t0 = time.perf_counter()
         before = len(graph)
         graph = p.run(graph, ctx)
         if opts.verify:
-            _verify(graph, f"after pass '{p.NAME}'")
+            _verify(graph, p.NAME)
         ctx.info.setdefault("seconds", {})[p.NAME] = round(time.perf_counter() - t0, 4)
         # no wall times in the graph: artifacts must be byte-for-byte reproducible
         history.append({"pass": p.NAME, "nodes_in": before, "nodes_out": len(graph),
