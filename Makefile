@@ -40,10 +40,12 @@ demo: $(PY)
 	100 * s["accuracy"], 100 * s["float_accuracy"], s["samples"], sum(l["spikes"] for l in s["layers"]) / s["samples"], \
 	r["energy_per_sample_j"], "estimate" if r["is_estimate"] else "published constants", r["latency_per_step_s"]))'
 
-# Lint first (seconds), then the suite on every core (pytest-xdist); pytest's exit 5 (nothing collected) is not a failure.
+# Lint and type-check first (seconds with mypy's cache; pyproject.toml says which modules are strict), then the suite
+# on every core (pytest-xdist); pytest's exit 5 (nothing collected) is not a failure.
 test: $(PY)
 	@$(VENV)/bin/ruff check neurocompile tests benchmarks examples
+	@$(PY) -m mypy
 	@$(PY) -m pytest -q -p no:cacheprovider -n auto tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

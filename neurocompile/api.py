@@ -19,7 +19,7 @@ from rich.table import Table
 from neurocompile import __version__
 from neurocompile.artifact import Artifact, check_replace, load_artifact, write_artifact
 from neurocompile.datasets import check_compatible, load_dataset
-from neurocompile.errors import ArtifactError, DatasetError, NeurocompileError
+from neurocompile.errors import ArtifactError, DatasetError, InternalError, NeurocompileError
 from neurocompile.fileio import atomic_write_files, atomic_write_text, check_output_path
 from neurocompile.guards import check_outputs, check_workers, predictions_of, read_config
 from neurocompile.runs import (  # noqa: F401  (re-exported: scripts and tests use api._run and friends)
@@ -56,7 +56,7 @@ def targets(as_json: bool = False, console: Console | bool | None = None) -> lis
     from neurocompile.target import list_targets, load_target
 
     con = _console(console)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_targets():
         t = load_target(name)
         rows.append({
@@ -220,8 +220,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     calib = check_compatible(load_dataset(calib_spec, split="train", options=task_options), size, tokens,
                              f"model '{model.name}'")
     calib = calib.limit(min(calibration_samples, len(calib)))
-    overrides = {"weight_bits": weight_bits, "state_bits": state_bits, "decay_bits": decay_bits}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    widths = {"weight_bits": weight_bits, "state_bits": state_bits, "decay_bits": decay_bits}
+    overrides: dict[str, Any] = {k: v for k, v in widths.items() if v is not None}
     if layernorm is not None:
         overrides["layernorm"] = layernorm
     options = CompileOptions(weights=weights, calibration=calibration_method, print_ir=print_ir,
@@ -233,17 +233,18 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         import nir as _nir
 
         from neurocompile.interop.nir_exact import from_nir_exact
-        from neurocompile.passes.checks import Precision, check_graph
+        from neurocompile.passes.checks import check_graph
+        from neurocompile.passes.common import Precision
 
         int_graph = from_nir_exact(_nir.read(str(model)), synaptic_delay=synaptic_delay)
-        info = {"violations": check_graph(int_graph, Precision.from_target(tgt)), "warnings": []}
+        info: dict[str, Any] = {"violations": check_graph(int_graph, Precision.from_target(tgt)), "warnings": []}
     elif print_ir:
         int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con, memory_budget=budget)
     else:
         with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
             int_graph, info = compile_graph(fgraph, tgt, calib.x, options, memory_budget=budget)
-    lowered = info.get("float_graph", fgraph) if isinstance(info, dict) else fgraph
-    violations = list(info.get("violations", []) if isinstance(info, dict) else [])
+    lowered: Any = info.get("float_graph", fgraph)
+    violations: list[Any] = list(info.get("violations", []))  # design-rule and placement violations
     placement = place(int_graph, tgt)
     violations += placement.violations
     blocking = [v for v in violations if v.severity == "error"]
@@ -543,6 +544,7 @@ def finetune(model: Path | str, target: str, dataset: str | None = None, out: Pa
     """Quantisation-aware fine-tuning of a checkpoint for TARGET's precision; writes a new checkpoint."""
     from neurocompile.finetune import finetune as qat
     from neurocompile.frontend import load_model
+    from neurocompile.models import SSMClassifier
     from neurocompile.models.checkpoint import save_checkpoint
     from neurocompile.target import load_target
 
@@ -559,6 +561,8 @@ def finetune(model: Path | str, target: str, dataset: str | None = None, out: Pa
     if out.exists() and not force:
         raise NeurocompileError(f"output '{out}' already exists; pass --force to overwrite it")
     tuned, metrics = qat(loaded.module, tgt, train.x, train.y, epochs=epochs, weight_bits=weight_bits)
+    if not isinstance(tuned, SSMClassifier):
+        raise InternalError(f"fine-tuning returned a {type(tuned).__name__}, not an SSMClassifier", stage="finetune")
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         save_checkpoint(tuned, tmp, metrics={**(metrics or {}), "task": spec})

@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,7 +164,7 @@ def write_artifact(
     float_graph: Graph | None,
     manifest: dict[str, Any],
     extra_json: dict[str, Any] | None = None,
-    writers: list[Callable[[Path], object]] | None = None,
+    writers: Sequence[Callable[[Path], object]] | None = None,
     force: bool = False,
     *,
     target: Target,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["TERNARY_CUT", "limit", "round_half_away", "round_half_away_like"]
 
@@ -23,10 +24,11 @@ def limit(bits: int) -> int:
     return (1 << (bits - 1)) - 1 if bits >= 1 else 0
 
 
-def round_half_away(x: np.ndarray | float) -> np.ndarray:
+def round_half_away(x: npt.NDArray[Any] | float) -> npt.NDArray[np.int64]:
     """sign(x) floor(|x| + 0.5) as int64: round half away from zero (the spec's QInput and every quantiser)."""
-    x = np.asarray(x, np.float64)
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+    v = np.asarray(x, np.float64)
+    out: npt.NDArray[np.int64] = (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
+    return out
 
 
 def round_half_away_like(x: Any) -> Any:

@@ -19,9 +19,10 @@ history: each pass, node counts and what it did (wall times are in ``info['secon
 from __future__ import annotations
 
 import time
+from types import ModuleType
 from typing import Any
 
-import numpy as np
+import numpy.typing as npt
 
 from neurocompile.errors import InternalError, IRError
 from neurocompile.ir.graph import Graph
@@ -68,7 +69,7 @@ def format_ir(graph: Graph) -> str:
     return "\n".join(lines)
 
 
-def _run_passes(graph: Graph, ctx: PassContext, passes: list, console: Any = None) -> Graph:
+def _run_passes(graph: Graph, ctx: PassContext, passes: list[ModuleType], console: Any = None) -> Graph:
     opts = ctx.options
     history = list(graph.meta.get("passes", []))
     if opts.verify:
@@ -94,14 +95,14 @@ def _run_passes(graph: Graph, ctx: PassContext, passes: list, console: Any = Non
 
 
 def lower_graph(float_graph: Graph, target: Any = None, options: CompileOptions | None = None,
-                calib_x: np.ndarray | None = None) -> Graph:
+                calib_x: npt.NDArray[Any] | None = None) -> Graph:
     """Run the float passes only (fold, discretize, lower, binarize): the graph the integer one is compared with."""
     options = options or CompileOptions()
     ctx = PassContext(Precision.from_target(target, options), options, calib_x, target)
     return _run_passes(float_graph, ctx, FLOAT_PASSES)
 
 
-def compile_graph(float_graph: Graph, target: Any, calib_x: np.ndarray | Any,
+def compile_graph(float_graph: Graph, target: Any, calib_x: npt.NDArray[Any] | Any,
                   options: CompileOptions | None = None, console: Any = None,
                   memory_budget: int | None = None) -> tuple[Graph, dict[str, Any]]:
     """Compile a traced float graph to an integer graph for ``target`` (a loaded Target, or None for defaults).
