@@ -109,6 +109,11 @@ def test_custom_toml_target_works_after_the_file_is_deleted(tiny_model_file, tar
     assert json.loads((tmp_path / "sim.json").read_text())["target"] == "mychip"
     r = run("check", art, "--json")
     assert r.exit_code == 0, r.output
+    from neurocompile.backends.lava import lava_available
+
+    if lava_available():  # the Lava backend's simulator counters are placed on the snapshot too
+        r = run("simulate", art, "--limit", 1, "--no-float", "--backend", "lava")
+        assert r.exit_code == 0 and "backend lava" in r.output, r.output
     r = run("report", art, "--limit", 4, "--json", tmp_path / "own.json", "--html", tmp_path / "own.html")
     assert r.exit_code == 0, r.output
     own = json.loads((tmp_path / "own.json").read_text())
