@@ -18,7 +18,7 @@ from typing import Any
 from neurocompile import __version__
 from neurocompile.errors import ArtifactError, TargetError
 from neurocompile.fileio import sha256
-from neurocompile.target import Target, target_from_dict
+from neurocompile.target import NAME_RE, Target, target_from_dict
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "TARGET_FILE", "read_manifest", "read_target", "validate_manifest",
            "verify_files"]
@@ -35,7 +35,6 @@ MAX_INPUT_SIZE = 1 << 24
 MAX_STEPS = 1 << 31
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 REQUIRED_FILES = ("int/graph.json", TARGET_FILE)
 
 
@@ -112,7 +111,7 @@ def validate_manifest(path: Path, m: Any) -> dict[str, Any]:
         if name not in files:
             raise _bad(path, "files", f"'{name}' is not listed")
     tname = m["target"].get("name")
-    if not isinstance(tname, str) or not _TARGET_NAME.match(tname):
+    if not isinstance(tname, str) or not NAME_RE.match(tname):
         raise _bad(path, "target.name", f"expected a target name such as 'loihi2', got {str(tname)[:80]!r}")
     _int(path, m, "input", "size", 1, MAX_INPUT_SIZE)
     _int(path, m, "input", "steps", 1, MAX_STEPS)

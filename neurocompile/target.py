@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 FAMILIES = ("loihi1", "loihi2")
+
+#: a target name: it names artifacts (``model.<name>``) and is checked again when an artifact is loaded
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def _num(unit: str, doc: str, *, sign: str = "positive") -> Any:
@@ -530,6 +534,9 @@ def _constant(path: Path, key: str, v: Any, typ: Any, meta: typing.Mapping[str, 
 
 
 def _cross_checks(path: Path, t: Target) -> None:
+    if not NAME_RE.match(t.info.name):
+        raise _err(path, "target.name", f"{t.info.name[:80]!r} is not a target name: use 1 to 64 lowercase letters, "
+                                        "digits, '-' and '_', starting with a letter or digit")
     if t.info.family not in FAMILIES:
         raise _err(path, "target.family", f"unknown family '{t.info.family}' (expected one of: {', '.join(FAMILIES)})")
     if t.precision.weight_exp_min > t.precision.weight_exp_max:

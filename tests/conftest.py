@@ -94,7 +94,7 @@ def target_file(tmp_path: Path) -> Callable[..., Path]:
 
     def make(base: str = "loihi2", name: str | None = None, **edits: float) -> Path:
         text = edit_target_text((targets_dir() / f"{base}.toml").read_text(), name=name, **edits)
-        p = tmp_path / f"{name or base}.toml"
+        p = tmp_path / f"target{len(list(tmp_path.glob('target*.toml')))}.toml"  # numbered: a test may write several
         p.write_text(text)
         return p
 

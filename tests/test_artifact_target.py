@@ -57,6 +57,12 @@ def test_snapshot_is_checked_like_a_target_file(edit, needle, tmp_path):
     assert needle in str(exc.value) and str(tmp_path / TARGET_FILE) in str(exc.value), str(exc.value)
 
 
+@pytest.mark.parametrize("name", ["My Chip", "../evil", "-x", "a" * 65])
+def test_a_target_name_must_be_usable_in_an_artifact(target_file, name):
+    with pytest.raises(TargetError, match=r"key 'target.name': .* is not a target name"):
+        load_target(target_file(name=name))
+
+
 def test_export_stores_the_target_and_the_manifest_names_it(tiny_artifact):
     snap = json.loads((tiny_artifact / TARGET_FILE).read_text())
     assert snap == load_target("loihi2").to_dict()
