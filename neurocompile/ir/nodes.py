@@ -8,20 +8,29 @@ with zero delay along edges unless the edge carries a ``delay`` (see docs/semant
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from neurocompile.ir.traits import SPIKE_BINARY, SPIKE_NONE, SPIKE_TERNARY, StateVar, arr, attr
+
 
 @dataclass
 class Node:
-    """Base class. Subclasses set ``PORTS`` (input port names) and implement ``out_size``."""
+    """Base class. Subclasses set ``PORTS`` (input port names) and implement ``out_size``; their traits
+    (:mod:`neurocompile.ir.traits`) are ``STATE``, ``SPIKES``, field metadata and :meth:`port_sizes`."""
 
     PORTS: ClassVar[tuple[str, ...]] = ("in",)
     STATEFUL: ClassVar[bool] = False
     #: ``True`` for nodes that emit one value at the end of a sequence (readouts), not every step.
     SEQUENCE_END: ClassVar[bool] = False
+    #: State variables (integer nodes: what the kernel keeps between steps).
+    STATE: ClassVar[tuple[StateVar, ...]] = ()
+    #: How the output is a spike: 'none' (graded), 'binary' ({0, 1}) or 'ternary' ({-1, 0, 1}).
+    SPIKES: ClassVar[str] = SPIKE_NONE
+    #: ``True`` for graph inputs (the nodes listed in ``graph.inputs``; they take no edges).
+    IS_INPUT: ClassVar[bool] = False
 
     @property
     def op(self) -> str:
@@ -29,6 +38,18 @@ class Node:
 
     def out_size(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def port_sizes(self) -> dict[str, int | None]:
+        """The input size each port expects (None: not determined by the node's own fields)."""
+        return {p: self.out_size() for p in self.PORTS}
+
+    def state_vars(self) -> tuple[StateVar, ...]:
+        """This node's state variables (``STATE``; a node whose state depends on a field overrides this)."""
+        return self.STATE
+
+    def check_fields(self) -> list[tuple[str, str]]:
+        """(rule, message) for invariants that field metadata cannot state (none by default)."""
+        return []
 
     def params(self) -> dict[str, np.ndarray]:
         """The node's array fields (weights, tables), by field name."""
@@ -52,6 +73,7 @@ class Input(Node):
     """
 
     PORTS: ClassVar[tuple[str, ...]] = ()
+    IS_INPUT: ClassVar[bool] = True
     size: int = 1  # features per step
     tokens: bool = False  # True: integer token ids in [0, vocab)
     vocab: int = 0
@@ -64,10 +86,13 @@ class Input(Node):
 class Embedding(Node):
     """Token embedding. :math:`y_t = E[x_t]`, E of shape [vocab, H]."""
 
-    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [vocab, H]
+    weight: np.ndarray = arr(lambda: np.zeros((0, 0), np.float32), dims=("V", "H"), anchor=True)  # [vocab, H]
 
     def out_size(self) -> int:
         return int(self.weight.shape[1])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": 1}
 
 
 @dataclass
@@ -77,11 +102,14 @@ class Affine(Node):
     where W is [out, in] and b is [out] (zeros when the module had no bias).
     """
 
-    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [out, in]
-    bias: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [out]
+    weight: np.ndarray = arr(lambda: np.zeros((0, 0), np.float32), dims=("O", "I"), anchor=True)  # [out, in]
+    bias: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("O",))  # [out]
 
     def out_size(self) -> int:
         return int(self.weight.shape[0])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": _dim(self.weight, 1)}
 
 
 @dataclass
@@ -98,13 +126,13 @@ class S4D(Node):
     """
 
     STATEFUL: ClassVar[bool] = True
-    log_dt: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H], log seconds-free step
-    A_re: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [H, M], negative
-    A_im: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [H, M]
-    B: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
-    C: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
-    D: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
-    C2: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M] or empty
+    log_dt: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H], log seconds-free step
+    A_re: np.ndarray = arr(lambda: np.zeros((0, 0), np.float32), dims=("H", "M"), anchor=True)  # [H, M], negative
+    A_im: np.ndarray = arr(lambda: np.zeros((0, 0), np.float32), dims=("H", "M"))  # [H, M]
+    B: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"))  # [H, M]
+    C: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"))  # [H, M]
+    D: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H]
+    C2: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"), optional=True)  # [H, M] or empty
 
     @property
     def bidirectional(self) -> bool:
@@ -112,6 +140,9 @@ class S4D(Node):
 
     def out_size(self) -> int:
         return int(self.D.shape[0])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": self.out_size()}
 
 
 @dataclass
@@ -128,11 +159,14 @@ class ModeBank(Node):
     """
 
     STATEFUL: ClassVar[bool] = True
-    dA: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
-    dB: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
+    dA: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"), anchor=True)  # [H, M]
+    dB: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"))  # [H, M]
 
     def out_size(self) -> int:
         return int(self.dA.size * 2)
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": _dim(self.dA, 0)}
 
 
 @dataclass
@@ -146,11 +180,14 @@ class ModeReadout(Node):
     """
 
     PORTS: ClassVar[tuple[str, ...]] = ("state", "skip")
-    C: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
-    D: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+    C: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"), anchor=True)  # [H, M]
+    D: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H]
 
     def out_size(self) -> int:
         return int(self.D.shape[0])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"state": int(self.C.size) * 2, "skip": self.out_size()}
 
 
 @dataclass
@@ -166,10 +203,11 @@ class LIF(Node):
     """
 
     STATEFUL: ClassVar[bool] = True
+    SPIKES: ClassVar[str] = SPIKE_BINARY
     tau: float = 0.125  # decay factor per step
-    vth: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
-    reset: str = "zero"  # 'zero' | 'subtract'
-    compare: str = ">="  # '>=' | '>'
+    vth: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True)  # [H]
+    reset: str = attr("zero", choices=("zero", "subtract"))
+    compare: str = attr(">=", choices=(">=", ">"))
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -179,8 +217,9 @@ class LIF(Node):
 class Heaviside(Node):
     """Stateless spike (Binary S4D). :math:`s_t = [x_t > V_{th}]` with V_th = 0 by default, per channel."""
 
-    vth: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
-    compare: str = ">"  # '>' | '>='
+    SPIKES: ClassVar[str] = SPIKE_BINARY
+    vth: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",), anchor=True)  # [H]
+    compare: str = attr(">", choices=(">", ">="))
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -198,10 +237,11 @@ class RefractoryLIF(Node):
     """
 
     STATEFUL: ClassVar[bool] = True
+    SPIKES: ClassVar[str] = SPIKE_BINARY
     tau: float = 0.125
     lam: float = 0.5
-    vth: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
-    rho: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+    vth: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True)  # [H]
+    rho: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H]
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -216,11 +256,15 @@ class GLU(Node):
     def out_size(self) -> int:
         return self.size
 
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": 2 * self.size}
+
 
 @dataclass
 class Ternarize(Node):
     """Per-step ternarisation (GSU). :math:`t = \\mathrm{sign}(x) [|x| \\ge \\theta \\max_j |x_j|]`."""
 
+    SPIKES: ClassVar[str] = SPIKE_TERNARY
     size: int = 0
     threshold: float = 0.15  # theta, fraction of the per-step max |x|
 
@@ -243,7 +287,7 @@ class Mul(Node):
 class Activation(Node):
     """Elementwise nonlinearity: ``fn`` in {'sigmoid', 'gelu', 'relu', 'identity'}. :math:`y = f(x)`."""
 
-    fn: str = "identity"
+    fn: str = attr("identity", choices=("sigmoid", "gelu", "relu", "identity"))
     size: int = 0
 
     def out_size(self) -> int:
@@ -260,11 +304,11 @@ class Norm(Node):
     ``kind`` 'layer': mu, var are computed over the H channels of each step (``mean``/``var`` empty).
     """
 
-    kind: str = "batch"  # 'batch' | 'layer'
-    weight: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
-    bias: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
-    mean: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H] (batch only)
-    var: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H] (batch only)
+    kind: str = attr("batch", choices=("batch", "layer"))
+    weight: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True)  # [H]
+    bias: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H]
+    mean: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",), when=("kind", "batch"))  # [H] (batch)
+    var: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), when=("kind", "batch"))  # [H] (batch)
     eps: float = 1e-5
 
     def out_size(self) -> int:
@@ -291,6 +335,10 @@ class MeanPool(Node):
 
     def out_size(self) -> int:
         return self.size
+
+
+def _dim(a: np.ndarray, i: int) -> int | None:
+    return int(a.shape[i]) if a.ndim > i else None
 
 
 FLOAT_NODES: dict[str, type[Node]] = {
