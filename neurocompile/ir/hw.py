@@ -32,6 +32,7 @@ def _i(*shape: int) -> np.ndarray:
 class QNode(Node):
     """Base of integer nodes."""
 
+    FAMILY: ClassVar[str] = "int"
     out_scale: float = 1.0  # real value per integer unit of the output
     out_bits: int = bits(24)  # signed output width (bits); 1 = binary spikes {0, 1}
 
@@ -119,6 +120,7 @@ class QModeBank(QNode):
     STATEFUL: ClassVar[bool] = True
     STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("re", "out_bits", like="a_re"),
                                              StateVar("im", "out_bits", like="a_re"))
+    STATE_OPS_PER_UNIT: ClassVar[int] = 2  # the 2x2 rotation: 4 products per (re, im) pair
     a_re: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), anchor=True, unit="coef_frac_bits")  # [H, M], F frac
     a_im: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), unit="coef_frac_bits")  # [H, M], F fractional bits
     b_re: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), fits="weight_bits")  # [H, M]
@@ -238,6 +240,7 @@ class QLUT(QNode):
     ``fn`` names the function it tabulates (for reports and error measurement).
     """
 
+    LOOKUPS_PER_STEP: ClassVar[int | str] = "out"
     table: np.ndarray = arr(lambda: _i(0), dims=("N",), anchor=True, fits="out_bits")
     in_shift: int = 0
     offset: int = 0
@@ -365,6 +368,7 @@ class QLayerNorm(QNode):
     L - 2 bits of relative precision over the whole range of V; the 2^-j is folded into the output shift.
     """
 
+    LOOKUPS_PER_STEP: ClassVar[int | str] = 1  # one 1/sqrt per step
     size: int = 0
     mean_mul: int = attr(1, range=(1, 1 << 40))
     mean_shift: int = attr(0, range=(0, 62))

@@ -29,8 +29,13 @@ class Node:
     STATE: ClassVar[tuple[StateVar, ...]] = ()
     #: How the output is a spike: 'none' (graded), 'binary' ({0, 1}) or 'ternary' ({-1, 0, 1}).
     SPIKES: ClassVar[str] = SPIKE_NONE
+    #: 'float' (what the frontend produces) or 'int' (hardware nodes, :mod:`neurocompile.ir.hw`).
+    FAMILY: ClassVar[str] = "float"
     #: ``True`` for graph inputs (the nodes listed in ``graph.inputs``; they take no edges).
     IS_INPUT: ClassVar[bool] = False
+    #: Counters: table look-ups per step ('out': one per output unit) and state-update operations per output unit.
+    LOOKUPS_PER_STEP: ClassVar[int | str] = 0
+    STATE_OPS_PER_UNIT: ClassVar[int] = 0
 
     @property
     def op(self) -> str:

@@ -245,7 +245,7 @@ def verify(graph: Graph) -> list[Violation]:
         defaults = field_defaults(type(obj))
         for m in _attr_rules(cls_name, obj, defaults):
             add("attr", name, m)
-        integer = cls_name in hw.INT_NODES
+        integer = obj.FAMILY == "int"
         dmsgs, fmsgs = _array_rules(obj, defaults, integer)
         for m in dmsgs:
             add("dtype", name, m)
