@@ -121,6 +121,7 @@ class QModeBank(QNode):
     STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("re", "out_bits", like="a_re"),
                                              StateVar("im", "out_bits", like="a_re"))
     STATE_OPS_PER_UNIT: ClassVar[int] = 2  # the 2x2 rotation: 4 products per (re, im) pair
+    OUTPUT_IS_STATE: ClassVar[bool] = True
     a_re: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), anchor=True, unit="coef_frac_bits")  # [H, M], F frac
     a_im: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), unit="coef_frac_bits")  # [H, M], F fractional bits
     b_re: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), fits="weight_bits")  # [H, M]
@@ -289,6 +290,7 @@ class QTernarize(QNode):
 class QAdd(QNode):
     """Saturating sum of all inputs. :math:`y = \\mathrm{sat}(\\sum_i x_i, b_{out})`."""
 
+    SUMS_INPUTS: ClassVar[bool] = True
     size: int = 0
 
     def out_size(self) -> int:

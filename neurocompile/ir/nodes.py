@@ -36,6 +36,10 @@ class Node:
     #: Counters: table look-ups per step ('out': one per output unit) and state-update operations per output unit.
     LOOKUPS_PER_STEP: ClassVar[int | str] = 0
     STATE_OPS_PER_UNIT: ClassVar[int] = 0
+    #: ``True`` when the output is the node's new state, its ``STATE`` variables interleaved on the last axis.
+    OUTPUT_IS_STATE: ClassVar[bool] = False
+    #: ``True`` when the output is the sum of the inputs (a residual add: inputs and output share one scale).
+    SUMS_INPUTS: ClassVar[bool] = False
 
     @property
     def op(self) -> str:
@@ -51,6 +55,10 @@ class Node:
     def state_vars(self) -> tuple[StateVar, ...]:
         """This node's state variables (``STATE``; a node whose state depends on a field overrides this)."""
         return self.STATE
+
+    def must_lower(self) -> bool:
+        """True for a float node the lowering passes (fold, discretize, lower) replace before quantisation."""
+        return False
 
     def check_fields(self) -> list[tuple[str, str]]:
         """(rule, message) for invariants that field metadata cannot state (none by default)."""
@@ -143,6 +151,9 @@ class S4D(Node):
     def bidirectional(self) -> bool:
         return self.C2.size > 0
 
+    def must_lower(self) -> bool:
+        return True  # discretize: a ModeBank and a ModeReadout
+
     def out_size(self) -> int:
         return int(self.D.shape[0])
 
@@ -210,7 +221,7 @@ class LIF(Node):
     STATEFUL: ClassVar[bool] = True
     SPIKES: ClassVar[str] = SPIKE_BINARY
     tau: float = 0.125  # decay factor per step
-    vth: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True)  # [H]
+    vth: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True, input_units=True)  # [H]
     reset: str = attr("zero", choices=("zero", "subtract"))
     compare: str = attr(">=", choices=(">=", ">"))
 
@@ -223,7 +234,7 @@ class Heaviside(Node):
     """Stateless spike (Binary S4D). :math:`s_t = [x_t > V_{th}]` with V_th = 0 by default, per channel."""
 
     SPIKES: ClassVar[str] = SPIKE_BINARY
-    vth: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",), anchor=True)  # [H]
+    vth: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",), anchor=True, input_units=True)  # [H]
     compare: str = attr(">", choices=(">", ">="))
 
     def out_size(self) -> int:
@@ -245,8 +256,8 @@ class RefractoryLIF(Node):
     SPIKES: ClassVar[str] = SPIKE_BINARY
     tau: float = 0.125
     lam: float = 0.5
-    vth: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True)  # [H]
-    rho: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H]
+    vth: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True, input_units=True)  # [H]
+    rho: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",), input_units=True)  # [H]
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -263,6 +274,9 @@ class GLU(Node):
 
     def port_sizes(self) -> dict[str, int | None]:
         return {"in": 2 * self.size}
+
+    def must_lower(self) -> bool:
+        return True  # lower: Affine halves, a sigmoid table and a Mul
 
 
 @dataclass
@@ -319,11 +333,15 @@ class Norm(Node):
     def out_size(self) -> int:
         return int(self.weight.shape[0])
 
+    def must_lower(self) -> bool:
+        return self.kind != "layer"  # fold: batch statistics go into the neighbouring weights
+
 
 @dataclass
 class Add(Node):
     """Sum of all inputs (residual add). :math:`y = \\sum_i x_i`."""
 
+    SUMS_INPUTS: ClassVar[bool] = True
     size: int = 0
 
     def out_size(self) -> int:

@@ -66,16 +66,18 @@ def state_bits_per_unit(node: Any) -> int:
 
 def arr(factory: Any, *, dims: tuple[str, ...] = (), anchor: bool = False, fits: int | str | None = None,
         unit: str | None = None, range: tuple[int, int | None] | None = None, optional: bool = False,
-        when: tuple[str, str] | None = None) -> Any:
+        when: tuple[str, str] | None = None, input_units: bool = False) -> Any:
     """An array field with its traits.
 
     ``dims``: one symbol per dimension; symbols are bound by the ``anchor`` field (checked first) or name an
     integer field of the node; ``fits``: signed bits every value must fit (int or field name); ``unit``: the
     fractional-bits field F with |value| <= 2^F; ``range``: (lo, hi) inclusive (hi None: no upper bound);
-    ``optional``: an empty array is allowed; ``when``: (field, value): the shape is checked only then.
+    ``optional``: an empty array is allowed; ``when``: (field, value): the shape is checked only then;
+    ``input_units``: the values are in the units of the node's input (a threshold): scaling the input by k and
+    these fields by k leaves the output unchanged.
     """
     meta = {k: v for k, v in (("dims", dims), ("anchor", anchor), ("fits", fits), ("unit", unit), ("range", range),
-                               ("optional", optional), ("when", when)) if v}
+                               ("optional", optional), ("when", when), ("input_units", input_units)) if v}
     return dataclasses.field(default_factory=factory, metadata=meta)
 
 
