@@ -59,9 +59,21 @@ class StateVar:
         return tuple(int(d) for d in getattr(node, self.like).shape)
 
 
+def state_bits(node: Any) -> int:
+    """Persistent state bits of one sample: every state variable's width x copies x values."""
+    total = 0
+    for v in node.state_vars():
+        values = 1
+        for d in v.shape(node):
+            values *= d
+        total += v.bits(node) * v.copies(node) * values
+    return total
+
+
 def state_bits_per_unit(node: Any) -> int:
-    """Persistent state bits per output unit (compartment): the sum of every state variable's width x copies."""
-    return sum(v.bits(node) * v.copies(node) for v in node.state_vars())
+    """Persistent state bits per output unit (one compartment: a QModeBank's re or im, a neuron)."""
+    n = int(node.out_size())
+    return state_bits(node) // n if n else 0
 
 
 def arr(factory: Any, *, dims: tuple[str, ...] = (), anchor: bool = False, fits: int | str | None = None,
