@@ -85,6 +85,7 @@ class QDense(QNode):
     (Lava's Dense). ``delay`` is the synaptic delay in steps (Lava's Dense: 1).
     """
 
+    SATURATES: ClassVar[bool] = True
     weight: np.ndarray = arr(lambda: _i(0, 0), dims=("O", "I"), anchor=True, fits="weight_bits")  # [out, in]
     bias: np.ndarray = arr(lambda: _i(0), dims=("O",))  # [out], in accumulator units
     shift: np.ndarray = arr(lambda: _i(0), dims=("O",))  # [out], bits
@@ -117,6 +118,7 @@ class QModeBank(QNode):
     Output: the new state, flattened ``(h * M + m) * 2 + {0: re, 1: im}``.
     """
 
+    SATURATES: ClassVar[bool] = True
     STATEFUL: ClassVar[bool] = True
     STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("re", "out_bits", like="a_re"),
                                              StateVar("im", "out_bits", like="a_re"))
@@ -147,6 +149,7 @@ class QModeReadout(QNode):
     Ports: ``state`` (QModeBank output) and ``skip`` (u, the ModeBank's input).
     """
 
+    SATURATES: ClassVar[bool] = True
     PORTS: ClassVar[tuple[str, ...]] = ("state", "skip")
     c_re: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), anchor=True, fits="weight_bits")  # [H, M]
     c_im: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), fits="weight_bits")  # [H, M]
@@ -256,6 +259,7 @@ class QLUT(QNode):
 class QMul(QNode):
     """Elementwise product. :math:`y = \\mathrm{sat}(\\mathrm{rsh\\_round}(a \\cdot b, k), b_{out})`, k = ``shift``."""
 
+    SATURATES: ClassVar[bool] = True
     PORTS: ClassVar[tuple[str, ...]] = ("a", "b")
     shift: int = 0
     size: int = 0
@@ -290,6 +294,7 @@ class QTernarize(QNode):
 class QAdd(QNode):
     """Saturating sum of all inputs. :math:`y = \\mathrm{sat}(\\sum_i x_i, b_{out})`."""
 
+    SATURATES: ClassVar[bool] = True
     SUMS_INPUTS: ClassVar[bool] = True
     size: int = 0
 
@@ -306,6 +311,7 @@ class QAccumulate(QNode):
     ``out_bits`` is the accumulator width (saturating).
     """
 
+    SATURATES: ClassVar[bool] = True
     STATEFUL: ClassVar[bool] = True
     SEQUENCE_END: ClassVar[bool] = True
     STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("acc", "out_bits"),)
@@ -370,6 +376,7 @@ class QLayerNorm(QNode):
     L - 2 bits of relative precision over the whole range of V; the 2^-j is folded into the output shift.
     """
 
+    SATURATES: ClassVar[bool] = True
     LOOKUPS_PER_STEP: ClassVar[int | str] = 1  # one 1/sqrt per step
     size: int = 0
     mean_mul: int = attr(1, range=(1, 1 << 40))

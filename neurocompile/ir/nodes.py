@@ -38,6 +38,9 @@ class Node:
     STATE_OPS_PER_UNIT: ClassVar[int] = 0
     #: ``True`` when the output is the node's new state, its ``STATE`` variables interleaved on the last axis.
     OUTPUT_IS_STATE: ClassVar[bool] = False
+    #: ``True`` when the output ends with ``sat(., out_bits)`` (integer nodes: |output| <= limit(out_bits) when
+    #: out_bits > 0; the simulator's exactness bounds rely on it).
+    SATURATES: ClassVar[bool] = False
     #: ``True`` when the output is the sum of the inputs (a residual add: inputs and output share one scale).
     SUMS_INPUTS: ClassVar[bool] = False
 

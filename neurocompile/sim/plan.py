@@ -74,14 +74,20 @@ def _abs_max(a: Array) -> int:
 Bound = Callable[[hw.QNode, dict[str, "int | None"]], "int | None"]
 
 #: node class -> compile-time bound on |output| ``(node, port bounds) -> int | None`` (Python ints: no overflow).
-#: Only node types whose kernel provably limits the output have one (spikes, tables, and the nodes that end with
-#: ``sat(., out_bits)``); an exempt type gets None, which keeps its consumers on int64.
+#: The default reads the node's traits (``SPIKES``, ``SATURATES``); tables, inputs and unsaturated sums have their
+#: own entries. None (not bounded) keeps the node's consumers on int64.
 BOUND: Registry[Bound] = Registry("sim-bound", family="int")
 
 
-@BOUND.register(*(c for c in hw.INT_NODES.values() if c.SPIKES != SPIKE_NONE))
-def _spike_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
-    return 1  # outputs in {-1, 0, 1}
+@BOUND.register(hw.QNode)
+def _trait_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
+    """From the node's traits: a spike is in {-1, 0, 1}; a node ending with sat(., out_bits) stays within
+    limit(out_bits); anything else is not bounded at compile time."""
+    if node.SPIKES != SPIKE_NONE:
+        return 1
+    if node.SATURATES and int(node.out_bits) > 0:
+        return limit(int(node.out_bits))
+    return None
 
 
 @BOUND.register(hw.QEmbedding, hw.QLUT)
@@ -100,12 +106,6 @@ def _saturated(fn: Bound) -> Bound:
     def bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
         return limit(int(node.out_bits)) if int(node.out_bits) > 0 else fn(node, ins)
     return bound
-
-
-@BOUND.register(hw.QModeBank, hw.QAccumulate, hw.QLayerNorm)
-@_saturated
-def _sat_only_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
-    return None
 
 
 @BOUND.register(hw.QDense)
