@@ -72,3 +72,12 @@ def test_verifier_reads_range_metadata() -> None:
     assert any(m.startswith("decay=5000") for m in msgs)
     assert any(m.startswith("weight value 1000") for m in msgs)
     assert any(m.startswith("shift values") for m in msgs)
+
+
+def test_a_spiking_kind_means_spike_messages() -> None:
+    """``SPIKES`` (the class's kind) and ``QNode.spiking`` (the message width) agree on every spiking node type."""
+    for name, node in _int_nodes():
+        if node.SPIKES != SPIKE_NONE:
+            assert node.spiking, name
+    assert not hw.QInput(tokens=True, out_bits=1).spiking
+    assert hw.QInput(out_bits=1).spiking  # a spike input (NIR import)

@@ -38,8 +38,11 @@ class QNode(Node):
 
     @property
     def spiking(self) -> bool:
-        """True when the output is a binary (or ternary) spike rather than a graded message."""
-        return self.out_bits <= 2
+        """True when the output messages are spikes: binary or ternary values (1 <= out_bits <= 2; a spiking
+        neuron's ``SPIKES`` kind, or a spike input); token ids and host-side logits (out_bits 0) are not."""
+        if getattr(self, "tokens", False):
+            return False
+        return 1 <= int(self.out_bits) <= 2
 
 
 @dataclass

@@ -43,10 +43,8 @@ class _Plan:
 
 
 def is_spiking(node: hw.QNode) -> bool:
-    """Binary or ternary outputs (1 <= out_bits <= 2); token ids and host-side logits (out_bits 0) are not spikes."""
-    if node.IS_INPUT and getattr(node, "tokens", False):
-        return False
-    return 1 <= int(node.out_bits) <= 2
+    """Binary or ternary output messages (:attr:`hw.QNode.spiking`)."""
+    return node.spiking
 
 
 def _port_bound(bound: Mapping[str, int | None], srcs: Sequence[tuple[str, int]]) -> int | None:
