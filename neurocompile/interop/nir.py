@@ -20,6 +20,7 @@ such node. See docs/interop.md for the mapping table.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from neurocompile.errors import NeurocompileError, UnsupportedOpError
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.registry import Registry
 
 __all__ = ["DEFAULT_DT", "from_nir", "read_nir", "to_nir", "write_nir"]
 
@@ -44,23 +46,66 @@ def _nir():
     return nir
 
 
-def _why_not(n: fl.Node) -> str:
-    if isinstance(n, (fl.S4D, fl.ModeBank, fl.ModeReadout)):
-        return ("NIR 1.0 has no diagonal-SSM (complex-mode) node: its LI is a real, per-neuron leak and cannot "
-                "carry the 2x2 decay-rotation of a complex mode")
-    if isinstance(n, fl.LIF):
-        return f"NIR's LIF resets to v_reset (hard reset); reset {n.reset!r} has no NIR equivalent"
-    if isinstance(n, (fl.Mul, fl.GLU)):
-        return "NIR 1.0 has no elementwise product of two signals (gating)"
-    if isinstance(n, fl.Activation):
-        return f"NIR 1.0 has no {n.fn!r} activation node"
-    if isinstance(n, fl.MeanPool):
-        return "NIR 1.0 has no mean-over-time (sequence-end) node"
-    if isinstance(n, fl.RefractoryLIF):
-        return "NIR 1.0 has no neuron with a decaying refractory trace"
-    if isinstance(n, fl.Input):
+#: float node class -> ``(nir, name, node, dt) -> NIR node``, or a string saying why NIR 1.0 cannot express it.
+EXPORT: Registry[Callable[[Any, str, Any, float], Any]] = Registry("nir-export", family="float")
+
+
+def _no_nir(why: str) -> Callable[[Any, str, Any, float], str]:
+    return lambda nir, name, n, dt: why
+
+
+EXPORT.register(fl.S4D, fl.ModeBank, fl.ModeReadout)(_no_nir(
+    "NIR 1.0 has no diagonal-SSM (complex-mode) node: its LI is a real, per-neuron leak and cannot carry the 2x2 "
+    "decay-rotation of a complex mode"))
+EXPORT.register(fl.Mul, fl.GLU)(_no_nir("NIR 1.0 has no elementwise product of two signals (gating)"))
+EXPORT.register(fl.MeanPool)(_no_nir("NIR 1.0 has no mean-over-time (sequence-end) node"))
+EXPORT.register(fl.RefractoryLIF)(_no_nir("NIR 1.0 has no neuron with a decaying refractory trace"))
+EXPORT.register(fl.Embedding, fl.Ternarize, fl.Norm)(_no_nir("no NIR 1.0 primitive expresses it"))
+
+
+@EXPORT.register(fl.Activation)
+def _activation_nir(nir: Any, name: str, n: fl.Activation, dt: float) -> Any:
+    return f"NIR 1.0 has no {n.fn!r} activation node"
+
+
+@EXPORT.register(fl.Input)
+def _input_nir(nir: Any, name: str, n: fl.Input, dt: float) -> Any:
+    if n.tokens:
         return "token-id inputs have no NIR type"
-    return "no NIR 1.0 primitive expresses it"
+    return nir.Input(input_type=np.array([n.out_size()]))
+
+
+@EXPORT.register(fl.Affine)
+def _affine_nir(nir: Any, name: str, n: fl.Affine, dt: float) -> Any:
+    return nir.Affine(weight=n.weight.astype(np.float32), bias=n.bias.astype(np.float32))
+
+
+@EXPORT.register(fl.LIF)
+def _lif_nir(nir: Any, name: str, n: fl.LIF, dt: float) -> Any:
+    if n.reset != "zero":
+        return f"NIR's LIF resets to v_reset (hard reset); reset {n.reset!r} has no NIR equivalent"
+    size = n.out_size()
+    vth = n.vth.astype(np.float32)
+    meta = {"neurocompile.compare": n.compare, "neurocompile.dt": float(dt)}
+    if float(n.tau) == 1.0:  # no leak: an integrate-and-fire neuron, v += dt R I
+        return nir.IF(r=np.full(size, 1.0 / dt, np.float32), v_threshold=vth, v_reset=np.zeros(size, np.float32),
+                      metadata=meta)
+    a = float(n.tau)
+    if not 0.0 <= a < 1.0:
+        return f"decay factor {a} is outside [0, 1]"
+    return nir.LIF(tau=np.full(size, dt / (1.0 - a), np.float32), r=np.full(size, 1.0 / (1.0 - a), np.float32),
+                   v_leak=np.zeros(size, np.float32), v_threshold=vth, v_reset=np.zeros(size, np.float32),
+                   metadata=meta)
+
+
+@EXPORT.register(fl.Heaviside)
+def _heaviside_nir(nir: Any, name: str, n: fl.Heaviside, dt: float) -> Any:
+    return nir.Threshold(threshold=n.vth.astype(np.float32), metadata={"neurocompile.compare": n.compare})
+
+
+@EXPORT.register(fl.Add)
+def _add_nir(nir: Any, name: str, n: fl.Add, dt: float) -> Any:
+    return nir.Scale(scale=np.ones(n.out_size(), np.float32))  # NIR sums the edges into a node
 
 
 def to_nir(graph: Graph, dt: float = DEFAULT_DT) -> Any:
@@ -76,33 +121,12 @@ def to_nir(graph: Graph, dt: float = DEFAULT_DT) -> Any:
     bad: list[str] = []
     nodes: dict[str, Any] = {}
     for name, n in graph.items():
-        size = n.out_size()
-        if isinstance(n, fl.Input) and not n.tokens:
-            nodes[name] = nir.Input(input_type=np.array([size]))
-        elif isinstance(n, fl.Affine):
-            nodes[name] = nir.Affine(weight=n.weight.astype(np.float32), bias=n.bias.astype(np.float32))
-        elif isinstance(n, fl.LIF) and n.reset == "zero":
-            vth = n.vth.astype(np.float32)
-            meta = {"neurocompile.compare": n.compare, "neurocompile.dt": float(dt)}
-            if float(n.tau) == 1.0:  # no leak: an integrate-and-fire neuron, v += dt R I
-                nodes[name] = nir.IF(r=np.full(size, 1.0 / dt, np.float32), v_threshold=vth,
-                                     v_reset=np.zeros(size, np.float32), metadata=meta)
-            else:
-                a = float(n.tau)
-                if not 0.0 <= a < 1.0:
-                    bad.append(f"'{name}' (LIF): decay factor {a} is outside [0, 1]")
-                    continue
-                nodes[name] = nir.LIF(tau=np.full(size, dt / (1.0 - a), np.float32),
-                                      r=np.full(size, 1.0 / (1.0 - a), np.float32),
-                                      v_leak=np.zeros(size, np.float32), v_threshold=vth,
-                                      v_reset=np.zeros(size, np.float32), metadata=meta)
-        elif isinstance(n, fl.Heaviside):
-            nodes[name] = nir.Threshold(threshold=n.vth.astype(np.float32),
-                                        metadata={"neurocompile.compare": n.compare})
-        elif isinstance(n, fl.Add):
-            nodes[name] = nir.Scale(scale=np.ones(size, np.float32))  # NIR sums the edges into a node
+        rule = EXPORT.get(n)
+        made = rule(nir, name, n, dt) if rule is not None else "no NIR 1.0 primitive expresses it"
+        if isinstance(made, str):
+            bad.append(f"'{name}' ({n.op}): {made}")
         else:
-            bad.append(f"'{name}' ({n.op}): {_why_not(n)}")
+            nodes[name] = made
     if bad:
         raise UnsupportedOpError(
             f"graph '{graph.name}' cannot be written as NIR: node {'; node '.join(bad)}. NIR export supports "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ import numpy as np
 from neurocompile.errors import IRError, NeurocompileError, UnsupportedOpError
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.registry import Registry
+from neurocompile.ir.traits import SPIKE_BINARY
 
 __all__ = ["OPSET", "SUPPORTED_ONNX", "export_onnx", "onnx_model", "run_onnx"]
 
@@ -136,111 +139,181 @@ def _mode_readout(b: _Builder, name: str, state: str, skip: str, C: np.ndarray, 
     return b.op("Add", [y, b.op("Mul", [d, skip], name)], name, out=out)
 
 
+#: float node class -> ``(builder, name, node, port tensors, steps tensor) -> output tensor name``.
+EXPORT: Registry[Callable[..., str]] = Registry(
+    "onnx-export", family="float", exempt={"Input": "graph inputs become ONNX graph inputs in onnx_model"})
+
+
 def _emit(b: _Builder, name: str, n: fl.Node, ins: dict[str, str], steps: str | None) -> str:
     """Emit node ``name``; its output tensor is named ``name``. Returns the output tensor name."""
+    rule = EXPORT.get(n)
+    if rule is None:
+        raise _unsupported(name, n)
+    return rule(b, name, n, ins, steps)
+
+
+@EXPORT.register(fl.Embedding)
+def _onnx_embedding(b: _Builder, name: str, n: fl.Embedding, ins: dict[str, str], steps: str | None) -> str:
     x = ins.get("in")
     f64 = np.float64
-    if isinstance(n, fl.Embedding):
-        w = b.const(f"{name}.weight", n.weight.astype(f64))
-        g = b.op("Gather", [w, x], name, axis=0)  # [B, 1, H]
-        return b.op("Reshape", [g, b.const(f"{name}.shape", [-1, n.weight.shape[1]], np.int64)], name, out=name)
-    if isinstance(n, fl.Affine):
-        w = b.const(f"{name}.weight_t", n.weight.astype(f64).T)
-        return b.op("Add", [b.op("MatMul", [x, w], name), b.const(f"{name}.bias", n.bias.astype(f64))], name,
-                    out=name)
-    if isinstance(n, fl.S4D):
-        if n.bidirectional:
-            raise _unsupported(name, n, "a bidirectional S4D reads the sequence backwards, which a streaming step "
-                                        "model cannot; retrain with bidirectional=False")
-        from neurocompile.ir.interpret import s4d_discretize
+    w = b.const(f"{name}.weight", n.weight.astype(f64))
+    g = b.op("Gather", [w, x], name, axis=0)  # [B, 1, H]
+    return b.op("Reshape", [g, b.const(f"{name}.shape", [-1, n.weight.shape[1]], np.int64)], name, out=name)
 
-        dA, dB = s4d_discretize(n)
-        st = _mode_bank(b, name, x, dA, dB)
-        return _mode_readout(b, name, st, x, n.C, n.D, out=name)
-    if isinstance(n, fl.ModeBank):
-        return _mode_bank(b, name, x, n.dA, n.dB, out=name)
-    if isinstance(n, fl.ModeReadout):
-        return _mode_readout(b, name, ins["state"], ins["skip"], n.C, n.D, out=name)
-    if isinstance(n, fl.LIF):
-        if n.reset not in ("zero", "subtract") or n.compare not in (">=", ">"):
-            raise _unsupported(name, n, f"reset {n.reset!r} / compare {n.compare!r} unknown")
-        v_in, v_out = b.state(name, "v", n.out_size())
-        vth = b.const(f"{name}.vth", n.vth.astype(f64))
-        vp = b.op("Add", [b.op("Mul", [v_in, b.const(f"{name}.tau", float(n.tau))], name), x], name)
-        s = b.op("GreaterOrEqual" if n.compare == ">=" else "Greater", [vp, vth], name)
-        after = b.const("zero", 0.0) if n.reset == "zero" else b.op("Sub", [vp, vth], name)
-        b.op("Where", [s, after, vp], name, out=v_out)
-        return b.op("Cast", [s], name, out=name, to=b.elem)
-    if isinstance(n, fl.RefractoryLIF):
-        v_in, v_out = b.state(name, "v", n.out_size())
-        s_in, s_out = b.state(name, "s", n.out_size())
-        r_in, r_out = b.state(name, "r", n.out_size())
-        vth = b.const(f"{name}.vth", n.vth.astype(f64))
-        v = b.op("Add", [b.op("Mul", [v_in, b.const(f"{name}.tau", float(n.tau))], name), x], name)
-        v = b.op("Sub", [v, b.op("Mul", [vth, s_in], name)], name)
-        v = b.op("Sub", [v, b.op("Mul", [b.const(f"{name}.rho", n.rho.astype(f64)), r_in], name)], name, out=v_out)
-        s = b.op("Cast", [b.op("GreaterOrEqual", [v, vth], name)], name, out=name, to=b.elem)
-        b.op("Identity", [s], name, out=s_out)
-        b.op("Add", [b.op("Mul", [r_in, b.const(f"{name}.lam", float(n.lam))], name), s], name, out=r_out)
-        return s
-    if isinstance(n, fl.Heaviside):
-        vth = b.const(f"{name}.vth", n.vth.astype(f64))
-        s = b.op("GreaterOrEqual" if n.compare == ">=" else "Greater", [x, vth], name)
-        return b.op("Cast", [s], name, out=name, to=b.elem)
-    if isinstance(n, fl.GLU):
-        a = b.op("Slice", [x, b.const("zero_i", [0], np.int64), b.const(f"{name}.h", [n.size], np.int64),
-                           b.const("axis_1", [1], np.int64)], name)
-        g = b.op("Slice", [x, b.const(f"{name}.h", [n.size], np.int64), b.const(f"{name}.h2", [2 * n.size], np.int64),
-                           b.const("axis_1", [1], np.int64)], name)
-        return b.op("Mul", [a, b.op("Sigmoid", [g], name)], name, out=name)
-    if isinstance(n, fl.Ternarize):
-        mag = b.op("Abs", [x], name)
-        peak = b.op("ReduceMax", [mag], name, axes=[1], keepdims=1)
-        keep = b.op("And", [b.op("GreaterOrEqual", [mag, b.op("Mul", [peak, b.const(f"{name}.theta", n.threshold)],
-                                                                     name)], name),
-                            b.op("Greater", [peak, b.const("zero", 0.0)], name)], name)
-        return b.op("Mul", [b.op("Sign", [x], name), b.op("Cast", [keep], name, to=b.elem)], name, out=name)
-    if isinstance(n, fl.Mul):
-        return b.op("Mul", [ins["a"], ins["b"]], name, out=name)
-    if isinstance(n, fl.Activation):
-        if n.fn == "sigmoid":
-            return b.op("Sigmoid", [x], name, out=name)
-        if n.fn == "relu":
-            return b.op("Relu", [x], name, out=name)
-        if n.fn == "identity":
-            return b.op("Identity", [x], name, out=name)
-        if n.fn == "gelu":  # exact GELU: 0.5 x (1 + erf(x / sqrt 2))
-            z = b.op("Div", [x, b.const("sqrt2", np.sqrt(2.0))], name)
-            if b.elem != b.onnx.TensorProto.FLOAT:  # onnxruntime's CPU Erf is float32 only
-                z = b.op("Cast", [b.op("Erf", [b.op("Cast", [z], name, to=b.onnx.TensorProto.FLOAT)], name)],
-                         name, to=b.elem)
-            else:
-                z = b.op("Erf", [z], name)
-            one_p = b.op("Add", [z, b.const("one", 1.0)], name)
-            return b.op("Mul", [b.op("Mul", [x, b.const("half", 0.5)], name), one_p], name, out=name)
-        raise _unsupported(name, n, f"activation {n.fn!r} (supported: sigmoid, gelu, relu, identity)")
-    if isinstance(n, fl.Norm):
-        w, bb = b.const(f"{name}.weight", n.weight.astype(f64)), b.const(f"{name}.bias", n.bias.astype(f64))
-        if n.kind == "batch":
-            den = np.sqrt(n.var.astype(f64) + n.eps)
-            d = b.op("Sub", [x, b.const(f"{name}.mean", n.mean.astype(f64))], name)
-            y = b.op("Div", [d, b.const(f"{name}.std", den)], name)
-        elif n.kind == "layer":
-            mu = b.op("ReduceMean", [x], name, axes=[1], keepdims=1)
-            d = b.op("Sub", [x, mu], name)
-            var = b.op("ReduceMean", [b.op("Mul", [d, d], name)], name, axes=[1], keepdims=1)
-            std = b.op("Sqrt", [b.op("Add", [var, b.const(f"{name}.eps", n.eps)], name)], name)
-            y = b.op("Div", [d, std], name)
-        else:
-            raise _unsupported(name, n, f"norm kind {n.kind!r} (supported: batch, layer)")
-        return b.op("Add", [b.op("Mul", [y, w], name), bb], name, out=name)
-    if isinstance(n, fl.Add):
+
+@EXPORT.register(fl.Affine)
+def _onnx_affine(b: _Builder, name: str, n: fl.Affine, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    f64 = np.float64
+    w = b.const(f"{name}.weight_t", n.weight.astype(f64).T)
+    return b.op("Add", [b.op("MatMul", [x, w], name), b.const(f"{name}.bias", n.bias.astype(f64))], name,
+                out=name)
+
+
+@EXPORT.register(fl.S4D)
+def _onnx_s4d(b: _Builder, name: str, n: fl.S4D, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    if n.bidirectional:
+        raise _unsupported(name, n, "a bidirectional S4D reads the sequence backwards, which a streaming step "
+                                    "model cannot; retrain with bidirectional=False")
+    from neurocompile.ir.interpret import s4d_discretize
+
+    dA, dB = s4d_discretize(n)
+    st = _mode_bank(b, name, x, dA, dB)
+    return _mode_readout(b, name, st, x, n.C, n.D, out=name)
+
+
+@EXPORT.register(fl.ModeBank)
+def _onnx_modebank(b: _Builder, name: str, n: fl.ModeBank, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    return _mode_bank(b, name, x, n.dA, n.dB, out=name)
+
+
+@EXPORT.register(fl.ModeReadout)
+def _onnx_modereadout(b: _Builder, name: str, n: fl.ModeReadout, ins: dict[str, str], steps: str | None) -> str:
+    return _mode_readout(b, name, ins["state"], ins["skip"], n.C, n.D, out=name)
+
+
+@EXPORT.register(fl.LIF)
+def _onnx_lif(b: _Builder, name: str, n: fl.LIF, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    f64 = np.float64
+    if n.reset not in ("zero", "subtract") or n.compare not in (">=", ">"):
+        raise _unsupported(name, n, f"reset {n.reset!r} / compare {n.compare!r} unknown")
+    v_in, v_out = b.state(name, "v", n.out_size())
+    vth = b.const(f"{name}.vth", n.vth.astype(f64))
+    vp = b.op("Add", [b.op("Mul", [v_in, b.const(f"{name}.tau", float(n.tau))], name), x], name)
+    s = b.op("GreaterOrEqual" if n.compare == ">=" else "Greater", [vp, vth], name)
+    after = b.const("zero", 0.0) if n.reset == "zero" else b.op("Sub", [vp, vth], name)
+    b.op("Where", [s, after, vp], name, out=v_out)
+    return b.op("Cast", [s], name, out=name, to=b.elem)
+
+
+@EXPORT.register(fl.RefractoryLIF)
+def _onnx_refractorylif(b: _Builder, name: str, n: fl.RefractoryLIF, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    f64 = np.float64
+    v_in, v_out = b.state(name, "v", n.out_size())
+    s_in, s_out = b.state(name, "s", n.out_size())
+    r_in, r_out = b.state(name, "r", n.out_size())
+    vth = b.const(f"{name}.vth", n.vth.astype(f64))
+    v = b.op("Add", [b.op("Mul", [v_in, b.const(f"{name}.tau", float(n.tau))], name), x], name)
+    v = b.op("Sub", [v, b.op("Mul", [vth, s_in], name)], name)
+    v = b.op("Sub", [v, b.op("Mul", [b.const(f"{name}.rho", n.rho.astype(f64)), r_in], name)], name, out=v_out)
+    s = b.op("Cast", [b.op("GreaterOrEqual", [v, vth], name)], name, out=name, to=b.elem)
+    b.op("Identity", [s], name, out=s_out)
+    b.op("Add", [b.op("Mul", [r_in, b.const(f"{name}.lam", float(n.lam))], name), s], name, out=r_out)
+    return s
+
+
+@EXPORT.register(fl.Heaviside)
+def _onnx_heaviside(b: _Builder, name: str, n: fl.Heaviside, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    f64 = np.float64
+    vth = b.const(f"{name}.vth", n.vth.astype(f64))
+    s = b.op("GreaterOrEqual" if n.compare == ">=" else "Greater", [x, vth], name)
+    return b.op("Cast", [s], name, out=name, to=b.elem)
+
+
+@EXPORT.register(fl.GLU)
+def _onnx_glu(b: _Builder, name: str, n: fl.GLU, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    a = b.op("Slice", [x, b.const("zero_i", [0], np.int64), b.const(f"{name}.h", [n.size], np.int64),
+                       b.const("axis_1", [1], np.int64)], name)
+    g = b.op("Slice", [x, b.const(f"{name}.h", [n.size], np.int64), b.const(f"{name}.h2", [2 * n.size], np.int64),
+                       b.const("axis_1", [1], np.int64)], name)
+    return b.op("Mul", [a, b.op("Sigmoid", [g], name)], name, out=name)
+
+
+@EXPORT.register(fl.Ternarize)
+def _onnx_ternarize(b: _Builder, name: str, n: fl.Ternarize, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    mag = b.op("Abs", [x], name)
+    peak = b.op("ReduceMax", [mag], name, axes=[1], keepdims=1)
+    keep = b.op("And", [b.op("GreaterOrEqual", [mag, b.op("Mul", [peak, b.const(f"{name}.theta", n.threshold)],
+                                                                 name)], name),
+                        b.op("Greater", [peak, b.const("zero", 0.0)], name)], name)
+    return b.op("Mul", [b.op("Sign", [x], name), b.op("Cast", [keep], name, to=b.elem)], name, out=name)
+
+
+@EXPORT.register(fl.Mul)
+def _onnx_mul(b: _Builder, name: str, n: fl.Mul, ins: dict[str, str], steps: str | None) -> str:
+    return b.op("Mul", [ins["a"], ins["b"]], name, out=name)
+
+
+@EXPORT.register(fl.Activation)
+def _onnx_activation(b: _Builder, name: str, n: fl.Activation, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    if n.fn == "sigmoid":
+        return b.op("Sigmoid", [x], name, out=name)
+    if n.fn == "relu":
+        return b.op("Relu", [x], name, out=name)
+    if n.fn == "identity":
         return b.op("Identity", [x], name, out=name)
-    if isinstance(n, fl.MeanPool):
-        s_in, s_out = b.state(name, "sum", n.out_size())
-        total = b.op("Add", [s_in, x], name, out=s_out)
-        return b.op("Div", [total, steps], name, out=name)
-    raise _unsupported(name, n)
+    if n.fn == "gelu":  # exact GELU: 0.5 x (1 + erf(x / sqrt 2))
+        z = b.op("Div", [x, b.const("sqrt2", np.sqrt(2.0))], name)
+        if b.elem != b.onnx.TensorProto.FLOAT:  # onnxruntime's CPU Erf is float32 only
+            z = b.op("Cast", [b.op("Erf", [b.op("Cast", [z], name, to=b.onnx.TensorProto.FLOAT)], name)],
+                     name, to=b.elem)
+        else:
+            z = b.op("Erf", [z], name)
+        one_p = b.op("Add", [z, b.const("one", 1.0)], name)
+        return b.op("Mul", [b.op("Mul", [x, b.const("half", 0.5)], name), one_p], name, out=name)
+    raise _unsupported(name, n, f"activation {n.fn!r} (supported: sigmoid, gelu, relu, identity)")
+
+
+@EXPORT.register(fl.Norm)
+def _onnx_norm(b: _Builder, name: str, n: fl.Norm, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    f64 = np.float64
+    w, bb = b.const(f"{name}.weight", n.weight.astype(f64)), b.const(f"{name}.bias", n.bias.astype(f64))
+    if n.kind == "batch":
+        den = np.sqrt(n.var.astype(f64) + n.eps)
+        d = b.op("Sub", [x, b.const(f"{name}.mean", n.mean.astype(f64))], name)
+        y = b.op("Div", [d, b.const(f"{name}.std", den)], name)
+    elif n.kind == "layer":
+        mu = b.op("ReduceMean", [x], name, axes=[1], keepdims=1)
+        d = b.op("Sub", [x, mu], name)
+        var = b.op("ReduceMean", [b.op("Mul", [d, d], name)], name, axes=[1], keepdims=1)
+        std = b.op("Sqrt", [b.op("Add", [var, b.const(f"{name}.eps", n.eps)], name)], name)
+        y = b.op("Div", [d, std], name)
+    else:
+        raise _unsupported(name, n, f"norm kind {n.kind!r} (supported: batch, layer)")
+    return b.op("Add", [b.op("Mul", [y, w], name), bb], name, out=name)
+
+
+@EXPORT.register(fl.Add)
+def _onnx_add(b: _Builder, name: str, n: fl.Add, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    return b.op("Identity", [x], name, out=name)
+
+
+@EXPORT.register(fl.MeanPool)
+def _onnx_meanpool(b: _Builder, name: str, n: fl.MeanPool, ins: dict[str, str], steps: str | None) -> str:
+    x = ins.get("in")
+    s_in, s_out = b.state(name, "sum", n.out_size())
+    total = b.op("Add", [s_in, x], name, out=s_out)
+    return b.op("Div", [total, steps], name, out=name)
 
 
 def onnx_model(graph: Graph, spikes: bool = False, dtype: str = "float32") -> Any:
@@ -265,9 +338,9 @@ def onnx_model(graph: Graph, spikes: bool = False, dtype: str = "float32") -> An
     spiking: list[str] = []
     for name in order:
         n = graph.node(name)
-        if not isinstance(n, fl.Node) or type(n).__name__ not in fl.FLOAT_NODES:
+        if fl.FLOAT_NODES.get(type(n).__name__) is not type(n):
             raise _unsupported(name, n)
-        if isinstance(n, fl.Input):
+        if n.IS_INPUT:
             if n.tokens:
                 b.inputs.append(h.make_tensor_value_info(name, onnx.TensorProto.INT64, ["batch", 1]))
             else:
@@ -294,12 +367,12 @@ def onnx_model(graph: Graph, spikes: bool = False, dtype: str = "float32") -> An
         if missing:
             raise IRError(f"node '{name}' ({n.op}) has no input on port(s) {missing}")
         _emit(b, name, n, ins, steps)
-        if spikes and isinstance(n, (fl.LIF, fl.RefractoryLIF, fl.Heaviside)):
+        if spikes and n.SPIKES == SPIKE_BINARY:
             spiking.append(name)
     seq_end = graph.sequence_end_nodes() | {n for n in order if graph.node(n).SEQUENCE_END}
     outs = []
     for o in list(graph.outputs) + [s for s in spiking if s not in graph.outputs]:
-        if isinstance(graph.node(o), fl.Input):
+        if graph.node(o).IS_INPUT:
             raise UnsupportedOpError(f"graph output '{o}' is an Input node; nothing to export")
         outs.append(h.make_tensor_value_info(o, b.elem, ["batch", graph.node(o).out_size()]))
     meta = {

@@ -15,12 +15,13 @@ the signed width of its output messages (1 for binary spikes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from neurocompile.ir.nodes import Node
+from neurocompile.ir.nodes import Node, _dim
+from neurocompile.ir.traits import SPIKE_BINARY, SPIKE_TERNARY, StateVar, arr, attr, bits
 
 
 def _i(*shape: int) -> np.ndarray:
@@ -31,13 +32,17 @@ def _i(*shape: int) -> np.ndarray:
 class QNode(Node):
     """Base of integer nodes."""
 
+    FAMILY: ClassVar[str] = "int"
     out_scale: float = 1.0  # real value per integer unit of the output
-    out_bits: int = 24  # signed output width (bits); 1 = binary spikes {0, 1}
+    out_bits: int = bits(24)  # signed output width (bits); 1 = binary spikes {0, 1}
 
     @property
     def spiking(self) -> bool:
-        """True when the output is a binary (or ternary) spike rather than a graded message."""
-        return self.out_bits <= 2
+        """True when the output messages are spikes: binary or ternary values (1 <= out_bits <= 2; a spiking
+        neuron's ``SPIKES`` kind, or a spike input); token ids and host-side logits (out_bits 0) are not."""
+        if getattr(self, "tokens", False):
+            return False
+        return 1 <= int(self.out_bits) <= 2
 
 
 @dataclass
@@ -49,6 +54,7 @@ class QInput(QNode):
     """
 
     PORTS: ClassVar[tuple[str, ...]] = ()
+    IS_INPUT: ClassVar[bool] = True
     size: int = 1
     tokens: bool = False
     vocab: int = 0
@@ -61,10 +67,13 @@ class QInput(QNode):
 class QEmbedding(QNode):
     """Integer embedding table. :math:`y_t = E[x_t]`, E is [vocab, H] integers of ``out_bits``."""
 
-    table: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [vocab, H]
+    table: np.ndarray = arr(lambda: _i(0, 0), dims=("V", "H"), anchor=True, fits="out_bits")  # [vocab, H]
 
     def out_size(self) -> int:
         return int(self.table.shape[1])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": 1}
 
 
 @dataclass
@@ -79,15 +88,23 @@ class QDense(QNode):
     (Lava's Dense). ``delay`` is the synaptic delay in steps (Lava's Dense: 1).
     """
 
-    weight: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [out, in]
-    bias: np.ndarray = field(default_factory=lambda: _i(0))  # [out], in accumulator units
-    shift: np.ndarray = field(default_factory=lambda: _i(0))  # [out], bits
-    weight_bits: int = 8
-    rounding: str = "nearest"  # 'nearest' (rsh_round) | 'floor'
+    SATURATES: ClassVar[bool] = True
+    weight: np.ndarray = arr(lambda: _i(0, 0), dims=("O", "I"), anchor=True, fits="weight_bits")  # [out, in]
+    bias: np.ndarray = arr(lambda: _i(0), dims=("O",))  # [out], in accumulator units
+    shift: np.ndarray = arr(lambda: _i(0), dims=("O",))  # [out], bits
+    weight_bits: int = bits(8)
+    rounding: str = attr("nearest", choices=("nearest", "floor"))  # 'nearest' (rsh_round) | 'floor'
     delay: int = 0  # steps
 
     def out_size(self) -> int:
         return int(self.weight.shape[0])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": _dim(self.weight, 1)}
+
+    def state_vars(self) -> tuple[StateVar, ...]:
+        # the synaptic delay line: ``delay`` copies of the output, stored even for host-side widths
+        return (StateVar("pipe", "out_bits", count="delay", min_width=1),) if self.delay > 0 else ()
 
 
 @dataclass
@@ -104,17 +121,25 @@ class QModeBank(QNode):
     Output: the new state, flattened ``(h * M + m) * 2 + {0: re, 1: im}``.
     """
 
+    SATURATES: ClassVar[bool] = True
     STATEFUL: ClassVar[bool] = True
-    a_re: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M], F fractional bits
-    a_im: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M], F fractional bits
-    b_re: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M]
-    b_im: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M]
-    b_shift: np.ndarray = field(default_factory=lambda: _i(0))  # [H], bits
-    coef_frac_bits: int = 12
-    weight_bits: int = 8
+    STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("re", "out_bits", like="a_re"),
+                                             StateVar("im", "out_bits", like="a_re"))
+    STATE_OPS_PER_UNIT: ClassVar[int] = 2  # the 2x2 rotation: 4 products per (re, im) pair
+    OUTPUT_IS_STATE: ClassVar[bool] = True
+    a_re: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), anchor=True, unit="coef_frac_bits")  # [H, M], F frac
+    a_im: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), unit="coef_frac_bits")  # [H, M], F fractional bits
+    b_re: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), fits="weight_bits")  # [H, M]
+    b_im: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), fits="weight_bits")  # [H, M]
+    b_shift: np.ndarray = arr(lambda: _i(0), dims=("H",))  # [H], bits
+    coef_frac_bits: int = bits(12)
+    weight_bits: int = bits(8)
 
     def out_size(self) -> int:
         return int(self.a_re.size * 2)
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": _dim(self.a_re, 0)}
 
 
 @dataclass
@@ -127,15 +152,19 @@ class QModeReadout(QNode):
     Ports: ``state`` (QModeBank output) and ``skip`` (u, the ModeBank's input).
     """
 
+    SATURATES: ClassVar[bool] = True
     PORTS: ClassVar[tuple[str, ...]] = ("state", "skip")
-    c_re: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M]
-    c_im: np.ndarray = field(default_factory=lambda: _i(0, 0))  # [H, M]
-    d: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
-    shift: np.ndarray = field(default_factory=lambda: _i(0))  # [H], bits
-    weight_bits: int = 8
+    c_re: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), anchor=True, fits="weight_bits")  # [H, M]
+    c_im: np.ndarray = arr(lambda: _i(0, 0), dims=("H", "M"), fits="weight_bits")  # [H, M]
+    d: np.ndarray = arr(lambda: _i(0), dims=("H",), fits="weight_bits")  # [H]
+    shift: np.ndarray = arr(lambda: _i(0), dims=("H",))  # [H], bits
+    weight_bits: int = bits(8)
 
     def out_size(self) -> int:
         return int(self.d.shape[0])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"state": int(self.c_re.size) * 2, "skip": self.out_size()}
 
 
 @dataclass
@@ -151,13 +180,15 @@ class QLIF(QNode):
     """
 
     STATEFUL: ClassVar[bool] = True
-    decay: int = 512
-    vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
-    coef_frac_bits: int = 12
-    state_bits: int = 24
-    reset: str = "zero"  # 'zero' | 'subtract' | 'none' (v_t = v'_t: no reset)
-    compare: str = ">="  # '>=' | '>'
-    out_bits: int = 1
+    STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("v", "state_bits"),)
+    SPIKES: ClassVar[str] = SPIKE_BINARY
+    decay: int = attr(512, unit="coef_frac_bits")
+    vth: np.ndarray = arr(lambda: _i(0), dims=("H",), anchor=True, fits="state_bits")  # [H]
+    coef_frac_bits: int = bits(12)
+    state_bits: int = bits(24)
+    reset: str = attr("zero", choices=("zero", "subtract"))  # 'none' (v_t = v'_t) is produced by imports only
+    compare: str = attr(">=", choices=(">=", ">"))
+    out_bits: int = bits(1)
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -167,9 +198,10 @@ class QLIF(QNode):
 class QHeaviside(QNode):
     """Stateless integer spike. :math:`s_t = [x_t > \\theta]` (or >=), theta = ``vth`` [H]."""
 
-    vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
-    compare: str = ">"
-    out_bits: int = 1
+    SPIKES: ClassVar[str] = SPIKE_BINARY
+    vth: np.ndarray = arr(lambda: _i(0), dims=("H",), anchor=True)  # [H]
+    compare: str = attr(">", choices=(">", ">="))
+    out_bits: int = bits(1)
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -189,14 +221,17 @@ class QRefractory(QNode):
     """
 
     STATEFUL: ClassVar[bool] = True
-    decay: int = 512
-    lam: int = 2048
-    vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
-    rho: np.ndarray = field(default_factory=lambda: _i(0))  # [H]
-    coef_frac_bits: int = 12
-    trace_frac_bits: int = 8
-    state_bits: int = 24
-    out_bits: int = 1
+    STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("v", "state_bits"), StateVar("s", 1),
+                                             StateVar("r", "state_bits"))
+    SPIKES: ClassVar[str] = SPIKE_BINARY
+    decay: int = attr(512, unit="coef_frac_bits")
+    lam: int = attr(2048, unit="coef_frac_bits")
+    vth: np.ndarray = arr(lambda: _i(0), dims=("H",), anchor=True, fits="state_bits")  # [H]
+    rho: np.ndarray = arr(lambda: _i(0), dims=("H",), fits="state_bits")  # [H]
+    coef_frac_bits: int = bits(12)
+    trace_frac_bits: int = bits(8)
+    state_bits: int = bits(24)
+    out_bits: int = bits(1)
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -212,7 +247,8 @@ class QLUT(QNode):
     ``fn`` names the function it tabulates (for reports and error measurement).
     """
 
-    table: np.ndarray = field(default_factory=lambda: _i(0))
+    LOOKUPS_PER_STEP: ClassVar[int | str] = "out"
+    table: np.ndarray = arr(lambda: _i(0), dims=("N",), anchor=True, fits="out_bits")
     in_shift: int = 0
     offset: int = 0
     fn: str = ""
@@ -226,12 +262,16 @@ class QLUT(QNode):
 class QMul(QNode):
     """Elementwise product. :math:`y = \\mathrm{sat}(\\mathrm{rsh\\_round}(a \\cdot b, k), b_{out})`, k = ``shift``."""
 
+    SATURATES: ClassVar[bool] = True
     PORTS: ClassVar[tuple[str, ...]] = ("a", "b")
     shift: int = 0
     size: int = 0
 
     def out_size(self) -> int:
         return self.size
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"a": self.size, "b": self.size}
 
 
 @dataclass
@@ -243,10 +283,11 @@ class QTernarize(QNode):
     where p/q = ``num``/``den`` is the threshold fraction (0.15 = 3/20). Output in {-1, 0, 1} (out_bits 2).
     """
 
+    SPIKES: ClassVar[str] = SPIKE_TERNARY
     num: int = 3
-    den: int = 20
+    den: int = attr(20, range=(1, None))
     size: int = 0
-    out_bits: int = 2
+    out_bits: int = bits(2)
 
     def out_size(self) -> int:
         return self.size
@@ -256,6 +297,8 @@ class QTernarize(QNode):
 class QAdd(QNode):
     """Saturating sum of all inputs. :math:`y = \\mathrm{sat}(\\sum_i x_i, b_{out})`."""
 
+    SATURATES: ClassVar[bool] = True
+    SUMS_INPUTS: ClassVar[bool] = True
     size: int = 0
 
     def out_size(self) -> int:
@@ -271,10 +314,12 @@ class QAccumulate(QNode):
     ``out_bits`` is the accumulator width (saturating).
     """
 
+    SATURATES: ClassVar[bool] = True
     STATEFUL: ClassVar[bool] = True
     SEQUENCE_END: ClassVar[bool] = True
+    STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("acc", "out_bits"),)
     size: int = 0
-    out_bits: int = 32
+    out_bits: int = bits(32)
 
     def out_size(self) -> int:
         return self.size
@@ -299,16 +344,18 @@ class QLavaLIF(QNode):
     """
 
     STATEFUL: ClassVar[bool] = True
-    du: int = 0  # 12-bit current decay (Lava du)
-    dv: int = 0  # 12-bit voltage decay (Lava dv)
-    vth: np.ndarray = field(default_factory=lambda: _i(0))  # [H], threshold mantissa (compared as vth << vth_shift)
-    bias_mant: np.ndarray = field(default_factory=lambda: _i(0))  # [H], 13-bit signed mantissa
-    bias_exp: np.ndarray = field(default_factory=lambda: _i(0))  # [H], bits
-    coef_frac_bits: int = 12
-    state_bits: int = 24  # width of u and v
+    STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("u", "state_bits"), StateVar("v", "state_bits"))
+    SPIKES: ClassVar[str] = SPIKE_BINARY
+    du: int = attr(0, unit="coef_frac_bits")  # 12-bit current decay (Lava du)
+    dv: int = attr(0, unit="coef_frac_bits")  # 12-bit voltage decay (Lava dv)
+    vth: np.ndarray = arr(lambda: _i(0), dims=("H",), anchor=True, fits="state_bits")  # [H], mantissa (<< vth_shift)
+    bias_mant: np.ndarray = arr(lambda: _i(0), dims=("H",), fits=13)  # [H], 13-bit signed mantissa
+    bias_exp: np.ndarray = arr(lambda: _i(0), dims=("H",))  # [H], bits
+    coef_frac_bits: int = bits(12)
+    state_bits: int = bits(24)  # width of u and v
     act_shift: int = 6  # synaptic input MSB alignment (bits)
     vth_shift: int = 6  # threshold MSB alignment (bits)
-    out_bits: int = 1
+    out_bits: int = bits(1)
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -332,21 +379,34 @@ class QLayerNorm(QNode):
     L - 2 bits of relative precision over the whole range of V; the 2^-j is folded into the output shift.
     """
 
+    SATURATES: ClassVar[bool] = True
+    LOOKUPS_PER_STEP: ClassVar[int | str] = 1  # one 1/sqrt per step
     size: int = 0
-    mean_mul: int = 1
-    mean_shift: int = 0
-    var_shift: int = 0
-    eps: int = 0
-    index_bits: int = 10
-    rsqrt_frac_bits: int = 16
-    rsqrt_table: np.ndarray = field(default_factory=lambda: _i(0))  # [2^index_bits + 1]
-    weight: np.ndarray = field(default_factory=lambda: _i(0))  # [H], weight_bits
-    bias: np.ndarray = field(default_factory=lambda: _i(0))  # [H], output units
-    shift: np.ndarray = field(default_factory=lambda: _i(0))  # [H], bits
-    weight_bits: int = 8
+    mean_mul: int = attr(1, range=(1, 1 << 40))
+    mean_shift: int = attr(0, range=(0, 62))
+    var_shift: int = attr(0, range=(0, 62))
+    eps: int = attr(0, range=(0, 1 << 62))
+    index_bits: int = attr(10, range=(1, 24))
+    rsqrt_frac_bits: int = attr(16, range=(0, 40))
+    rsqrt_table: np.ndarray = arr(lambda: _i(0))  # [2^index_bits + 1]
+    weight: np.ndarray = arr(lambda: _i(0), dims=("size",), fits="weight_bits")  # [H], weight_bits
+    bias: np.ndarray = arr(lambda: _i(0), dims=("size",), fits="out_bits")  # [H], output units
+    shift: np.ndarray = arr(lambda: _i(0), dims=("size",), range=(-62, 62))  # [H], bits
+    weight_bits: int = bits(8)
 
     def out_size(self) -> int:
         return self.size
+
+    def check_fields(self) -> list[tuple[str, str]]:
+        """The table has 2^index_bits + 1 entries in [0, 2^rsqrt_frac_bits]."""
+        msgs: list[tuple[str, str]] = []
+        t, r = self.rsqrt_table, self.rsqrt_frac_bits
+        if isinstance(self.index_bits, int) and 1 <= self.index_bits <= 24 and t.shape != ((1 << self.index_bits) + 1,):
+            msgs.append(("shape", f"rsqrt_table has shape {list(t.shape)}, expected [{(1 << self.index_bits) + 1}]"))
+        if t.size and t.dtype == np.int64 and isinstance(r, int) and 0 <= r <= 40:
+            if int(t.min()) < 0 or int(t.max()) > (1 << r):
+                msgs.append(("range", f"rsqrt_table entries must be in [0, 2^rsqrt_frac_bits = {1 << r}]"))
+        return msgs
 
 
 INT_NODES: dict[str, type[Node]] = {

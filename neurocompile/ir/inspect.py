@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from neurocompile.ir.graph import Graph
-from neurocompile.ir.hw import QNode
 
 __all__ = ["describe", "render_table", "format_table"]
 
@@ -58,7 +57,7 @@ def describe(graph: Graph) -> list[dict[str, Any]]:
             "stateful": bool(node.STATEFUL),
             "sequence_end": bool(node.SEQUENCE_END),
         }
-        if isinstance(node, QNode):
+        if node.FAMILY == "int":
             row["bits"] = {k: int(getattr(node, k)) for k in _BIT_FIELDS if hasattr(node, k)}
         rows.append(row)
     return rows

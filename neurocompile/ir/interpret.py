@@ -21,14 +21,16 @@ from a float32 model only where the membrane is within float32 rounding of the t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from neurocompile.errors import IRError
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
-from neurocompile.ir.hw import QNode
+from neurocompile.ir.registry import Registry
 
 __all__ = ["Result", "interpret", "s4d_discretize", "gelu", "sigmoid"]
 
@@ -115,84 +117,134 @@ def _ssm_scan(dA: Array, dB: Array, u: Array, C: Array | None = None, reverse: b
 
 
 # ---------------------------------------------------------------------------------------------------------- nodes
+Op = Callable[[str, Any, "dict[str, Array]", "dict[str, Array] | None"], Array]
+
+#: float node class -> its rule ``(name, node, ins, state) -> output [B, T, n]`` over whole sequences.
+OPS: Registry[Op] = Registry("float-interpret", family="float",
+                             exempt={"Input": "graph inputs are fed by the driver (_input_value), not computed"})
+
+
 def _run_node(name: str, n: fl.Node, ins: dict[str, Array], state: dict[str, Array] | None) -> Array:
-    x = ins.get("in")
-    if isinstance(n, fl.Embedding):
-        ids = np.asarray(x[..., 0])
-        if ids.dtype.kind == "f":
-            if not np.all(ids == np.round(ids)):
-                raise IRError(f"node '{name}' (Embedding): token ids must be integers")
-            ids = ids.astype(np.int64)
-        vocab = n.weight.shape[0]
-        if ids.size and (ids.min() < 0 or ids.max() >= vocab):
-            bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
-            raise IRError(f"node '{name}' (Embedding): token id {bad} is outside [0, {vocab}); check the input data")
-        return n.weight.astype(np.float64)[ids]
-    if isinstance(n, fl.Affine):
-        return x @ n.weight.astype(np.float64).T + n.bias.astype(np.float64)
-    if isinstance(n, fl.S4D):
-        dA, dB = s4d_discretize(n)
-        states, y = _ssm_scan(dA, dB, x, C=n.C, keep=state is not None)
-        y = y + n.D.astype(np.float64) * x
-        if n.bidirectional:
-            y = y + _ssm_scan(dA, dB, x, C=n.C2, reverse=True, keep=False)[1]
-        if state is not None:
-            state[name] = states
-        return y
-    if isinstance(n, fl.ModeBank):
-        states, _ = _ssm_scan(n.dA.astype(np.complex128), n.dB.astype(np.complex128), x)
-        if state is not None:
-            state[name] = states
-        b, t_len = x.shape[:2]
-        return np.stack([states.real, states.imag], axis=-1).reshape(b, t_len, -1)
-    if isinstance(n, fl.ModeReadout):
-        h, m = n.C.shape
-        st = ins["state"].reshape(ins["state"].shape[0], ins["state"].shape[1], h, m, 2)
-        c = n.C.astype(np.complex128)
-        y = (2.0 * c.real * st[..., 0] - 2.0 * c.imag * st[..., 1]).sum(-1)
-        return y + n.D.astype(np.float64) * ins["skip"]
-    if isinstance(n, fl.LIF):
-        return _lif(name, n, x, state)
-    if isinstance(n, fl.RefractoryLIF):
-        return _refractory(name, n, x, state)
-    if isinstance(n, fl.Heaviside):
-        vth = n.vth.astype(np.float64)
-        return (x >= vth if n.compare == ">=" else x > vth).astype(np.float64)
-    if isinstance(n, fl.GLU):
-        return x[..., : n.size] * sigmoid(x[..., n.size:])
-    if isinstance(n, fl.Ternarize):
-        mag = np.abs(x)
-        peak = mag.max(axis=-1, keepdims=True)
-        return np.sign(x) * ((mag >= n.threshold * peak) & (peak > 0))
-    if isinstance(n, fl.Mul):
-        return ins["a"] * ins["b"]
-    if isinstance(n, fl.Activation):
-        if n.fn == "sigmoid":
-            return sigmoid(x)
-        if n.fn == "gelu":
-            return gelu(x)
-        if n.fn == "relu":
-            return np.maximum(x, 0.0)
-        if n.fn == "identity":
-            return x
+    op = OPS.get(n)
+    if op is None:
+        raise IRError(f"node '{name}': the float interpreter has no rule for {n.op}")
+    return op(name, n, ins, state)
+
+
+@OPS.register(fl.Embedding)
+def _embedding(name: str, n: fl.Embedding, ins: dict[str, Array], state: dict | None) -> Array:
+    ids = np.asarray(ins["in"][..., 0])
+    if ids.dtype.kind == "f":
+        if not np.all(ids == np.round(ids)):
+            raise IRError(f"node '{name}' (Embedding): token ids must be integers")
+        ids = ids.astype(np.int64)
+    vocab = n.weight.shape[0]
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+        raise IRError(f"node '{name}' (Embedding): token id {bad} is outside [0, {vocab}); check the input data")
+    return n.weight.astype(np.float64)[ids]
+
+
+@OPS.register(fl.Affine)
+def _affine(name: str, n: fl.Affine, ins: dict[str, Array], state: dict | None) -> Array:
+    return ins["in"] @ n.weight.astype(np.float64).T + n.bias.astype(np.float64)
+
+
+@OPS.register(fl.S4D)
+def _s4d(name: str, n: fl.S4D, ins: dict[str, Array], state: dict | None) -> Array:
+    x = ins["in"]
+    dA, dB = s4d_discretize(n)
+    states, y = _ssm_scan(dA, dB, x, C=n.C, keep=state is not None)
+    y = y + n.D.astype(np.float64) * x
+    if n.bidirectional:
+        y = y + _ssm_scan(dA, dB, x, C=n.C2, reverse=True, keep=False)[1]
+    if state is not None:
+        state[name] = states
+    return y
+
+
+@OPS.register(fl.ModeBank)
+def _modebank(name: str, n: fl.ModeBank, ins: dict[str, Array], state: dict | None) -> Array:
+    x = ins["in"]
+    states, _ = _ssm_scan(n.dA.astype(np.complex128), n.dB.astype(np.complex128), x)
+    if state is not None:
+        state[name] = states
+    b, t_len = x.shape[:2]
+    return np.stack([states.real, states.imag], axis=-1).reshape(b, t_len, -1)
+
+
+@OPS.register(fl.ModeReadout)
+def _modereadout(name: str, n: fl.ModeReadout, ins: dict[str, Array], state: dict | None) -> Array:
+    h, m = n.C.shape
+    st = ins["state"].reshape(ins["state"].shape[0], ins["state"].shape[1], h, m, 2)
+    c = n.C.astype(np.complex128)
+    y = (2.0 * c.real * st[..., 0] - 2.0 * c.imag * st[..., 1]).sum(-1)
+    return y + n.D.astype(np.float64) * ins["skip"]
+
+
+@OPS.register(fl.Heaviside)
+def _heaviside(name: str, n: fl.Heaviside, ins: dict[str, Array], state: dict | None) -> Array:
+    x, vth = ins["in"], n.vth.astype(np.float64)
+    return (x >= vth if n.compare == ">=" else x > vth).astype(np.float64)
+
+
+@OPS.register(fl.GLU)
+def _glu(name: str, n: fl.GLU, ins: dict[str, Array], state: dict | None) -> Array:
+    x = ins["in"]
+    return x[..., : n.size] * sigmoid(x[..., n.size:])
+
+
+@OPS.register(fl.Ternarize)
+def _ternarize(name: str, n: fl.Ternarize, ins: dict[str, Array], state: dict | None) -> Array:
+    x = ins["in"]
+    mag = np.abs(x)
+    peak = mag.max(axis=-1, keepdims=True)
+    return np.sign(x) * ((mag >= n.threshold * peak) & (peak > 0))
+
+
+@OPS.register(fl.Mul)
+def _mul(name: str, n: fl.Mul, ins: dict[str, Array], state: dict | None) -> Array:
+    return ins["a"] * ins["b"]
+
+
+_FNS: dict[str, Callable[[Array], Array]] = {"sigmoid": sigmoid, "gelu": gelu, "relu": lambda x: np.maximum(x, 0.0),
+                                             "identity": lambda x: x}
+
+
+@OPS.register(fl.Activation)
+def _activation(name: str, n: fl.Activation, ins: dict[str, Array], state: dict | None) -> Array:
+    fn = _FNS.get(n.fn)
+    if fn is None:
         raise IRError(f"node '{name}' (Activation): unknown fn {n.fn!r}; supported: sigmoid, gelu, relu, identity")
-    if isinstance(n, fl.Norm):
-        w, b = n.weight.astype(np.float64), n.bias.astype(np.float64)
-        if n.kind == "batch":
-            return (x - n.mean.astype(np.float64)) / np.sqrt(n.var.astype(np.float64) + n.eps) * w + b
-        if n.kind == "layer":
-            mu = x.mean(axis=-1, keepdims=True)
-            var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-            return (x - mu) / np.sqrt(var + n.eps) * w + b
-        raise IRError(f"node '{name}' (Norm): unknown kind {n.kind!r}; supported: batch, layer")
-    if isinstance(n, fl.Add):
-        return x
-    if isinstance(n, fl.MeanPool):
-        return x.mean(axis=1, keepdims=True)
-    raise IRError(f"node '{name}': the float interpreter has no rule for {n.op}")
+    return fn(ins["in"])
 
 
-def _lif(name: str, n: fl.LIF, x: Array, state: dict | None) -> Array:
+@OPS.register(fl.Norm)
+def _norm(name: str, n: fl.Norm, ins: dict[str, Array], state: dict | None) -> Array:
+    x = ins["in"]
+    w, b = n.weight.astype(np.float64), n.bias.astype(np.float64)
+    if n.kind == "batch":
+        return (x - n.mean.astype(np.float64)) / np.sqrt(n.var.astype(np.float64) + n.eps) * w + b
+    if n.kind == "layer":
+        mu = x.mean(axis=-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + n.eps) * w + b
+    raise IRError(f"node '{name}' (Norm): unknown kind {n.kind!r}; supported: batch, layer")
+
+
+@OPS.register(fl.Add)
+def _add(name: str, n: fl.Add, ins: dict[str, Array], state: dict | None) -> Array:
+    return ins["in"]
+
+
+@OPS.register(fl.MeanPool)
+def _meanpool(name: str, n: fl.MeanPool, ins: dict[str, Array], state: dict | None) -> Array:
+    return ins["in"].mean(axis=1, keepdims=True)
+
+
+@OPS.register(fl.LIF)
+def _lif(name: str, n: fl.LIF, ins: dict[str, Array], state: dict | None) -> Array:
+    x = ins["in"]
     vth = n.vth.astype(np.float64)
     v = np.zeros(x.shape[::2], np.float64)  # [B, H]
     out = np.zeros_like(x)
@@ -209,7 +261,9 @@ def _lif(name: str, n: fl.LIF, x: Array, state: dict | None) -> Array:
     return out
 
 
-def _refractory(name: str, n: fl.RefractoryLIF, x: Array, state: dict | None) -> Array:
+@OPS.register(fl.RefractoryLIF)
+def _refractory(name: str, n: fl.RefractoryLIF, ins: dict[str, Array], state: dict | None) -> Array:
+    x = ins["in"]
     vth, rho = n.vth.astype(np.float64), n.rho.astype(np.float64)
     v = np.zeros(x.shape[::2], np.float64)
     s = np.zeros_like(v)
@@ -279,13 +333,13 @@ def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False, r
     keep = set(graph.outputs)
     for name in order:
         n = graph.node(name)
-        if isinstance(n, QNode):
+        if n.FAMILY != "float":
             raise IRError(f"node '{name}' is an integer {n.op}: interpret() runs float graphs; "
                           f"simulate integer graphs with neurocompile.sim")
-        if isinstance(n, fl.Input):
+        if n.IS_INPUT:
             if name not in feeds:
                 raise IRError(f"interpret: no value given for input node '{name}'")
-            v = _input_value(name, n, feeds[name])
+            v = _input_value(name, n, feeds[name])  # type: ignore[arg-type]
             if batch is not None and v.shape[0] != batch:
                 raise IRError(f"input '{name}' has batch {v.shape[0]}, other inputs have {batch}")
             batch = v.shape[0]

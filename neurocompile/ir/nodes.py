@@ -8,20 +8,41 @@ with zero delay along edges unless the edge carries a ``delay`` (see docs/semant
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from neurocompile.ir.traits import SPIKE_BINARY, SPIKE_NONE, SPIKE_TERNARY, StateVar, arr, attr
+
 
 @dataclass
 class Node:
-    """Base class. Subclasses set ``PORTS`` (input port names) and implement ``out_size``."""
+    """Base class. Subclasses set ``PORTS`` (input port names) and implement ``out_size``; their traits
+    (:mod:`neurocompile.ir.traits`) are ``STATE``, ``SPIKES``, field metadata and :meth:`port_sizes`."""
 
     PORTS: ClassVar[tuple[str, ...]] = ("in",)
     STATEFUL: ClassVar[bool] = False
     #: ``True`` for nodes that emit one value at the end of a sequence (readouts), not every step.
     SEQUENCE_END: ClassVar[bool] = False
+    #: State variables (integer nodes: what the kernel keeps between steps).
+    STATE: ClassVar[tuple[StateVar, ...]] = ()
+    #: How the output is a spike: 'none' (graded), 'binary' ({0, 1}) or 'ternary' ({-1, 0, 1}).
+    SPIKES: ClassVar[str] = SPIKE_NONE
+    #: 'float' (what the frontend produces) or 'int' (hardware nodes, :mod:`neurocompile.ir.hw`).
+    FAMILY: ClassVar[str] = "float"
+    #: ``True`` for graph inputs (the nodes listed in ``graph.inputs``; they take no edges).
+    IS_INPUT: ClassVar[bool] = False
+    #: Counters: table look-ups per step ('out': one per output unit) and state-update operations per output unit.
+    LOOKUPS_PER_STEP: ClassVar[int | str] = 0
+    STATE_OPS_PER_UNIT: ClassVar[int] = 0
+    #: ``True`` when the output is the node's new state, its ``STATE`` variables interleaved on the last axis.
+    OUTPUT_IS_STATE: ClassVar[bool] = False
+    #: ``True`` when the output ends with ``sat(., out_bits)`` (integer nodes: |output| <= limit(out_bits) when
+    #: out_bits > 0; the simulator's exactness bounds rely on it).
+    SATURATES: ClassVar[bool] = False
+    #: ``True`` when the output is the sum of the inputs (a residual add: inputs and output share one scale).
+    SUMS_INPUTS: ClassVar[bool] = False
 
     @property
     def op(self) -> str:
@@ -29,6 +50,22 @@ class Node:
 
     def out_size(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def port_sizes(self) -> dict[str, int | None]:
+        """The input size each port expects (None: not determined by the node's own fields)."""
+        return {p: self.out_size() for p in self.PORTS}
+
+    def state_vars(self) -> tuple[StateVar, ...]:
+        """This node's state variables (``STATE``; a node whose state depends on a field overrides this)."""
+        return self.STATE
+
+    def must_lower(self) -> bool:
+        """True for a float node the lowering passes (fold, discretize, lower) replace before quantisation."""
+        return False
+
+    def check_fields(self) -> list[tuple[str, str]]:
+        """(rule, message) for invariants that field metadata cannot state (none by default)."""
+        return []
 
     def params(self) -> dict[str, np.ndarray]:
         """The node's array fields (weights, tables), by field name."""
@@ -52,6 +89,7 @@ class Input(Node):
     """
 
     PORTS: ClassVar[tuple[str, ...]] = ()
+    IS_INPUT: ClassVar[bool] = True
     size: int = 1  # features per step
     tokens: bool = False  # True: integer token ids in [0, vocab)
     vocab: int = 0
@@ -64,10 +102,13 @@ class Input(Node):
 class Embedding(Node):
     """Token embedding. :math:`y_t = E[x_t]`, E of shape [vocab, H]."""
 
-    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [vocab, H]
+    weight: np.ndarray = arr(lambda: np.zeros((0, 0), np.float32), dims=("V", "H"), anchor=True)  # [vocab, H]
 
     def out_size(self) -> int:
         return int(self.weight.shape[1])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": 1}
 
 
 @dataclass
@@ -77,11 +118,14 @@ class Affine(Node):
     where W is [out, in] and b is [out] (zeros when the module had no bias).
     """
 
-    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [out, in]
-    bias: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [out]
+    weight: np.ndarray = arr(lambda: np.zeros((0, 0), np.float32), dims=("O", "I"), anchor=True)  # [out, in]
+    bias: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("O",))  # [out]
 
     def out_size(self) -> int:
         return int(self.weight.shape[0])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": _dim(self.weight, 1)}
 
 
 @dataclass
@@ -98,20 +142,26 @@ class S4D(Node):
     """
 
     STATEFUL: ClassVar[bool] = True
-    log_dt: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H], log seconds-free step
-    A_re: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [H, M], negative
-    A_im: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [H, M]
-    B: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
-    C: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
-    D: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
-    C2: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M] or empty
+    log_dt: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H], log seconds-free step
+    A_re: np.ndarray = arr(lambda: np.zeros((0, 0), np.float32), dims=("H", "M"), anchor=True)  # [H, M], negative
+    A_im: np.ndarray = arr(lambda: np.zeros((0, 0), np.float32), dims=("H", "M"))  # [H, M]
+    B: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"))  # [H, M]
+    C: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"))  # [H, M]
+    D: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H]
+    C2: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"), optional=True)  # [H, M] or empty
 
     @property
     def bidirectional(self) -> bool:
         return self.C2.size > 0
 
+    def must_lower(self) -> bool:
+        return True  # discretize: a ModeBank and a ModeReadout
+
     def out_size(self) -> int:
         return int(self.D.shape[0])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": self.out_size()}
 
 
 @dataclass
@@ -128,11 +178,14 @@ class ModeBank(Node):
     """
 
     STATEFUL: ClassVar[bool] = True
-    dA: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
-    dB: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
+    dA: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"), anchor=True)  # [H, M]
+    dB: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"))  # [H, M]
 
     def out_size(self) -> int:
         return int(self.dA.size * 2)
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": _dim(self.dA, 0)}
 
 
 @dataclass
@@ -146,11 +199,14 @@ class ModeReadout(Node):
     """
 
     PORTS: ClassVar[tuple[str, ...]] = ("state", "skip")
-    C: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))  # [H, M]
-    D: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+    C: np.ndarray = arr(lambda: np.zeros((0, 0), np.complex64), dims=("H", "M"), anchor=True)  # [H, M]
+    D: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H]
 
     def out_size(self) -> int:
         return int(self.D.shape[0])
+
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"state": int(self.C.size) * 2, "skip": self.out_size()}
 
 
 @dataclass
@@ -166,10 +222,11 @@ class LIF(Node):
     """
 
     STATEFUL: ClassVar[bool] = True
+    SPIKES: ClassVar[str] = SPIKE_BINARY
     tau: float = 0.125  # decay factor per step
-    vth: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
-    reset: str = "zero"  # 'zero' | 'subtract'
-    compare: str = ">="  # '>=' | '>'
+    vth: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True, input_units=True)  # [H]
+    reset: str = attr("zero", choices=("zero", "subtract"))
+    compare: str = attr(">=", choices=(">=", ">"))
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -179,8 +236,9 @@ class LIF(Node):
 class Heaviside(Node):
     """Stateless spike (Binary S4D). :math:`s_t = [x_t > V_{th}]` with V_th = 0 by default, per channel."""
 
-    vth: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
-    compare: str = ">"  # '>' | '>='
+    SPIKES: ClassVar[str] = SPIKE_BINARY
+    vth: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",), anchor=True, input_units=True)  # [H]
+    compare: str = attr(">", choices=(">", ">="))
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -198,10 +256,11 @@ class RefractoryLIF(Node):
     """
 
     STATEFUL: ClassVar[bool] = True
+    SPIKES: ClassVar[str] = SPIKE_BINARY
     tau: float = 0.125
     lam: float = 0.5
-    vth: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
-    rho: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
+    vth: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True, input_units=True)  # [H]
+    rho: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",), input_units=True)  # [H]
 
     def out_size(self) -> int:
         return int(self.vth.shape[0])
@@ -216,11 +275,18 @@ class GLU(Node):
     def out_size(self) -> int:
         return self.size
 
+    def port_sizes(self) -> dict[str, int | None]:
+        return {"in": 2 * self.size}
+
+    def must_lower(self) -> bool:
+        return True  # lower: Affine halves, a sigmoid table and a Mul
+
 
 @dataclass
 class Ternarize(Node):
     """Per-step ternarisation (GSU). :math:`t = \\mathrm{sign}(x) [|x| \\ge \\theta \\max_j |x_j|]`."""
 
+    SPIKES: ClassVar[str] = SPIKE_TERNARY
     size: int = 0
     threshold: float = 0.15  # theta, fraction of the per-step max |x|
 
@@ -243,7 +309,7 @@ class Mul(Node):
 class Activation(Node):
     """Elementwise nonlinearity: ``fn`` in {'sigmoid', 'gelu', 'relu', 'identity'}. :math:`y = f(x)`."""
 
-    fn: str = "identity"
+    fn: str = attr("identity", choices=("sigmoid", "gelu", "relu", "identity"))
     size: int = 0
 
     def out_size(self) -> int:
@@ -260,21 +326,25 @@ class Norm(Node):
     ``kind`` 'layer': mu, var are computed over the H channels of each step (``mean``/``var`` empty).
     """
 
-    kind: str = "batch"  # 'batch' | 'layer'
-    weight: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H]
-    bias: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H]
-    mean: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))  # [H] (batch only)
-    var: np.ndarray = field(default_factory=lambda: np.ones((0,), np.float32))  # [H] (batch only)
+    kind: str = attr("batch", choices=("batch", "layer"))
+    weight: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), anchor=True)  # [H]
+    bias: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",))  # [H]
+    mean: np.ndarray = arr(lambda: np.zeros((0,), np.float32), dims=("H",), when=("kind", "batch"))  # [H] (batch)
+    var: np.ndarray = arr(lambda: np.ones((0,), np.float32), dims=("H",), when=("kind", "batch"))  # [H] (batch)
     eps: float = 1e-5
 
     def out_size(self) -> int:
         return int(self.weight.shape[0])
+
+    def must_lower(self) -> bool:
+        return self.kind != "layer"  # fold: batch statistics go into the neighbouring weights
 
 
 @dataclass
 class Add(Node):
     """Sum of all inputs (residual add). :math:`y = \\sum_i x_i`."""
 
+    SUMS_INPUTS: ClassVar[bool] = True
     size: int = 0
 
     def out_size(self) -> int:
@@ -291,6 +361,10 @@ class MeanPool(Node):
 
     def out_size(self) -> int:
         return self.size
+
+
+def _dim(a: np.ndarray, i: int) -> int | None:
+    return int(a.shape[i]) if a.ndim > i else None
 
 
 FLOAT_NODES: dict[str, type[Node]] = {

@@ -35,9 +35,9 @@ import numpy as np
 from neurocompile.errors import IRError
 from neurocompile.fixedpoint import limit
 from neurocompile.ir import hw
-from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.nodes import FLOAT_NODES, Node
+from neurocompile.ir.traits import field_meta
 
 __all__ = ["Violation", "verify", "check", "input_sizes", "field_defaults", "ENUM_ATTRS", "RULES"]
 
@@ -46,18 +46,17 @@ RULES = (
     "cycle", "io", "unreachable", "dead", "sequence-end", "delay",
 )
 
-#: Allowed values of string fields, by (class name, field).
-ENUM_ATTRS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("LIF", "reset"): ("zero", "subtract"),
-    ("LIF", "compare"): (">=", ">"),
-    ("Heaviside", "compare"): (">", ">="),
-    ("Activation", "fn"): ("sigmoid", "gelu", "relu", "identity"),
-    ("Norm", "kind"): ("batch", "layer"),
-    ("QLIF", "reset"): ("zero", "subtract"),
-    ("QLIF", "compare"): (">=", ">"),
-    ("QHeaviside", "compare"): (">", ">="),
-    ("QDense", "rounding"): ("nearest", "floor"),
-}
+def _enum_attrs() -> dict[tuple[str, str], tuple[str, ...]]:
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for name, cls in {**FLOAT_NODES, **hw.INT_NODES}.items():
+        for f, meta in field_meta(cls).items():
+            if "choices" in meta:
+                out[(name, f)] = tuple(meta["choices"])
+    return out
+
+
+#: Allowed values of string fields, by (class name, field): read from the fields' ``choices`` metadata.
+ENUM_ATTRS: dict[tuple[str, str], tuple[str, ...]] = _enum_attrs()
 
 
 @dataclass(frozen=True)
@@ -90,197 +89,87 @@ def field_defaults(cls: type) -> dict[str, object]:
     return out
 
 
-def _dim(a: np.ndarray, i: int) -> int | None:
-    return int(a.shape[i]) if a.ndim > i else None
-
-
 def input_sizes(node: Node) -> dict[str, int | None]:
     """The input size each port of ``node`` expects (None: not determined by the node's own fields)."""
-    n = node
-    if isinstance(n, (fl.Input, hw.QInput)):
-        return {}
-    if isinstance(n, (fl.Embedding, hw.QEmbedding)):
-        return {"in": 1}
-    if isinstance(n, fl.Affine):
-        return {"in": _dim(n.weight, 1)}
-    if isinstance(n, hw.QDense):
-        return {"in": _dim(n.weight, 1)}
-    if isinstance(n, fl.S4D):
-        return {"in": n.out_size()}
-    if isinstance(n, fl.ModeBank):
-        return {"in": _dim(n.dA, 0)}
-    if isinstance(n, hw.QModeBank):
-        return {"in": _dim(n.a_re, 0)}
-    if isinstance(n, fl.ModeReadout):
-        return {"state": int(n.C.size) * 2, "skip": n.out_size()}
-    if isinstance(n, hw.QModeReadout):
-        return {"state": int(n.c_re.size) * 2, "skip": n.out_size()}
-    if isinstance(n, fl.GLU):
-        return {"in": 2 * n.size}
-    if isinstance(n, (fl.Mul, hw.QMul)):
-        return {"a": n.size, "b": n.size}
-    return {p: n.out_size() for p in n.PORTS}
+    return node.port_sizes()
 
 
 # ---------------------------------------------------------------------------------------------------------- shapes
 def _shape_rules(name: str, n: Node) -> list[str]:
-    """Messages for arrays of ``n`` that disagree with each other."""
+    """Messages for arrays of ``n`` that disagree with each other (read from the fields' ``dims`` metadata).
+
+    The ``anchor`` fields are checked first and bind the dimension symbols; when one has the wrong number of
+    dimensions the other shapes are not compared (they would all be reported against a wrong reference)."""
     msgs: list[str] = []
-
-    def want(field_name: str, shape: tuple[int, ...], allow_empty: bool = False) -> None:
-        a = getattr(n, field_name)
-        if allow_empty and a.size == 0:
-            return
-        if tuple(a.shape) != tuple(shape):
-            msgs.append(f"{field_name} has shape {list(a.shape)}, expected {list(shape)}")
-
-    def ndim(field_name: str, k: int) -> bool:
-        a = getattr(n, field_name)
-        if a.ndim != k:
-            msgs.append(f"{field_name} must have {k} dimension(s), has shape {list(a.shape)}")
-            return False
-        return True
-
-    if isinstance(n, fl.Embedding):
-        ndim("weight", 2)
-    elif isinstance(n, fl.Affine):
-        if ndim("weight", 2):
-            want("bias", (n.weight.shape[0],))
-    elif isinstance(n, fl.S4D):
-        if ndim("A_re", 2):
-            hm = n.A_re.shape
-            for f in ("A_im", "B", "C"):
-                want(f, hm)
-            want("C2", hm, allow_empty=True)
-            want("log_dt", (hm[0],))
-            want("D", (hm[0],))
-    elif isinstance(n, fl.ModeBank):
-        if ndim("dA", 2):
-            want("dB", n.dA.shape)
-    elif isinstance(n, fl.ModeReadout):
-        if ndim("C", 2):
-            want("D", (n.C.shape[0],))
-    elif isinstance(n, (fl.LIF, fl.Heaviside)):
-        ndim("vth", 1)
-    elif isinstance(n, fl.RefractoryLIF):
-        if ndim("vth", 1):
-            want("rho", n.vth.shape)
-    elif isinstance(n, fl.Norm):
-        if ndim("weight", 1):
-            want("bias", n.weight.shape)
-            if n.kind == "batch":
-                want("mean", n.weight.shape)
-                want("var", n.weight.shape)
-    elif isinstance(n, hw.QEmbedding):
-        ndim("table", 2)
-    elif isinstance(n, hw.QDense):
-        if ndim("weight", 2):
-            want("bias", (n.weight.shape[0],))
-            want("shift", (n.weight.shape[0],))
-    elif isinstance(n, hw.QModeBank):
-        if ndim("a_re", 2):
-            for f in ("a_im", "b_re", "b_im"):
-                want(f, n.a_re.shape)
-            want("b_shift", (n.a_re.shape[0],))
-    elif isinstance(n, hw.QModeReadout):
-        if ndim("c_re", 2):
-            want("c_im", n.c_re.shape)
-            want("d", (n.c_re.shape[0],))
-            want("shift", (n.c_re.shape[0],))
-    elif isinstance(n, (hw.QLIF, hw.QHeaviside)):
-        ndim("vth", 1)
-    elif isinstance(n, hw.QRefractory):
-        if ndim("vth", 1):
-            want("rho", n.vth.shape)
-    elif isinstance(n, hw.QLavaLIF):
-        if ndim("vth", 1):
-            want("bias_mant", n.vth.shape)
-            want("bias_exp", n.vth.shape)
-    elif isinstance(n, hw.QLUT):
-        ndim("table", 1)
-    elif isinstance(n, hw.QLayerNorm):
-        for f in ("weight", "bias", "shift"):
-            want(f, (n.size,))
-        if isinstance(n.index_bits, int) and 1 <= n.index_bits <= 24:
-            want("rsqrt_table", ((1 << n.index_bits) + 1,))
+    meta = {f: m for f, m in field_meta(type(n)).items() if "dims" in m}
+    sym: dict[str, int] = {}
+    for f, m in meta.items():
+        if not m.get("anchor"):
+            continue
+        a = getattr(n, f)
+        if a.ndim != len(m["dims"]):
+            msgs.append(f"{f} must have {len(m['dims'])} dimension(s), has shape {list(a.shape)}")
+            return msgs
+        sym.update(zip(m["dims"], (int(d) for d in a.shape)))
+    for f, m in meta.items():
+        if m.get("anchor"):
+            continue
+        when = m.get("when")
+        if when is not None and getattr(n, when[0]) != when[1]:
+            continue
+        a = getattr(n, f)
+        if m.get("optional") and a.size == 0:
+            continue
+        shape = tuple(sym[d] if d in sym else getattr(n, d) for d in m["dims"])
+        if tuple(a.shape) != shape:
+            msgs.append(f"{f} has shape {list(a.shape)}, expected {list(shape)}")
+    msgs += [m for rule, m in n.check_fields() if rule == "shape"]
     # Nodes sized by an integer field must have a positive size.
-    for f in ("size",):
-        if hasattr(n, f) and isinstance(getattr(n, f), int) and getattr(n, f) < 0:
-            msgs.append(f"{f}={getattr(n, f)} must be >= 0")
+    size = getattr(n, "size", None)
+    if isinstance(size, int) and size < 0:
+        msgs.append(f"size={size} must be >= 0")
     return msgs
 
 
 # ---------------------------------------------------------------------------------------------------------- values
+def _width(n: Node, v: int | str) -> int:
+    return int(getattr(n, v)) if isinstance(v, str) else int(v)
+
+
 def _range_rules(n: hw.QNode) -> list[str]:
+    """Value ranges of an integer node, read from its fields' ``fits``, ``unit`` and ``range`` metadata."""
     msgs: list[str] = []
-
-    def fits(field_name: str, bits: int, what: str) -> None:
-        a = getattr(n, field_name)
-        if a.size == 0 or a.dtype != np.int64 or bits <= 0 or bits > 63:
-            return
-        m = limit(bits)
-        lo, hi = int(a.min()), int(a.max())
-        if lo < -m or hi > m:
-            bad = hi if hi > m else lo
-            msgs.append(f"{field_name} value {bad} does not fit {what}={bits} signed bits (limit +-{m})")
-
-    def unit(field_name: str, value: int, f: int) -> None:
-        if isinstance(value, int) and not 0 <= value <= (1 << f):
-            msgs.append(f"{field_name}={value} must be in [0, 2^{f}] (a decay factor in [0, 1])")
-
-    if isinstance(n, hw.QEmbedding):
-        fits("table", n.out_bits, "out_bits")
-    elif isinstance(n, hw.QDense):
-        fits("weight", n.weight_bits, "weight_bits")
-    elif isinstance(n, hw.QModeBank):
-        fits("b_re", n.weight_bits, "weight_bits")
-        fits("b_im", n.weight_bits, "weight_bits")
-        for f in ("a_re", "a_im"):
-            a = getattr(n, f)
-            if a.size and a.dtype == np.int64 and 0 <= n.coef_frac_bits <= 62:
-                peak = int(np.abs(a).max())
-                if peak > (1 << n.coef_frac_bits):
-                    msgs.append(f"{f} magnitude {peak} exceeds 2^coef_frac_bits = {1 << n.coef_frac_bits} (|a| <= 1)")
-    elif isinstance(n, hw.QModeReadout):
-        for f in ("c_re", "c_im", "d"):
-            fits(f, n.weight_bits, "weight_bits")
-    elif isinstance(n, hw.QLIF):
-        fits("vth", n.state_bits, "state_bits")
-        unit("decay", n.decay, n.coef_frac_bits)
-    elif isinstance(n, hw.QRefractory):
-        fits("vth", n.state_bits, "state_bits")
-        fits("rho", n.state_bits, "state_bits")
-        unit("decay", n.decay, n.coef_frac_bits)
-        unit("lam", n.lam, n.coef_frac_bits)
-    elif isinstance(n, hw.QLavaLIF):
-        fits("vth", n.state_bits, "state_bits")
-        fits("bias_mant", 13, "13-bit bias mantissa")
-        unit("du", n.du, n.coef_frac_bits)
-        unit("dv", n.dv, n.coef_frac_bits)
-    elif isinstance(n, hw.QLUT):
-        fits("table", n.out_bits, "out_bits")
-    elif isinstance(n, hw.QLayerNorm):
-        fits("weight", n.weight_bits, "weight_bits")
-        fits("bias", n.out_bits, "out_bits")
-        for f, lo, hi in (("mean_mul", 1, 1 << 40), ("mean_shift", 0, 62), ("var_shift", 0, 62), ("eps", 0, 1 << 62),
-                          ("index_bits", 1, 24), ("rsqrt_frac_bits", 0, 40)):
-            v = getattr(n, f)
-            if isinstance(v, int) and not lo <= v <= hi:
-                msgs.append(f"{f}={v} must be in [{lo}, {hi}]")
-        t = n.rsqrt_table
-        if t.size and t.dtype == np.int64 and isinstance(n.rsqrt_frac_bits, int) and 0 <= n.rsqrt_frac_bits <= 40:
-            if int(t.min()) < 0 or int(t.max()) > (1 << n.rsqrt_frac_bits):
-                msgs.append(f"rsqrt_table entries must be in [0, 2^rsqrt_frac_bits = {1 << n.rsqrt_frac_bits}]")
-        if n.shift.size and n.shift.dtype == np.int64 and (int(n.shift.min()) < -62 or int(n.shift.max()) > 62):
-            msgs.append("shift values must be in [-62, 62]")
-    elif isinstance(n, hw.QTernarize):
-        if isinstance(n.den, int) and n.den <= 0:
-            msgs.append(f"den={n.den} must be positive")
-    bits_fields = ("out_bits", "weight_bits", "state_bits", "coef_frac_bits", "trace_frac_bits")
-    for f in bits_fields:
-        v = getattr(n, f, None)
-        if isinstance(v, int) and not 0 <= v <= 62:
-            msgs.append(f"{f}={v} must be in [0, 62]")
+    for f, m in field_meta(type(n)).items():
+        v = getattr(n, f)
+        if isinstance(v, np.ndarray):
+            if v.size == 0 or v.dtype != np.int64:
+                continue
+            lo, hi = int(v.min()), int(v.max())
+            if "fits" in m:
+                b = _width(n, m["fits"])
+                what = m["fits"] if isinstance(m["fits"], str) else "width"
+                if 0 < b <= 63 and (lo < -limit(b) or hi > limit(b)):
+                    bad = hi if hi > limit(b) else lo
+                    msgs.append(f"{f} value {bad} does not fit {what}={b} signed bits (limit +-{limit(b)})")
+            if "unit" in m and 0 <= _width(n, m["unit"]) <= 62:
+                one = 1 << _width(n, m["unit"])
+                peak = max(abs(lo), abs(hi))
+                if peak > one:
+                    msgs.append(f"{f} magnitude {peak} exceeds 2^{m['unit']} = {one} (|a| <= 1)")
+            if "range" in m:
+                rlo, rhi = m["range"]
+                if lo < rlo or (rhi is not None and hi > rhi):
+                    msgs.append(f"{f} values must be in [{rlo}, {rhi}]")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            if "unit" in m:
+                fb = getattr(n, m["unit"])
+                if isinstance(fb, int) and 0 <= fb <= 62 and not 0 <= v <= (1 << fb):
+                    msgs.append(f"{f}={v} must be in [0, 2^{fb}] (a decay factor in [0, 1])")
+            if "range" in m:
+                rlo, rhi = m["range"]
+                if v < rlo or (rhi is not None and v > rhi):
+                    msgs.append(f"{f}={v} must be in [{rlo}, {rhi}]" if rhi is not None else f"{f}={v} must be >= {rlo}")
+    msgs += [m for rule, m in n.check_fields() if rule == "range"]
     return msgs
 
 
@@ -305,7 +194,7 @@ def _attr_rules(cls_name: str, n: Node, defaults: dict[str, object]) -> list[str
         if not ok:
             msgs.append(f"field {f}={v!r} must be of type {type(default).__name__}")
             continue
-        allowed = ENUM_ATTRS.get((cls_name, f))
+        allowed = field_meta(type(n))[f].get("choices")
         if allowed is not None and v not in allowed:
             msgs.append(f"field {f}={v!r} is not one of {', '.join(map(repr, allowed))}")
         if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
@@ -356,7 +245,7 @@ def verify(graph: Graph) -> list[Violation]:
         defaults = field_defaults(type(obj))
         for m in _attr_rules(cls_name, obj, defaults):
             add("attr", name, m)
-        integer = isinstance(obj, hw.QNode)
+        integer = obj.FAMILY == "int"
         dmsgs, fmsgs = _array_rules(obj, defaults, integer)
         for m in dmsgs:
             add("dtype", name, m)
@@ -414,7 +303,6 @@ def verify(graph: Graph) -> list[Violation]:
         add("cycle", "", f"graph has cycle(s): {'; '.join(cycles)}; recurrence must live inside stateful nodes")
 
     # -- inputs and outputs
-    input_like = (fl.Input, hw.QInput)
     if not graph.inputs:
         add("io", "", "graph.inputs is empty")
     if not graph.outputs:
@@ -422,13 +310,13 @@ def verify(graph: Graph) -> list[Violation]:
     for n in graph.inputs:
         if n not in objs:
             add("io", n, f"graph input '{n}' is not a node of the graph")
-        elif not isinstance(objs[n], input_like):
+        elif not objs[n].IS_INPUT:
             add("io", n, f"graph input '{n}' is a {objs[n].op}, not an Input/QInput node")
     for n in graph.outputs:
         if n not in objs:
             add("io", n, f"graph output '{n}' is not a node of the graph")
     for n, obj in objs.items():
-        if isinstance(obj, input_like) and n not in graph.inputs:
+        if obj.IS_INPUT and n not in graph.inputs:
             add("io", n, f"input node '{n}' is missing from graph.inputs {graph.inputs}")
 
     # -- reachability

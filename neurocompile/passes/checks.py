@@ -28,6 +28,7 @@ chip's limits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.registry import Registry
 from neurocompile.passes.common import Precision, limit
 
 __all__ = ["Violation", "check_graph", "RULES", "errors"]
@@ -76,11 +78,110 @@ def _in_limit(g: Graph, name: str, port: str | None = None) -> int:
     return total
 
 
+_GENERIC = "no node-specific design rule (the message-width and connectivity rules apply to it)"
+#: integer node class -> its own design rules ``(add, graph, precision, name, node) -> None`` (``add`` records a
+#: violation); every node also gets the message-width and connectivity rules of :func:`check_graph`.
+RULES_BY_NODE: Registry[Callable[..., None]] = Registry("design-rules", family="int", exempt={
+    "QInput": "a host input: the host chooses its encoding (message-width rule only)",
+    "QEmbedding": "a host-side table (the host sends its rows)",
+    "QLUT": _GENERIC, "QTernarize": _GENERIC, "QAdd": _GENERIC, "QAccumulate": "host side (sequence end)",
+    "QLavaLIF": "FIXME: Lava's LIF fixes its own widths (24-bit u, v; 12-bit decays); no rule checks them yet",
+})
+
+
+@RULES_BY_NODE.register(hw.QDense)
+def _check_dense(add: Any, g: Graph, prec: Precision, name: str, n: hw.QDense) -> None:
+    acc = prec.acc_limit
+    worst = float((np.abs(n.weight) @ np.full(n.weight.shape[1], _in_limit(g, name), np.float64)
+                   + np.abs(n.bias)).max(initial=0))
+    if worst > acc:
+        add("accumulator", name, "worst-case dendritic sum", worst, acc, "error",
+            f"{prec.accumulator_bits}-bit accumulator; reduce the input width or the weights")
+    _weights(add, name, {"weight": n.weight}, n.weight_bits, prec)
+
+
+@RULES_BY_NODE.register(hw.QModeReadout)
+def _check_readout(add: Any, g: Graph, prec: Precision, name: str, n: hw.QModeReadout) -> None:
+    acc = prec.acc_limit
+    lx, lu = _in_limit(g, name, "state"), _in_limit(g, name, "skip")
+    worst = float(((np.abs(n.c_re) + np.abs(n.c_im)).sum(axis=1) * lx + np.abs(n.d) * lu).max(initial=0))
+    if worst > acc:
+        add("accumulator", name, "worst-case readout sum", worst, acc, "error",
+            f"{prec.accumulator_bits}-bit accumulator")
+    _weights(add, name, {"c_re": n.c_re, "c_im": n.c_im, "d": n.d}, n.weight_bits, prec)
+
+
+@RULES_BY_NODE.register(hw.QModeBank)
+def _check_modebank(add: Any, g: Graph, prec: Precision, name: str, n: hw.QModeBank) -> None:
+    acc = prec.acc_limit
+    worst = float(np.maximum(np.abs(n.b_re), np.abs(n.b_im)).max(initial=0)) * _in_limit(g, name)
+    if worst > acc:
+        add("accumulator", name, "input product |b| * u", worst, acc, "error")
+    _weights(add, name, {"b_re": n.b_re, "b_im": n.b_im}, n.weight_bits, prec)
+    one = 1 << n.coef_frac_bits
+    mag2 = n.a_re.astype(np.float64) ** 2 + n.a_im.astype(np.float64) ** 2
+    if mag2.size and mag2.max() >= one * one:
+        add("decay", name, "|a| (pole magnitude, units of 2^-F)", float(np.sqrt(mag2.max())), one - 1,
+            "error", "a pole on or outside the unit circle never decays")
+    if n.out_bits > prec.state_bits:
+        add("state-bits", name, "mode state width (bits)", n.out_bits, prec.state_bits, "error")
+    if n.coef_frac_bits > prec.decay_bits:
+        add("decay", name, "coefficient fractional bits", n.coef_frac_bits, prec.decay_bits, "error")
+
+
+@RULES_BY_NODE.register(hw.QLayerNorm)
+def _check_layernorm(add: Any, g: Graph, prec: Precision, name: str, n: hw.QLayerNorm) -> None:
+    acc = prec.acc_limit
+    lx = _in_limit(g, name)
+    if n.size * lx > acc:
+        add("accumulator", name, "worst-case channel sum", n.size * lx, acc, "error",
+            f"{prec.accumulator_bits}-bit accumulator; reduce the LayerNorm's input width")
+    d = 2 * lx  # |x - mean|
+    wide = max(n.size * d * d * max(1, n.mean_mul), d * int(np.abs(n.rsqrt_table).max(initial=0))
+               * int(np.abs(n.weight).max(initial=0)))
+    if wide >= 1 << 62:
+        add("accumulator", name, "sum of squares / normalised product (int64 program)", wide, (1 << 62) - 1,
+            "error", "the LayerNorm's wide intermediates must stay exact in int64")
+    _weights(add, name, {"weight": n.weight}, n.weight_bits, prec)
+
+
+@RULES_BY_NODE.register(hw.QMul)
+def _check_mul(add: Any, g: Graph, prec: Precision, name: str, n: hw.QMul) -> None:
+    ba = sum(getattr(g.node(p), "out_bits", 0) for p in g.preds(name, "a"))
+    bb = sum(getattr(g.node(p), "out_bits", 0) for p in g.preds(name, "b"))
+    if ba + bb - 1 > prec.accumulator_bits:
+        add("product", name, "product width a*b (bits)", ba + bb - 1, prec.accumulator_bits, "warning")
+
+
+def _threshold(add: Any, prec: Precision, name: str, n: Any) -> None:
+    if n.vth.size:
+        tmax = (1 << (prec.threshold_mant_bits + prec.threshold_shift)) - 1
+        if float(n.vth.max()) > tmax:
+            add("threshold", name, "threshold (integer units)", float(n.vth.max()), tmax, "warning",
+                "above the threshold mantissa range")
+
+
+@RULES_BY_NODE.register(hw.QLIF, hw.QRefractory)
+def _check_neuron(add: Any, g: Graph, prec: Precision, name: str, n: Any) -> None:
+    if n.state_bits > prec.state_bits:
+        add("state-bits", name, "membrane width (bits)", n.state_bits, prec.state_bits, "error")
+    if n.coef_frac_bits > prec.decay_bits:
+        add("decay", name, "decay fractional bits", n.coef_frac_bits, prec.decay_bits, "error")
+    one = 1 << n.coef_frac_bits
+    if n.decay >= one:
+        add("decay", name, "membrane decay factor", n.decay, one - 1, "warning", "no leak")
+    _threshold(add, prec, name, n)
+
+
+@RULES_BY_NODE.register(hw.QHeaviside)
+def _check_heaviside(add: Any, g: Graph, prec: Precision, name: str, n: hw.QHeaviside) -> None:
+    _threshold(add, prec, name, n)
+
+
 def check_graph(g: Graph, prec: Precision) -> list[Violation]:
     """Run every rule on the integer graph ``g``; returns all violations (empty: the graph fits the target)."""
     out: list[Violation] = []
     host = g.sequence_end_nodes() | {n for n in g.g.nodes if g.node(n).SEQUENCE_END}
-    acc = prec.acc_limit
     from neurocompile.sim.placement import HOST, SYNAPSE, roles
 
     role = roles(g)  # a synapse-only dense's sum stays on its destination's core: it is not a message
@@ -94,68 +195,12 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
     role = roles(g)
     for name in g.order():
         n = g.node(name)
-        if not isinstance(n, hw.QNode) or name in host:
+        if n.FAMILY != "int" or name in host:
             continue
-        # -- accumulator and weight widths
-        if isinstance(n, hw.QDense):
-            worst = float((np.abs(n.weight) @ np.full(n.weight.shape[1], _in_limit(g, name), np.float64)
-                           + np.abs(n.bias)).max(initial=0))
-            if worst > acc:
-                add("accumulator", name, "worst-case dendritic sum", worst, acc, "error",
-                    f"{prec.accumulator_bits}-bit accumulator; reduce the input width or the weights")
-            _weights(add, name, {"weight": n.weight}, n.weight_bits, prec)
-        elif isinstance(n, hw.QModeReadout):
-            lx, lu = _in_limit(g, name, "state"), _in_limit(g, name, "skip")
-            worst = float(((np.abs(n.c_re) + np.abs(n.c_im)).sum(axis=1) * lx + np.abs(n.d) * lu).max(initial=0))
-            if worst > acc:
-                add("accumulator", name, "worst-case readout sum", worst, acc, "error",
-                    f"{prec.accumulator_bits}-bit accumulator")
-            _weights(add, name, {"c_re": n.c_re, "c_im": n.c_im, "d": n.d}, n.weight_bits, prec)
-        elif isinstance(n, hw.QModeBank):
-            worst = float(np.maximum(np.abs(n.b_re), np.abs(n.b_im)).max(initial=0)) * _in_limit(g, name)
-            if worst > acc:
-                add("accumulator", name, "input product |b| * u", worst, acc, "error")
-            _weights(add, name, {"b_re": n.b_re, "b_im": n.b_im}, n.weight_bits, prec)
-            one = 1 << n.coef_frac_bits
-            mag2 = n.a_re.astype(np.float64) ** 2 + n.a_im.astype(np.float64) ** 2
-            if mag2.size and mag2.max() >= one * one:
-                add("decay", name, "|a| (pole magnitude, units of 2^-F)", float(np.sqrt(mag2.max())), one - 1,
-                    "error", "a pole on or outside the unit circle never decays")
-            if n.out_bits > prec.state_bits:
-                add("state-bits", name, "mode state width (bits)", n.out_bits, prec.state_bits, "error")
-            if n.coef_frac_bits > prec.decay_bits:
-                add("decay", name, "coefficient fractional bits", n.coef_frac_bits, prec.decay_bits, "error")
-        elif isinstance(n, hw.QLayerNorm):
-            lx = _in_limit(g, name)
-            if n.size * lx > acc:
-                add("accumulator", name, "worst-case channel sum", n.size * lx, acc, "error",
-                    f"{prec.accumulator_bits}-bit accumulator; reduce the LayerNorm's input width")
-            d = 2 * lx  # |x - mean|
-            wide = max(n.size * d * d * max(1, n.mean_mul), d * int(np.abs(n.rsqrt_table).max(initial=0))
-                       * int(np.abs(n.weight).max(initial=0)))
-            if wide >= 1 << 62:
-                add("accumulator", name, "sum of squares / normalised product (int64 program)", wide, (1 << 62) - 1,
-                    "error", "the LayerNorm's wide intermediates must stay exact in int64")
-            _weights(add, name, {"weight": n.weight}, n.weight_bits, prec)
-        elif isinstance(n, hw.QMul):
-            ba = sum(getattr(g.node(p), "out_bits", 0) for p in g.preds(name, "a"))
-            bb = sum(getattr(g.node(p), "out_bits", 0) for p in g.preds(name, "b"))
-            if ba + bb - 1 > prec.accumulator_bits:
-                add("product", name, "product width a*b (bits)", ba + bb - 1, prec.accumulator_bits, "warning")
-        # -- neurons
-        if isinstance(n, (hw.QLIF, hw.QRefractory)):
-            if n.state_bits > prec.state_bits:
-                add("state-bits", name, "membrane width (bits)", n.state_bits, prec.state_bits, "error")
-            if n.coef_frac_bits > prec.decay_bits:
-                add("decay", name, "decay fractional bits", n.coef_frac_bits, prec.decay_bits, "error")
-            one = 1 << n.coef_frac_bits
-            if n.decay >= one:
-                add("decay", name, "membrane decay factor", n.decay, one - 1, "warning", "no leak")
-        if isinstance(n, (hw.QLIF, hw.QRefractory, hw.QHeaviside)) and n.vth.size:
-            tmax = (1 << (prec.threshold_mant_bits + prec.threshold_shift)) - 1
-            if float(n.vth.max()) > tmax:
-                add("threshold", name, "threshold (integer units)", float(n.vth.max()), tmax, "warning",
-                    "above the threshold mantissa range")
+        # -- accumulator and weight widths, neurons: the node type's own rules
+        rules = RULES_BY_NODE.get(n)
+        if rules is not None:
+            rules(add, g, prec, name, n)
         # -- messages
         sends = name in g.outputs or any(s not in host for s in g.succs(name))
         if 2 < n.out_bits and sends and n.out_bits > prec.message_bits and role.get(name) != SYNAPSE:

@@ -20,10 +20,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.traits import SPIKE_BINARY, field_meta
 from neurocompile.passes.common import PassContext, rewire
 
 NAME = "fold"
@@ -39,13 +43,23 @@ def run(graph: Graph, ctx: PassContext) -> Graph:
 
 
 # ------------------------------------------------------------------------------------------------ identities
-def _is_identity(n: fl.Node) -> bool:
-    if isinstance(n, fl.Activation) and n.fn == "identity":
-        return True
-    if isinstance(n, fl.Affine) and n.weight.ndim == 2 and n.weight.shape[0] == n.weight.shape[1]:
+def _affine_identity(n: fl.Affine) -> bool:
+    if n.weight.ndim == 2 and n.weight.shape[0] == n.weight.shape[1]:
         return bool(np.array_equal(n.weight, np.eye(n.weight.shape[0], dtype=n.weight.dtype))
                     and not np.any(n.bias))
     return False
+
+
+#: node type -> whether a node of it is exactly the identity map (types absent never are).
+IDENTITY: dict[type, Callable[[Any], bool]] = {
+    fl.Activation: lambda n: n.fn == "identity",
+    fl.Affine: _affine_identity,
+}
+
+
+def _is_identity(n: fl.Node) -> bool:
+    test = IDENTITY.get(type(n))
+    return bool(test is not None and test(n))
 
 
 def _bypass(g: Graph, name: str) -> bool:
@@ -139,10 +153,10 @@ def _fold_thresholds(g: Graph) -> list[str]:
     done = []
     for name in list(g.order()):
         n = g.node(name)
-        if not isinstance(n, (fl.LIF, fl.RefractoryLIF, fl.Heaviside)):
+        if n.SPIKES != SPIKE_BINARY:  # the neurons, whose dynamics are homogeneous in (x, vth)
             continue
-        vth = n.vth.astype(np.float64)
-        if isinstance(n, fl.Heaviside) and not np.any(vth):
+        vth = n.vth.astype(np.float64)  # type: ignore[attr-defined]
+        if not np.any(vth):  # a zero threshold (Heaviside's default) has nothing to fold
             continue
         if not (vth.size and np.all(vth > 0) and np.all(np.isfinite(vth))) or np.all(vth == 1.0):
             continue
@@ -150,18 +164,29 @@ def _fold_thresholds(g: Graph) -> list[str]:
         if len(preds) != 1 or not _only_consumer(g, preds[0], name):
             continue
         p = g.node(preds[0])
-        if isinstance(p, fl.S4D):
-            p.C = (p.C.astype(np.complex128) / vth[:, None]).astype(np.complex64)
-            if p.C2.size:
-                p.C2 = (p.C2.astype(np.complex128) / vth[:, None]).astype(np.complex64)
-            p.D = (p.D.astype(np.float64) / vth).astype(np.float32)
-        elif isinstance(p, fl.Affine):
-            p.weight = (p.weight.astype(np.float64) / vth[:, None]).astype(np.float32)
-            p.bias = (p.bias.astype(np.float64) / vth).astype(np.float32)
-        else:
+        divide = DIVIDE_OUTPUT.get(type(p))
+        if divide is None:
             continue
-        if isinstance(n, fl.RefractoryLIF):
-            n.rho = (n.rho.astype(np.float64) / vth).astype(np.float32)
-        n.vth = np.ones_like(n.vth, dtype=np.float32)
+        divide(p, vth)
+        for f, meta in field_meta(type(n)).items():
+            if f != "vth" and meta.get("input_units"):
+                setattr(n, f, (getattr(n, f).astype(np.float64) / vth).astype(np.float32))
+        n.vth = np.ones_like(n.vth, dtype=np.float32)  # type: ignore[attr-defined]
         done.append(name)
     return done
+
+
+def _divide_s4d(p: fl.S4D, k: np.ndarray) -> None:
+    p.C = (p.C.astype(np.complex128) / k[:, None]).astype(np.complex64)
+    if p.C2.size:
+        p.C2 = (p.C2.astype(np.complex128) / k[:, None]).astype(np.complex64)
+    p.D = (p.D.astype(np.float64) / k).astype(np.float32)
+
+
+def _divide_affine(p: fl.Affine, k: np.ndarray) -> None:
+    p.weight = (p.weight.astype(np.float64) / k[:, None]).astype(np.float32)
+    p.bias = (p.bias.astype(np.float64) / k).astype(np.float32)
+
+
+#: producer type -> divide its output channels by k [H] in place (types absent cannot take a folded threshold).
+DIVIDE_OUTPUT: dict[type, Callable[[Any, np.ndarray], None]] = {fl.S4D: _divide_s4d, fl.Affine: _divide_affine}

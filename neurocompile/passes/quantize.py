@@ -35,6 +35,7 @@ Saturations are counted by running the integer graph on the calibration data.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,12 +43,14 @@ import numpy as np
 from neurocompile.errors import QuantizationError, UnsupportedOpError
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.registry import Registry
+from neurocompile.ir.traits import SPIKE_BINARY, SPIKE_NONE, SPIKE_TERNARY
 from neurocompile.passes import qmath
 from neurocompile.passes.calibrate import clip_range
 from neurocompile.passes.common import PassContext, limit
 
 NAME = "quantize"
-SPIKING = (fl.LIF, fl.RefractoryLIF, fl.Heaviside)
+SPIKE_BITS = {SPIKE_BINARY: 1, SPIKE_TERNARY: 2}  # a spike's width and scale are fixed by its kind
 ADJUSTABLE = (fl.Affine, fl.Activation, fl.ModeReadout, fl.Embedding)
 ACCUMULATE_BITS = 32  # host-side sequence sum
 HOST_BITS = 24  # resolution of host-side (out_bits 0) values
@@ -71,6 +74,49 @@ def ternary_alpha(w: np.ndarray) -> float | None:
         return None
     a = float(nz.max())
     return a if np.all(np.abs(nz - a) <= 1e-6 * a) else None
+
+
+#: consumer class -> the widest input (bits) it accepts on a port so that its accumulator fits
+#: ``(precision, consumer node, port) -> bits | None`` (None: no constraint).
+IN_BITS: Registry[Callable[[Any, Any, str], int | None]] = Registry("quantize-in-bits", family="float")
+
+
+@IN_BITS.register(fl.Node)
+def _no_limit(p: Any, c: fl.Node, port: str) -> int | None:
+    return None
+
+
+@IN_BITS.register(fl.Affine)
+def _affine_in(p: Any, c: fl.Affine, port: str) -> int | None:
+    wm = 1 if ternary_alpha(c.weight) is not None else p.wmax
+    return qmath.bits_for(p.acc_limit / (wm * max(1, c.weight.shape[1])))
+
+
+@IN_BITS.register(fl.ModeBank)
+def _modebank_in(p: Any, c: fl.ModeBank, port: str) -> int | None:
+    return qmath.bits_for(p.acc_limit / p.wmax)
+
+
+@IN_BITS.register(fl.ModeReadout)
+def _readout_in(p: Any, c: fl.ModeReadout, port: str) -> int | None:
+    return qmath.bits_for(p.acc_limit / (2 * p.wmax)) if port == "skip" else None
+
+
+@IN_BITS.register(fl.LIF, fl.RefractoryLIF)
+def _neuron_in(p: Any, c: fl.Node, port: str) -> int | None:
+    return p.state_bits - 2
+
+
+@IN_BITS.register(fl.Mul)
+def _mul_in(p: Any, c: fl.Mul, port: str) -> int | None:
+    half = (p.accumulator_bits + 1) // 2
+    return half if port == "b" else p.accumulator_bits + 1 - half
+
+
+@IN_BITS.register(fl.Norm)
+def _norm_in(p: Any, c: fl.Norm, port: str) -> int | None:
+    """QLayerNorm: its channel sum fits the accumulator, squares stay in int64."""
+    return min(LAYERNORM_IN_BITS, qmath.bits_for(p.acc_limit / max(1, c.out_size())))
 
 
 class _Plan:
@@ -97,36 +143,20 @@ class _Plan:
 
     # -- widths
     def _allowed(self, consumer: str, port: str) -> int | None:
-        c, p = self.g.node(consumer), self.p
+        c = self.g.node(consumer)
         if consumer in self.late or c.SEQUENCE_END:
             return None
-        if isinstance(c, fl.Affine):
-            wm = 1 if ternary_alpha(c.weight) is not None else p.wmax
-            return qmath.bits_for(p.acc_limit / (wm * max(1, c.weight.shape[1])))
-        if isinstance(c, fl.ModeBank):
-            return qmath.bits_for(p.acc_limit / p.wmax)
-        if isinstance(c, fl.ModeReadout):
-            return qmath.bits_for(p.acc_limit / (2 * p.wmax)) if port == "skip" else None
-        if isinstance(c, (fl.LIF, fl.RefractoryLIF)):
-            return p.state_bits - 2
-        if isinstance(c, fl.Mul):
-            half = (p.accumulator_bits + 1) // 2
-            return half if port == "b" else p.accumulator_bits + 1 - half
-        if isinstance(c, fl.Norm):  # QLayerNorm: its channel sum fits the accumulator, squares stay in int64
-            return min(LAYERNORM_IN_BITS, qmath.bits_for(p.acc_limit / max(1, c.out_size())))
-        return None
+        return IN_BITS[c](self.p, c, port)
 
     def _bits(self) -> None:
         g = self.g
         for n in self.order:
             node = g.node(n)
-            if isinstance(node, SPIKING):
-                self.bits[n] = 1
-            elif isinstance(node, fl.Ternarize):
-                self.bits[n] = 2
-            elif isinstance(node, fl.Input) and node.tokens:
-                self.bits[n] = max(2, int(node.vocab).bit_length() + 1)
-            elif isinstance(node, fl.MeanPool):
+            if node.SPIKES != SPIKE_NONE:
+                self.bits[n] = SPIKE_BITS[node.SPIKES]
+            elif node.IS_INPUT and node.tokens:  # type: ignore[attr-defined]
+                self.bits[n] = max(2, int(node.vocab).bit_length() + 1)  # type: ignore[attr-defined]
+            elif node.SEQUENCE_END:
                 self.bits[n] = ACCUMULATE_BITS
             elif n in self.late:
                 self.bits[n] = 0
@@ -151,7 +181,7 @@ class _Plan:
             for p in self.g.preds(n):
                 by_port.setdefault(self.g.edge(p, n)["port"], []).append(p)
             tied = [ps for ps in by_port.values() if len(ps) > 1]
-            if isinstance(node, fl.Add):
+            if node.SUMS_INPUTS:
                 tied.append([n] + self.g.preds(n))
             for ps in tied:
                 for q in ps[1:]:
@@ -161,7 +191,7 @@ class _Plan:
             groups.setdefault(find(n), []).append(n)
         self.groups = [m for m in groups.values() if len(m) > 1]
         for members in self.groups:
-            fixed = [m for m in members if isinstance(self.g.node(m), SPIKING + (fl.Ternarize, fl.MeanPool))
+            fixed = [m for m in members if self.g.node(m).SPIKES != SPIKE_NONE or self.g.node(m).SEQUENCE_END
                      or m in self.late]
             if fixed:
                 raise QuantizationError(
@@ -182,10 +212,10 @@ class _Plan:
         g = self.g
         for n in self.order:
             node = g.node(n)
-            if isinstance(node, SPIKING + (fl.Ternarize,)) or (isinstance(node, fl.Input) and node.tokens):
+            if node.SPIKES != SPIKE_NONE or (node.IS_INPUT and node.tokens):  # type: ignore[attr-defined]
                 self.scale[n] = 1.0
                 self.fixed.add(n)
-            elif not isinstance(node, fl.MeanPool):
+            elif not node.SEQUENCE_END:
                 self.scale[n] = self._desired(n)
         for members in self.groups:
             s = max(self.scale[m] for m in members)
@@ -212,7 +242,7 @@ class _Plan:
         g = self.g
         for n in self.order:
             node = g.node(n)
-            if isinstance(node, fl.MeanPool):
+            if node.SEQUENCE_END:  # the sequence sum: 1/T folded into the scale
                 self.scale[n] = self.in_scale(n) / self.steps
                 continue
             if not isinstance(node, fl.Mul):
@@ -263,7 +293,7 @@ def run(graph: Graph, ctx: PassContext) -> Graph:
         raise QuantizationError("quantize needs calibration ranges: run the calibrate pass first")
     for name in graph.order():
         node = graph.node(name)
-        if isinstance(node, (fl.S4D, fl.GLU)) or (isinstance(node, fl.Norm) and node.kind != "layer"):
+        if node.must_lower():
             raise UnsupportedOpError(f"node '{name}' ({graph.node(name).op}) must be lowered before quantisation "
                                      f"(run the fold, discretize and lower passes)")
     from neurocompile.passes._emit import Emitter

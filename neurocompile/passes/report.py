@@ -30,11 +30,11 @@ import numpy as np
 
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.traits import SPIKE_NONE
 from neurocompile.passes.qmath import sqnr_db
 
 __all__ = ["quant_report", "render_quant_report", "dequantize"]
 
-_SPIKING = ("QLIF", "QHeaviside", "QRefractory", "QTernarize", "QLavaLIF")
 _QUANT_KEYS = ("weight_sqnr_db", "lut_sqnr_db", "lut_max_abs_error", "lut_clamped", "state_bits",
                "readout_sqnr_db", "pole_max_deviation", "poles_nudged", "vth_levels_min")
 
@@ -92,14 +92,13 @@ def local_errors(float_graph: Graph, int_graph: Graph, ftrace: dict[str, np.ndar
     The error it shows is the one this node adds (upstream errors excluded), so ranking nodes by it names the
     layers that cost the most; ``sqnr_db`` for graded outputs, ``spike_agreement`` for spiking ones.
     """
-    from neurocompile.ir import hw
-    from neurocompile.sim import kernels
+    from neurocompile.sim.reference import run_node
 
     out: dict[str, dict[str, float]] = {}
     late = int_graph.sequence_end_nodes()
     for name in int_graph.order():
         q = int_graph.node(name)
-        if isinstance(q, hw.QInput) or name in late or q.SEQUENCE_END or name not in ftrace:
+        if q.IS_INPUT or name in late or q.SEQUENCE_END or name not in ftrace:
             continue
         ins: dict[str, np.ndarray] = {}
         for p in int_graph.preds(name):
@@ -109,9 +108,7 @@ def local_errors(float_graph: Graph, int_graph: Graph, ftrace: dict[str, np.ndar
             v = quantize_values(int_graph, p, ftrace[p])
             ins[port] = ins[port] + v if port in ins else v
         else:
-            b, t_len = next(iter(ins.values())).shape[:2]
-            st = kernels.init_state(q, b)
-            y = np.stack([kernels.step(q, {k: v[:, t] for k, v in ins.items()}, st) for t in range(t_len)], 1)
+            y = run_node(q, ins)
             ref = ftrace[name]
             if q.out_bits <= 2:
                 out[name] = {"spike_agreement": float(np.mean(ref == y))}
@@ -166,7 +163,7 @@ def quant_report(float_graph: Graph, int_graph: Graph, x: Any, y: Any = None) ->
         n_values = max(1, vi.size if vi is not None else 1)
         row["saturation_rate"] = row["saturations"] / n_values
         if vf is not None and vi is not None and vf.shape == vi.shape:
-            if q.op in _SPIKING:
+            if q.SPIKES != SPIKE_NONE:
                 row["sqnr_db"] = None
                 row["spike_agreement"] = float(np.mean(vf == vi))
                 row["spike_rate_float"] = float(np.mean(vf != 0))

@@ -25,7 +25,7 @@ from neurocompile.ir import hw
 from neurocompile.ir import nodes as fl
 from neurocompile.passes import qmath
 from neurocompile.passes.common import limit
-from neurocompile.sim import kernels
+from neurocompile.sim.reference import run_node
 
 _BUDGET = 2e7  # samples x H x M x T simulated per candidate width
 _MAX_SAMPLES = 64
@@ -120,13 +120,8 @@ def _readout(em: Any, n: fl.ModeReadout, basis: np.ndarray, lim_x: int, s_u: flo
 
 
 def _simulate(bank: hw.QModeBank, ro: hw.QModeReadout, u: np.ndarray) -> np.ndarray:
-    b, t_len = u.shape[:2]
-    sb, sr = kernels.init_state(bank, b), kernels.init_state(ro, b)
-    out = np.zeros((b, t_len, ro.out_size()), np.int64)
-    for t in range(t_len):
-        st = kernels.step_modebank(bank, {"in": u[:, t]}, sb)
-        out[:, t] = kernels.step_modereadout(ro, {"state": st, "skip": u[:, t]}, sr)
-    return out
+    """The readout's outputs [B, T, H] for bank inputs ``u`` [B, T, H] (the bank's output feeds only the readout)."""
+    return run_node(ro, {"state": run_node(bank, {"in": u}), "skip": u})
 
 
 def quantize_ssm(em: Any, name: str, n: fl.ModeBank, ro_name: str, ro: fl.ModeReadout

@@ -3,12 +3,14 @@ a run (split from engine.py; the counters are defined in docs/simulator.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.registry import Registry
 from neurocompile.sim.counters import LayerCounts, RunCounts
 from neurocompile.sim.placement import (
     COMPUTE,
@@ -26,25 +28,45 @@ if TYPE_CHECKING:
     from neurocompile.sim.batch import _Acc
 
 
-def _active_count(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any], events: Array | None = None) -> int:
-    """Updated compartments of this step (Loihi's rule): a synaptic event arrived (``events``, when the input
-    comes through stored synapses), the input is non-zero, or the (previous) state is non-zero."""
-    if isinstance(node, hw.QModeBank):
-        mode = (st["re"] != 0) | (st["im"] != 0) | (ins["in"] != 0)[:, :, None]
-        return 2 * int(np.count_nonzero(mode))
-    if isinstance(node, hw.QModeReadout):
-        h, m = node.c_re.shape
-        state = ins["state"].reshape(-1, h, 2 * m)
-        return int(np.count_nonzero(np.any(state != 0, axis=2) | (ins["skip"] != 0)))
-    if isinstance(node, hw.QDense):
-        return int(np.count_nonzero(np.any(ins["in"] != 0, axis=1))) * node.out_size()
+#: node class -> updated compartments of one step ``(node, ins, st, events) -> int`` (Loihi's rule).
+ACTIVE: Registry[Callable[..., int]] = Registry("sim-active", family="int")
+
+
+@ACTIVE.register(hw.QNode)
+def _active_units(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any], events: Array | None = None) -> int:
+    """One compartment per output unit, updated when a synaptic event arrived (``events``, when the input comes
+    through stored synapses), its input is non-zero, or one of its (previous) state variables is non-zero."""
     a = events
     for v in ins.values():
         a = (v != 0) if a is None else (a | (v != 0))
-    for k in ("u", "v", "r", "s", "acc"):
-        if k in st:
-            a = (st[k] != 0) if a is None else (a | (st[k] != 0))
+    for var in node.STATE:
+        if var.name in st:
+            a = (st[var.name] != 0) if a is None else (a | (st[var.name] != 0))
     return int(np.count_nonzero(a)) if a is not None else 0
+
+
+@ACTIVE.register(hw.QModeBank)
+def _active_modes(node: hw.QModeBank, ins: dict[str, Array], st: dict[str, Any], events: Array | None = None) -> int:
+    mode = (st["re"] != 0) | (st["im"] != 0) | (ins["in"] != 0)[:, :, None]
+    return 2 * int(np.count_nonzero(mode))
+
+
+@ACTIVE.register(hw.QModeReadout)
+def _active_readout(node: hw.QModeReadout, ins: dict[str, Array], st: dict[str, Any],
+                    events: Array | None = None) -> int:
+    h, m = node.c_re.shape
+    state = ins["state"].reshape(-1, h, 2 * m)
+    return int(np.count_nonzero(np.any(state != 0, axis=2) | (ins["skip"] != 0)))
+
+
+@ACTIVE.register(hw.QDense)
+def _active_dense(node: hw.QDense, ins: dict[str, Array], st: dict[str, Any], events: Array | None = None) -> int:
+    return int(np.count_nonzero(np.any(ins["in"] != 0, axis=1))) * node.out_size()
+
+
+def _active_count(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any], events: Array | None = None) -> int:
+    """Updated compartments of this step (Loihi's rule), by the node's :data:`ACTIVE` entry."""
+    return ACTIVE[node](node, ins, st, events)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -52,12 +74,10 @@ def _active_count(node: hw.QNode, ins: dict[str, Array], st: dict[str, Any], eve
 # ------------------------------------------------------------------------------------------------------------
 
 def _lut_ops(node: hw.QNode) -> int:
-    """Look-ups of one step of one sample: one per QLUT element, one 1/sqrt per QLayerNorm."""
-    if isinstance(node, hw.QLUT):
-        return node.out_size()
-    if isinstance(node, hw.QLayerNorm):
-        return 1
-    return 0
+    """Look-ups of one step of one sample (the node's ``LOOKUPS_PER_STEP``: one per QLUT element, one 1/sqrt per
+    QLayerNorm)."""
+    k = node.LOOKUPS_PER_STEP
+    return node.out_size() if k == "out" else int(k)
 
 
 def _messages_in(g: Graph, p: _Plan, acc: _Acc, placement: Placement, name: str) -> int:
@@ -128,7 +148,7 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
             synops_effective_ac=ac,
             neuron_updates=acc.active[name],
             compartment_updates=comp * n_steps,
-            state_update_ops=4 * (node.out_size() // 2) * n_steps if isinstance(node, hw.QModeBank) else 0,
+            state_update_ops=node.STATE_OPS_PER_UNIT * node.out_size() * n_steps,
             lut_ops=_lut_ops(node) * n_steps,
             messages=msgs,
             messages_local=local,

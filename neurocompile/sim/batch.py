@@ -182,12 +182,11 @@ class _Batch:
     def _build(self, name: str) -> Callable[[int], None]:
         node = self.g.node(name)
         path = self.p.path[name]
-        if isinstance(node, hw.QInput):
-            return self._build_input(name, node)
-        if isinstance(node, hw.QDense) and path != "kernel":
-            return self._build_dense(name, node, path)
-        if isinstance(node, hw.QModeBank) and path != "kernel":
-            return self._build_modebank(name, node, path)
+        if node.IS_INPUT:
+            return self._build_input(name, node)  # type: ignore[arg-type]
+        special = _SPECIALISED.get(type(node))  # the plan chose a vectorised path for this node type
+        if special is not None and path != "kernel":
+            return special(self, name, node, path)
         if name in self.p.fused:
             return self._build_readout(name, node, path)
         return self._build_kernel(name, node)
@@ -195,7 +194,7 @@ class _Batch:
     def _event_tracker(self, name: str, node: hw.QNode) -> Callable[[Array, int], None] | None:
         """For a SYNAPSE dense (counters on): a step function recording, per output, whether a synaptic event
         arrived (a stored synapse got a non-zero input), delayed like the dense's output (Loihi's update rule)."""
-        if not (self.counters and self.p.role[name] == SYNAPSE and isinstance(node, hw.QDense)):
+        if not (self.counters and self.p.role[name] == SYNAPSE):  # only a QDense is given the SYNAPSE role
             return None
         B, n_out, delay = self.B, node.out_size(), int(node.delay)
         stored = (node.weight != 0).T.astype(np.float32)  # [in, out]: synapses stored
@@ -235,10 +234,9 @@ class _Batch:
         self.st[name] = st
         ports = self.p.ports[name]
         bufs: dict[str, list] = {p: [] for p, _ in ports}
-        is_acc = isinstance(node, hw.QAccumulate)
+        is_acc = node.SEQUENCE_END
         count_active = self.counters and self.p.role[name] == COMPUTE
-        ev_srcs = [s for _, srcs in ports for s, d in srcs if d == 0 and self.p.role[s] == SYNAPSE
-                   and isinstance(self.g.node(s), hw.QDense)]
+        ev_srcs = [s for _, srcs in ports for s, d in srcs if d == 0 and self.p.role[s] == SYNAPSE]
         events = self._event_tracker(name, node)
         self.finals[name] = lambda: {k: (np.stack(v, axis=1) if k == "pipe" else v) for k, v in st.items()
                                      if k != "saturations"}
@@ -258,8 +256,8 @@ class _Batch:
             out = kernels.step(node, ins, st)
             self.acc.sat[name] += st["saturations"] - before
             st["saturations"] = 0
-            if is_acc:
-                self._record(name, st["acc"], t)
+            if is_acc:  # a sequence-end node records its running value
+                self._record(name, kernels.finish(node, st), t)
                 return
             self.vals[name] = out
             self._emit(name, out, t)
@@ -535,3 +533,10 @@ class _Batch:
                 if fs:
                     out[name] = fs
         return out
+
+
+#: node type -> the engine's vectorised builder, used when the plan chose a path other than 'kernel'.
+_SPECIALISED: dict[type, Callable[..., Callable[[int], None]]] = {
+    hw.QDense: _Batch._build_dense,
+    hw.QModeBank: _Batch._build_modebank,
+}

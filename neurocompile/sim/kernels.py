@@ -3,7 +3,9 @@
 Each kernel works on a batch: inputs are int64 arrays [B, n] (summed per port by the engine), state is a
 dict of int64 arrays [B, ...] that the kernel updates in place. ``state["saturations"]`` counts values
 clipped by this node (overflow of its declared widths). Sequence-end nodes return their output from
-:func:`finish`. Nothing here knows about time, graphs or counters: that is the engine's job.
+:func:`finish`. Nothing here knows about time, graphs or counters: that is the runner's job
+(:mod:`neurocompile.sim.reference`). Every kernel registers itself in :data:`KERNELS` by decorator; the state it
+keeps is the node's ``STATE`` trait (:mod:`neurocompile.ir.traits`), allocated by :func:`init_state`.
 """
 
 from __future__ import annotations
@@ -14,32 +16,31 @@ import numpy as np
 
 from neurocompile.errors import IRError
 from neurocompile.ir import hw
+from neurocompile.ir.registry import Registry
 from neurocompile.sim.fixed import quantize_round, rsh_floor, rsh_round, rsh_trunc, sat
 
 Array = np.ndarray
 
 
-def init_state(node: hw.QNode, batch: int) -> dict[str, Array | int]:
-    """Fresh state at t = -1: every state variable is 0."""
-    st: dict[str, Array | int] = {"saturations": 0}
-    if isinstance(node, hw.QModeBank):
-        h, m = node.a_re.shape
-        st["re"] = np.zeros((batch, h, m), np.int64)
-        st["im"] = np.zeros((batch, h, m), np.int64)
-    elif isinstance(node, hw.QLIF):
-        st["v"] = np.zeros((batch, node.out_size()), np.int64)
-    elif isinstance(node, hw.QRefractory):
-        n = node.out_size()
-        st["v"] = np.zeros((batch, n), np.int64)
-        st["s"] = np.zeros((batch, n), np.int64)
-        st["r"] = np.zeros((batch, n), np.int64)
-    elif isinstance(node, hw.QAccumulate):
-        st["acc"] = np.zeros((batch, node.out_size()), np.int64)
-    elif isinstance(node, hw.QLavaLIF):
-        st["u"] = np.zeros((batch, node.out_size()), np.int64)
-        st["v"] = np.zeros((batch, node.out_size()), np.int64)
-    elif isinstance(node, hw.QDense) and node.delay > 0:
-        st["pipe"] = [np.zeros((batch, node.out_size()), np.int64) for _ in range(node.delay)]
+Kernel = Callable[..., "Array | None"]
+
+#: node class -> its step function ``(node, ins, st) -> output [B, n]`` (None for sequence-end nodes).
+KERNELS: Registry[Kernel] = Registry("sim-kernel", family="int", exempt={
+    "QInput": "graph inputs are quantised from the caller's data by step_input, not stepped from ports"})
+#: sequence-end node class -> the state variable holding its output after the last step.
+FINISH: dict[type, str] = {}
+
+
+def init_state(node: hw.QNode, batch: int) -> dict[str, Array | int | list[Array]]:
+    """Fresh state at t = -1: every state variable of ``node.state_vars()`` at its ``init`` value, [B, ...];
+    a variable with a field-sized ``count`` (a delay line) is a list of that many arrays, oldest first."""
+    st: dict[str, Array | int | list[Array]] = {"saturations": 0}
+    for v in node.state_vars():
+        shape = (batch, *v.shape(node))
+        if isinstance(v.count, str):
+            st[v.name] = [np.full(shape, v.init, np.int64) for _ in range(v.copies(node))]
+        else:
+            st[v.name] = np.full(shape, v.init, np.int64)
     return st
 
 
@@ -60,11 +61,13 @@ def step_input(node: hw.QInput, x: Array, st: dict) -> Array:
     return _sat(st, quantize_round(x, node.out_scale), node.out_bits)
 
 
+@KERNELS.register(hw.QEmbedding)
 def step_embedding(node: hw.QEmbedding, ins: dict[str, Array], st: dict) -> Array:
     ids = ins["in"][:, 0]
     return node.table[ids]
 
 
+@KERNELS.register(hw.QDense)
 def step_dense(node: hw.QDense, ins: dict[str, Array], st: dict) -> Array:
     acc = ins["in"] @ node.weight.T + node.bias
     shifted = rsh_floor(acc, node.shift) if node.rounding == "floor" else rsh_round(acc, node.shift)
@@ -76,6 +79,7 @@ def step_dense(node: hw.QDense, ins: dict[str, Array], st: dict) -> Array:
     return y
 
 
+@KERNELS.register(hw.QModeBank)
 def step_modebank(node: hw.QModeBank, ins: dict[str, Array], st: dict) -> Array:
     u = ins["in"][:, :, None]  # [B, H, 1]
     f = node.coef_frac_bits
@@ -90,6 +94,7 @@ def step_modebank(node: hw.QModeBank, ins: dict[str, Array], st: dict) -> Array:
     return np.stack([st["re"], st["im"]], axis=-1).reshape(u.shape[0], -1)
 
 
+@KERNELS.register(hw.QModeReadout)
 def step_modereadout(node: hw.QModeReadout, ins: dict[str, Array], st: dict) -> Array:
     h, m = node.c_re.shape
     state = ins["state"].reshape(-1, h, m, 2)
@@ -97,6 +102,7 @@ def step_modereadout(node: hw.QModeReadout, ins: dict[str, Array], st: dict) -> 
     return _sat(st, rsh_round(acc, node.shift), node.out_bits)
 
 
+@KERNELS.register(hw.QLIF)
 def step_lif(node: hw.QLIF, ins: dict[str, Array], st: dict) -> Array:
     v = _sat(st, rsh_trunc(node.decay * st["v"], node.coef_frac_bits) + ins["in"], node.state_bits)
     s = _spike(v, node.vth, node.compare)
@@ -107,6 +113,7 @@ def step_lif(node: hw.QLIF, ins: dict[str, Array], st: dict) -> Array:
     return s
 
 
+@KERNELS.register(hw.QLavaLIF)
 def step_lavalif(node: hw.QLavaLIF, ins: dict[str, Array], st: dict) -> Array:
     """Lava's PyLifModelBitAcc: u wraps (one correction of 2^state_bits), v saturates, spike on v > vth << 6."""
     f, half = node.coef_frac_bits, 1 << (node.state_bits - 1)
@@ -119,10 +126,12 @@ def step_lavalif(node: hw.QLavaLIF, ins: dict[str, Array], st: dict) -> Array:
     return s
 
 
+@KERNELS.register(hw.QHeaviside)
 def step_heaviside(node: hw.QHeaviside, ins: dict[str, Array], st: dict) -> Array:
     return _spike(ins["in"], node.vth, node.compare)
 
 
+@KERNELS.register(hw.QRefractory)
 def step_refractory(node: hw.QRefractory, ins: dict[str, Array], st: dict) -> Array:
     f, r_bits = node.coef_frac_bits, node.trace_frac_bits
     v = (rsh_trunc(node.decay * st["v"], f) + ins["in"] - node.vth * st["s"]
@@ -134,6 +143,7 @@ def step_refractory(node: hw.QRefractory, ins: dict[str, Array], st: dict) -> Ar
     return s
 
 
+@KERNELS.register(hw.QLUT)
 def step_lut(node: hw.QLUT, ins: dict[str, Array], st: dict) -> Array:
     idx = rsh_round(ins["in"], node.in_shift) + node.offset
     n = node.table.shape[0]
@@ -141,10 +151,12 @@ def step_lut(node: hw.QLUT, ins: dict[str, Array], st: dict) -> Array:
     return node.table[np.clip(idx, 0, n - 1)]
 
 
+@KERNELS.register(hw.QMul)
 def step_mul(node: hw.QMul, ins: dict[str, Array], st: dict) -> Array:
     return _sat(st, rsh_round(ins["a"] * ins["b"], node.shift), node.out_bits)
 
 
+@KERNELS.register(hw.QTernarize)
 def step_ternarize(node: hw.QTernarize, ins: dict[str, Array], st: dict) -> Array:
     x = ins["in"]
     mag = np.abs(x)
@@ -153,13 +165,18 @@ def step_ternarize(node: hw.QTernarize, ins: dict[str, Array], st: dict) -> Arra
     return np.sign(x) * keep
 
 
+@KERNELS.register(hw.QAdd)
 def step_add(node: hw.QAdd, ins: dict[str, Array], st: dict) -> Array:
     return _sat(st, ins["in"], node.out_bits)
 
 
+@KERNELS.register(hw.QAccumulate)
 def step_accumulate(node: hw.QAccumulate, ins: dict[str, Array], st: dict) -> None:
     st["acc"] = _sat(st, st["acc"] + ins["in"], node.out_bits)
     return None
+
+
+FINISH[hw.QAccumulate] = "acc"
 
 
 def layernorm_octave(v: Array, index_bits: int) -> Array:
@@ -173,6 +190,7 @@ def layernorm_octave(v: Array, index_bits: int) -> Array:
     return j
 
 
+@KERNELS.register(hw.QLayerNorm)
 def step_layernorm(node: hw.QLayerNorm, ins: dict[str, Array], st: dict) -> Array:
     x = ins["in"]
     m, km = node.mean_mul, node.mean_shift
@@ -187,33 +205,15 @@ def step_layernorm(node: hw.QLayerNorm, ins: dict[str, Array], st: dict) -> Arra
 
 def finish(node: hw.QNode, st: dict) -> Array:
     """Output of a sequence-end node after the last step."""
-    if isinstance(node, hw.QAccumulate):
-        return st["acc"]
-    raise IRError(f"{type(node).__name__} is not a sequence-end node")
-
-
-STEP: dict[type, Callable[..., Array | None]] = {
-    hw.QEmbedding: step_embedding,
-    hw.QDense: step_dense,
-    hw.QModeBank: step_modebank,
-    hw.QModeReadout: step_modereadout,
-    hw.QLIF: step_lif,
-    hw.QHeaviside: step_heaviside,
-    hw.QRefractory: step_refractory,
-    hw.QLUT: step_lut,
-    hw.QMul: step_mul,
-    hw.QTernarize: step_ternarize,
-    hw.QAdd: step_add,
-    hw.QAccumulate: step_accumulate,
-    hw.QLavaLIF: step_lavalif,
-    hw.QLayerNorm: step_layernorm,
-}
+    var = next((FINISH[c] for c in type(node).__mro__ if c in FINISH), None)
+    if var is None:
+        raise IRError(f"{type(node).__name__} is not a sequence-end node")
+    return st[var]
 
 
 def step(node: hw.QNode, ins: dict[str, Array], st: dict) -> Array | None:
     """Advance ``node`` one step; ``ins`` maps each port to the summed int64 input [B, n]."""
-    try:
-        fn = STEP[type(node)]
-    except KeyError:
-        raise IRError(f"no integer kernel for node type {type(node).__name__}") from None
+    fn = KERNELS.get(node)
+    if fn is None:
+        raise IRError(f"no integer kernel for node type {type(node).__name__}")
     return fn(node, ins, st)

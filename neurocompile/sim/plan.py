@@ -4,7 +4,7 @@ The bounds prove when floating-point products are exact (docs/simulator.md, "Exa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +12,8 @@ import numpy as np
 from neurocompile.errors import IRError
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.registry import Registry
+from neurocompile.ir.traits import SPIKE_NONE
 from neurocompile.sim import kernels
 from neurocompile.sim.fixed import limit
 from neurocompile.sim.placement import (
@@ -41,10 +43,8 @@ class _Plan:
 
 
 def is_spiking(node: hw.QNode) -> bool:
-    """Binary or ternary outputs (1 <= out_bits <= 2); token ids and host-side logits (out_bits 0) are not spikes."""
-    if isinstance(node, hw.QInput) and node.tokens:
-        return False
-    return 1 <= int(node.out_bits) <= 2
+    """Binary or ternary output messages (:attr:`hw.QNode.spiking`)."""
+    return node.spiking
 
 
 def _port_bound(bound: Mapping[str, int | None], srcs: Sequence[tuple[str, int]]) -> int | None:
@@ -69,42 +69,80 @@ def _abs_max(a: Array) -> int:
     return int(np.abs(a).max()) if a.size else 0
 
 
-_SPIKES = (hw.QLIF, hw.QHeaviside, hw.QRefractory, hw.QLavaLIF, hw.QTernarize)  # outputs in {-1, 0, 1}
-_SATURATING = (hw.QDense, hw.QModeBank, hw.QModeReadout, hw.QMul, hw.QAdd, hw.QAccumulate,
-               hw.QLayerNorm)  # sat(., out_bits)
+Bound = Callable[[hw.QNode, dict[str, "int | None"]], "int | None"]
+
+#: node class -> compile-time bound on |output| ``(node, port bounds) -> int | None`` (Python ints: no overflow).
+#: The default reads the node's traits (``SPIKES``, ``SATURATES``); tables, inputs and unsaturated sums have their
+#: own entries. None (not bounded) keeps the node's consumers on int64.
+BOUND: Registry[Bound] = Registry("sim-bound", family="int")
+
+
+@BOUND.register(hw.QNode)
+def _trait_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
+    """From the node's traits: a spike is in {-1, 0, 1}; a node ending with sat(., out_bits) stays within
+    limit(out_bits); anything else is not bounded at compile time."""
+    if node.SPIKES != SPIKE_NONE:
+        return 1
+    if node.SATURATES and int(node.out_bits) > 0:
+        return limit(int(node.out_bits))
+    return None
+
+
+@BOUND.register(hw.QEmbedding, hw.QLUT)
+def _table_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
+    return _abs_max(node.table)  # type: ignore[attr-defined]
+
+
+@BOUND.register(hw.QInput)
+def _input_bound(node: hw.QInput, ins: dict[str, int | None]) -> int | None:
+    ob = int(node.out_bits)
+    return None if node.tokens or ob <= 0 else max(limit(ob), 1)
+
+
+def _saturated(fn: Bound) -> Bound:
+    """A node ending with sat(., out_bits): limit(out_bits), or (out_bits 0: no saturation) ``fn``'s bound."""
+    def bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
+        return limit(int(node.out_bits)) if int(node.out_bits) > 0 else fn(node, ins)
+    return bound
+
+
+@BOUND.register(hw.QDense)
+@_saturated
+def _dense_bound(node: hw.QDense, ins: dict[str, int | None]) -> int | None:
+    xb = ins.get("in")
+    if xb is None:
+        return None
+    rows = np.abs(node.weight).sum(axis=1) if node.weight.size else np.zeros(node.weight.shape[0], np.int64)
+    acc = max((int(r) * xb + abs(int(b)) for r, b in zip(rows, node.bias)), default=0)
+    return _shifted_bound(acc, node.shift)
+
+
+@BOUND.register(hw.QModeReadout)
+@_saturated
+def _readout_bound(node: hw.QModeReadout, ins: dict[str, int | None]) -> int | None:
+    sb, kb = ins.get("state"), ins.get("skip")
+    if sb is None or kb is None:
+        return None
+    c = int((np.abs(node.c_re) + np.abs(node.c_im)).sum(axis=1).max()) if node.c_re.size else 0
+    return _shifted_bound(c * sb + _abs_max(node.d) * kb, node.shift)
+
+
+@BOUND.register(hw.QMul)
+@_saturated
+def _mul_bound(node: hw.QMul, ins: dict[str, int | None]) -> int | None:
+    a, b = ins.get("a"), ins.get("b")
+    return None if a is None or b is None else _shifted_bound(a * b, np.asarray(node.shift))
+
+
+@BOUND.register(hw.QAdd)
+@_saturated
+def _add_bound(node: hw.QAdd, ins: dict[str, int | None]) -> int | None:
+    return ins.get("in")
 
 
 def _node_bound(node: hw.QNode, ins: dict[str, int | None]) -> int | None:
-    """Compile-time bound on |output| (Python ints: no overflow); None when not bounded or not known.
-
-    Only node types whose kernel provably limits the output are trusted (spikes, tables, and the nodes that end
-    with ``sat(., out_bits)``); any other node type gets None, which keeps its consumers on int64.
-    """
-    ob = int(node.out_bits)
-    if isinstance(node, _SPIKES):
-        return 1
-    if isinstance(node, (hw.QEmbedding, hw.QLUT)):
-        return _abs_max(node.table)
-    if isinstance(node, hw.QInput):
-        return None if node.tokens or ob <= 0 else max(limit(ob), 1)
-    if not isinstance(node, _SATURATING):
-        return None
-    if ob > 0:
-        return limit(ob)
-    xb = ins.get("in")
-    if isinstance(node, hw.QDense) and xb is not None:
-        rows = np.abs(node.weight).sum(axis=1) if node.weight.size else np.zeros(node.weight.shape[0], np.int64)
-        acc = max((int(r) * xb + abs(int(b)) for r, b in zip(rows, node.bias)), default=0)
-        return _shifted_bound(acc, node.shift)
-    if isinstance(node, hw.QModeReadout) and ins.get("state") is not None and ins.get("skip") is not None:
-        c = int((np.abs(node.c_re) + np.abs(node.c_im)).sum(axis=1).max()) if node.c_re.size else 0
-        acc = c * ins["state"] + _abs_max(node.d) * ins["skip"]
-        return _shifted_bound(acc, node.shift)
-    if isinstance(node, hw.QMul) and ins.get("a") is not None and ins.get("b") is not None:
-        return _shifted_bound(ins["a"] * ins["b"], np.asarray(node.shift))
-    if isinstance(node, hw.QAdd) and xb is not None:
-        return xb
-    return None
+    """Compile-time bound on |output| by the node's :data:`BOUND` entry."""
+    return BOUND[node](node, ins)
 
 
 def _dense_path(node: hw.QDense, xb: int | None, arith: str) -> str:
@@ -148,6 +186,60 @@ def _readout_float_ok(node: hw.QModeReadout, state_b: int | None, skip_b: int | 
     return acc + half < EXACT_F64 and grown < (1 << 62)
 
 
+@dataclass
+class _PathCtx:
+    """What a path chooser may read: the node's port bounds and the choices made for the nodes before it."""
+
+    graph: Graph
+    name: str
+    arith: str
+    ins: dict[str, int | None]
+    ports: dict[str, list[tuple[str, list[tuple[str, int]]]]]
+    bound: dict[str, int | None]
+    path: dict[str, str]
+    fused: set[str]
+
+
+#: node class -> its arithmetic path in the vectorised engine (``'kernel'``: stepped by its kernel; the others are
+#: the engine's specialisations, proven exact by the bounds above).
+PATH: Registry[Callable[[_PathCtx], str]] = Registry("sim-path", family="int")
+
+
+@PATH.register(hw.QNode)
+def _kernel_path(c: _PathCtx) -> str:
+    return "kernel"
+
+
+@PATH.register(hw.QInput)
+def _input_path(c: _PathCtx) -> str:
+    return "int64"
+
+
+@PATH.register(hw.QDense)
+def _dense_path_of(c: _PathCtx) -> str:
+    return _dense_path(c.graph.node(c.name), c.ins.get("in"), c.arith)  # type: ignore[arg-type]
+
+
+@PATH.register(hw.QModeBank)
+def _modebank_path(c: _PathCtx) -> str:
+    ok = c.arith == "auto" and _modebank_float_ok(c.graph.node(c.name), c.ins.get("in"))  # type: ignore[arg-type]
+    return "float64" if ok else "int64"
+
+
+@PATH.register(hw.QModeReadout)
+def _readout_path(c: _PathCtx) -> str:
+    """Fused with its QModeBank (reading the bank's state directly) when it is the bank's only state reader."""
+    node: hw.QModeReadout = c.graph.node(c.name)  # type: ignore[assignment]
+    srcs = dict(c.ports[c.name])["state"]
+    bank = c.graph.node(srcs[0][0]) if len(srcs) == 1 else None
+    if not (isinstance(bank, hw.QModeBank) and srcs[0][1] == 0 and bank.a_re.shape == node.c_re.shape
+            and c.path.get(srcs[0][0]) in ("float64", "int64")):
+        return "kernel"
+    c.fused.add(c.name)
+    f64 = c.path[srcs[0][0]] == "float64" and _readout_float_ok(node, c.bound[srcs[0][0]], c.ins.get("skip"))
+    return "float64" if f64 else "int64"
+
+
 def plan(graph: Graph, arith: str = "auto") -> _Plan:
     """Compile ``graph``: evaluation order, value bounds and the arithmetic path of every node."""
     if arith not in ARITH:
@@ -157,10 +249,10 @@ def plan(graph: Graph, arith: str = "auto") -> _Plan:
     ports: dict[str, list[tuple[str, list[tuple[str, int]]]]] = {}
     for name in order:
         node = graph.node(name)
-        if not isinstance(node, hw.QNode):
+        if node.FAMILY != "int":
             raise IRError(f"node '{name}' is a {type(node).__name__}, not an integer node: quantise the graph "
                           "before simulating it")
-        if type(node) not in kernels.STEP and not isinstance(node, hw.QInput):
+        if node not in kernels.KERNELS and not node.IS_INPUT:
             raise IRError(f"node '{name}': no integer kernel for {type(node).__name__}")
         plist = []
         for port in node.PORTS:
@@ -176,24 +268,8 @@ def plan(graph: Graph, arith: str = "auto") -> _Plan:
         bound[name] = _node_bound(node, ins)
         if arith == "reference" or name in seq:
             path[name] = "kernel"
-        elif isinstance(node, hw.QDense):
-            path[name] = _dense_path(node, ins.get("in"), arith)
-        elif isinstance(node, hw.QModeBank):
-            path[name] = "float64" if arith == "auto" and _modebank_float_ok(node, ins.get("in")) else "int64"
-        elif isinstance(node, hw.QModeReadout):
-            srcs = dict(ports[name])["state"]
-            bank = graph.node(srcs[0][0]) if len(srcs) == 1 else None
-            if (isinstance(bank, hw.QModeBank) and srcs[0][1] == 0 and bank.a_re.shape == node.c_re.shape
-                    and path.get(srcs[0][0]) in ("float64", "int64")):
-                fused.add(name)
-                f64 = path[srcs[0][0]] == "float64" and _readout_float_ok(node, bound[srcs[0][0]], ins.get("skip"))
-                path[name] = "float64" if f64 else "int64"
-            else:
-                path[name] = "kernel"
-        elif isinstance(node, hw.QInput):
-            path[name] = "int64"
         else:
-            path[name] = "kernel"
+            path[name] = PATH[node](_PathCtx(graph, name, arith, ins, ports, bound, path, fused))
     spiking = [n for n in order if is_spiking(graph.node(n))]
     return _Plan(graph=graph, arith=arith, order=order, step_order=[n for n in order if n not in seq],
                  end_order=[n for n in order if n in seq], ports=ports, bound=bound, path=path, fused=fused,

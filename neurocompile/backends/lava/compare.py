@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 
 
@@ -44,23 +43,12 @@ class Comparison:
         return f"{len(self.mismatches)} mismatch(es): " + "; ".join(self.mismatches[:8])
 
 
-def _state_arrays(node: hw.QNode, st: dict) -> dict[str, np.ndarray]:
-    out = {}
-    for k, v in st.items():
-        if k == "saturations":
-            continue
-        if isinstance(v, list):  # QDense delay pipe: list of [B, n], oldest first
-            v = np.stack(v, axis=1) if v else np.zeros((0,), np.int64)
-        out[k] = np.asarray(v, np.int64)
-    return out
-
-
 def simulate_reference(graph: Graph, x: Any, steps: int | None = None, engine: bool | None = None,
                        arith: str = "auto") -> Reference:
     """Run neurocompile's simulator on ``x`` (same input conventions as :func:`..runner.run`).
 
-    ``engine`` True uses :func:`neurocompile.sim.engine.simulate` (``arith`` its arithmetic path), False a
-    plain loop over :func:`neurocompile.sim.kernels.step` in ``graph.order()``; None: the engine when present.
+    ``engine`` True uses :func:`neurocompile.sim.engine.simulate` (``arith`` its arithmetic path), False the
+    reference runner (:func:`neurocompile.sim.reference.run`); None: the engine when present.
     """
     from neurocompile.backends.lava.network import quantize_inputs
 
@@ -82,67 +70,12 @@ def simulate_reference(graph: Graph, x: Any, steps: int | None = None, engine: b
             r = simulate(graph, xs, record=True, counters=False, arith=arith)
             wall = time.perf_counter() - t0
             return Reference(dict(r.trace or {}), dict(r.final_states or {}), wall, dict(r.saturations))
-    q, n, t_len = quantize_inputs(graph, x, steps)
+    from neurocompile.sim import reference
+
+    q, _, _ = quantize_inputs(graph, x, steps)
     t0 = time.perf_counter()
-    traces, states, sats = _step_kernels(graph, q, n, t_len)
-    return Reference(traces, states, time.perf_counter() - t0, sats)
-
-
-def _step_kernels(graph: Graph, q: dict[str, np.ndarray], n: int, t_len: int):
-    """The simulator's semantics (docs/semantics.md section 2) stepped over ``kernels.step``."""
-    from neurocompile.sim import kernels
-
-    order = graph.order()
-    post = graph.sequence_end_nodes()
-    st = {k: kernels.init_state(graph.node(k), n) for k in order if not isinstance(graph.node(k), hw.QInput)}
-    rec: dict[str, list[np.ndarray]] = {k: [] for k in order}
-    past: dict[str, list[np.ndarray]] = {}  # outputs of the sources of delayed edges, by step
-
-    def arriving(src: str, dst: str, t: int, out: dict[str, np.ndarray]) -> np.ndarray:
-        d = int(graph.edge(src, dst).get("delay", 0))
-        if d == 0:
-            return out[src]
-        return past[src][t - d] if t >= d else np.zeros_like(out[src])
-
-    for t in range(t_len):
-        out: dict[str, np.ndarray] = {}
-        for k in order:
-            if k in post:
-                continue
-            node = graph.node(k)
-            if isinstance(node, hw.QInput):
-                y = q[k][:, t]
-            else:
-                ins = {p: _sum([arriving(s, k, t, out) for s in graph.preds(k, p)], n, node) for p in node.PORTS}
-                y = kernels.step(node, ins, st[k])
-            if y is not None:
-                past.setdefault(k, []).append(y)
-            out[k] = y
-            if isinstance(node, hw.QAccumulate):
-                rec[k].append(st[k]["acc"].copy())  # the running sum, as the engine's trace
-            elif y is not None:
-                rec[k].append(y)
-    final: dict[str, np.ndarray] = {}
-    for k in order:
-        node = graph.node(k)
-        if node.SEQUENCE_END:
-            final[k] = kernels.finish(node, st[k])
-        elif k in post:
-            ins = {p: _sum([final[s] for s in graph.preds(k, p)], n, node) for p in node.PORTS}
-            final[k] = kernels.step(node, ins, st[k])
-            rec[k] = [final[k]]
-    traces = {k: (v[0] if k in post else np.stack(v, axis=1)).astype(np.int64) for k, v in rec.items() if v}
-    states = {k: s for k, s in ((k, _state_arrays(graph.node(k), st[k])) for k in st) if s}
-    return traces, states, {k: int(s["saturations"]) for k, s in st.items()}
-
-
-def _sum(arrays: list[np.ndarray], n: int, node: hw.QNode) -> np.ndarray:
-    if not arrays:
-        return np.zeros((n, 0), np.int64)
-    total = arrays[0]
-    for a in arrays[1:]:
-        total = total + a
-    return total
+    r = reference.run(graph, q, record=True, quantised=True)
+    return Reference(r.trace, r.states, time.perf_counter() - t0, r.saturations)
 
 
 def compare(graph: Graph, lava: Any, ref: Reference) -> Comparison:

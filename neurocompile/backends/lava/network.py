@@ -10,7 +10,7 @@ by the host with already quantised values); every node's output and state leave 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,9 @@ from neurocompile.backends.lava._require import require_lava
 from neurocompile.errors import BackendError
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.registry import Registry
 from neurocompile.sim.fixed import limit, quantize_round, sat
 
-SUPPORTED = (
-    hw.QInput, hw.QEmbedding, hw.QDense, hw.QModeBank, hw.QModeReadout, hw.QLIF, hw.QHeaviside, hw.QRefractory,
-    hw.QLUT, hw.QMul, hw.QTernarize, hw.QAdd, hw.QAccumulate, hw.QLavaLIF, hw.QLayerNorm,
-)
 INT32_MAX = (1 << 31) - 1
 
 
@@ -97,11 +94,11 @@ def native_lif_params(node: hw.QNode) -> dict[str, Any] | None:
 
 def _check_graph(graph: Graph) -> None:
     for name, node in graph.items():
-        if not isinstance(node, SUPPORTED):
-            kinds = ", ".join(c.__name__ for c in SUPPORTED)
+        if node.FAMILY != "int" or not (node.IS_INPUT or node in PROCS):
+            kinds = ", ".join(sorted(["QInput", *(c.__name__ for c in PROCS.types())]))
             raise BackendError(f"node '{name}' is a {type(node).__name__}; the Lava backend runs integer graphs "
                                f"only ({kinds}): quantise the model first")
-        if isinstance(node, hw.QInput) and name not in graph.inputs:
+        if node.IS_INPUT and name not in graph.inputs:
             raise BackendError(f"QInput '{name}' is not listed in graph.inputs")
     post = graph.sequence_end_nodes()
     for u, v, d in graph.g.edges(data=True):
@@ -112,7 +109,7 @@ def _check_graph(graph: Graph) -> None:
         raise BackendError(f"graph '{graph.name}' has no inputs")
     for name in graph.sequence_end_nodes():
         node = graph.node(name)
-        if node.STATEFUL or (isinstance(node, hw.QDense) and node.delay > 0):
+        if node.STATEFUL or node.state_vars():
             raise BackendError(f"node '{name}' runs after the sequence end and is stateful; the Lava backend "
                                "evaluates post-sequence nodes every step and needs them stateless")
 
@@ -184,7 +181,7 @@ class LavaNetwork:
         outs: dict[str, Any] = {}  # node -> OutPort carrying its per-step output
         for name, node in g.items():
             common = {"lead": lead, "tap_buffer": tb, "name": name}
-            if isinstance(node, hw.QInput):
+            if node.IS_INPUT:
                 src = P.HostSource(n_out=node.out_size(), lead=lead, in_buffer=tb, name=name)
                 self._sources[name] = src
                 self.procs[name], self.plan[name], outs[name] = src, "HostSource", src.s_out
@@ -244,53 +241,107 @@ class LavaNetwork:
         return next(iter(self._sources.values()))
 
 
-def _make_proc(P: Any, node: hw.QNode, kw: dict) -> tuple[Any, list[tuple[str, tuple[int, ...]]]]:
+States = list[tuple[str, tuple[int, ...]]]
+#: node class -> ``(P, node, kw) -> (neurocompile's Process for it, its state layout in the tap per sample)``;
+#: ``P`` is the ``proc.process`` module (imported only when Lava is present).
+PROCS: Registry[Callable[[Any, Any, dict], tuple[Any, States]]] = Registry(
+    "lava-process", family="int", exempt={"QInput": "fed by a HostSource from the host, built in LavaNetwork.build"})
+
+
+def _make_proc(P: Any, node: hw.QNode, kw: dict) -> tuple[Any, States]:
     """neurocompile's Process for ``node`` and its state layout in the tap (per sample)."""
-    if isinstance(node, hw.QEmbedding):
-        return P.QEmbeddingProc(table=node.table, **kw), []
-    if isinstance(node, hw.QDense):
-        n = node.out_size()
-        proc = P.QDenseProc(weight=node.weight, bias=node.bias, shift=node.shift, out_bits=node.out_bits,
-                            rounding=node.rounding, delay=node.delay, **kw)
-        return proc, ([("pipe", (node.delay, n))] if node.delay > 0 else [])
-    if isinstance(node, hw.QModeBank):
-        return P.QModeBankProc(a_re=node.a_re, a_im=node.a_im, b_re=node.b_re, b_im=node.b_im, b_shift=node.b_shift,
-                               coef_frac_bits=node.coef_frac_bits, out_bits=node.out_bits, **kw), []
-    if isinstance(node, hw.QModeReadout):
-        return P.QModeReadoutProc(c_re=node.c_re, c_im=node.c_im, d=node.d, shift=node.shift,
-                                  out_bits=node.out_bits, **kw), []
+    make = PROCS.get(node)
+    if make is None:
+        raise BackendError(f"no Lava Process for node type {type(node).__name__}")
+    return make(P, node, kw)
+
+
+@PROCS.register(hw.QEmbedding)
+def _p_embedding(P: Any, node: hw.QEmbedding, kw: dict) -> tuple[Any, States]:
+    return P.QEmbeddingProc(table=node.table, **kw), []
+
+
+@PROCS.register(hw.QDense)
+def _p_dense(P: Any, node: hw.QDense, kw: dict) -> tuple[Any, States]:
     n = node.out_size()
-    if isinstance(node, hw.QLIF):
-        return P.QLIFProc(decay=node.decay, vth=node.vth, coef_frac_bits=node.coef_frac_bits,
-                          state_bits=node.state_bits, reset=node.reset, compare=node.compare, **kw), [("v", (n,))]
-    if isinstance(node, hw.QHeaviside):
-        return P.QHeavisideProc(vth=node.vth, compare=node.compare, **kw), []
-    if isinstance(node, hw.QRefractory):
-        return (P.QRefractoryProc(decay=node.decay, lam=node.lam, vth=node.vth, rho=node.rho,
-                                  coef_frac_bits=node.coef_frac_bits, trace_frac_bits=node.trace_frac_bits,
-                                  state_bits=node.state_bits, **kw),
-                [("v", (n,)), ("s", (n,)), ("r", (n,))])
-    if isinstance(node, hw.QLUT):
-        return P.QLUTProc(table=node.table, in_shift=node.in_shift, offset=node.offset, size=n, **kw), []
-    if isinstance(node, hw.QMul):
-        return P.QMulProc(shift=node.shift, size=n, out_bits=node.out_bits, **kw), []
-    if isinstance(node, hw.QLayerNorm):
-        return P.QLayerNormProc(size=n, mean_mul=node.mean_mul, mean_shift=node.mean_shift, var_shift=node.var_shift,
-                                eps=node.eps, index_bits=node.index_bits, rsqrt_table=node.rsqrt_table,
-                                weight=node.weight, bias=node.bias, shift=node.shift, out_bits=node.out_bits,
-                                **kw), []
-    if isinstance(node, hw.QTernarize):
-        return P.QTernarizeProc(num=node.num, den=node.den, size=n, **kw), []
-    if isinstance(node, hw.QAdd):
-        return P.QAddProc(size=n, out_bits=node.out_bits, **kw), []
-    if isinstance(node, hw.QAccumulate):
-        return P.QAccumulateProc(size=n, out_bits=node.out_bits, **kw), [("acc", (n,))]
-    if isinstance(node, hw.QLavaLIF):
-        return (P.QLavaLIFProc(du=node.du, dv=node.dv, vth=node.vth, bias_mant=node.bias_mant, bias_exp=node.bias_exp,
-                               coef_frac_bits=node.coef_frac_bits, state_bits=node.state_bits,
-                               act_shift=node.act_shift, vth_shift=node.vth_shift, **kw),
-                [("u", (n,)), ("v", (n,))])
-    raise BackendError(f"no Lava Process for node type {type(node).__name__}")  # pragma: no cover
+    proc = P.QDenseProc(weight=node.weight, bias=node.bias, shift=node.shift, out_bits=node.out_bits,
+                        rounding=node.rounding, delay=node.delay, **kw)
+    return proc, ([("pipe", (node.delay, n))] if node.delay > 0 else [])
+
+
+@PROCS.register(hw.QModeBank)
+def _p_modebank(P: Any, node: hw.QModeBank, kw: dict) -> tuple[Any, States]:
+    return P.QModeBankProc(a_re=node.a_re, a_im=node.a_im, b_re=node.b_re, b_im=node.b_im, b_shift=node.b_shift,
+                           coef_frac_bits=node.coef_frac_bits, out_bits=node.out_bits, **kw), []
+
+
+@PROCS.register(hw.QModeReadout)
+def _p_modereadout(P: Any, node: hw.QModeReadout, kw: dict) -> tuple[Any, States]:
+    return P.QModeReadoutProc(c_re=node.c_re, c_im=node.c_im, d=node.d, shift=node.shift,
+                              out_bits=node.out_bits, **kw), []
+
+
+@PROCS.register(hw.QLIF)
+def _p_lif(P: Any, node: hw.QLIF, kw: dict) -> tuple[Any, States]:
+    return P.QLIFProc(decay=node.decay, vth=node.vth, coef_frac_bits=node.coef_frac_bits,
+                      state_bits=node.state_bits, reset=node.reset, compare=node.compare, **kw), _unit_states(node)
+
+
+@PROCS.register(hw.QHeaviside)
+def _p_heaviside(P: Any, node: hw.QHeaviside, kw: dict) -> tuple[Any, States]:
+    return P.QHeavisideProc(vth=node.vth, compare=node.compare, **kw), []
+
+
+@PROCS.register(hw.QRefractory)
+def _p_refractory(P: Any, node: hw.QRefractory, kw: dict) -> tuple[Any, States]:
+    return (P.QRefractoryProc(decay=node.decay, lam=node.lam, vth=node.vth, rho=node.rho,
+                              coef_frac_bits=node.coef_frac_bits, trace_frac_bits=node.trace_frac_bits,
+                              state_bits=node.state_bits, **kw), _unit_states(node))
+
+
+@PROCS.register(hw.QLUT)
+def _p_lut(P: Any, node: hw.QLUT, kw: dict) -> tuple[Any, States]:
+    return P.QLUTProc(table=node.table, in_shift=node.in_shift, offset=node.offset, size=node.out_size(), **kw), []
+
+
+@PROCS.register(hw.QMul)
+def _p_mul(P: Any, node: hw.QMul, kw: dict) -> tuple[Any, States]:
+    return P.QMulProc(shift=node.shift, size=node.out_size(), out_bits=node.out_bits, **kw), []
+
+
+@PROCS.register(hw.QLayerNorm)
+def _p_layernorm(P: Any, node: hw.QLayerNorm, kw: dict) -> tuple[Any, States]:
+    return P.QLayerNormProc(size=node.out_size(), mean_mul=node.mean_mul, mean_shift=node.mean_shift,
+                            var_shift=node.var_shift, eps=node.eps, index_bits=node.index_bits,
+                            rsqrt_table=node.rsqrt_table, weight=node.weight, bias=node.bias, shift=node.shift,
+                            out_bits=node.out_bits, **kw), []
+
+
+@PROCS.register(hw.QTernarize)
+def _p_ternarize(P: Any, node: hw.QTernarize, kw: dict) -> tuple[Any, States]:
+    return P.QTernarizeProc(num=node.num, den=node.den, size=node.out_size(), **kw), []
+
+
+@PROCS.register(hw.QAdd)
+def _p_add(P: Any, node: hw.QAdd, kw: dict) -> tuple[Any, States]:
+    return P.QAddProc(size=node.out_size(), out_bits=node.out_bits, **kw), []
+
+
+@PROCS.register(hw.QAccumulate)
+def _p_accumulate(P: Any, node: hw.QAccumulate, kw: dict) -> tuple[Any, States]:
+    return P.QAccumulateProc(size=node.out_size(), out_bits=node.out_bits, **kw), _unit_states(node)
+
+
+@PROCS.register(hw.QLavaLIF)
+def _p_lavalif(P: Any, node: hw.QLavaLIF, kw: dict) -> tuple[Any, States]:
+    return (P.QLavaLIFProc(du=node.du, dv=node.dv, vth=node.vth, bias_mant=node.bias_mant, bias_exp=node.bias_exp,
+                           coef_frac_bits=node.coef_frac_bits, state_bits=node.state_bits,
+                           act_shift=node.act_shift, vth_shift=node.vth_shift, **kw), _unit_states(node))
+
+
+def _unit_states(node: hw.QNode) -> States:
+    """The tap layout of a neuron's state variables (one value per output unit each, in ``STATE`` order)."""
+    return [(v.name, v.shape(node)) for v in node.STATE]
 
 
 # -------------------------------------------------------------------------------------------------- inputs

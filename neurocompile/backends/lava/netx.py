@@ -31,6 +31,7 @@ QRefractory, QEmbedding
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,43 +122,60 @@ def _dense_weight(node: hw.QDense) -> tuple[np.ndarray, bool, str]:
     return w, not notes, "; ".join(notes)
 
 
+#: spiking node class -> writer of the netx ``neuron/`` group of the dense layer before it: ``(w, ng, node) ->
+#: (exact, note)``; a dense layer followed by anything else gets netx's graded integrator.
+NEURONS: dict[type, Callable[[Any, Any, Any], tuple[bool, str]]] = {}
+
+
 def _neuron(w: _Writer, grp: Any, node: hw.QNode | None) -> tuple[bool, str]:
     """Write ``neuron/`` for the node after a dense layer; (exact, note)."""
     ng = w.group(grp, "neuron")
-    if isinstance(node, hw.QLavaLIF):
-        bias = np.where(node.bias_exp >= 0, node.bias_mant << np.maximum(node.bias_exp, 0),
-                        node.bias_mant >> np.maximum(-node.bias_exp, 0))
-        notes = []
-        if np.any(bias % (1 << NETX_BIAS_EXP)):
-            notes.append(f"bias not a multiple of 2^{NETX_BIAS_EXP} (netx's bias_exp)")
-        if np.any(node.vth != node.vth[0]):
-            notes.append("per-neuron thresholds (netx has one)")
-        if (node.coef_frac_bits, node.state_bits, node.act_shift, node.vth_shift) != (12, 24, 6, 6):
-            notes.append("non-Loihi widths")
-        w.data(ng, "type", "CUBA")
-        w.data(ng, "iDecay", int(node.du) + 1)  # netx: du = iDecay - 1
-        w.data(ng, "vDecay", int(node.dv))
-        w.data(ng, "vThMant", int(node.vth[0]) if node.vth.size else 0)
-        w.data(ng, "refDelay", 1)
-        w.data(ng, "gradedSpike", False)
-        w.data(ng, "bias", bias >> NETX_BIAS_EXP)
-        return not notes, "; ".join(notes)
-    if isinstance(node, hw.QLIF):
-        w.data(ng, "type", "CUBA")
-        w.data(ng, "iDecay", 4096)  # du = 4095: u is this step's input only
-        w.data(ng, "vDecay", (1 << node.coef_frac_bits) - int(node.decay))
-        vth = node.vth - 1 if node.compare == ">=" else node.vth  # Lava fires on v > vth
-        w.data(ng, "vThMant", int(vth.max()) if vth.size else 0)
-        w.data(ng, "refDelay", 1)
-        w.data(ng, "gradedSpike", False)
-        note = ("Lava's v keeps 6 more fractional bits than QLIF's (decay rounding differs), "
-                "saturates at 24 bits of that")
-        if node.reset != "zero":
-            note += "; subtractive reset has no netx form"
-        if vth.size and np.any(vth != vth[0]):
-            note += "; per-neuron thresholds (netx has one: the largest written)"
-        return False, note
-    # graded output: netx's default non-leaky integrator
+    write = NEURONS.get(type(node))
+    return write(w, ng, node) if write is not None else _graded(w, ng)
+
+
+def _lava_lif_neuron(w: _Writer, ng: Any, node: hw.QLavaLIF) -> tuple[bool, str]:
+    bias = np.where(node.bias_exp >= 0, node.bias_mant << np.maximum(node.bias_exp, 0),
+                    node.bias_mant >> np.maximum(-node.bias_exp, 0))
+    notes = []
+    if np.any(bias % (1 << NETX_BIAS_EXP)):
+        notes.append(f"bias not a multiple of 2^{NETX_BIAS_EXP} (netx's bias_exp)")
+    if np.any(node.vth != node.vth[0]):
+        notes.append("per-neuron thresholds (netx has one)")
+    if (node.coef_frac_bits, node.state_bits, node.act_shift, node.vth_shift) != (12, 24, 6, 6):
+        notes.append("non-Loihi widths")
+    w.data(ng, "type", "CUBA")
+    w.data(ng, "iDecay", int(node.du) + 1)  # netx: du = iDecay - 1
+    w.data(ng, "vDecay", int(node.dv))
+    w.data(ng, "vThMant", int(node.vth[0]) if node.vth.size else 0)
+    w.data(ng, "refDelay", 1)
+    w.data(ng, "gradedSpike", False)
+    w.data(ng, "bias", bias >> NETX_BIAS_EXP)
+    return not notes, "; ".join(notes)
+
+
+def _lif_neuron(w: _Writer, ng: Any, node: hw.QLIF) -> tuple[bool, str]:
+    w.data(ng, "type", "CUBA")
+    w.data(ng, "iDecay", 4096)  # du = 4095: u is this step's input only
+    w.data(ng, "vDecay", (1 << node.coef_frac_bits) - int(node.decay))
+    vth = node.vth - 1 if node.compare == ">=" else node.vth  # Lava fires on v > vth
+    w.data(ng, "vThMant", int(vth.max()) if vth.size else 0)
+    w.data(ng, "refDelay", 1)
+    w.data(ng, "gradedSpike", False)
+    note = ("Lava's v keeps 6 more fractional bits than QLIF's (decay rounding differs), "
+            "saturates at 24 bits of that")
+    if node.reset != "zero":
+        note += "; subtractive reset has no netx form"
+    if vth.size and np.any(vth != vth[0]):
+        note += "; per-neuron thresholds (netx has one: the largest written)"
+    return False, note
+
+
+NEURONS.update({hw.QLavaLIF: _lava_lif_neuron, hw.QLIF: _lif_neuron})
+
+
+def _graded(w: _Writer, ng: Any) -> tuple[bool, str]:
+    """Graded output: netx's default non-leaky integrator."""
     w.data(ng, "type", "CUBA")
     w.data(ng, "iDecay", 0)
     w.data(ng, "vDecay", 4096)
@@ -198,7 +216,7 @@ def write_netx(graph: Graph | str | Path, path: str | Path | None = None) -> Net
             if name in consumed:
                 continue
             node = graph.node(name)
-            if isinstance(node, hw.QInput):
+            if node.IS_INPUT:
                 grp = w.group(layers, str(i))
                 w.data(grp, "type", "input")
                 w.data(grp, "shape", [node.size])
@@ -214,7 +232,7 @@ def write_netx(graph: Graph | str | Path, path: str | Path | None = None) -> Net
                 i += 1
             elif isinstance(node, hw.QDense):
                 nxt = _single_consumer(graph, name)
-                neuron = graph.node(nxt) if nxt and isinstance(graph.node(nxt), (hw.QLavaLIF, hw.QLIF)) else None
+                neuron = graph.node(nxt) if nxt and type(graph.node(nxt)) in NEURONS else None
                 weight, exact, note = _dense_weight(node)
                 grp = w.group(layers, str(i))
                 w.data(grp, "type", "dense")

@@ -25,7 +25,6 @@ from neurocompile.backends.lava.network import (
 )
 from neurocompile.backends.lava.runtime import _Interrupts, _recv, shutdown
 from neurocompile.errors import BackendError
-from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 
 
@@ -86,9 +85,8 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
         for tap in network._taps if tap.states
     }
     for name, node in graph.items():
-        if isinstance(node, hw.QModeBank):
-            h, m = node.a_re.shape
-            state_out[name] = {"re": np.zeros((n, h, m), np.int64), "im": np.zeros((n, h, m), np.int64)}
+        if node.OUTPUT_IS_STATE:  # read back from the output after the run
+            state_out[name] = {v.name: np.zeros((n, *v.shape(node)), np.int64) for v in node.STATE}
     sats: dict[str, int] = {name: 0 for name in graph.order()}
     sats.update(q_clipped)
     anchor = network.any_process()
@@ -146,7 +144,7 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
             anchor.wait()
             for tap in network._taps:
                 buf = bufs[tap.node][: hi - lo]
-                if isinstance(graph.node(tap.node), hw.QAccumulate):  # trace: the running sum (its state)
+                if graph.node(tap.node).SEQUENCE_END:  # trace: the running value (its state)
                     traces[tap.node][lo:hi] = buf[..., tap.n_out: 2 * tap.n_out]
                 else:
                     traces[tap.node][lo:hi] = buf[..., : tap.n_out]
@@ -179,17 +177,17 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
     res.wall_s = time.perf_counter() - t0
     res.run_s = res.wall_s - res.start_s
     for name, node in graph.items():
-        if isinstance(node, hw.QInput):
+        if node.IS_INPUT:
             res[name] = q[name]
             continue
         tr = traces[name]
         if name in post:
             tr = tr[:, -1]  # evaluated once, after the last step
         res[name] = tr
-        if isinstance(node, hw.QModeBank):
-            h, m = node.a_re.shape
-            last = tr[:, -1].reshape(n, h, m, 2)
-            state_out[name]["re"], state_out[name]["im"] = last[..., 0].copy(), last[..., 1].copy()
+        if node.OUTPUT_IS_STATE:
+            last = tr[:, -1].reshape(n, *node.STATE[0].shape(node), len(node.STATE))
+            for i, v in enumerate(node.STATE):
+                state_out[name][v.name] = last[..., i].copy()
     res.states = state_out
     res.saturations = sats
     res.plan = dict(network.plan)
