@@ -84,16 +84,16 @@ def run(graph: Graph, x: Any, record: bool = False, nodes: list[str] | None = No
     t_len = t_len if steps is None else min(int(steps), t_len)
     order = graph.order()
     late = graph.sequence_end_nodes()
-    objs = {n: graph.node(n) for n in order}
+    objs: dict[str, Any] = {n: graph.node(n) for n in order}  # integer nodes: checked just below
     for n, o in objs.items():
         if not o.IS_INPUT and o not in kernels.KERNELS:
             raise IRError(f"reference run: node '{n}' is a {o.op}, which has no integer kernel; quantise the graph "
                           "first")
     srcs = {n: {p: [(s, int(graph.edge(s, n).get("delay", 0))) for s in graph.preds(n, p)] for p in objs[n].PORTS}
             for n in order}
-    states = {n: kernels.init_state(o, b) for n, o in objs.items() if not (quantised and o.IS_INPUT)}
+    states: dict[str, Any] = {n: kernels.init_state(o, b) for n, o in objs.items() if not (quantised and o.IS_INPUT)}
     want = (set(order if nodes is None else nodes) if record else set()) | set(graph.outputs)
-    rec: dict[str, list[Array]] = {n: [] for n in want if n not in late}
+    rec: dict[str, list[Any]] = {n: [] for n in want if n not in late}
     past: dict[str, list[Array]] = {}  # outputs by step, kept only for the sources of delayed edges
     delayed = {s for n in order for ps in srcs[n].values() for s, d in ps if d > 0}
     vals: dict[str, Array] = {}
@@ -109,6 +109,7 @@ def run(graph: Graph, x: Any, record: bool = False, nodes: list[str] | None = No
     for t in range(t_len):
         for n in main:
             o = objs[n]
+            y: Any
             if o.IS_INPUT:
                 xt = xs[n][:, t]
                 y = np.asarray(xt, np.int64) if quantised else kernels.step_input(o, xt, states[n])
@@ -142,4 +143,5 @@ def run_node(node: Any, ins: Mapping[str, Array]) -> Array:
     """One node alone over time: ``ins`` maps each port to int64 [B, T, n]; returns its outputs [B, T, m]."""
     b, t_len = next(iter(ins.values())).shape[:2]
     st = kernels.init_state(node, b)
-    return np.stack([kernels.step(node, {p: v[:, t] for p, v in ins.items()}, st) for t in range(t_len)], axis=1)
+    ys: list[Any] = [kernels.step(node, {p: v[:, t] for p, v in ins.items()}, st) for t in range(t_len)]
+    return np.stack(ys, axis=1)
