@@ -21,7 +21,11 @@ INPUT, EMBEDDING, DENSE, MODEBANK, READOUT, LIF, HEAVISIDE, REFRACTORY, LUT, MUL
     LAVALIF, LAYERNORM = range(15)
 
 # columns of ``meta`` (one row per node run every step)
-OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, A0 = range(17)
+OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, SEQ, EVO, EVQ, XEV, EV0, EV1, A0 = \
+    range(23)
+# SEQ: where the node writes its output sequence [B, T, size] in ``seq`` (-1: not kept); EVO: its synaptic-event
+# slots in ``ev`` (a synapse-only dense; -1: none); EVQ / XEV: where its event sequence is written to ``seq`` /
+# read from ``xin`` (-1: none); EV0, EV1: the range of ``evs`` listing the event slots its active count ORs
 NA = 9  # op-specific scalars A0 .. A0 + NA - 1
 NMETA = A0 + NA
 
@@ -81,8 +85,11 @@ def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
 
 
 @njit(cache=True)
-def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp):
-    """acc = W x + bias (zero inputs skipped: exact), rsh_round/rsh_floor per output, sat; optional pipeline."""
+def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
+    """acc = W x + bias (zero inputs skipped: exact), rsh_round/rsh_floor per output, sat; optional pipeline.
+
+    A synapse-only dense (``EVO`` >= 0) with counters also records, per output, whether a synaptic event
+    arrived (a stored, non-zero weight got a non-zero input), delayed like its output: Loihi's update rule."""
     n_out, lim = meta[k, SIZE], meta[k, LIM]
     n_in, floor, delay = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
     w0 = meta[k, PRM]
@@ -90,21 +97,41 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp):
     s0 = bo + n_out
     x0 = meta[k, P0]
     dst = meta[k, OUT] if delay == 0 else -1
+    eo = meta[k, EVO] if counters else -1
+    evt = tmp[n_out: 2 * n_out]
     ns = 0
     for b in range(b0, b1):
         acc = tmp[:n_out]
         for o in range(n_out):
             acc[o] = prm[bo + o]
+        if eo >= 0:
+            for o in range(n_out):
+                evt[o] = 0
         for i in range(n_in):
             xi = buf[x0 + b * n_in + i]
+            if xi == 0:
+                continue
+            row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
             if xi == 1:  # a spike: add the weight row (no products)
-                row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
                 for o in range(n_out):
                     acc[o] += row[o]
-            elif xi != 0:
-                row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
+            else:
                 for o in range(n_out):
                     acc[o] += row[o] * xi
+            if eo >= 0:
+                for o in range(n_out):
+                    if row[o] != 0:
+                        evt[o] = 1
+        if eo >= 0:  # slot 0 holds the events consumers see this step; 1 .. delay the pipeline
+            cur = eo + b * n_out
+            if delay == 0:
+                for o in range(n_out):
+                    ev[cur + o] = evt[o]
+            else:
+                slot = eo + (1 + t % delay) * B * n_out + b * n_out
+                for o in range(n_out):
+                    ev[cur + o] = ev[slot + o]
+                    ev[slot + o] = evt[o]
         for o in range(n_out):
             s = prm[s0 + o]
             v = _rfloor(acc[o], s) if floor else _rround(acc[o], s)
@@ -225,7 +252,7 @@ def _readout(k, B, b0, b1, meta, prm, buf, tmp):
 
 
 @njit(cache=True)
-def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
+def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
     """QLIF, QRefractory and QLavaLIF: per-compartment state updates with their spike decisions."""
     n, x0, out0, s0, p = meta[k, SIZE], meta[k, P0], meta[k, OUT], meta[k, STO], meta[k, PRM]
     a = meta[k, A0: A0 + NA]
@@ -238,7 +265,7 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
             vth = prm[p + c]
             if op == LIF:  # a: decay, F, state lim, subtract, compare >=
                 v_old = st[s0 + j]
-                if x != 0 or v_old != 0:
+                if x != 0 or v_old != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 v = _rtrunc(a[0] * v_old, a[1]) + x
                 if a[2] >= 0:
@@ -255,7 +282,7 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
                 buf[out0 + j] = 1 if s else 0
             elif op == REFRACTORY:  # a: decay, lam, F, R, state lim
                 vo, so, ro = st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j]
-                if x != 0 or vo != 0 or so != 0 or ro != 0:
+                if x != 0 or vo != 0 or so != 0 or ro != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 v = _rtrunc(a[0] * vo, a[2]) + x - vth * so - _rround(prm[p + n + c] * ro, a[3])
                 if a[4] >= 0:
@@ -278,7 +305,7 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
                 buf[out0 + j] = s
             else:  # LAVALIF; a: F, state bits, u factor, v factor, act_shift, vth_shift
                 uo, vo = st[s0 + j], st[s0 + B * n + j]
-                if x != 0 or uo != 0 or vo != 0:
+                if x != 0 or uo != 0 or vo != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 half = np.int64(1) << (a[1] - 1)
                 u = _rtrunc(uo * a[2], a[0]) + (x << a[4])
@@ -301,7 +328,7 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
 
 
 @njit(cache=True)
-def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
+def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
     """QHeaviside, QLUT, QMul, QTernarize, QAdd, QAccumulate, QEmbedding, QLayerNorm."""
     n, lim, x0, out0, p = meta[k, SIZE], meta[k, LIM], meta[k, P0], meta[k, OUT], meta[k, PRM]
     a = meta[k, A0: A0 + NA]
@@ -323,7 +350,7 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
                 mx = max(mx, abs(buf[xr + c]))
             for c in range(n):
                 x = buf[xr + c]
-                if x != 0:
+                if x != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 keep = mx > 0 and abs(x) * a[1] >= a[0] * mx
                 buf[orow + c] = (1 if x > 0 else -1) if keep and x != 0 else 0
@@ -331,20 +358,21 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
         if op == LAYERNORM:
             ns += _layernorm_row(xr, orow, n, lim, p, a, prm, buf)
             for c in range(n):
-                if buf[xr + c] != 0:
+                if buf[xr + c] != 0 or (has_ev and evm[c] != 0):
                     act += 1
             continue
         for c in range(n):
             j = b * n + c
             x = buf[xr + c]
+            e = has_ev and evm[c] != 0
             if op == HEAVISIDE:  # a: compare >=
-                if x != 0:
+                if x != 0 or e:
                     act += 1
                 vth = prm[p + c]
                 buf[orow + c] = 1 if ((x >= vth) if a[0] else (x > vth)) else 0
                 continue
             if op == LUT:  # a: in_shift, offset, table length
-                if x != 0:
+                if x != 0 or e:
                     act += 1
                 idx = _rround(x, a[0]) + a[1]
                 if idx < 0:
@@ -357,16 +385,16 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
                 continue
             if op == MUL:  # a: shift; second factor on port P1
                 y = buf[meta[k, P1] + j]
-                if x != 0 or y != 0:
+                if x != 0 or y != 0 or e:
                     act += 1
                 v = _rround(x * y, a[0])
             elif op == ACCUMULATE:
                 acc = st[meta[k, STO] + j]
-                if x != 0 or acc != 0:
+                if x != 0 or acc != 0 or e:
                     act += 1
                 v = acc + x
             else:  # ADD
-                if x != 0:
+                if x != 0 or e:
                     act += 1
                 v = x
             if lim >= 0:
@@ -432,21 +460,22 @@ def _port_active(k, B, b0, b1, meta, buf):
 
 
 @njit(cache=True, nogil=True)  # nogil: batches run in parallel threads (simulate(threads=N))
-def run_chunk(t0, T, B, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec, counters):
-    """Steps t0 .. t0 + T - 1 of the whole graph. Inputs ``xin`` are [T, B, size] per input node (quantised)."""
-    nodes = meta.shape[0]
+def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edge_nz, active, sat, spk, rec, ev,
+              evs, counters):
+    """Steps t0 .. t0 + T - 1 of the nodes ``ks`` (rows of ``meta``, graph order). Rows with op INPUT read
+    ``xin`` [B, T, size] at XIN: graph inputs and nodes computed before this call, replayed step by step."""
     for b in range(B):  # samples are independent: each runs its whole chunk while its state is in cache
         b1 = b + 1
         for tl in range(T):
             t = t0 + tl
-            for k in range(nodes):
-                _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk,
-                           rec, counters)
+            for k in ks:
+                _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edge_nz, active,
+                           sat, spk, rec, ev, evs, counters)
 
 
 @njit(cache=True, inline="always")  # inlined: a call per node and step costs more than most nodes
-def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec,
-               counters):
+def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edge_nz, active, sat, spk,
+               rec, ev, evs, counters):
     """Node k, sample b, step t: gather its ports, update, count and record."""
     op = meta[k, OP]
     _gather(k, t, B, b, b1, meta, gat, buf, edge_nz, counters)
@@ -454,29 +483,44 @@ def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edg
     act = 0
     n = meta[k, SIZE]
     out = meta[k, OUT] + b * n
+    row = (b * T + tl) * n
     if op == INPUT:
-        src = meta[k, XIN] + (tl * B + b) * n
+        src = meta[k, XIN] + row
         for j in range(n):
             buf[out + j] = xin[src + j]
+        xe = meta[k, XEV]
+        if xe >= 0:  # a replayed synapse-only dense: its events of this step
+            e = meta[k, EVO] + b * n
+            for j in range(n):
+                ev[e + j] = xin[xe + row + j]
     elif op == DENSE:
         if counters and meta[k, ACTIVE]:
             act = _port_active(k, B, b, b1, meta, buf)
-        ns = _dense(k, t, B, b, b1, meta, prm, buf, st, tmp)
+        ns = _dense(k, t, B, b, b1, meta, prm, buf, st, tmp, ev, counters)
     elif op == MODEBANK:
         ns, act = _modebank(k, B, b, b1, meta, prm, buf, st, tmp)
     elif op == READOUT:
         ns, act = _readout(k, B, b, b1, meta, prm, buf, tmp)
-    elif op == LIF or op == REFRACTORY or op == LAVALIF:
-        ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st)
     else:
-        ns, act = _elementwise(k, op, B, b, b1, meta, prm, buf, st)
+        has_ev = counters and meta[k, ACTIVE] != 0 and meta[k, EV0] < meta[k, EV1]
+        if has_ev:  # events from synapse-only dense layers reaching this node (OR over them)
+            for c in range(n):
+                evm[c] = 0
+            for q in range(meta[k, EV0], meta[k, EV1]):
+                e = evs[q] + b * n
+                for c in range(n):
+                    evm[c] |= ev[e + c]
+        if op == LIF or op == REFRACTORY or op == LAVALIF:
+            ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st, evm, has_ev)
+        else:
+            ns, act = _elementwise(k, op, B, b, b1, meta, prm, buf, st, evm, has_ev)
     sat[meta[k, SAT]] += ns
     if counters and meta[k, ACTIVE]:
         active[k] += act
-    if op != ACCUMULATE:
+    z = meta[k, NZO]
+    if op != ACCUMULATE and z >= 0:
         si = meta[k, SPK]
         if counters or si >= 0:
-            z = meta[k, NZO]
             tot = 0
             for i in range(n):
                 if buf[out + i] != 0:
@@ -488,4 +532,13 @@ def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edg
     r = meta[k, REC]
     if r >= 0:  # rec: [B, T, n] of this chunk
         for i in range(n):
-            rec[r + (b * T + tl) * n + i] = buf[out + i]
+            rec[r + row + i] = buf[out + i]
+    q = meta[k, SEQ]
+    if q >= 0:  # the output sequence, read by later whole-chunk nodes or replayed in later calls
+        for i in range(n):
+            seq[q + row + i] = buf[out + i]
+    q = meta[k, EVQ]
+    if q >= 0 and counters:
+        e = meta[k, EVO] + b * n
+        for i in range(n):
+            seq[q + row + i] = ev[e + i]
