@@ -9,10 +9,11 @@ way (Loihi's event-driven update rule included), so results are bit-identical; t
 states, saturations and counters on every node type and every shipped model.
 
 Whole-sequence execution: a graph is acyclic in time except inside stateful nodes, so a chunk of T steps can run
-node by node. Stateless nodes fed without delays (dense mixing, LUTs, products, sums; ``Kernel.time_free``) run
-over all B x T rows of the chunk at once (one matrix product, in float BLAS where the plan proved it exact);
-the nodes that carry state step through time in compiled *groups*, which read what was computed before them as
-inputs. :func:`schedule` assigns nodes to groups; chunks smaller than ``WHOLE_MIN_ROWS`` rows step every node.
+node by node. Dense layers fed without delays whose product the plan proved exact in float32 or float64 (and
+embeddings; ``Kernel.chunked``) run over all B x T rows of the chunk at once, one BLAS matrix product each; the
+other nodes step through time in compiled *groups*, which read what was computed before them as inputs
+(elementwise nodes stay in the loop: one fused compiled pass beats several NumPy passes over the chunk).
+:func:`schedule` assigns nodes to groups; chunks smaller than ``WHOLE_MIN_ROWS`` rows step every node.
 
 :class:`CompiledBatch` has the interface of the engine's batch runner (``run()``, ``final_states()``), so
 ``simulate(..., backend='compiled')`` only swaps the class. ``available()`` is False without numba; the engine
@@ -89,7 +90,7 @@ class Program:
     scalars: list[list[int]]  # op-specific A0.. columns
     tmp_size: int
     index: dict[str, int] = field(default_factory=dict)
-    time_free: set[str] = field(default_factory=set)  # may run over a whole chunk at once
+    chunked: set[str] = field(default_factory=set)  # may run over a whole chunk at once
     ev_src: dict[str, list[str]] = field(default_factory=dict)  # node -> synapse-only denses whose events count
     ev_prod: set[str] = field(default_factory=set)
 
@@ -125,7 +126,8 @@ def program(p: Any) -> Program:
     kind = dict(zip(names, kerns))
     for name, kern in zip(names, kerns):
         node, edges = g.node(name), [e for _, srcs in p.ports[name] for e in srcs]
-        if kern.time_free and not getattr(node, "delay", 0) and all(d == 0 for _, d in edges):
+        if (kern.chunked is not None and kern.chunked(node, p.path[name]) and not getattr(node, "delay", 0)
+                and all(d == 0 for _, d in edges)):
             free.add(name)
         if kern.event_rule and p.role[name] == COMPUTE:
             src = [s for s, d in edges if d == 0 and p.role[s] == SYNAPSE and kind[s].op == "DENSE"]
@@ -133,7 +135,7 @@ def program(p: Any) -> Program:
                 ev_src[name] = sorted(set(src), key=names.index)
     prog = Program(plan=p, names=names, kerns=kerns, ops=ops, prm=np.ascontiguousarray(prm, np.int64),
                    prm_off=offs, scalars=scalars, tmp_size=tmp, index={n: i for i, n in enumerate(names)},
-                   time_free=free, ev_src=ev_src, ev_prod={s for v in ev_src.values() for s in v})
+                   chunked=free, ev_src=ev_src, ev_prod={s for v in ev_src.values() for s in v})
     p._compiled_program = prog
     return prog
 
@@ -161,7 +163,7 @@ def schedule(prog: Program, whole_on: bool) -> Schedule:
     for name, kern in zip(prog.names, prog.kerns):
         if kern.op == "INPUT":
             kind[name], at[name] = "in", 0
-        elif whole_on and name in prog.time_free:
+        elif whole_on and name in prog.chunked:
             kind[name] = "whole"
             at[name] = max((at[s] + (kind[s] == "step") for s in preds[name]), default=0)
         else:
@@ -399,12 +401,9 @@ class Layout:
 
     def _count(self, name: str, y: Array, counters: bool, spk: Array) -> None:
         """Non-zero outputs per index and spikes per step of a sequence computed outside the loop."""
-        if counters:
-            o = self.nz[name]
-            self.nz_arena[o: o + y.shape[2]] += np.count_nonzero(y, axis=(0, 1))
-        row = self.spk_row.get(name)
-        if row is not None:
-            spk[row] += np.count_nonzero(y, axis=(0, 2))
+        row = self.spk_row.get(name, -1)
+        if counters or row >= 0:
+            _ck().count_seq(y, self.nz_arena, self.nz[name], spk, row, counters)
 
     def _whole(self, name: str, seq: Any, evq: dict[str, int], counters: bool, spk: Array,
                sats: dict[str, int], act: dict[str, int]) -> None:
@@ -432,11 +431,10 @@ class Layout:
         sats[name] = sats.get(name, 0) + n_sat
         self._count(name, y, counters, spk)
         if name in evq:  # Loihi's synaptic events: a stored (non-zero) weight got a non-zero input
-            x = ins["in"] != 0
-            stored = np.asarray(node.weight != 0, np.float32).T
-            seq(name, evq)[...] = (((x.astype(np.float32) @ stored) > 0) if not stored.all()
-                                   else np.broadcast_to(x.any(axis=1)[:, None], (rows, stored.shape[1]))
-                                   ).reshape(y.shape)
+            k = prog.index[name]
+            n_in, w0 = int(node.weight.shape[1]), prog.prm_off[k]
+            wt = prog.prm[w0: w0 + n_in * y.shape[2]].reshape(n_in, y.shape[2])
+            _ck().dense_events(np.ascontiguousarray(ins["in"]), wt, seq(name, evq).reshape(rows, -1))
 
     def states(self, name: str) -> dict[str, Array]:
         """State of ``name`` with the kernels' names and shapes (batch axis first); {} for stateless nodes."""

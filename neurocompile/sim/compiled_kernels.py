@@ -542,3 +542,62 @@ def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, seq, tmp, ev
         e = meta[k, EVO] + b * n
         for i in range(n):
             seq[q + row + i] = ev[e + i]
+
+
+# ------------------------------------------------------------------------------------------ whole-chunk helpers
+
+@njit(cache=True, nogil=True)
+def dense_finish(acc, bias, shift, floor, lim, out):
+    """out = sat(rsh(int64(acc) + bias, shift)) over rows [rows, n_out] of an exact float product; saturations."""
+    rows, n_out = acc.shape
+    ns = 0
+    for r in range(rows):
+        for o in range(n_out):
+            v = np.int64(acc[r, o]) + bias[o]
+            v = _rfloor(v, shift[o]) if floor else _rround(v, shift[o])
+            if lim >= 0:
+                if v > lim:
+                    v = lim
+                    ns += 1
+                elif v < -lim:
+                    v = -lim
+                    ns += 1
+            out[r, o] = v
+    return ns
+
+
+@njit(cache=True, nogil=True)
+def dense_events(x, wt, out):
+    """out[r, o] = 1 when a stored synapse (wt[i, o] != 0) got a non-zero input x[r, i]: Loihi's events."""
+    rows, n_in = x.shape
+    n_out = wt.shape[1]
+    idx = np.empty(n_in, np.int64)
+    for r in range(rows):
+        k = 0
+        for i in range(n_in):
+            if x[r, i] != 0:
+                idx[k] = i
+                k += 1
+        for o in range(n_out):
+            e = 0
+            for j in range(k):
+                if wt[idx[j], o] != 0:
+                    e = 1
+                    break
+            out[r, o] = e
+
+
+@njit(cache=True, nogil=True)
+def count_seq(y, nz, z, spk, si, counters):
+    """Non-zero outputs per index (into nz[z:]) and per step (into spk[si], si >= 0) of a sequence [B, T, n]."""
+    B, T, n = y.shape
+    for b in range(B):
+        for t in range(T):
+            tot = 0
+            for i in range(n):
+                if y[b, t, i] != 0:
+                    tot += 1
+                    if counters:
+                        nz[z + i] += 1
+            if si >= 0:
+                spk[si, t] += tot

@@ -19,7 +19,7 @@ import numpy as np
 from neurocompile.ir import hw
 from neurocompile.ir.registry import Registry
 from neurocompile.sim import kernels
-from neurocompile.sim.fixed import limit, rsh_floor, rsh_round, sat
+from neurocompile.sim.fixed import limit, rsh_floor
 
 Array = np.ndarray
 Params = tuple[list[Array], list[int]]
@@ -46,8 +46,9 @@ class Kernel:
 
     ``op``: op code name in compiled_kernels; ``params(node)``: (parameter arrays, op-specific scalars);
     ``states(node)``: per-sample state parts [(name, shape)] in arena order; ``scratch(node)``: int64 scratch
-    words per sample; ``time_free``: stateless and feed-forward in time, so a chunk of steps may run as one
-    array operation (``whole(node, ins, path) -> (out, saturations)``, default :func:`kernels.step`);
+    words per sample; ``chunked(node, path)``: stateless and feed-forward in time, and faster as one array
+    operation over a whole chunk of steps than in the loop (``whole(node, ins, path) -> (out, saturations)``,
+    default :func:`kernels.step`);
     ``event_rule``: its active count includes Loihi's synaptic events from synapse-only dense layers;
     ``always_active``: counts active compartments whatever its role; ``pipe``: state is a delay pipeline
     [delay, B, out] read in rotation; ``check(p, name)``: why the compiled step cannot run it (None: it can).
@@ -57,7 +58,7 @@ class Kernel:
     params: Callable[[Any], Params]
     states: Callable[[Any], list[tuple[str, tuple[int, ...]]]]
     scratch: Callable[[Any], int]
-    time_free: bool = False
+    chunked: Callable[[Any, str], bool] | None = None
     event_rule: bool = False
     always_active: bool = False
     pipe: bool = False
@@ -107,26 +108,33 @@ def _embedding_check(p: Any, name: str) -> str | None:
     return None
 
 
-@kernel(hw.QEmbedding, op="EMBEDDING", time_free=True, event_rule=True, check=_embedding_check)
+@kernel(hw.QEmbedding, op="EMBEDDING", chunked=lambda n, path: True, event_rule=True, check=_embedding_check)
 def _embedding(node: hw.QEmbedding) -> Params:
     return [_i64(node.table)], [int(node.table.shape[0])]
 
 
+BLAS = {"float32-blas": np.float32, "float64-blas": np.float64}  # plan paths whose float products are exact
+
+
 def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str) -> tuple[Array, int]:
-    """kernels.step_dense over all rows at once; the product in float BLAS where the plan proved it exact."""
-    x = ins["in"]
-    if path in ("float32-blas", "float64-blas"):
-        dt = np.float32 if path == "float32-blas" else np.float64
-        acc = (x.astype(dt) @ np.asarray(node.weight, dt).T).astype(np.int64)
-    else:
-        acc = x @ np.asarray(node.weight, np.int64).T
-    acc += node.bias
-    shifted = rsh_floor(acc, node.shift) if node.rounding == "floor" else rsh_round(acc, node.shift)
-    return sat(shifted, int(node.out_bits))
+    """kernels.step_dense over all rows at once: the product in float BLAS (the plan proved it exact, |sum| <
+    2^24 or 2^53), then bias, shift and saturation in one compiled pass."""
+    from neurocompile.sim.compiled_kernels import dense_finish
+
+    dt = BLAS[path]
+    acc = ins["in"].astype(dt) @ np.asarray(node.weight, dt).T
+    out = np.empty(acc.shape, np.int64)
+    n = node.out_size()
+    ns = dense_finish(acc, _i64(node.bias), _per(node.shift, n), node.rounding == "floor", _lim(node.out_bits), out)
+    return out, int(ns)
+
+
+def _dense_chunked(node: hw.QDense, path: str) -> bool:
+    return path in BLAS  # an int64 product is faster in the compiled loop, which skips zero inputs
 
 
 @kernel(hw.QDense, op="DENSE", states=lambda n: [("pipe", (int(n.delay), n.out_size()))],
-        scratch=lambda n: 2 * n.out_size(), time_free=True, pipe=True, whole=_whole_dense)
+        scratch=lambda n: 2 * n.out_size(), chunked=_dense_chunked, pipe=True, whole=_whole_dense)
 def _dense(node: hw.QDense) -> Params:
     w = np.asarray(node.weight, np.int64)
     return ([_i64(w.T.copy()), _i64(node.bias), _per(node.shift, w.shape[0])],
@@ -171,27 +179,27 @@ def _lavalif(node: hw.QLavaLIF) -> Params:
                                            (1 << f) - int(node.dv), int(node.act_shift), int(node.vth_shift)])
 
 
-@kernel(hw.QHeaviside, op="HEAVISIDE", time_free=True, event_rule=True)
+@kernel(hw.QHeaviside, op="HEAVISIDE", event_rule=True)
 def _heaviside(node: hw.QHeaviside) -> Params:
     return [_i64(node.vth)], [int(node.compare == ">=")]
 
 
-@kernel(hw.QLUT, op="LUT", time_free=True, event_rule=True)
+@kernel(hw.QLUT, op="LUT", event_rule=True)
 def _lut(node: hw.QLUT) -> Params:
     return [_i64(node.table)], [int(node.in_shift), int(node.offset), int(np.asarray(node.table).shape[0])]
 
 
-@kernel(hw.QMul, op="MUL", time_free=True, event_rule=True)
+@kernel(hw.QMul, op="MUL", event_rule=True)
 def _mul(node: hw.QMul) -> Params:
     return [], [int(node.shift)]
 
 
-@kernel(hw.QTernarize, op="TERNARIZE", time_free=True, event_rule=True)
+@kernel(hw.QTernarize, op="TERNARIZE", event_rule=True)
 def _ternarize(node: hw.QTernarize) -> Params:
     return [], [int(node.num), int(node.den)]
 
 
-@kernel(hw.QAdd, op="ADD", time_free=True, event_rule=True)
+@kernel(hw.QAdd, op="ADD", event_rule=True)
 def _add(node: hw.QAdd) -> Params:
     return [], []
 
@@ -201,7 +209,7 @@ def _accumulate(node: hw.QAccumulate) -> Params:
     return [], []
 
 
-@kernel(hw.QLayerNorm, op="LAYERNORM", time_free=True, event_rule=True)
+@kernel(hw.QLayerNorm, op="LAYERNORM", event_rule=True)
 def _layernorm(node: hw.QLayerNorm) -> Params:
     n = node.size
     return ([_per(node.weight, n), _per(node.bias, n), _per(node.shift, n), _i64(node.rsqrt_table)],
