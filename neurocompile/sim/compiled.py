@@ -331,6 +331,9 @@ class Layout:
                 nm = prog.names[k]
                 m[k, ck.SEQ] = off.get(nm, -1)
                 m[k, ck.EVQ] = evq.get(nm, -1)
+                bank = self._bank_of(nm)
+                if bank is not None and sch.kind[bank] == "step" and sch.at[bank] == gi:
+                    m[k, ck.A0 + 2] = self.st[bank]  # read the bank's state (updated earlier this step)
             rep = [prog.index[nm] for nm in sch.replay[gi]]
             for k in rep:
                 nm = prog.names[k]
@@ -344,6 +347,19 @@ class Layout:
         cp = (sch, off, evq, max(pos, 1), groups)
         self._plans[key] = cp
         return cp
+
+    def _bank_of(self, name: str) -> str | None:
+        """The QModeBank a QModeReadout reads directly (one source, no delay, same shape), else None."""
+        prog = self.prog
+        if prog.kerns[prog.index[name]].op != "READOUT":
+            return None
+        srcs = dict(prog.plan.ports[name])["state"]
+        if len(srcs) != 1 or srcs[0][1] or srcs[0][0] not in prog.index:
+            return None
+        bank = srcs[0][0]
+        g = prog.plan.graph
+        ok = prog.kerns[prog.index[bank]].op == "MODEBANK" and g.node(bank).a_re.shape == g.node(name).c_re.shape
+        return bank if ok else None
 
     def advance(self, xs: dict[str, Array], steps: int, rec: frozenset = frozenset(), counters: bool = False,
                 on_chunk: Any = None) -> tuple[Array, dict[str, int], dict[str, int]]:

@@ -154,7 +154,8 @@ def _modebank(node: hw.QModeBank) -> Params:
 @kernel(hw.QModeReadout, op="READOUT", scratch=lambda n: 2 * n.c_re.size)
 def _readout(node: hw.QModeReadout) -> Params:
     h, m = node.c_re.shape
-    return [_i64(node.c_re), _i64(node.c_im), _i64(node.d), _per(node.shift, h)], [h, m]
+    # the third scalar: the state offset of a QModeBank read directly (set per chunk by the layout; -1: none)
+    return [_i64(node.c_re), _i64(node.c_im), _i64(node.d), _per(node.shift, h)], [h, m, -1]
 
 
 @kernel(hw.QLIF, op="LIF", states=_vector("v"), event_rule=True)
