@@ -33,6 +33,7 @@ def test_events_that_sum_to_zero_count_as_updates(delay: int, whole_rows: int,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     g = _cancelling(delay)
     monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", whole_rows)  # 'syn' over the whole chunk, or stepped
+    monkeypatch.setattr(compiled, "WHOLE_MIN_WORK", 1)
     assert compiled.program(plan(g)).ev_src == {"lif": ["syn"]}
     x = np.zeros((3, 6, 2))
     x[:, :, :] = [1.0, 1.0]  # row 0 of syn: 1 - 1 = 0 (an event, no input); row 1: no synapse; row 2: 2

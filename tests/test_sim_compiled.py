@@ -137,6 +137,7 @@ def test_every_node_type_compiled_equals_numpy_and_reference(seed: int, monkeypa
         kw = {"record": True, "record_sample": int(rng.integers(0, n)), "batch_size": int(rng.integers(1, 4)),
               "target": "loihi2", "counters": counters}
         monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 1)  # every chunk runs them over all its rows ...
+        monkeypatch.setattr(compiled, "WHOLE_MIN_WORK", 1)
         monkeypatch.setattr(compiled, "CHUNK_ROWS", int(rng.integers(1, 12)))  # ... in chunks of a few steps
         comp = simulate(g, x, backend="compiled", **kw)
         monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 10 ** 9)  # ... or none: every node steps in the loop

@@ -13,7 +13,8 @@ node by node. Dense layers fed without delays whose product the plan proved exac
 embeddings; ``Kernel.chunked``) run over all B x T rows of the chunk at once, one BLAS matrix product each; the
 other nodes step through time in compiled *groups*, which read what was computed before them as inputs
 (elementwise nodes stay in the loop: one fused compiled pass beats several NumPy passes over the chunk).
-:func:`schedule` assigns nodes to groups; chunks smaller than ``WHOLE_MIN_ROWS`` rows step every node.
+:func:`schedule` assigns nodes to groups; in chunks smaller than ``WHOLE_MIN_ROWS`` rows, or where a node's work
+over the chunk is under ``WHOLE_MIN_WORK``, nodes step in the loop.
 
 :class:`CompiledBatch` has the interface of the engine's batch runner (``run()``, ``final_states()``), so
 ``simulate(..., backend='compiled')`` only swaps the class. ``available()`` is False without numba; the engine
@@ -38,14 +39,22 @@ __all__ = ["BACKENDS", "CompiledBatch", "Layout", "Program", "available", "batch
 
 BACKENDS = ("auto", "numpy", "compiled")
 Array = np.ndarray
-WHOLE_MIN_ROWS = 256  # samples x steps of a chunk from which whole-chunk array operations pay for their set-up
+# whole-chunk array operations pay for their set-up (tens of us in Python) from this many samples x steps, and
+# this much work (rows x multiply-adds per row; a compiled loop does about 1e9 a second, skipping zero inputs)
+WHOLE_MIN_ROWS = 32
+WHOLE_MIN_WORK = 1 << 20
 CHUNK_ROWS = 2048  # samples x steps per chunk at most (bounds the memory of the kept output sequences)
 
 
-def _ck() -> Any:
-    from neurocompile.sim import compiled_kernels
+_KERNELS_MODULE: list[Any] = []  # compiled_kernels, imported on first use (it needs numba)
 
-    return compiled_kernels
+
+def _ck() -> Any:
+    if not _KERNELS_MODULE:
+        from neurocompile.sim import compiled_kernels
+
+        _KERNELS_MODULE.append(compiled_kernels)
+    return _KERNELS_MODULE[0]
 
 
 def available() -> bool:
@@ -90,14 +99,14 @@ class Program:
     scalars: list[list[int]]  # op-specific A0.. columns
     tmp_size: int
     index: dict[str, int] = field(default_factory=dict)
-    chunked: set[str] = field(default_factory=set)  # may run over a whole chunk at once
+    chunked: dict[str, int] = field(default_factory=dict)  # may run over a whole chunk: node -> work per row
     ev_src: dict[str, list[str]] = field(default_factory=dict)  # node -> synapse-only denses whose events count
     ev_prod: set[str] = field(default_factory=set)
 
     @property
     def whole(self) -> set[str]:
         """Nodes run over a whole chunk at once (for chunks of at least WHOLE_MIN_ROWS rows)."""
-        return {n for n, k in schedule(self, True).kind.items() if k == "whole"}
+        return {n for n, k in schedule(self, None).kind.items() if k == "whole"}
 
 
 def program(p: Any) -> Program:
@@ -122,13 +131,13 @@ def program(p: Any) -> Program:
         scalars.append(sc)
         tmp = max(tmp, kern.scratch(node))
     prm = np.concatenate(chunks) if chunks else np.zeros(1, np.int64)
-    free, ev_src = set(), {}
+    free, ev_src = {}, {}
     kind = dict(zip(names, kerns))
     for name, kern in zip(names, kerns):
         node, edges = g.node(name), [e for _, srcs in p.ports[name] for e in srcs]
-        if (kern.chunked is not None and kern.chunked(node, p.path[name]) and not getattr(node, "delay", 0)
-                and all(d == 0 for _, d in edges)):
-            free.add(name)
+        work = kern.chunked(node, p.path[name]) if kern.chunked is not None else 0
+        if work and not getattr(node, "delay", 0) and all(d == 0 for _, d in edges):
+            free[name] = work
         if kern.event_rule and p.role[name] == COMPUTE:
             src = [s for s, d in edges if d == 0 and p.role[s] == SYNAPSE and kind[s].op == "DENSE"]
             if src:
@@ -154,8 +163,9 @@ class Schedule:
     keep_ev: set[str]  # synapse-only denses whose event sequences are kept
 
 
-def schedule(prog: Program, whole_on: bool) -> Schedule:
-    """Group the nodes: whole nodes as early as their inputs allow, stepped nodes in the first group after."""
+def schedule(prog: Program, rows: int | None) -> Schedule:
+    """Group the nodes for chunks of ``rows`` samples x steps (None: any size): whole-chunk nodes (those worth it
+    at this size) as early as their inputs allow, stepped nodes in the first group after their inputs."""
     p = prog.plan
     kind: dict[str, str] = {}
     at: dict[str, int] = {}
@@ -163,7 +173,8 @@ def schedule(prog: Program, whole_on: bool) -> Schedule:
     for name, kern in zip(prog.names, prog.kerns):
         if kern.op == "INPUT":
             kind[name], at[name] = "in", 0
-        elif whole_on and name in prog.chunked:
+        elif name in prog.chunked and (rows is None or (rows >= WHOLE_MIN_ROWS
+                                                        and rows * prog.chunked[name] >= WHOLE_MIN_WORK)):
             kind[name] = "whole"
             at[name] = max((at[s] + (kind[s] == "step") for s in preds[name]), default=0)
         else:
@@ -273,6 +284,7 @@ class Layout:
         self.size = size
         self.inputs = [nm for nm, kern in zip(prog.names, prog.kerns) if kern.op == "INPUT"]
         self._plans: dict[tuple, Any] = {}
+        self._arena = np.zeros(0, np.int64)
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
 
     def clear(self) -> None:
@@ -311,7 +323,7 @@ class Layout:
             return cp
         ck = _ck()
         prog, B = self.prog, self.B
-        sch = schedule(prog, B * T >= WHOLE_MIN_ROWS)
+        sch = schedule(prog, B * T)
         keep = sch.keep | set(rec)
         off, pos = {}, 0
         for name in prog.names:
@@ -387,7 +399,8 @@ class Layout:
         ck, prog, B = _ck(), self.prog, self.B
         g = prog.plan.graph
         sch, off, evq, size, groups = self._chunk_plan(T, rec, counters)
-        arena = np.empty(size, np.int64)
+        arena = self._arena if self._arena.size == size else np.empty(size, np.int64)
+        self._arena = arena  # reused by the next chunk of the same size (every word it reads is written first)
 
         def seq(name: str, at: dict[str, int] = off) -> Array:
             n = self.size[name]

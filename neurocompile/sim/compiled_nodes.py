@@ -46,9 +46,9 @@ class Kernel:
 
     ``op``: op code name in compiled_kernels; ``params(node)``: (parameter arrays, op-specific scalars);
     ``states(node)``: per-sample state parts [(name, shape)] in arena order; ``scratch(node)``: int64 scratch
-    words per sample; ``chunked(node, path)``: stateless and feed-forward in time, and faster as one array
-    operation over a whole chunk of steps than in the loop (``whole(node, ins, path) -> (out, saturations)``,
-    default :func:`kernels.step`);
+    words per sample; ``chunked(node, path)``: for a node stateless and feed-forward in time that is faster as
+    one array operation over a whole chunk of steps than in the loop, its work per row (multiply-adds; 0: keep
+    it in the loop), computed by ``whole(node, ins, path) -> (out, saturations)``, default :func:`kernels.step`;
     ``event_rule``: its active count includes Loihi's synaptic events from synapse-only dense layers;
     ``always_active``: counts active compartments whatever its role; ``pipe``: state is a delay pipeline
     [delay, B, out] read in rotation; ``check(p, name)``: why the compiled step cannot run it (None: it can).
@@ -58,7 +58,7 @@ class Kernel:
     params: Callable[[Any], Params]
     states: Callable[[Any], list[tuple[str, tuple[int, ...]]]]
     scratch: Callable[[Any], int]
-    chunked: Callable[[Any, str], bool] | None = None
+    chunked: Callable[[Any, str], int] | None = None
     event_rule: bool = False
     always_active: bool = False
     pipe: bool = False
@@ -108,7 +108,7 @@ def _embedding_check(p: Any, name: str) -> str | None:
     return None
 
 
-@kernel(hw.QEmbedding, op="EMBEDDING", chunked=lambda n, path: True, event_rule=True, check=_embedding_check)
+@kernel(hw.QEmbedding, op="EMBEDDING", chunked=lambda n, path: n.out_size(), event_rule=True, check=_embedding_check)
 def _embedding(node: hw.QEmbedding) -> Params:
     return [_i64(node.table)], [int(node.table.shape[0])]
 
@@ -129,8 +129,9 @@ def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str) -> tuple[Arr
     return out, int(ns)
 
 
-def _dense_chunked(node: hw.QDense, path: str) -> bool:
-    return path in BLAS  # an int64 product is faster in the compiled loop, which skips zero inputs
+def _dense_chunked(node: hw.QDense, path: str) -> int:
+    # an int64 product is faster in the compiled loop, which skips zero inputs
+    return int(node.weight.size) if path in BLAS else 0
 
 
 @kernel(hw.QDense, op="DENSE", states=lambda n: [("pipe", (int(n.delay), n.out_size()))],
