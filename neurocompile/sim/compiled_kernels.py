@@ -162,6 +162,7 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
     ((x + half) << left) >> right with per-mode copies of the channel's shift; saturation is min/max.
     """
     h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
+    uni, uh, ul, ur = meta[k, A0 + 3], meta[k, A0 + 4], meta[k, A0 + 5], meta[k, A0 + 6]
     lim = meta[k, LIM]
     if lim < 0:
         lim = np.int64(9223372036854775807)
@@ -186,19 +187,34 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
                 ue[h * m_ + m] = u
         sre = st[re0 + b * hm: re0 + (b + 1) * hm]
         sim = st[im0 + b * hm: im0 + (b + 1) * hm]
-        for j in range(hm):
-            r, i, u = sre[j], sim[j], ue[j]
-            act += (u | r | i) != 0
-            ar, ai = are[j], aim[j]
-            xr = ar * r - ai * i
-            xi = ai * r + ar * i
-            nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
-            ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
-            cr = min(max(nr, -lim), lim)
-            ci = min(max(ni, -lim), lim)
-            ns += (cr != nr) + (ci != ni)
-            sre[j] = cr
-            sim[j] = ci
+        if uni:
+            for j in range(hm):
+                r, i, u = sre[j], sim[j], ue[j]
+                act += (u | r | i) != 0
+                ar, ai = are[j], aim[j]
+                xr = ar * r - ai * i
+                xi = ai * r + ar * i
+                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + uh) << ul) >> ur)
+                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + uh) << ul) >> ur)
+                cr = min(max(nr, -lim), lim)
+                ci = min(max(ni, -lim), lim)
+                ns += (cr != nr) + (ci != ni)
+                sre[j] = cr
+                sim[j] = ci
+        else:
+            for j in range(hm):
+                r, i, u = sre[j], sim[j], ue[j]
+                act += (u | r | i) != 0
+                ar, ai = are[j], aim[j]
+                xr = ar * r - ai * i
+                xi = ai * r + ar * i
+                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
+                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
+                cr = min(max(nr, -lim), lim)
+                ci = min(max(ni, -lim), lim)
+                ns += (cr != nr) + (ci != ni)
+                sre[j] = cr
+                sim[j] = ci
         o = buf[out0 + b * 2 * hm: out0 + (b + 1) * 2 * hm]
         for j in range(hm):
             o[2 * j] = sre[j]
@@ -523,17 +539,21 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                 if counters and meta[k, ACTIVE]:
                     active[k] += act
                 z = meta[k, NZO]
-                if op != ACCUMULATE and z >= 0:
+                if op != ACCUMULATE and z >= 0:  # branch-free, so that the counts vectorise
                     si = meta[k, SPK]
-                    if counters or si >= 0:
+                    if counters:
                         tot = 0
                         for i in range(n):
-                            if buf[out + i] != 0:
-                                tot += 1
-                                if counters:
-                                    nz[z + i] += 1
+                            c = np.int64(buf[out + i] != 0)
+                            nz[z + i] += c
+                            tot += c
                         if si >= 0:
                             spk[si, tl] += tot
+                    elif si >= 0:
+                        tot = 0
+                        for i in range(n):
+                            tot += np.int64(buf[out + i] != 0)
+                        spk[si, tl] += tot
                 r = meta[k, REC]
                 if r >= 0:  # rec: [B, T, n] of this chunk
                     for i in range(n):

@@ -148,8 +148,11 @@ def _modebank(node: hw.QModeBank) -> Params:
     h, m = node.a_re.shape
     kbm = np.repeat(_per(node.b_shift, h), m)  # per-mode copies: rsh_round(x, kb) = ((x + half) << left) >> right
     half = np.where(kbm > 0, np.left_shift(np.int64(1), np.maximum(kbm - 1, 0)), 0)
-    return ([_i64(node.a_re), _i64(node.a_im), _i64(node.b_re), _i64(node.b_im), _i64(half),
-             _i64(np.maximum(-kbm, 0)), _i64(np.maximum(kbm, 0))], [h, m, int(node.coef_frac_bits)])
+    left, right = np.maximum(-kbm, 0), np.maximum(kbm, 0)
+    # one shift for every channel (the usual case): scalars, three fewer loads per mode and step
+    uni = [1, int(half[0]), int(left[0]), int(right[0])] if kbm.size and np.all(kbm == kbm[0]) else [0, 0, 0, 0]
+    return ([_i64(node.a_re), _i64(node.a_im), _i64(node.b_re), _i64(node.b_im), _i64(half), _i64(left),
+             _i64(right)], [h, m, int(node.coef_frac_bits), *uni])
 
 
 @kernel(hw.QModeReadout, op="READOUT", scratch=lambda n: 2 * n.c_re.size)
