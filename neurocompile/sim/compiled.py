@@ -304,12 +304,12 @@ class Layout:
         g = p.graph
         for name in p.step_order:
             node = g.node(name)
-            table = getattr(node, "table", None)
+            kern = KERNELS.get(node)
             srcs = dict(p.ports[name]).get("in", [])
-            if table is None or len(srcs) != 1 or srcs[0][0] not in xs:
-                continue  # only an embedding reads a token input directly (supports() checks it)
+            if kern is None or kern.op != "EMBEDDING" or len(srcs) != 1 or srcs[0][0] not in xs:
+                continue  # an embedding reads a token input directly (supports() checks it)
             ids = np.asarray(xs[srcs[0][0]])
-            v = int(table.shape[0])
+            v = int(node.table.shape[0])
             if ids.size and (int(ids.min()) < -v or int(ids.max()) >= v):
                 return f"token ids of '{srcs[0][0]}' outside the {v}-entry table of '{name}'"
         return None
