@@ -619,10 +619,13 @@ def count_seq(y, nz, z, spk, si, counters):
     for b in range(B):
         for t in range(T):
             tot = 0
-            for i in range(n):
-                if y[b, t, i] != 0:
-                    tot += 1
-                    if counters:
-                        nz[z + i] += 1
+            if counters:
+                for i in range(n):  # branch-free, so that it vectorises
+                    c = np.int64(y[b, t, i] != 0)
+                    nz[z + i] += c
+                    tot += c
+            else:
+                for i in range(n):
+                    tot += np.int64(y[b, t, i] != 0)
             if si >= 0:
                 spk[si, t] += tot
