@@ -57,6 +57,12 @@ def _ck() -> Any:
     return _KERNELS_MODULE[0]
 
 
+def _whole_passes() -> Any:
+    from neurocompile.sim import compiled_whole
+
+    return compiled_whole
+
+
 def available() -> bool:
     """True when numba is installed (the compiled step can run)."""
     try:
@@ -432,7 +438,7 @@ class Layout:
         """Non-zero outputs per index and spikes per step of a sequence computed outside the loop."""
         row = self.spk_row.get(name, -1)
         if counters or row >= 0:
-            _ck().count_seq(y, self.nz_arena, self.nz[name], spk, row, counters)
+            _whole_passes().count_seq(y, self.nz_arena, self.nz[name], spk, row, counters)
 
     def _whole(self, name: str, seq: Any, evq: dict[str, int], counters: bool, spk: Array,
                sats: dict[str, int], act: dict[str, int]) -> None:
@@ -463,7 +469,7 @@ class Layout:
             k = prog.index[name]
             n_in, w0 = int(node.weight.shape[1]), prog.prm_off[k]
             wt = prog.prm[w0: w0 + n_in * y.shape[2]].reshape(n_in, y.shape[2])
-            _ck().dense_events(np.ascontiguousarray(ins["in"]), wt, seq(name, evq).reshape(rows, -1))
+            _whole_passes().dense_events(np.ascontiguousarray(ins["in"]), wt, seq(name, evq).reshape(rows, -1))
 
     def states(self, name: str) -> dict[str, Array]:
         """State of ``name`` with the kernels' names and shapes (batch axis first); {} for stateless nodes."""

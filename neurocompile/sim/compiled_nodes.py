@@ -119,7 +119,7 @@ BLAS = {"float32-blas": np.float32, "float64-blas": np.float64}  # plan paths wh
 def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str) -> tuple[Array, int]:
     """kernels.step_dense over all rows at once: the product in float BLAS (the plan proved it exact, |sum| <
     2^24 or 2^53), then bias, shift and saturation in one compiled pass."""
-    from neurocompile.sim.compiled_kernels import dense_finish
+    from neurocompile.sim.compiled_whole import dense_finish
 
     dt = BLAS[path]
     acc = ins["in"].astype(dt) @ np.asarray(node.weight, dt).T
