@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from neurocompile.errors import DatasetError, IRError
-from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.sim import kernels
 from neurocompile.sim.fixed import quantize_round, sat
@@ -77,13 +76,15 @@ class Session:
             elif backend == "compiled":
                 raise IRError(f"Session: the compiled backend cannot run graph '{self.graph.name}': {why}")
         self.backend = "compiled" if self._lay is not None else "reference"
-        self._tokens = any(isinstance(n, hw.QEmbedding) for _, n in self.graph.items())
+        self._inputs_set = set(self.graph.inputs)
+        self._tokens = any(self.graph.node(n).tokens for n in self.graph.inputs)
         self._seq_end = [n for n in self._p.step_order if self.graph.node(n).SEQUENCE_END]
         self._end_inputs = {s for n in self._p.end_order for _, srcs in self._p.ports[n] for s, _ in srcs
                             if s in self._p.step_order}
         self._has_ends = any(self.graph.node(o).SEQUENCE_END or o in self._p.end_order for o in self.graph.outputs)
         self._per_step = [o for o in self.graph.outputs if o in self._p.step_order
                           and not self.graph.node(o).SEQUENCE_END]
+        self._rec = frozenset(self._per_step)
         self.reset()
 
     # -- state -----------------------------------------------------------------------------------------------
@@ -196,17 +197,15 @@ class Session:
             bad = lay.check_tokens_of(self._p, xs) if self._tokens else None
             if bad:
                 raise DatasetError(f"{bad}: token ids must lie in [0, vocabulary size)")
-            rec = lay.record(set(self._per_step), steps)
-            xin, sats = lay.quantise(xs, steps)
-            lay.run(xin, steps, False, rec)
+            out = {o: np.empty((self.B, steps, lay.size[o]), np.int64) for o in self._per_step}
+
+            def keep(t0: int, t1: int, seqs: dict[str, Array]) -> None:
+                for o, v in seqs.items():
+                    out[o][:, t0:t1] = v
+            _, sats, _ = lay.advance(xs, steps, self._rec, False, keep)
             for n, v in sats.items():
                 self._sat_in[n] += v
             self.t += steps
-            out = {}
-            for o in self._per_step:
-                size = lay.size[o]
-                r = lay.rec[o]
-                out[o] = rec[r: r + self.B * steps * size].reshape(self.B, steps, size).copy()
             return out
         trace = {o: np.zeros((self.B, steps, self.graph.node(o).out_size()), np.int64) for o in self._per_step}
         for tl in range(steps):
@@ -220,7 +219,7 @@ class Session:
         g, t = self.graph, self.t
         for name in self._p.step_order:
             node = g.node(name)
-            if isinstance(node, hw.QInput):
+            if name in self._inputs_set:
                 if node.tokens:
                     self._vals[name] = np.asarray(x_t[name], np.int64)
                 else:

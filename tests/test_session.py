@@ -43,6 +43,7 @@ def test_step_by_step_equals_whole_sequence(backend: str, seed: int) -> None:
 def test_batched_chunks_equal_whole_sequence(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from neurocompile.sim import compiled
 
+    monkeypatch.setattr(compiled, "WHOLE_MIN_WORK", 1)
     monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 8)  # the chunk of 1 step x 4 streams steps every node in the
     g = all_types_graph(2)  # loop; the others precompute the whole-sequence nodes (enc, emb, ln, tern)
     x = all_types_inputs(g, 2, 4, 9)

@@ -129,25 +129,27 @@ def test_every_node_type_compiled_equals_numpy_and_reference(seed: int, monkeypa
     rng = np.random.default_rng(seed)
     n, steps = int(rng.integers(1, 6)), int(rng.integers(1, 10))
     x = all_types_inputs(g, seed, n, steps)
-    kw = {"record": True, "record_sample": int(rng.integers(0, n)), "batch_size": int(rng.integers(1, 4)),
-          "target": "loihi2", "counters": False}
-    whole = compiled.program(plan(g)).whole  # computed for the whole chunk at once (one matmul per chunk)
-    assert whole == ({"enc", "emb", "ln", "tern"} if seed % 2 == 0 else {"emb"})
-    monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 1)  # every chunk precomputes them ...
-    comp = simulate(g, x, backend="compiled", **kw)
-    monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 10 ** 9)  # ... or none: they step in the loop
-    stepped = simulate(g, x, backend="compiled", **kw)
-    assert comp.backend == stepped.backend == "compiled"
-    ref = simulate(g, x, arith="reference", **kw)  # every node through kernels.step
-    fast = simulate(g, x, backend="numpy", **kw)  # the NumPy engine's fused / floating-point paths
-    assert ref.backend == fast.backend == "numpy"
-    assert any(v > 0 for v in comp.saturations.values())  # the widths do bite
-    assert_identical(ref, comp, "compiled (whole-sequence nodes) vs reference")
-    assert_identical(ref, stepped, "compiled (all nodes stepped) vs reference")
-    assert_identical(ref, fast, "numpy vs reference")
-    # with counters (Loihi's event-driven update rule): the NumPy engine equals the reference
-    kw["counters"] = True
-    assert_identical(simulate(g, x, arith="reference", **kw), simulate(g, x, backend="numpy", **kw), "counters")
+    # dense layers fed without delays, with exact float products, run over whole chunks (and the embedding);
+    # enc has a pipeline when seed is odd, db a delayed input
+    whole = compiled.program(plan(g)).whole
+    assert whole == {"emb", "da"} | ({"enc"} if seed % 2 == 0 else set())
+    for counters in (False, True):  # with counters: Loihi's event-driven update rule behind synapse-only denses
+        kw = {"record": True, "record_sample": int(rng.integers(0, n)), "batch_size": int(rng.integers(1, 4)),
+              "target": "loihi2", "counters": counters}
+        monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 1)  # every chunk runs them over all its rows ...
+        monkeypatch.setattr(compiled, "WHOLE_MIN_WORK", 1)
+        monkeypatch.setattr(compiled, "CHUNK_ROWS", int(rng.integers(1, 12)))  # ... in chunks of a few steps
+        comp = simulate(g, x, backend="compiled", **kw)
+        monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 10 ** 9)  # ... or none: every node steps in the loop
+        stepped = simulate(g, x, backend="compiled", **kw)
+        assert comp.backend == stepped.backend == "compiled"
+        ref = simulate(g, x, arith="reference", **kw)  # every node through kernels.step
+        fast = simulate(g, x, backend="numpy", **kw)  # the NumPy engine's fused / floating-point paths
+        assert ref.backend == fast.backend == "numpy"
+        assert any(v > 0 for v in comp.saturations.values())  # the widths do bite
+        assert_identical(ref, comp, f"compiled (whole-chunk nodes) vs reference, counters {counters}")
+        assert_identical(ref, stepped, f"compiled (all nodes stepped) vs reference, counters {counters}")
+        assert_identical(ref, fast, f"numpy vs reference, counters {counters}")
 
 
 def _shipped_graph(path: Path) -> tuple[Graph, np.ndarray]:
@@ -179,22 +181,14 @@ def test_shipped_checkpoints_found() -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_models_compiled_equals_numpy_and_reference(path: Path) -> None:
     g, x = _shipped_graph(path)
-    assert compiled.program(plan(g)).whole  # at least the input encoder runs whole-sequence
-    # counters off: Loihi's event-driven update count behind synapse-only dense layers is the NumPy engine's
-    kw = {"record": True, "record_sample": 1, "batch_size": 2, "target": "loihi2", "counters": False}
-    comp = simulate(g, x, backend="compiled", **kw)
-    assert comp.backend == "compiled"
-    assert_identical(simulate(g, x, arith="reference", **kw), comp, f"{path.stem}: compiled vs reference")
-    assert_identical(simulate(g, x, backend="numpy", **kw), comp, f"{path.stem}: compiled vs numpy")
-
-
-@pytest.mark.parametrize("path", SHIPPED[:1], ids=lambda p: p.stem)
-def test_counters_behind_synapse_layers_stay_on_the_numpy_engine(path: Path) -> None:
-    g, x = _shipped_graph(path)
-    assert simulate(g, x, target="loihi2").backend == "numpy"  # 'auto' with counters: the engine that counts
-    assert simulate(g, x, target="loihi2", counters=False).backend == "compiled"
-    with pytest.raises(IRError, match="synapse-only dense"):
-        simulate(g, x, backend="compiled", target="loihi2")
+    assert compiled.program(plan(g)).whole  # at least the input encoder runs whole-chunk
+    kw = {"record": True, "record_sample": 1, "batch_size": 2, "target": "loihi2"}
+    auto = simulate(g, x, **kw)  # counters on (as the CLI runs): the compiled step counts them itself
+    assert auto.backend == "compiled"
+    assert_identical(simulate(g, x, arith="reference", **kw), auto, f"{path.stem}: compiled vs reference")
+    assert_identical(simulate(g, x, backend="numpy", **kw), auto, f"{path.stem}: compiled vs numpy")
+    kw["counters"] = False
+    assert_identical(simulate(g, x, backend="numpy", **kw), simulate(g, x, **kw), f"{path.stem}: no counters")
 
 
 def test_backend_option_and_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,8 +226,8 @@ def test_cli_sim_backend_option_reaches_the_engine() -> None:
     art = SimpleNamespace(target="loihi2", int_graph=g)
     ds = SimpleNamespace(x=all_types_inputs(g, 2, 2, 3))
     runs = {b: api._run(art, ds, "sim", 1, None, progress=False, sim_backend=b) for b in ("numpy", "auto")}
-    # counters are on in the CLI: 'auto' keeps graphs with synapse-only dense layers on the engine that counts them
-    assert runs["numpy"].backend == "numpy" and runs["auto"].backend == "numpy"
+    # counters are on in the CLI: 'auto' runs the compiled step, which counts exactly what the NumPy engine counts
+    assert runs["numpy"].backend == "numpy" and runs["auto"].backend == "compiled"
     assert runs["numpy"].counts == runs["auto"].counts
     help_text = CliRunner().invoke(main, ["simulate", "--help"]).output
     assert "--sim-backend [auto|compiled|numpy]" in help_text

@@ -1,10 +1,20 @@
-"""The compiled backend of the simulator: the whole graph's step as one numba function (no Python per node per step).
+"""The compiled backend of the simulator: the graph's steps as numba loops, no Python per node per step.
 
-:func:`program` turns an engine plan into flat int64 tables (node rows, port-source rows, one parameter arena);
-:class:`Layout` places a batch's outputs, port sums, delay rings, states and counters in flat arenas; and
-:func:`neurocompile.sim.compiled_kernels.run_chunk` advances all of it over a chunk of steps. The arithmetic is
-int64 exactly as :mod:`neurocompile.sim.kernels` (docs/semantics.md), so results are bit-identical to the NumPy
-engine; tests compare outputs, traces, states, saturations and counters on every node type.
+:func:`program` turns an engine plan into flat int64 tables (node rows, port-source rows, one parameter arena)
+with the per-node-type entries of :data:`neurocompile.sim.compiled_nodes.KERNELS`; :class:`Layout` places a
+batch's outputs, port sums, delay rings, states, synaptic events and counters in flat arenas and advances them
+over chunks of steps with :func:`neurocompile.sim.compiled_kernels.run_chunk`. The arithmetic is int64 exactly as
+:mod:`neurocompile.sim.kernels` (docs/semantics.md), and every counter of the NumPy engine is counted the same
+way (Loihi's event-driven update rule included), so results are bit-identical; tests compare outputs, traces,
+states, saturations and counters on every node type and every shipped model.
+
+Whole-sequence execution: a graph is acyclic in time except inside stateful nodes, so a chunk of T steps can run
+node by node. Dense layers fed without delays whose product the plan proved exact in float32 or float64 (and
+embeddings; ``Kernel.chunked``) run over all B x T rows of the chunk at once, one BLAS matrix product each; the
+other nodes step through time in compiled *groups*, which read what was computed before them as inputs
+(elementwise nodes stay in the loop: one fused compiled pass beats several NumPy passes over the chunk).
+:func:`schedule` assigns nodes to groups; in chunks smaller than ``WHOLE_MIN_ROWS`` rows, or where a node's work
+over the chunk is under ``WHOLE_MIN_WORK``, nodes step in the loop.
 
 :class:`CompiledBatch` has the interface of the engine's batch runner (``run()``, ``final_states()``), so
 ``simulate(..., backend='compiled')`` only swaps the class. ``available()`` is False without numba; the engine
@@ -19,28 +29,38 @@ from typing import Any
 import numpy as np
 
 from neurocompile.errors import IRError
-from neurocompile.ir import hw
 from neurocompile.sim import kernels
-from neurocompile.sim.fixed import limit, quantize_round, rsh_floor, rsh_round, sat
-from neurocompile.sim.placement import COMPUTE
+from neurocompile.sim.compiled_nodes import KERNELS, Kernel, _lim, whole
+from neurocompile.sim.fixed import quantize_round, sat
+from neurocompile.sim.placement import COMPUTE, SYNAPSE
 
-__all__ = ["BACKENDS", "CompiledBatch", "Layout", "Program", "available", "batch_runner", "program", "supports"]
+__all__ = ["BACKENDS", "CompiledBatch", "Layout", "Program", "available", "batch_runner", "program", "schedule",
+           "supports"]
 
 BACKENDS = ("auto", "numpy", "compiled")
 Array = np.ndarray
+# whole-chunk array operations pay for their set-up (tens of us in Python) from this many samples x steps, and
+# this much work (rows x multiply-adds per row; a compiled loop does about 1e9 a second, skipping zero inputs)
+WHOLE_MIN_ROWS = 32
+WHOLE_MIN_WORK = 1 << 20
+CHUNK_ROWS = 2048  # samples x steps per chunk at most (bounds the memory of the kept output sequences)
 
-_OPS: dict[type, str] = {
-    hw.QInput: "INPUT", hw.QEmbedding: "EMBEDDING", hw.QDense: "DENSE", hw.QModeBank: "MODEBANK",
-    hw.QModeReadout: "READOUT", hw.QLIF: "LIF", hw.QHeaviside: "HEAVISIDE", hw.QRefractory: "REFRACTORY",
-    hw.QLUT: "LUT", hw.QMul: "MUL", hw.QTernarize: "TERNARIZE", hw.QAdd: "ADD", hw.QAccumulate: "ACCUMULATE",
-    hw.QLavaLIF: "LAVALIF", hw.QLayerNorm: "LAYERNORM",
-}
+
+_KERNELS_MODULE: list[Any] = []  # compiled_kernels, imported on first use (it needs numba)
 
 
 def _ck() -> Any:
-    from neurocompile.sim import compiled_kernels
+    if not _KERNELS_MODULE:
+        from neurocompile.sim import compiled_kernels
 
-    return compiled_kernels
+        _KERNELS_MODULE.append(compiled_kernels)
+    return _KERNELS_MODULE[0]
+
+
+def _whole_passes() -> Any:
+    from neurocompile.sim import compiled_whole
+
+    return compiled_whole
 
 
 def available() -> bool:
@@ -52,127 +72,47 @@ def available() -> bool:
     return True
 
 
-def _lim(bits: int) -> int:
-    """Saturation limit of ``bits`` (-1: no saturation, for bits <= 0)."""
-    return limit(int(bits)) if int(bits) > 0 else -1
-
-
 def supports(p: Any) -> str | None:
     """None when every node of plan ``p`` that runs per step has a compiled kernel; otherwise the reason."""
     g = p.graph
     for name in p.step_order:
         node = g.node(name)
-        if type(node) not in _OPS:
+        kern = KERNELS.get(node)
+        if kern is None:
             return f"node '{name}' ({type(node).__name__}) has no compiled kernel"
         for port, srcs in p.ports[name]:
             sizes = {g.node(s).out_size() for s, _ in srcs}
             if len(sizes) > 1:
                 return f"node '{name}': port '{port}' sums sources of different sizes"
-            if not srcs and not isinstance(node, hw.QInput):
+            if not srcs and kern.op != "INPUT":
                 return f"node '{name}': port '{port}' has no input"
-        if isinstance(node, hw.QEmbedding):
-            srcs = dict(p.ports[name])["in"]
-            if len(srcs) != 1 or srcs[0][1] or not isinstance(g.node(srcs[0][0]), hw.QInput):
-                return f"node '{name}': embedding not fed directly by a token input"
+        why = kern.check(p, name) if kern.check is not None else None
+        if why:
+            return why
     return None
 
 
 @dataclass
 class Program:
-    """A plan as flat tables that do not depend on the batch size (parameters and per-node scalars)."""
+    """A plan as flat tables that do not depend on the batch size (parameters, per-node scalars, traits)."""
 
     plan: Any
     names: list[str]  # nodes run every step, in order
+    kerns: list[Kernel]
     ops: list[int]
     prm: Array  # int64 parameter arena
     prm_off: list[int]
     scalars: list[list[int]]  # op-specific A0.. columns
     tmp_size: int
     index: dict[str, int] = field(default_factory=dict)
-    whole: set[str] = field(default_factory=set)  # feed-forward in time: computed for a whole chunk at once
+    chunked: dict[str, int] = field(default_factory=dict)  # may run over a whole chunk: node -> work per row
+    ev_src: dict[str, list[str]] = field(default_factory=dict)  # node -> synapse-only denses whose events count
+    ev_prod: set[str] = field(default_factory=set)
 
-
-WHOLE_MIN_ROWS = 32  # samples x steps of a chunk from which whole-sequence products pay for their set-up
-
-# stateless node types; fed only by inputs (through such nodes, without delays) they are computed for all steps of
-# a chunk at once (one matrix product per chunk) and enter the compiled loop as precomputed inputs
-_TIME_FREE = (hw.QDense, hw.QLUT, hw.QMul, hw.QAdd, hw.QHeaviside, hw.QTernarize, hw.QLayerNorm, hw.QEmbedding)
-
-
-def _whole_sequence_nodes(p: Any) -> set[str]:
-    g = p.graph
-    free = {n for n in p.step_order if isinstance(g.node(n), hw.QInput)}
-    whole: set[str] = set()
-    for name in p.step_order:
-        node = g.node(name)
-        if (isinstance(node, _TIME_FREE) and not getattr(node, "delay", 0)
-                and all(src in free and d == 0 for _, srcs in p.ports[name] for src, d in srcs)):
-            whole.add(name)
-            free.add(name)
-    return whole
-
-
-def _whole_dense(node: hw.QDense, x: Array, path: str) -> tuple[Array, int]:
-    """kernels.step_dense over all rows at once; the product in float BLAS where the plan proved it exact."""
-    if path in ("float32-blas", "float64-blas"):
-        dt = np.float32 if path == "float32-blas" else np.float64
-        acc = (x.astype(dt) @ np.asarray(node.weight, dt).T).astype(np.int64)
-    else:
-        acc = x @ np.asarray(node.weight, np.int64).T
-    acc += node.bias
-    shifted = rsh_floor(acc, node.shift) if node.rounding == "floor" else rsh_round(acc, node.shift)
-    return sat(shifted, int(node.out_bits))
-
-
-def _params(node: hw.QNode) -> tuple[list[Array], list[int]]:
-    """Parameter arrays (concatenated into the arena) and the op-specific scalars of ``node``."""
-    i64 = lambda a: np.asarray(a, np.int64).reshape(-1)
-    if isinstance(node, hw.QDense):
-        w = np.asarray(node.weight, np.int64)
-        shift = np.broadcast_to(i64(node.shift), (w.shape[0],)) if i64(node.shift).size == 1 else i64(node.shift)
-        return ([i64(w.T.copy()), i64(node.bias), i64(shift)],
-                [int(w.shape[1]), int(node.rounding == "floor"), int(node.delay)])
-    if isinstance(node, hw.QModeBank):
-        h, m = node.a_re.shape
-        kb = i64(node.b_shift)
-        kb = np.broadcast_to(kb, (h,)) if kb.size == 1 else kb
-        kbm = np.repeat(kb, m)  # per-mode copies: rsh_round(x, kb) = ((x + half) << left) >> right
-        half = np.where(kbm > 0, np.left_shift(np.int64(1), np.maximum(kbm - 1, 0)), 0)
-        return ([i64(node.a_re), i64(node.a_im), i64(node.b_re), i64(node.b_im), i64(half),
-                 i64(np.maximum(-kbm, 0)), i64(np.maximum(kbm, 0))], [h, m, int(node.coef_frac_bits)])
-    if isinstance(node, hw.QModeReadout):
-        h, m = node.c_re.shape
-        s = i64(node.shift)
-        s = np.broadcast_to(s, (h,)) if s.size == 1 else s
-        return [i64(node.c_re), i64(node.c_im), i64(node.d), i64(s)], [h, m]
-    if isinstance(node, hw.QLIF):
-        return ([i64(node.vth)], [int(node.decay), int(node.coef_frac_bits), _lim(node.state_bits),
-                                  int(node.reset != "zero"), int(node.compare == ">=")])
-    if isinstance(node, hw.QRefractory):
-        return ([i64(node.vth), i64(node.rho)], [int(node.decay), int(node.lam), int(node.coef_frac_bits),
-                                                 int(node.trace_frac_bits), _lim(node.state_bits)])
-    if isinstance(node, hw.QLavaLIF):
-        n = node.out_size()
-        bias = np.broadcast_to(rsh_floor(i64(node.bias_mant), -i64(node.bias_exp)), (n,))
-        f = int(node.coef_frac_bits)
-        return ([i64(node.vth), i64(bias)], [f, int(node.state_bits), (1 << f) - (int(node.du) + 1),
-                                             (1 << f) - int(node.dv), int(node.act_shift), int(node.vth_shift)])
-    if isinstance(node, hw.QHeaviside):
-        return [i64(node.vth)], [int(node.compare == ">=")]
-    if isinstance(node, hw.QLUT):
-        return [i64(node.table)], [int(node.in_shift), int(node.offset), int(np.asarray(node.table).shape[0])]
-    if isinstance(node, hw.QMul):
-        return [], [int(node.shift)]
-    if isinstance(node, hw.QTernarize):
-        return [], [int(node.num), int(node.den)]
-    if isinstance(node, hw.QEmbedding):
-        return [i64(node.table)], [int(node.table.shape[0])]
-    if isinstance(node, hw.QLayerNorm):
-        n = node.size
-        b = lambda a: np.broadcast_to(i64(a), (n,)) if i64(a).size == 1 else i64(a)
-        return ([b(node.weight), b(node.bias), b(node.shift), i64(node.rsqrt_table)],
-                [int(node.mean_mul), int(node.mean_shift), int(node.var_shift), int(node.eps), int(node.index_bits)])
-    return [], []  # QInput, QAdd, QAccumulate
+    @property
+    def whole(self) -> set[str]:
+        """Nodes run over a whole chunk at once (for chunks of at least WHOLE_MIN_ROWS rows)."""
+        return {n for n, k in schedule(self, None).kind.items() if k == "whole"}
 
 
 def program(p: Any) -> Program:
@@ -183,61 +123,129 @@ def program(p: Any) -> Program:
     ck = _ck()
     g = p.graph
     names = list(p.step_order)
+    kerns = [KERNELS[g.node(n)] for n in names]
     ops, offs, scalars, chunks = [], [], [], []
-    pos = 0
-    tmp = 1
-    for name in names:
+    pos, tmp = 0, 1
+    for name, kern in zip(names, kerns):
         node = g.node(name)
-        ops.append(getattr(ck, _OPS[type(node)]))
-        arrays, sc = _params(node)
+        ops.append(getattr(ck, kern.op))
+        arrays, sc = kern.params(node)
         offs.append(pos)
         for a in arrays:
             chunks.append(a)
             pos += a.size
         scalars.append(sc)
-        if isinstance(node, (hw.QDense, hw.QModeBank, hw.QModeReadout)):  # scratch of a sample's row
-            tmp = max(tmp, node.out_size() if not isinstance(node, hw.QModeReadout) else 2 * node.c_re.size)
+        tmp = max(tmp, kern.scratch(node))
     prm = np.concatenate(chunks) if chunks else np.zeros(1, np.int64)
-    prog = Program(plan=p, names=names, ops=ops, prm=np.ascontiguousarray(prm, np.int64), prm_off=offs,
-                   scalars=scalars, tmp_size=tmp, index={n: i for i, n in enumerate(names)},
-                   whole=_whole_sequence_nodes(p))
+    free, ev_src = {}, {}
+    kind = dict(zip(names, kerns))
+    for name, kern in zip(names, kerns):
+        node, edges = g.node(name), [e for _, srcs in p.ports[name] for e in srcs]
+        work = kern.chunked(node, p.path[name]) if kern.chunked is not None else 0
+        if work and not getattr(node, "delay", 0) and all(d == 0 for _, d in edges):
+            free[name] = work
+        if kern.event_rule and p.role[name] == COMPUTE:
+            src = [s for s, d in edges if d == 0 and p.role[s] == SYNAPSE and kind[s].op == "DENSE"]
+            if src:
+                ev_src[name] = sorted(set(src), key=names.index)
+    prog = Program(plan=p, names=names, kerns=kerns, ops=ops, prm=np.ascontiguousarray(prm, np.int64),
+                   prm_off=offs, scalars=scalars, tmp_size=tmp, index={n: i for i, n in enumerate(names)},
+                   chunked=free, ev_src=ev_src, ev_prod={s for v in ev_src.values() for s in v})
     p._compiled_program = prog
     return prog
 
 
+@dataclass
+class Schedule:
+    """Node-major execution of a chunk: ``kind`` 'in' (graph input), 'whole' (all rows at once) or 'step';
+    ``at``: a stepped node's group, or the group before which an input or whole node is ready."""
+
+    kind: dict[str, str]
+    at: dict[str, int]
+    groups: int
+    replay: list[list[str]]  # per group: nodes computed before it that its nodes read (as inputs, step by step)
+    whole_at: list[list[str]]  # per group index (and one past the last): whole nodes computed before it
+    keep: set[str]  # nodes whose output sequences are kept in the chunk's arena
+    keep_ev: set[str]  # synapse-only denses whose event sequences are kept
+
+
+def schedule(prog: Program, rows: int | None) -> Schedule:
+    """Group the nodes for chunks of ``rows`` samples x steps (None: any size): whole-chunk nodes (those worth it
+    at this size) as early as their inputs allow, stepped nodes in the first group after their inputs."""
+    p = prog.plan
+    kind: dict[str, str] = {}
+    at: dict[str, int] = {}
+    preds = {n: [s for _, srcs in p.ports[n] for s, _ in srcs] for n in prog.names}
+    for name, kern in zip(prog.names, prog.kerns):
+        if kern.op == "INPUT":
+            kind[name], at[name] = "in", 0
+        elif name in prog.chunked and (rows is None or (rows >= WHOLE_MIN_ROWS
+                                                        and rows * prog.chunked[name] >= WHOLE_MIN_WORK)):
+            kind[name] = "whole"
+            at[name] = max((at[s] + (kind[s] == "step") for s in preds[name]), default=0)
+        else:
+            kind[name] = "step"
+            at[name] = max((at[s] for s in preds[name]), default=0)
+    groups = max((at[n] + 1 for n in prog.names if kind[n] == "step"), default=0)
+    replay: list[list[str]] = [[] for _ in range(groups)]
+    keep = {n for n in prog.names if kind[n] != "step"}
+    for name in prog.names:
+        for s in preds[name]:
+            if kind[name] == "whole" or (kind[s] == "step" and at[s] != at[name]):
+                keep.add(s)
+            if kind[name] == "step" and (kind[s] != "step" or at[s] < at[name]) and s not in replay[at[name]]:
+                replay[at[name]].append(s)
+    keep_ev = set()
+    for c, srcs in prog.ev_src.items():
+        for s in srcs:
+            if kind[c] == "whole" or kind[s] == "whole" or at[s] != at[c]:
+                keep_ev.add(s)
+            if kind[c] == "step" and s not in replay[at[c]] and (kind[s] != "step" or at[s] < at[c]):
+                replay[at[c]].append(s)
+    for r in replay:
+        r.sort(key=prog.index.__getitem__)
+    whole_at = [[n for n in prog.names if kind[n] == "whole" and at[n] == i] for i in range(groups + 1)]
+    return Schedule(kind, at, groups, replay, whole_at, keep, keep_ev)
+
+
 class Layout:
-    """Arenas of one batch of ``B`` samples: outputs, port sums and delay rings (``buf``), states (``st``),
-    counters (``nz``, ``edge_nz``, ``active``, ``sat``, ``spk``) and recorded outputs (``rec``)."""
+    """Arenas of one batch of ``B`` samples: outputs, port sums and delay rings (``buf``), states (``state``),
+    synaptic events (``ev``) and counters (``nz_arena``, ``edge_nz``, ``active``, ``sat``); the chunks' kept
+    output sequences live in a per-chunk arena (see :meth:`advance`)."""
 
     def __init__(self, prog: Program, B: int) -> None:
         ck = _ck()
         p, g = prog.plan, prog.plan.graph
         self.prog, self.B = prog, B
         n = len(prog.names)
-        meta = np.zeros((n, ck.NMETA), np.int64)
+        meta = np.full((n, ck.NMETA), -1, np.int64)
+        meta[:, ck.A0:] = 0
         gat: list[list[int]] = []
+        evs: list[int] = []
         size = {nm: g.node(nm).out_size() for nm in prog.names}
-        pos = st = nzp = enz = 0
+        pos = st = nzp = enz = evp = 0
         self.out: dict[str, int] = {}
         self.st: dict[str, int] = {}
         self.nz: dict[str, int] = {}
         self.edges: dict[tuple[str, str], tuple[int, int]] = {}  # delayed edge -> (edge_nz offset, size)
-        self.rec: dict[str, int] = {}
+        self.evo: dict[str, int] = {}
         self.spiking = [nm for nm in prog.names if nm in set(p.spiking)]
-        spk_row = {nm: i for i, nm in enumerate(self.spiking)}
-        for k, name in enumerate(prog.names):
-            node = g.node(name)
+        self.spk_row = {nm: i for i, nm in enumerate(self.spiking)}
+        for name in prog.names:
             self.out[name] = pos
             pos += B * size[name]
+        for name in prog.names:  # event slots: the current step's, then the dense's delay pipeline
+            if name in prog.ev_prod:
+                self.evo[name] = evp
+                evp += (1 + int(g.node(name).delay)) * B * size[name]
         for k, name in enumerate(prog.names):
-            node = g.node(name)
+            node, kern = g.node(name), prog.kerns[k]
             row = meta[k]
             row[ck.OP], row[ck.SIZE], row[ck.OUT] = prog.ops[k], size[name], self.out[name]
-            row[ck.LIM] = _lim(node.out_bits) if not isinstance(node, hw.QInput) else -1
+            row[ck.LIM] = _lim(node.out_bits) if kern.op != "INPUT" else -1
             row[ck.PRM], row[ck.SAT] = prog.prm_off[k], k
-            row[ck.ACTIVE] = int(p.role[name] == COMPUTE or isinstance(node, hw.QModeBank))
-            row[ck.SPK] = spk_row.get(name, -1)
-            row[ck.REC] = -1
+            row[ck.ACTIVE] = int(p.role[name] == COMPUTE or kern.always_active)
+            row[ck.SPK] = self.spk_row.get(name, -1)
             sc = prog.scalars[k]
             row[ck.A0: ck.A0 + len(sc)] = sc
             row[ck.G0] = len(gat)
@@ -259,136 +267,42 @@ class Layout:
             row[ck.G1] = len(gat)
             self.st[name] = st
             row[ck.STO] = st
-            st += B * self._state_words(node)
+            st += B * kern.words(node)
             self.nz[name] = nzp
             row[ck.NZO] = nzp
             nzp += size[name]
+            row[ck.EVO] = self.evo.get(name, -1)
+            row[ck.EV0] = len(evs)
+            evs.extend(self.evo[s] for s in prog.ev_src.get(name, ()))
+            row[ck.EV1] = len(evs)
         self.meta = meta
         self.gat = np.asarray(gat, np.int64).reshape(-1, ck.NGAT)
+        self.evs = np.asarray(evs or [0], np.int64)
         self.buf = np.zeros(max(pos, 1), np.int64)
         self.state = np.zeros(max(st, 1), np.int64)
         self.nz_arena = np.zeros(max(nzp, 1), np.int64)
         self.edge_nz = np.zeros(max(enz, 1), np.int64)
+        self.ev = np.zeros(max(evp, 1), np.int64)
         self.active = np.zeros(n, np.int64)
         self.sat = np.zeros(n, np.int64)
         self.tmp = np.zeros(prog.tmp_size, np.int64)
-        self.inputs = [nm for nm in prog.names if isinstance(g.node(nm), hw.QInput)]
-        self._input_nodes = [(k, nm, g.node(nm)) for k, nm in enumerate(prog.names)
-                             if nm in self.inputs or nm in prog.whole]
-        self.whole_active: dict[str, int] = {}  # active compartments of the precomputed nodes, last chunk
-        # a whole-sequence node's own row, restored for chunks too small to be worth a matrix product
-        self._own = {k: (int(meta[k, ck.OP]), int(meta[k, ck.ACTIVE]), int(meta[k, ck.G1]))
-                     for k, nm in enumerate(prog.names) if nm in prog.whole}
-        self._whole_on: bool | None = None
-        self._xin_col = ck.XIN
+        self.evm = np.zeros(max(size.values(), default=1), np.int64)
         self.size = size
-        self._rec_key: tuple | None = None
-        self._rec_arena = np.zeros(1, np.int64)
+        self.inputs = [nm for nm, kern in zip(prog.names, prog.kerns) if kern.op == "INPUT"]
+        self._plans: dict[tuple, Any] = {}
+        self._arena = np.zeros(0, np.int64)
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
 
     def clear(self) -> None:
-        """Back to t = 0: outputs, port sums, delay rings, states and counters all 0 (the layout is kept)."""
-        for a in (self.buf, self.state, self.nz_arena, self.edge_nz, self.active, self.sat):
+        """Back to t = 0: outputs, port sums, delay rings, states, events and counters all 0 (layout kept)."""
+        for a in (self.buf, self.state, self.nz_arena, self.edge_nz, self.active, self.sat, self.ev):
             a.fill(0)
-        self.whole_active = {}
         self.t = 0
-
-    @staticmethod
-    def _state_words(node: hw.QNode) -> int:
-        n = node.out_size()
-        if isinstance(node, hw.QModeBank):
-            return n  # re and im: H*M each
-        if isinstance(node, (hw.QLIF, hw.QAccumulate)):
-            return n
-        if isinstance(node, hw.QLavaLIF):
-            return 2 * n
-        if isinstance(node, hw.QRefractory):
-            return 3 * n
-        if isinstance(node, hw.QDense):
-            return int(node.delay) * n
-        return 0
-
-    def record(self, names: set[str], steps: int) -> Array:
-        """Give ``names`` record slots [B, steps, size] in an arena (for the next chunk of ``steps``; every slot
-        is written by the chunk, so the arena of the previous chunk with the same slots is reused)."""
-        key = (frozenset(names), steps)
-        if self._rec_key == key:
-            return self._rec_arena
-        ck = _ck()
-        self.rec = {}
-        pos = 0
-        for k, name in enumerate(self.prog.names):
-            self.meta[k, ck.REC] = -1
-            if name in names:
-                self.rec[name] = pos
-                self.meta[k, ck.REC] = pos
-                pos += self.B * steps * self.size[name]
-        self._rec_key, self._rec_arena = key, np.zeros(max(pos, 1), np.int64)
-        return self._rec_arena
 
     def view(self, name: str) -> Array:
         """This step's output of ``name`` [B, size] (a view into the arena)."""
-        n = self.size[name]
-        o = self.out[name]
+        n, o = self.size[name], self.out[name]
         return self.buf[o: o + self.B * n].reshape(self.B, n)
-
-    def quantise(self, xs: dict[str, Array], steps: int) -> tuple[Array, dict[str, int]]:
-        """Inputs [B, T, d] (floats or token ids) -> the [T, B, size] int64 arena and saturations per input."""
-        parts, sats = [], {}
-        rows: dict[str, Array] = {}  # node -> [B * T, size]
-        self._set_whole(self.B * steps >= WHOLE_MIN_ROWS)
-        self.whole_active = {}
-        for k, name, node in self._input_nodes:
-            if not isinstance(node, hw.QInput):
-                if not self._whole_on:
-                    continue
-                q, sats[name] = self._whole(name, node, rows)
-                rows[name] = q
-                self.meta[k, self._xin_col] = sum(a.size for a in parts)
-                parts.append(np.ascontiguousarray(q.reshape(self.B, steps, -1).transpose(1, 0, 2)).reshape(-1))
-                continue
-            x = xs[name]
-            if node.tokens:
-                q = np.asarray(x, np.int64).reshape(self.B, steps, 1)
-                sats[name] = 0
-            else:
-                q, sats[name] = sat(quantize_round(x, node.out_scale), int(node.out_bits))
-            self.meta[k, self._xin_col] = sum(a.size for a in parts)
-            q = np.asarray(q, np.int64)
-            rows[name] = q.reshape(-1, q.shape[-1])
-            parts.append(np.ascontiguousarray(q.transpose(1, 0, 2)).reshape(-1))
-        return (np.concatenate(parts) if parts else np.zeros(1, np.int64)), sats
-
-    def _set_whole(self, on: bool) -> None:
-        """Whole-sequence nodes precomputed (read like inputs in the loop) or stepped in the loop like the others."""
-        if on == self._whole_on:
-            return
-        ck = _ck()
-        for k, (op, active, g1) in self._own.items():
-            if on:
-                self.meta[k, ck.OP], self.meta[k, ck.ACTIVE], self.meta[k, ck.G1] = ck.INPUT, 0, self.meta[k, ck.G0]
-            else:
-                self.meta[k, ck.OP], self.meta[k, ck.ACTIVE], self.meta[k, ck.G1] = op, active, g1
-        self._whole_on = on
-
-    def _whole(self, name: str, node: hw.QNode, rows: dict[str, Array]) -> tuple[Array, int]:
-        """A feed-forward-in-time node over every step of the chunk at once (rows are samples x steps)."""
-        from neurocompile.sim.activity import _active_count
-
-        p = self.prog.plan
-        ins = {}
-        for port, srcs in p.ports[name]:
-            total = rows[srcs[0][0]]
-            for src, _ in srcs[1:]:
-                total = total + rows[src]
-            ins[port] = total
-        st = kernels.init_state(node, next(iter(ins.values())).shape[0])
-        if p.role[name] == COMPUTE:
-            self.whole_active[name] = _active_count(node, ins, st)
-        if isinstance(node, hw.QDense):
-            return _whole_dense(node, ins["in"], p.path[name])
-        out = kernels.step(node, ins, st)
-        return np.ascontiguousarray(out, np.int64), int(st["saturations"])
 
     @staticmethod
     def check_tokens_of(p: Any, xs: dict[str, Array]) -> str | None:
@@ -396,55 +310,192 @@ class Layout:
         g = p.graph
         for name in p.step_order:
             node = g.node(name)
-            if isinstance(node, hw.QEmbedding):
-                src = dict(p.ports[name])["in"][0][0]
-                ids = np.asarray(xs[src])
-                v = int(node.table.shape[0])
-                if ids.size and (int(ids.min()) < -v or int(ids.max()) >= v):
-                    return f"token ids of '{src}' outside the {v}-entry table of '{name}'"
+            kern = KERNELS.get(node)
+            srcs = dict(p.ports[name]).get("in", [])
+            if kern is None or kern.op != "EMBEDDING" or len(srcs) != 1 or srcs[0][0] not in xs:
+                continue  # an embedding reads a token input directly (supports() checks it)
+            ids = np.asarray(xs[srcs[0][0]])
+            v = int(node.table.shape[0])
+            if ids.size and (int(ids.min()) < -v or int(ids.max()) >= v):
+                return f"token ids of '{srcs[0][0]}' outside the {v}-entry table of '{name}'"
         return None
 
-    def run(self, xin: Array, steps: int, counters: bool, rec: Array | None = None) -> Array:
-        """Advance ``steps`` steps; returns the spikes per step [spiking nodes, steps] of this chunk."""
+    # -- one chunk ---------------------------------------------------------------------------------------------
+    def _chunk_plan(self, T: int, rec: frozenset, counters: bool) -> Any:
+        """Per-group node rows and the arena offsets of the kept sequences, for chunks of T steps (cached)."""
+        key = (T, rec, counters)
+        cp = self._plans.get(key)
+        if cp is not None:
+            return cp
+        ck = _ck()
+        prog, B = self.prog, self.B
+        sch = schedule(prog, B * T)
+        keep = sch.keep | set(rec)
+        off, pos = {}, 0
+        for name in prog.names:
+            if name in keep:
+                off[name] = pos
+                pos += B * T * self.size[name]
+        evq = {}
+        for name in prog.names:
+            if counters and name in sch.keep_ev:
+                evq[name] = pos
+                pos += B * T * self.size[name]
+        groups = []
+        for gi in range(sch.groups):
+            m = self.meta.copy()
+            own = [k for k, nm in enumerate(prog.names) if sch.kind[nm] == "step" and sch.at[nm] == gi]
+            for k in own:
+                nm = prog.names[k]
+                m[k, ck.SEQ] = off.get(nm, -1)
+                m[k, ck.EVQ] = evq.get(nm, -1)
+                bank = self._bank_of(nm)
+                if bank is not None and sch.kind[bank] == "step" and sch.at[bank] == gi:
+                    m[k, ck.A0 + 2] = self.st[bank]  # read the bank's state (updated earlier this step)
+            rep = [prog.index[nm] for nm in sch.replay[gi]]
+            for k in rep:
+                nm = prog.names[k]
+                m[k, ck.OP] = ck.INPUT
+                m[k, ck.XIN] = off[nm] if nm in off else -1
+                m[k, ck.G1] = m[k, ck.G0]
+                m[k, ck.NZO] = m[k, ck.SPK] = m[k, ck.SEQ] = m[k, ck.EVQ] = -1
+                m[k, ck.ACTIVE] = 0
+                m[k, ck.XEV] = evq.get(nm, -1) if nm in self.prog.ev_prod else -1
+            groups.append((np.asarray(sorted(own + rep), np.int64), m))
+        cp = (sch, off, evq, max(pos, 1), groups)
+        self._plans[key] = cp
+        return cp
+
+    def _bank_of(self, name: str) -> str | None:
+        """The QModeBank a QModeReadout reads directly (one source, no delay, same shape), else None."""
+        prog = self.prog
+        if prog.kerns[prog.index[name]].op != "READOUT":
+            return None
+        srcs = dict(prog.plan.ports[name])["state"]
+        if len(srcs) != 1 or srcs[0][1] or srcs[0][0] not in prog.index:
+            return None
+        bank = srcs[0][0]
+        g = prog.plan.graph
+        ok = prog.kerns[prog.index[bank]].op == "MODEBANK" and g.node(bank).a_re.shape == g.node(name).c_re.shape
+        return bank if ok else None
+
+    def advance(self, xs: dict[str, Array], steps: int, rec: frozenset = frozenset(), counters: bool = False,
+                on_chunk: Any = None) -> tuple[Array, dict[str, int], dict[str, int]]:
+        """Advance ``steps`` steps on inputs [B, steps, d] in chunks of at most CHUNK_ROWS rows.
+
+        ``on_chunk(t0, t1, seqs)`` receives each chunk's recorded outputs (node -> [B, t1 - t0, size] views).
+        Returns (spikes per step [spiking nodes, steps], saturations of the inputs and whole nodes, their active
+        compartments); the other counters accumulate in the layout's arenas."""
+        B = self.B
+        tc = max(1, min(steps, CHUNK_ROWS // max(B, 1)))
         spk = np.zeros((max(len(self.spiking), 1), steps), np.int64)
-        _ck().run_chunk(self.t, steps, self.B, self.meta, self.gat, self.prog.prm, self.buf, self.state, xin,
-                        self.tmp, self.nz_arena, self.edge_nz, self.active, self.sat, spk,
-                        rec if rec is not None else np.zeros(1, np.int64), counters)
-        self.t += steps
-        return spk
+        sats: dict[str, int] = {}
+        act: dict[str, int] = {}
+        for t0 in range(0, steps, tc):
+            t1 = min(steps, t0 + tc)
+            part = np.zeros((spk.shape[0], t1 - t0), np.int64)
+            seqs = self._chunk({k: v[:, t0:t1] for k, v in xs.items()}, t1 - t0, rec, counters, part, sats, act)
+            spk[:, t0:t1] = part
+            if on_chunk is not None:
+                on_chunk(t0, t1, seqs)
+        return spk, sats, act
+
+    def _chunk(self, xs: dict[str, Array], T: int, rec: frozenset, counters: bool, spk: Array,
+               sats: dict[str, int], act: dict[str, int]) -> dict[str, Array]:
+        ck, prog, B = _ck(), self.prog, self.B
+        g = prog.plan.graph
+        sch, off, evq, size, groups = self._chunk_plan(T, rec, counters)
+        arena = self._arena if self._arena.size == size else np.empty(size, np.int64)
+        self._arena = arena  # reused by the next chunk of the same size (every word it reads is written first)
+
+        def seq(name: str, at: dict[str, int] = off) -> Array:
+            n = self.size[name]
+            return arena[at[name]: at[name] + B * T * n].reshape(B, T, n)
+        for name in self.inputs:
+            node = g.node(name)
+            if node.tokens:
+                seq(name)[...] = np.asarray(xs[name], np.int64).reshape(B, T, 1)
+                n_sat = 0
+            else:
+                seq(name)[...], n_sat = sat(quantize_round(xs[name], node.out_scale), int(node.out_bits))
+            sats[name] = sats.get(name, 0) + n_sat
+            self._count(name, seq(name), counters, spk)
+        for gi in range(sch.groups + 1):
+            for name in sch.whole_at[gi]:
+                self._whole(name, seq, evq, counters, spk, sats, act)
+            if gi < sch.groups:
+                ks, m = groups[gi]
+                ck.run_chunk(self.t, T, B, ks, m, self.gat, prog.prm, self.buf, self.state, arena, arena,
+                             self.tmp, self.evm, self.nz_arena, self.edge_nz, self.active, self.sat, spk, arena,
+                             self.ev, self.evs, counters)
+        for name in prog.names:
+            if sch.kind[name] != "step":
+                self.view(name)[...] = seq(name)[:, -1]
+        self.t += T
+        return {name: seq(name) for name in rec if name in off}
+
+    def _count(self, name: str, y: Array, counters: bool, spk: Array) -> None:
+        """Non-zero outputs per index and spikes per step of a sequence computed outside the loop."""
+        row = self.spk_row.get(name, -1)
+        if counters or row >= 0:
+            _whole_passes().count_seq(y, self.nz_arena, self.nz[name], spk, row, counters)
+
+    def _whole(self, name: str, seq: Any, evq: dict[str, int], counters: bool, spk: Array,
+               sats: dict[str, int], act: dict[str, int]) -> None:
+        """A time-free node over every row (samples x steps) of the chunk at once."""
+        from neurocompile.sim.activity import _active_count
+
+        prog = self.prog
+        p, node, kern = prog.plan, prog.plan.graph.node(name), prog.kerns[prog.index[name]]
+        rows = self.B * seq(name).shape[1]
+        ins = {}
+        for port, srcs in p.ports[name]:
+            total = seq(srcs[0][0]).reshape(rows, -1)
+            for src, _ in srcs[1:]:
+                total = total + seq(src).reshape(rows, -1)
+            ins[port] = total
+        if counters and p.role[name] == COMPUTE:
+            ev = None
+            for s in prog.ev_src.get(name, ()):
+                e = seq(s, evq).reshape(rows, -1) != 0
+                ev = e if ev is None else (ev | e)
+            act[name] = act.get(name, 0) + _active_count(node, ins, kernels.init_state(node, rows), ev)
+        out, n_sat = whole(kern, node, ins, p.path[name])
+        y = seq(name)
+        y[...] = out.reshape(y.shape)
+        sats[name] = sats.get(name, 0) + n_sat
+        self._count(name, y, counters, spk)
+        if name in evq:  # Loihi's synaptic events: a stored (non-zero) weight got a non-zero input
+            k = prog.index[name]
+            n_in, w0 = int(node.weight.shape[1]), prog.prm_off[k]
+            wt = prog.prm[w0: w0 + n_in * y.shape[2]].reshape(n_in, y.shape[2])
+            _whole_passes().dense_events(np.ascontiguousarray(ins["in"]), wt, seq(name, evq).reshape(rows, -1))
 
     def states(self, name: str) -> dict[str, Array]:
         """State of ``name`` with the kernels' names and shapes (batch axis first); {} for stateless nodes."""
         node = self.prog.plan.graph.node(name)
-        n, B, o = node.out_size(), self.B, self.st[name]
-        s = self.state
-
-        def part(i: int, shape: tuple[int, ...]) -> Array:
-            m = int(np.prod(shape))
-            return s[o + i * m: o + (i + 1) * m].reshape(shape).copy()
-        if isinstance(node, hw.QModeBank):
-            h, m = node.a_re.shape
-            return {"re": part(0, (B, h, m)), "im": part(1, (B, h, m))}
-        if isinstance(node, hw.QLIF):
-            return {"v": part(0, (B, n))}
-        if isinstance(node, hw.QAccumulate):
-            return {"acc": part(0, (B, n))}
-        if isinstance(node, hw.QLavaLIF):
-            return {"u": part(0, (B, n)), "v": part(1, (B, n))}
-        if isinstance(node, hw.QRefractory):
-            return {"v": part(0, (B, n)), "s": part(1, (B, n)), "r": part(2, (B, n))}
-        if isinstance(node, hw.QDense) and node.delay > 0:
-            d = int(node.delay)
+        kern = self.prog.kerns[self.prog.index[name]]
+        B, o, s = self.B, self.st[name], self.state
+        if kern.pipe:
+            d, n = int(getattr(node, "delay", 0)), node.out_size()
+            if not d:
+                return {}
             ring = s[o: o + d * B * n].reshape(d, B, n)
             return {"pipe": np.stack([ring[(self.t + j) % d] for j in range(d)], axis=1)}
-        return {}
+        out = {}
+        for part, shape in kern.states(node):
+            m = B * int(np.prod(shape))
+            out[part] = s[o: o + m].reshape((B, *shape)).copy()
+            o += m
+        return out
 
 
 def batch_runner(p: Any, backend: str, xs: dict[str, Array], counters: bool = False) -> type | None:
     """The batch class for ``backend``: :class:`CompiledBatch`, or None for the NumPy engine.
 
     'auto' picks the compiled step when numba is installed, ``arith`` is 'auto' and every node is supported;
-    'compiled' insists (a clear error names what is missing); 'numpy' never compiles.
+    'compiled' insists (a clear error names what is missing); 'numpy' never compiles. ``counters`` does not
+    matter: the compiled step counts everything the NumPy engine counts.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -455,26 +506,10 @@ def batch_runner(p: Any, backend: str, xs: dict[str, Array], counters: bool = Fa
         why = supports(p)
     if why is None:
         why = Layout.check_tokens_of(p, xs)
-    if why is None and counters:
-        why = _event_rule_gap(p)
     if why is None:
         return CompiledBatch
     if backend == "compiled":
         raise IRError(f"backend 'compiled' cannot run graph '{p.graph.name}': {why}; use backend='numpy'")
-    return None
-
-
-def _event_rule_gap(p: Any) -> str | None:
-    """Why the compiled step cannot count this graph: Loihi updates a neuron when any synaptic event arrives
-    (even if the events sum to zero); the NumPy engine tracks those events behind synapse-only dense layers,
-    the compiled step counts non-zero inputs only, so with counters on such graphs stay on the NumPy engine."""
-    from neurocompile.ir import hw
-    from neurocompile.sim.placement import SYNAPSE
-
-    for name in p.order:
-        if p.role.get(name) == SYNAPSE and isinstance(p.graph.node(name), hw.QDense):
-            return (f"node '{name}' is a synapse-only dense layer, whose event-driven neuron updates only the "
-                    "NumPy engine counts; use counters=False or backend='numpy'")
     return None
 
 
@@ -495,14 +530,18 @@ class CompiledBatch:
         names = set(self.rec or ()) & set(lay.prog.names)
         if self.rec_sample is not None and self.rec_row is not None:
             names |= set(self.rec_sample)
-        rec = lay.record(names, self.T)
-        xin, sats = lay.quantise(self.x, self.T)
-        spk = lay.run(xin, self.T, self.counters, rec)
+
+        def keep(t0: int, t1: int, seqs: dict[str, Array]) -> None:
+            for name, r in seqs.items():
+                if self.rec is not None and name in self.rec:
+                    self.rec[name][:, t0:t1] = r
+                if self.rec_sample is not None and self.rec_row is not None and name in self.rec_sample:
+                    self.rec_sample[name][t0:t1] = r[self.rec_row]
+        spk, sats, act = lay.advance(self.x, self.T, frozenset(names), self.counters, keep)
         for name, n in sats.items():
             acc.sat[name] += n
-        if self.counters:
-            for name, n in lay.whole_active.items():
-                acc.active[name] += n
+        for name, n in act.items():
+            acc.active[name] += n
         for k, name in enumerate(lay.prog.names):
             acc.sat[name] += int(lay.sat[k])
             if self.counters:
@@ -515,14 +554,6 @@ class CompiledBatch:
             for key, (o, n) in lay.edges.items():
                 v = lay.edge_nz[o: o + n]
                 acc.edge_nz[key] = acc.edge_nz[key] + v if key in acc.edge_nz else v.copy()
-        g = self.g
-        for name, o in lay.rec.items():
-            n = g.node(name).out_size()
-            r = rec[o: o + self.B * self.T * n].reshape(self.B, self.T, n)
-            if self.rec is not None and name in self.rec:
-                self.rec[name][...] = r
-            if self.rec_sample is not None and self.rec_row is not None and name in self.rec_sample:
-                self.rec_sample[name][...] = r[self.rec_row]
         for name in lay.prog.names:
             self.vals[name] = lay.view(name)
             self.st[name] = lay.states(name)

@@ -21,7 +21,11 @@ INPUT, EMBEDDING, DENSE, MODEBANK, READOUT, LIF, HEAVISIDE, REFRACTORY, LUT, MUL
     LAVALIF, LAYERNORM = range(15)
 
 # columns of ``meta`` (one row per node run every step)
-OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, A0 = range(17)
+OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, SEQ, EVO, EVQ, XEV, EV0, EV1, A0 = \
+    range(23)
+# SEQ: where the node writes its output sequence [B, T, size] in ``seq`` (-1: not kept); EVO: its synaptic-event
+# slots in ``ev`` (a synapse-only dense; -1: none); EVQ / XEV: where its event sequence is written to ``seq`` /
+# read from ``xin`` (-1: none); EV0, EV1: the range of ``evs`` listing the event slots its active count ORs
 NA = 9  # op-specific scalars A0 .. A0 + NA - 1
 NMETA = A0 + NA
 
@@ -81,8 +85,11 @@ def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
 
 
 @njit(cache=True)
-def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp):
-    """acc = W x + bias (zero inputs skipped: exact), rsh_round/rsh_floor per output, sat; optional pipeline."""
+def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
+    """acc = W x + bias (zero inputs skipped: exact), rsh_round/rsh_floor per output, sat; optional pipeline.
+
+    A synapse-only dense (``EVO`` >= 0) with counters also records, per output, whether a synaptic event
+    arrived (a stored, non-zero weight got a non-zero input), delayed like its output: Loihi's update rule."""
     n_out, lim = meta[k, SIZE], meta[k, LIM]
     n_in, floor, delay = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
     w0 = meta[k, PRM]
@@ -90,24 +97,42 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp):
     s0 = bo + n_out
     x0 = meta[k, P0]
     dst = meta[k, OUT] if delay == 0 else -1
+    eo = meta[k, EVO] if counters else -1
     ns = 0
-    for b in range(b0, b1):
-        acc = tmp[:n_out]
+    for b in range(b0, b1):  # acc at tmp[:n_out], events at tmp[n_out:2n_out]
         for o in range(n_out):
-            acc[o] = prm[bo + o]
+            tmp[o] = prm[bo + o]
+        if eo >= 0:
+            for o in range(n_out):
+                tmp[n_out + o] = 0
         for i in range(n_in):
             xi = buf[x0 + b * n_in + i]
+            if xi == 0:
+                continue
+            row = w0 + i * n_out
             if xi == 1:  # a spike: add the weight row (no products)
-                row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
                 for o in range(n_out):
-                    acc[o] += row[o]
-            elif xi != 0:
-                row = prm[w0 + i * n_out: w0 + (i + 1) * n_out]
+                    tmp[o] += prm[row + o]
+            else:
                 for o in range(n_out):
-                    acc[o] += row[o] * xi
+                    tmp[o] += prm[row + o] * xi
+            if eo >= 0:
+                for o in range(n_out):
+                    if prm[row + o] != 0:
+                        tmp[n_out + o] = 1
+        if eo >= 0:  # slot 0 holds the events consumers see this step; 1 .. delay the pipeline
+            cur = eo + b * n_out
+            if delay == 0:
+                for o in range(n_out):
+                    ev[cur + o] = tmp[n_out + o]
+            else:
+                slot = eo + (1 + t % delay) * B * n_out + b * n_out
+                for o in range(n_out):
+                    ev[cur + o] = ev[slot + o]
+                    ev[slot + o] = tmp[n_out + o]
         for o in range(n_out):
             s = prm[s0 + o]
-            v = _rfloor(acc[o], s) if floor else _rround(acc[o], s)
+            v = _rfloor(tmp[o], s) if floor else _rround(tmp[o], s)
             if lim >= 0:
                 if v > lim:
                     v = lim
@@ -115,16 +140,16 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp):
                 elif v < -lim:
                     v = -lim
                     ns += 1
-            acc[o] = v
+            tmp[o] = v
         if delay == 0:
             for o in range(n_out):
-                buf[dst + b * n_out + o] = acc[o]
+                buf[dst + b * n_out + o] = tmp[o]
         else:  # pipe slot t % delay holds the value of step t - delay: emit it, then store this step's
             slot = meta[k, STO] + (t % delay) * B * n_out + b * n_out
             out = meta[k, OUT] + b * n_out
             for o in range(n_out):
                 buf[out + o] = st[slot + o]
-                st[slot + o] = acc[o]
+                st[slot + o] = tmp[o]
     return ns
 
 
@@ -137,6 +162,7 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
     ((x + half) << left) >> right with per-mode copies of the channel's shift; saturation is min/max.
     """
     h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
+    uni, uh, ul, ur = meta[k, A0 + 3], meta[k, A0 + 4], meta[k, A0 + 5], meta[k, A0 + 6]
     lim = meta[k, LIM]
     if lim < 0:
         lim = np.int64(9223372036854775807)
@@ -161,19 +187,34 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
                 ue[h * m_ + m] = u
         sre = st[re0 + b * hm: re0 + (b + 1) * hm]
         sim = st[im0 + b * hm: im0 + (b + 1) * hm]
-        for j in range(hm):
-            r, i, u = sre[j], sim[j], ue[j]
-            act += (u | r | i) != 0
-            ar, ai = are[j], aim[j]
-            xr = ar * r - ai * i
-            xi = ai * r + ar * i
-            nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
-            ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
-            cr = min(max(nr, -lim), lim)
-            ci = min(max(ni, -lim), lim)
-            ns += (cr != nr) + (ci != ni)
-            sre[j] = cr
-            sim[j] = ci
+        if uni:
+            for j in range(hm):
+                r, i, u = sre[j], sim[j], ue[j]
+                act += (u | r | i) != 0
+                ar, ai = are[j], aim[j]
+                xr = ar * r - ai * i
+                xi = ai * r + ar * i
+                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + uh) << ul) >> ur)
+                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + uh) << ul) >> ur)
+                cr = min(max(nr, -lim), lim)
+                ci = min(max(ni, -lim), lim)
+                ns += (cr != nr) + (ci != ni)
+                sre[j] = cr
+                sim[j] = ci
+        else:
+            for j in range(hm):
+                r, i, u = sre[j], sim[j], ue[j]
+                act += (u | r | i) != 0
+                ar, ai = are[j], aim[j]
+                xr = ar * r - ai * i
+                xi = ai * r + ar * i
+                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
+                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
+                cr = min(max(nr, -lim), lim)
+                ci = min(max(ni, -lim), lim)
+                ns += (cr != nr) + (ci != ni)
+                sre[j] = cr
+                sim[j] = ci
         o = buf[out0 + b * 2 * hm: out0 + (b + 1) * 2 * hm]
         for j in range(hm):
             o[2 * j] = sre[j]
@@ -182,28 +223,37 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
 
 
 @njit(cache=True)
-def _readout(k, B, b0, b1, meta, prm, buf, tmp):
+def _readout(k, B, b0, b1, meta, prm, buf, st, tmp):
     """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)); active channels.
 
-    Two passes per sample so that the long one vectorises: the per-mode products over all H*M modes (and their
-    non-zero flags) into scratch, then the per-channel sums of M of them.
+    Fed directly by a QModeBank (A2 >= 0: its state offset), the products read the bank's state, re and im
+    apart, so that they vectorise; otherwise the interleaved output at port 'state'. Then the per-channel sums
+    of M products (and non-zero flags) from scratch.
     """
-    h_, m_, lim = meta[k, A0], meta[k, A0 + 1], meta[k, LIM]
+    h_, m_, lim, sto = meta[k, A0], meta[k, A0 + 1], meta[k, LIM], meta[k, A0 + 2]
     hm = h_ * m_
     p = meta[k, PRM]
     cre, cim = prm[p: p + hm], prm[p + hm: p + 2 * hm]
     dd, sh = p + 2 * hm, p + 2 * hm + h_
-    s0, k0, out0 = meta[k, P0], meta[k, P1], meta[k, OUT]
+    s0, k0 = meta[k, P0], meta[k, P1]
     pr = tmp[:hm]
     nzf = tmp[hm: 2 * hm]
     ns = 0
     act = 0
     for b in range(b0, b1):
-        st = buf[s0 + b * 2 * hm: s0 + (b + 1) * 2 * hm]
-        for j in range(hm):
-            pr[j] = cre[j] * st[2 * j] + cim[j] * st[2 * j + 1]
-        for j in range(hm):
-            nzf[j] = st[2 * j] | st[2 * j + 1]
+        if sto >= 0:
+            re = st[sto + b * hm: sto + (b + 1) * hm]
+            im = st[sto + (B + b) * hm: sto + (B + b + 1) * hm]
+            for j in range(hm):
+                pr[j] = cre[j] * re[j] + cim[j] * im[j]
+            for j in range(hm):
+                nzf[j] = re[j] | im[j]
+        else:
+            sv = buf[s0 + b * 2 * hm: s0 + (b + 1) * 2 * hm]
+            for j in range(hm):
+                pr[j] = cre[j] * sv[2 * j] + cim[j] * sv[2 * j + 1]
+            for j in range(hm):
+                nzf[j] = sv[2 * j] | sv[2 * j + 1]
         for h in range(h_):
             u = buf[k0 + b * h_ + h]
             acc = prm[dd + h] * u
@@ -220,15 +270,16 @@ def _readout(k, B, b0, b1, meta, prm, buf, tmp):
                 elif v < -lim:
                     v = -lim
                     ns += 1
-            buf[out0 + b * h_ + h] = v
+            buf[meta[k, OUT] + b * h_ + h] = v
     return ns, act
 
 
 @njit(cache=True)
-def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
+def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
     """QLIF, QRefractory and QLavaLIF: per-compartment state updates with their spike decisions."""
     n, x0, out0, s0, p = meta[k, SIZE], meta[k, P0], meta[k, OUT], meta[k, STO], meta[k, PRM]
-    a = meta[k, A0: A0 + NA]
+    a0, a1, a2, a3, a4, a5 = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2], meta[k, A0 + 3], meta[k, A0 + 4], \
+        meta[k, A0 + 5]
     ns = 0
     act = 0
     for b in range(b0, b1):
@@ -238,62 +289,62 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
             vth = prm[p + c]
             if op == LIF:  # a: decay, F, state lim, subtract, compare >=
                 v_old = st[s0 + j]
-                if x != 0 or v_old != 0:
+                if x != 0 or v_old != 0 or (has_ev and evm[c] != 0):
                     act += 1
-                v = _rtrunc(a[0] * v_old, a[1]) + x
-                if a[2] >= 0:
-                    if v > a[2]:
-                        v = a[2]
+                v = _rtrunc(a0 * v_old, a1) + x
+                if a2 >= 0:
+                    if v > a2:
+                        v = a2
                         ns += 1
-                    elif v < -a[2]:
-                        v = -a[2]
+                    elif v < -a2:
+                        v = -a2
                         ns += 1
-                s = (v >= vth) if a[4] else (v > vth)
+                s = (v >= vth) if a4 else (v > vth)
                 if s:
-                    v = v - vth if a[3] else 0
+                    v = v - vth if a3 else 0
                 st[s0 + j] = v
                 buf[out0 + j] = 1 if s else 0
             elif op == REFRACTORY:  # a: decay, lam, F, R, state lim
                 vo, so, ro = st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j]
-                if x != 0 or vo != 0 or so != 0 or ro != 0:
+                if x != 0 or vo != 0 or so != 0 or ro != 0 or (has_ev and evm[c] != 0):
                     act += 1
-                v = _rtrunc(a[0] * vo, a[2]) + x - vth * so - _rround(prm[p + n + c] * ro, a[3])
-                if a[4] >= 0:
-                    if v > a[4]:
-                        v = a[4]
+                v = _rtrunc(a0 * vo, a2) + x - vth * so - _rround(prm[p + n + c] * ro, a3)
+                if a4 >= 0:
+                    if v > a4:
+                        v = a4
                         ns += 1
-                    elif v < -a[4]:
-                        v = -a[4]
+                    elif v < -a4:
+                        v = -a4
                         ns += 1
                 s = np.int64(1) if v >= vth else np.int64(0)
-                r = _rtrunc(a[1] * ro, a[2]) + (s << a[3])
-                if a[4] >= 0:
-                    if r > a[4]:
-                        r = a[4]
+                r = _rtrunc(a1 * ro, a2) + (s << a3)
+                if a4 >= 0:
+                    if r > a4:
+                        r = a4
                         ns += 1
-                    elif r < -a[4]:
-                        r = -a[4]
+                    elif r < -a4:
+                        r = -a4
                         ns += 1
                 st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j] = v, s, r
                 buf[out0 + j] = s
             else:  # LAVALIF; a: F, state bits, u factor, v factor, act_shift, vth_shift
                 uo, vo = st[s0 + j], st[s0 + B * n + j]
-                if x != 0 or uo != 0 or vo != 0:
+                if x != 0 or uo != 0 or vo != 0 or (has_ev and evm[c] != 0):
                     act += 1
-                half = np.int64(1) << (a[1] - 1)
-                u = _rtrunc(uo * a[2], a[0]) + (x << a[4])
+                half = np.int64(1) << (a1 - 1)
+                u = _rtrunc(uo * a2, a0) + (x << a4)
                 if u > half:
                     u -= 2 * half
                 elif u <= -half:
                     u += 2 * half
-                v = _rtrunc(vo * a[3], a[0]) + u + prm[p + n + c]
+                v = _rtrunc(vo * a3, a0) + u + prm[p + n + c]
                 if v > half - 1:
                     v = half - 1
                     ns += 1
                 elif v < 1 - half:
                     v = 1 - half
                     ns += 1
-                s = v > (vth << a[5])
+                s = v > (vth << a5)
                 st[s0 + j] = u
                 st[s0 + B * n + j] = 0 if s else v
                 buf[out0 + j] = 1 if s else 0
@@ -301,10 +352,10 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st):
 
 
 @njit(cache=True)
-def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
+def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
     """QHeaviside, QLUT, QMul, QTernarize, QAdd, QAccumulate, QEmbedding, QLayerNorm."""
     n, lim, x0, out0, p = meta[k, SIZE], meta[k, LIM], meta[k, P0], meta[k, OUT], meta[k, PRM]
-    a = meta[k, A0: A0 + NA]
+    a0, a1, a2, a3, a4 = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2], meta[k, A0 + 3], meta[k, A0 + 4]
     ns = 0
     act = 0
     for b in range(b0, b1):
@@ -313,7 +364,7 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
         if op == EMBEDDING:  # a: vocab
             tok = buf[x0 + b]
             if tok < 0:
-                tok += a[0]
+                tok += a0
             for c in range(n):
                 buf[orow + c] = prm[p + tok * n + c]
             continue
@@ -323,50 +374,51 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
                 mx = max(mx, abs(buf[xr + c]))
             for c in range(n):
                 x = buf[xr + c]
-                if x != 0:
+                if x != 0 or (has_ev and evm[c] != 0):
                     act += 1
-                keep = mx > 0 and abs(x) * a[1] >= a[0] * mx
+                keep = mx > 0 and abs(x) * a1 >= a0 * mx
                 buf[orow + c] = (1 if x > 0 else -1) if keep and x != 0 else 0
             continue
         if op == LAYERNORM:
-            ns += _layernorm_row(xr, orow, n, lim, p, a, prm, buf)
+            ns += _layernorm_row(xr, orow, n, lim, p, a0, a1, a2, a3, a4, prm, buf)
             for c in range(n):
-                if buf[xr + c] != 0:
+                if buf[xr + c] != 0 or (has_ev and evm[c] != 0):
                     act += 1
             continue
         for c in range(n):
             j = b * n + c
             x = buf[xr + c]
+            e = has_ev and evm[c] != 0
             if op == HEAVISIDE:  # a: compare >=
-                if x != 0:
+                if x != 0 or e:
                     act += 1
                 vth = prm[p + c]
-                buf[orow + c] = 1 if ((x >= vth) if a[0] else (x > vth)) else 0
+                buf[orow + c] = 1 if ((x >= vth) if a0 else (x > vth)) else 0
                 continue
             if op == LUT:  # a: in_shift, offset, table length
-                if x != 0:
+                if x != 0 or e:
                     act += 1
-                idx = _rround(x, a[0]) + a[1]
+                idx = _rround(x, a0) + a1
                 if idx < 0:
                     idx = 0
                     ns += 1
-                elif idx >= a[2]:
-                    idx = a[2] - 1
+                elif idx >= a2:
+                    idx = a2 - 1
                     ns += 1
                 buf[orow + c] = prm[p + idx]
                 continue
             if op == MUL:  # a: shift; second factor on port P1
                 y = buf[meta[k, P1] + j]
-                if x != 0 or y != 0:
+                if x != 0 or y != 0 or e:
                     act += 1
-                v = _rround(x * y, a[0])
+                v = _rround(x * y, a0)
             elif op == ACCUMULATE:
                 acc = st[meta[k, STO] + j]
-                if x != 0 or acc != 0:
+                if x != 0 or acc != 0 or e:
                     act += 1
                 v = acc + x
             else:  # ADD
-                if x != 0:
+                if x != 0 or e:
                     act += 1
                 v = x
             if lim >= 0:
@@ -383,21 +435,21 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st):
 
 
 @njit(cache=True)
-def _layernorm_row(xr, orow, n, lim, p, a, prm, buf):
+def _layernorm_row(xr, orow, n, lim, p, a0, a1, a2, a3, a4, prm, buf):
     """One sample's QLayerNorm; a: mean_mul, mean_shift, var_shift, eps, index_bits. prm: w, bias, shift, T."""
     s = np.int64(0)
     for c in range(n):
         s += buf[xr + c]
-    mean = _rround(s * a[0], a[1])
+    mean = _rround(s * a0, a1)
     ss = np.int64(0)
     for c in range(n):
         d = buf[xr + c] - mean
         ss += d * d
-    v = _rround(ss * a[0], a[1] + a[2]) + a[3]
+    v = _rround(ss * a0, a1 + a2) + a3
     v = max(v, 1)
     j = np.int64(0)
     for q in range(32):
-        e = a[4] + 2 * q
+        e = a4 + 2 * q
         if e >= 63:
             break
         if v >= (np.int64(1) << e):
@@ -432,60 +484,86 @@ def _port_active(k, B, b0, b1, meta, buf):
 
 
 @njit(cache=True, nogil=True)  # nogil: batches run in parallel threads (simulate(threads=N))
-def run_chunk(t0, T, B, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec, counters):
-    """Steps t0 .. t0 + T - 1 of the whole graph. Inputs ``xin`` are [T, B, size] per input node (quantised)."""
-    nodes = meta.shape[0]
-    for b in range(B):  # samples are independent: each runs its whole chunk while its state is in cache
+def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edge_nz, active, sat, spk, rec, ev,
+              evs, counters):
+    """Steps t0 .. t0 + T - 1 of the nodes ``ks`` (rows of ``meta``, graph order). Rows with op INPUT read
+    ``xin`` [B, T, size] at XIN: graph inputs and nodes computed before this call, replayed step by step.
+
+    Samples are independent: each runs its whole chunk while its state is in cache. The node update is written
+    out in this loop, not in an inlined function: inlining copies every array argument, with a reference count
+    update each, at every node and step."""
+    for b in range(B):
         b1 = b + 1
         for tl in range(T):
             t = t0 + tl
-            for k in range(nodes):
-                _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk,
-                           rec, counters)
-
-
-@njit(cache=True, inline="always")  # inlined: a call per node and step costs more than most nodes
-def _node_step(k, t, tl, T, B, b, b1, meta, gat, prm, buf, st, xin, tmp, nz, edge_nz, active, sat, spk, rec,
-               counters):
-    """Node k, sample b, step t: gather its ports, update, count and record."""
-    op = meta[k, OP]
-    _gather(k, t, B, b, b1, meta, gat, buf, edge_nz, counters)
-    ns = 0
-    act = 0
-    n = meta[k, SIZE]
-    out = meta[k, OUT] + b * n
-    if op == INPUT:
-        src = meta[k, XIN] + (tl * B + b) * n
-        for j in range(n):
-            buf[out + j] = xin[src + j]
-    elif op == DENSE:
-        if counters and meta[k, ACTIVE]:
-            act = _port_active(k, B, b, b1, meta, buf)
-        ns = _dense(k, t, B, b, b1, meta, prm, buf, st, tmp)
-    elif op == MODEBANK:
-        ns, act = _modebank(k, B, b, b1, meta, prm, buf, st, tmp)
-    elif op == READOUT:
-        ns, act = _readout(k, B, b, b1, meta, prm, buf, tmp)
-    elif op == LIF or op == REFRACTORY or op == LAVALIF:
-        ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st)
-    else:
-        ns, act = _elementwise(k, op, B, b, b1, meta, prm, buf, st)
-    sat[meta[k, SAT]] += ns
-    if counters and meta[k, ACTIVE]:
-        active[k] += act
-    if op != ACCUMULATE:
-        si = meta[k, SPK]
-        if counters or si >= 0:
-            z = meta[k, NZO]
-            tot = 0
-            for i in range(n):
-                if buf[out + i] != 0:
-                    tot += 1
+            for k in ks:
+                # node k, sample b, step t: gather its ports, update, count and record
+                op = meta[k, OP]
+                _gather(k, t, B, b, b1, meta, gat, buf, edge_nz, counters)
+                ns = 0
+                act = 0
+                n = meta[k, SIZE]
+                out = meta[k, OUT] + b * n
+                row = (b * T + tl) * n
+                if op == INPUT:
+                    src = meta[k, XIN] + row
+                    for j in range(n):
+                        buf[out + j] = xin[src + j]
+                    xe = meta[k, XEV]
+                    if xe >= 0:  # a replayed synapse-only dense: its events of this step
+                        e = meta[k, EVO] + b * n
+                        for j in range(n):
+                            ev[e + j] = xin[xe + row + j]
+                elif op == DENSE:
+                    if counters and meta[k, ACTIVE]:
+                        act = _port_active(k, B, b, b1, meta, buf)
+                    ns = _dense(k, t, B, b, b1, meta, prm, buf, st, tmp, ev, counters)
+                elif op == MODEBANK:
+                    ns, act = _modebank(k, B, b, b1, meta, prm, buf, st, tmp)
+                elif op == READOUT:
+                    ns, act = _readout(k, B, b, b1, meta, prm, buf, st, tmp)
+                else:
+                    has_ev = counters and meta[k, ACTIVE] != 0 and meta[k, EV0] < meta[k, EV1]
+                    if has_ev:  # events from synapse-only dense layers reaching this node (OR over them)
+                        for c in range(n):
+                            evm[c] = 0
+                        for q in range(meta[k, EV0], meta[k, EV1]):
+                            e = evs[q] + b * n
+                            for c in range(n):
+                                evm[c] |= ev[e + c]
+                    if op == LIF or op == REFRACTORY or op == LAVALIF:
+                        ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st, evm, has_ev)
+                    else:
+                        ns, act = _elementwise(k, op, B, b, b1, meta, prm, buf, st, evm, has_ev)
+                sat[meta[k, SAT]] += ns
+                if counters and meta[k, ACTIVE]:
+                    active[k] += act
+                z = meta[k, NZO]
+                if op != ACCUMULATE and z >= 0:  # branch-free, so that the counts vectorise
+                    si = meta[k, SPK]
                     if counters:
-                        nz[z + i] += 1
-            if si >= 0:
-                spk[si, tl] += tot
-    r = meta[k, REC]
-    if r >= 0:  # rec: [B, T, n] of this chunk
-        for i in range(n):
-            rec[r + (b * T + tl) * n + i] = buf[out + i]
+                        tot = 0
+                        for i in range(n):
+                            c = np.int64(buf[out + i] != 0)
+                            nz[z + i] += c
+                            tot += c
+                        if si >= 0:
+                            spk[si, tl] += tot
+                    elif si >= 0:
+                        tot = 0
+                        for i in range(n):
+                            tot += np.int64(buf[out + i] != 0)
+                        spk[si, tl] += tot
+                r = meta[k, REC]
+                if r >= 0:  # rec: [B, T, n] of this chunk
+                    for i in range(n):
+                        rec[r + row + i] = buf[out + i]
+                q = meta[k, SEQ]
+                if q >= 0:  # the output sequence, read by later whole-chunk nodes or replayed in later calls
+                    for i in range(n):
+                        seq[q + row + i] = buf[out + i]
+                q = meta[k, EVQ]
+                if q >= 0 and counters:
+                    e = meta[k, EVO] + b * n
+                    for i in range(n):
+                        seq[q + row + i] = ev[e + i]

@@ -1,0 +1,230 @@
+"""Per-node-type entries of the compiled step: how each integer node type becomes rows of flat int64 tables.
+
+:data:`KERNELS` (a :class:`~neurocompile.ir.registry.Registry` of family ``"int"``) maps every hardware node class
+to a :class:`Kernel`: the op code of its numba update in :mod:`neurocompile.sim.compiled_kernels`, its parameter
+arrays and op-specific scalars, the shapes of its per-sample state, its scratch words, and the traits the
+scheduler of :mod:`neurocompile.sim.compiled` needs (feed-forward in time, Loihi's event-driven update rule).
+Entries are filled by the :func:`kernel` decorator, one per node type; tests/test_registry_coverage.py fails
+when a new node type has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from neurocompile.ir import hw
+from neurocompile.ir.registry import Registry
+from neurocompile.sim import kernels
+from neurocompile.sim.fixed import limit, rsh_floor
+
+Array = np.ndarray
+Params = tuple[list[Array], list[int]]
+
+
+def _lim(bits: int) -> int:
+    """Saturation limit of ``bits`` (-1: no saturation, for bits <= 0)."""
+    return limit(int(bits)) if int(bits) > 0 else -1
+
+
+def _i64(a: Any) -> Array:
+    return np.asarray(a, np.int64).reshape(-1)
+
+
+def _per(a: Any, n: int) -> Array:
+    """A scalar or per-channel parameter as n int64 values."""
+    v = _i64(a)
+    return np.broadcast_to(v, (n,)).copy() if v.size == 1 else v
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """How one node type runs in the compiled step.
+
+    ``op``: op code name in compiled_kernels; ``params(node)``: (parameter arrays, op-specific scalars);
+    ``states(node)``: per-sample state parts [(name, shape)] in arena order; ``scratch(node)``: int64 scratch
+    words per sample; ``chunked(node, path)``: for a node stateless and feed-forward in time that is faster as
+    one array operation over a whole chunk of steps than in the loop, its work per row (multiply-adds; 0: keep
+    it in the loop), computed by ``whole(node, ins, path) -> (out, saturations)``, default :func:`kernels.step`;
+    ``event_rule``: its active count includes Loihi's synaptic events from synapse-only dense layers;
+    ``always_active``: counts active compartments whatever its role; ``pipe``: state is a delay pipeline
+    [delay, B, out] read in rotation; ``check(p, name)``: why the compiled step cannot run it (None: it can).
+    """
+
+    op: str
+    params: Callable[[Any], Params]
+    states: Callable[[Any], list[tuple[str, tuple[int, ...]]]]
+    scratch: Callable[[Any], int]
+    chunked: Callable[[Any, str], int] | None = None
+    event_rule: bool = False
+    always_active: bool = False
+    pipe: bool = False
+    whole: Callable[[Any, dict[str, Array], str], tuple[Array, int]] | None = None
+    check: Callable[[Any, str], str | None] | None = None
+
+    def words(self, node: Any) -> int:
+        """State words per sample."""
+        return int(sum(int(np.prod(s)) for _, s in self.states(node)))
+
+
+KERNELS: Registry[Kernel] = Registry("compiled-kernel", family="int")
+
+
+def _none(node: Any) -> list:
+    return []
+
+
+def _zero(node: Any) -> int:
+    return 0
+
+
+def kernel(*types: type, op: str, states: Callable[[Any], list] = _none, scratch: Callable[[Any], int] = _zero,
+           **traits: Any) -> Callable[[Callable[[Any], Params]], Callable[[Any], Params]]:
+    """Decorator on a node type's ``params`` function: registers its :class:`Kernel` for ``types``."""
+    def deco(params: Callable[[Any], Params]) -> Callable[[Any], Params]:
+        KERNELS.register(*types)(Kernel(op=op, params=params, states=states, scratch=scratch, **traits))
+        return params
+    return deco
+
+
+def _vector(name: str) -> Callable[[Any], list]:
+    return lambda node: [(name, (node.out_size(),))]
+
+
+# ----------------------------------------------------------------------------------------------- node types
+
+@kernel(hw.QInput, op="INPUT")
+def _input(node: hw.QInput) -> Params:
+    return [], []
+
+
+def _embedding_check(p: Any, name: str) -> str | None:
+    srcs = dict(p.ports[name])["in"]
+    if len(srcs) != 1 or srcs[0][1] or not getattr(p.graph.node(srcs[0][0]), "tokens", False):
+        return f"node '{name}': embedding not fed directly by a token input"
+    return None
+
+
+@kernel(hw.QEmbedding, op="EMBEDDING", chunked=lambda n, path: n.out_size(), event_rule=True, check=_embedding_check)
+def _embedding(node: hw.QEmbedding) -> Params:
+    return [_i64(node.table)], [int(node.table.shape[0])]
+
+
+BLAS = {"float32-blas": np.float32, "float64-blas": np.float64}  # plan paths whose float products are exact
+
+
+def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str) -> tuple[Array, int]:
+    """kernels.step_dense over all rows at once: the product in float BLAS (the plan proved it exact, |sum| <
+    2^24 or 2^53), then bias, shift and saturation in one compiled pass."""
+    from neurocompile.sim.compiled_whole import dense_finish
+
+    dt = BLAS[path]
+    acc = ins["in"].astype(dt) @ np.asarray(node.weight, dt).T
+    out = np.empty(acc.shape, np.int64)
+    n = node.out_size()
+    ns = dense_finish(acc, _i64(node.bias), _per(node.shift, n), node.rounding == "floor", _lim(node.out_bits), out)
+    return out, int(ns)
+
+
+def _dense_chunked(node: hw.QDense, path: str) -> int:
+    # an int64 product is faster in the compiled loop, which skips zero inputs
+    return int(node.weight.size) if path in BLAS else 0
+
+
+@kernel(hw.QDense, op="DENSE", states=lambda n: [("pipe", (int(n.delay), n.out_size()))],
+        scratch=lambda n: 2 * n.out_size(), chunked=_dense_chunked, pipe=True, whole=_whole_dense)
+def _dense(node: hw.QDense) -> Params:
+    w = np.asarray(node.weight, np.int64)
+    return ([_i64(w.T.copy()), _i64(node.bias), _per(node.shift, w.shape[0])],
+            [int(w.shape[1]), int(node.rounding == "floor"), int(node.delay)])
+
+
+@kernel(hw.QModeBank, op="MODEBANK", always_active=True, scratch=lambda n: n.out_size() // 2,
+        states=lambda n: [("re", tuple(n.a_re.shape)), ("im", tuple(n.a_re.shape))])
+def _modebank(node: hw.QModeBank) -> Params:
+    h, m = node.a_re.shape
+    kbm = np.repeat(_per(node.b_shift, h), m)  # per-mode copies: rsh_round(x, kb) = ((x + half) << left) >> right
+    half = np.where(kbm > 0, np.left_shift(np.int64(1), np.maximum(kbm - 1, 0)), 0)
+    left, right = np.maximum(-kbm, 0), np.maximum(kbm, 0)
+    # one shift for every channel (the usual case): scalars, three fewer loads per mode and step
+    uni = [1, int(half[0]), int(left[0]), int(right[0])] if kbm.size and np.all(kbm == kbm[0]) else [0, 0, 0, 0]
+    return ([_i64(node.a_re), _i64(node.a_im), _i64(node.b_re), _i64(node.b_im), _i64(half), _i64(left),
+             _i64(right)], [h, m, int(node.coef_frac_bits), *uni])
+
+
+@kernel(hw.QModeReadout, op="READOUT", scratch=lambda n: 2 * n.c_re.size)
+def _readout(node: hw.QModeReadout) -> Params:
+    h, m = node.c_re.shape
+    # the third scalar: the state offset of a QModeBank read directly (set per chunk by the layout; -1: none)
+    return [_i64(node.c_re), _i64(node.c_im), _i64(node.d), _per(node.shift, h)], [h, m, -1]
+
+
+@kernel(hw.QLIF, op="LIF", states=_vector("v"), event_rule=True)
+def _lif(node: hw.QLIF) -> Params:
+    return ([_i64(node.vth)], [int(node.decay), int(node.coef_frac_bits), _lim(node.state_bits),
+                               int(node.reset != "zero"), int(node.compare == ">=")])
+
+
+@kernel(hw.QRefractory, op="REFRACTORY", event_rule=True,
+        states=lambda n: [(k, (n.out_size(),)) for k in ("v", "s", "r")])
+def _refractory(node: hw.QRefractory) -> Params:
+    return ([_i64(node.vth), _i64(node.rho)], [int(node.decay), int(node.lam), int(node.coef_frac_bits),
+                                               int(node.trace_frac_bits), _lim(node.state_bits)])
+
+
+@kernel(hw.QLavaLIF, op="LAVALIF", event_rule=True, states=lambda n: [(k, (n.out_size(),)) for k in ("u", "v")])
+def _lavalif(node: hw.QLavaLIF) -> Params:
+    n = node.out_size()
+    bias = np.broadcast_to(rsh_floor(_i64(node.bias_mant), -_i64(node.bias_exp)), (n,))
+    f = int(node.coef_frac_bits)
+    return ([_i64(node.vth), _i64(bias)], [f, int(node.state_bits), (1 << f) - (int(node.du) + 1),
+                                           (1 << f) - int(node.dv), int(node.act_shift), int(node.vth_shift)])
+
+
+@kernel(hw.QHeaviside, op="HEAVISIDE", event_rule=True)
+def _heaviside(node: hw.QHeaviside) -> Params:
+    return [_i64(node.vth)], [int(node.compare == ">=")]
+
+
+@kernel(hw.QLUT, op="LUT", event_rule=True)
+def _lut(node: hw.QLUT) -> Params:
+    return [_i64(node.table)], [int(node.in_shift), int(node.offset), int(np.asarray(node.table).shape[0])]
+
+
+@kernel(hw.QMul, op="MUL", event_rule=True)
+def _mul(node: hw.QMul) -> Params:
+    return [], [int(node.shift)]
+
+
+@kernel(hw.QTernarize, op="TERNARIZE", event_rule=True)
+def _ternarize(node: hw.QTernarize) -> Params:
+    return [], [int(node.num), int(node.den)]
+
+
+@kernel(hw.QAdd, op="ADD", event_rule=True)
+def _add(node: hw.QAdd) -> Params:
+    return [], []
+
+
+@kernel(hw.QAccumulate, op="ACCUMULATE", states=_vector("acc"), event_rule=True)
+def _accumulate(node: hw.QAccumulate) -> Params:
+    return [], []
+
+
+@kernel(hw.QLayerNorm, op="LAYERNORM", event_rule=True)
+def _layernorm(node: hw.QLayerNorm) -> Params:
+    n = node.size
+    return ([_per(node.weight, n), _per(node.bias, n), _per(node.shift, n), _i64(node.rsqrt_table)],
+            [int(node.mean_mul), int(node.mean_shift), int(node.var_shift), int(node.eps), int(node.index_bits)])
+
+
+def whole(kern: Kernel, node: Any, ins: dict[str, Array], path: str) -> tuple[Array, int]:
+    """A time-free node over many rows (samples x steps) at once: (out int64 [rows, size], saturations)."""
+    if kern.whole is not None:
+        return kern.whole(node, ins, path)
+    st = kernels.init_state(node, next(iter(ins.values())).shape[0])
+    out = kernels.step(node, ins, st)
+    return np.ascontiguousarray(out, np.int64), int(st["saturations"])

@@ -1,0 +1,73 @@
+"""numba passes over whole chunks of rows (samples x steps) for the nodes that the compiled step runs node-major.
+
+A dense layer's exact float product is finished (bias, shift, saturation), its synaptic events found, and any
+kept sequence counted here, each in one compiled pass (NumPy would take several over the same rows). The
+arithmetic is that of :mod:`neurocompile.sim.kernels`; :mod:`neurocompile.sim.compiled` calls these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from neurocompile.sim.compiled_kernels import _rfloor, _rround
+
+
+@njit(cache=True, nogil=True)
+def dense_finish(acc, bias, shift, floor, lim, out):
+    """out = sat(rsh(int64(acc) + bias, shift)) over rows [rows, n_out] of an exact float product; saturations."""
+    rows, n_out = acc.shape
+    ns = 0
+    for r in range(rows):
+        for o in range(n_out):
+            v = np.int64(acc[r, o]) + bias[o]
+            v = _rfloor(v, shift[o]) if floor else _rround(v, shift[o])
+            if lim >= 0:
+                if v > lim:
+                    v = lim
+                    ns += 1
+                elif v < -lim:
+                    v = -lim
+                    ns += 1
+            out[r, o] = v
+    return ns
+
+
+@njit(cache=True, nogil=True)
+def dense_events(x, wt, out):
+    """out[r, o] = 1 when a stored synapse (wt[i, o] != 0) got a non-zero input x[r, i]: Loihi's events."""
+    rows, n_in = x.shape
+    n_out = wt.shape[1]
+    idx = np.empty(n_in, np.int64)
+    for r in range(rows):
+        k = 0
+        for i in range(n_in):
+            if x[r, i] != 0:
+                idx[k] = i
+                k += 1
+        for o in range(n_out):
+            e = 0
+            for j in range(k):
+                if wt[idx[j], o] != 0:
+                    e = 1
+                    break
+            out[r, o] = e
+
+
+@njit(cache=True, nogil=True)
+def count_seq(y, nz, z, spk, si, counters):
+    """Non-zero outputs per index (into nz[z:]) and per step (into spk[si], si >= 0) of a sequence [B, T, n]."""
+    B, T, n = y.shape
+    for b in range(B):
+        for t in range(T):
+            tot = 0
+            if counters:
+                for i in range(n):  # branch-free, so that it vectorises
+                    c = np.int64(y[b, t, i] != 0)
+                    nz[z + i] += c
+                    tot += c
+            else:
+                for i in range(n):
+                    tot += np.int64(y[b, t, i] != 0)
+            if si >= 0:
+                spk[si, t] += tot
