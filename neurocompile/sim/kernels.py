@@ -11,6 +11,7 @@ keeps is the node's ``STATE`` trait (:mod:`neurocompile.ir.traits`), allocated b
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ KERNELS: Registry[Kernel] = Registry("sim-kernel", family="int", exempt={
 FINISH: dict[type, str] = {}
 
 
-def init_state(node: hw.QNode, batch: int) -> dict[str, Array | int | list[Array]]:
+def init_state(node: hw.QNode, batch: int) -> dict[str, Any]:
     """Fresh state at t = -1: every state variable of ``node.state_vars()`` at its ``init`` value, [B, ...];
     a variable with a field-sized ``count`` (a delay line) is a list of that many arrays, oldest first."""
     st: dict[str, Array | int | list[Array]] = {"saturations": 0}
