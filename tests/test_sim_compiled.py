@@ -221,9 +221,10 @@ def test_cli_sim_backend_option_reaches_the_engine() -> None:
 
     from neurocompile import api
     from neurocompile.cli import main
+    from neurocompile.target import load_target
 
     g = all_types_graph(2)
-    art = SimpleNamespace(target="loihi2", int_graph=g)
+    art = SimpleNamespace(target="loihi2", target_spec=load_target("loihi2"), int_graph=g)
     ds = SimpleNamespace(x=all_types_inputs(g, 2, 2, 3))
     runs = {b: api._run(art, ds, "sim", 1, None, progress=False, sim_backend=b) for b in ("numpy", "auto")}
     # counters are on in the CLI: 'auto' runs the compiled step, which counts exactly what the NumPy engine counts
