@@ -228,7 +228,7 @@ def neuron_fan_out(graph: Graph, role: dict[str, str], name: str, compartments: 
 
 def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
     """Cores needed at least, per resource: ceil(total / per-core limit); ``cores`` is the largest."""
-    from neurocompile.sim.placement import _read_on_chip
+    from neurocompile.sim.placement import _read_on_chip, min_spread
 
     role = roles(graph)
     comp = mem = 0
@@ -243,21 +243,30 @@ def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
                 mem += _state_bits(node) * int(node.out_size())
         elif role[name] == SYNAPSE:
             mem += int(np.count_nonzero(node.weight)) * int(node.weight_bits)
-    # every source neuron read on chip needs an input axon on some core, every such COMPUTE neuron an output axon
-    ax_in = ax_out = 0
+    # every source neuron read on chip needs an input axon on some core, every such COMPUTE neuron an output axon;
+    # one read through dense rows that need k cores of memory needs k of each (``spread``)
+    ax_in = ax_out = ax_in_spread = ax_out_spread = 0
     for name in graph.order():
         if role[name] == SYNAPSE:
             continue
-        read = int(np.count_nonzero(_read_on_chip(graph, role, name)))
-        ax_in += read
-        ax_out += read if role[name] == COMPUTE else 0
-    out = {"compartments": math.ceil(comp / target.core.compartments),
-           "memory_bits": math.ceil(mem / target.core.synapse_memory_bits),
-           "input_axons": math.ceil(ax_in / target.core.input_axons),
-           "output_axons": math.ceil(ax_out / target.core.output_axons)}
+        read = _read_on_chip(graph, role, name) > 0
+        need = np.maximum(read, min_spread(graph, role, name, int(target.core.synapse_memory_bits)))
+        ax_in += int(read.sum())
+        ax_in_spread += int(need.sum())
+        if role[name] == COMPUTE:
+            ax_out += int(read.sum())
+            ax_out_spread += int(need.sum())
+    core = target.core
+    simple = {"compartments": math.ceil(comp / core.compartments),
+              "memory_bits": math.ceil(mem / core.synapse_memory_bits),
+              "input_axons": math.ceil(ax_in / core.input_axons),
+              "output_axons": math.ceil(ax_out / core.output_axons)}
+    out: dict[str, Any] = {**simple, "input_axons": math.ceil(ax_in_spread / core.input_axons),
+                           "output_axons": math.ceil(ax_out_spread / core.output_axons)}
     out["cores"] = max(1, *out.values())
-    out["totals"] = {"compartments": comp, "memory_bits": mem, "input_axons": ax_in,  # type: ignore[assignment]
-                     "output_axons": ax_out}
+    out["simple"] = {**simple, "cores": max(1, *simple.values())}
+    out["totals"] = {"compartments": comp, "memory_bits": mem, "input_axons": ax_in_spread,
+                     "output_axons": ax_out_spread, "input_axons_one_each": ax_in, "output_axons_one_each": ax_out}
     return out
 
 
@@ -323,6 +332,7 @@ def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, An
         "chips_used": math.ceil(used / cpc) if used else 0,
         "chips_available": int(target.system.chips),
         "lower_bound": lb, "cores_over_lower_bound": round(used / lb["cores"], 4),
+        "cores_over_simple_bound": round(used / lb["simple"]["cores"], 4),
         "limits": {"compartments": int(core.compartments), "memory_bits": int(core.synapse_memory_bits),
                    "input_axons": int(core.input_axons), "output_axons": int(core.output_axons),
                    "cores_per_chip": cpc},
