@@ -337,5 +337,6 @@ def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, An
                    "input_axons": int(core.input_axons), "output_axons": int(core.output_axons),
                    "cores_per_chip": cpc},
         "per_core": per_core, "per_chip": [chips[k] for k in sorted(chips)], "neurons": fan,
+        "mesh_cost": dict(pl.mesh_cost) if pl is not None else {},
         "findings": findings, "seconds": round(time.perf_counter() - t0, 3),
     }

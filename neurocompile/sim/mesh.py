@@ -125,35 +125,38 @@ def traffic(reach: dict[str, Reach], own: dict[str, np.ndarray], n_cores: int) -
     return {(k // n_cores, k % n_cores): v for k, v in sorted(t.items())}
 
 
-def _dist(p: np.ndarray, q: np.ndarray, mesh: tuple[int, int, int, int]) -> np.ndarray:
-    ca, xa, ya = core_xy(p, *mesh)
-    cb, xb, yb = core_xy(q, *mesh)
-    return np.abs(xa - xb) + np.abs(ya - yb) + CHIP_LINK_HOPS * np.abs(ca - cb)
-
-
 def arrange(n_cores: int, pairs: dict[tuple[int, int], int], mesh: tuple[int, int, int, int]) -> tuple[np.ndarray,
                                                                                                       dict[str, int]]:
     """Physical core of each packed core (a permutation onto the serpentine path's first n slots), and the
-    cost before and after refinement (``{"start": ..., "refined": ..., "swaps": ...}``)."""
+    cost of numbering cores in packing order on row-major tiles (``row_major``), of the serpentine start
+    (``start``) and after refinement (``refined``), and the swaps made."""
     slots = serpentine(n_cores, mesh)
     pos = np.arange(n_cores, dtype=np.int64)  # packed core -> slot index
     if not pairs or n_cores < 2:
-        return slots[pos], {"start": 0, "refined": 0, "swaps": 0}
+        return slots[pos], {"row_major": 0, "start": 0, "refined": 0, "swaps": 0}
+    s_chip, s_x, s_y = core_xy(slots, *mesh)
+
+    def dist(p: np.ndarray, q: np.ndarray) -> np.ndarray:  # slot indices -> hops + chip link cost
+        return np.abs(s_x[p] - s_x[q]) + np.abs(s_y[p] - s_y[q]) + CHIP_LINK_HOPS * np.abs(s_chip[p] - s_chip[q])
+
     a = np.array([k[0] for k in pairs], np.int64)
     b = np.array([k[1] for k in pairs], np.int64)
     w = np.array(list(pairs.values()), np.int64)
     nbr: list[list[int]] = [[] for _ in range(n_cores)]
-    for i, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
-        nbr[x].append(i)
-        nbr[y].append(i)
+    for i, (ca, cb) in enumerate(zip(a.tolist(), b.tolist())):
+        nbr[ca].append(i)
+        nbr[cb].append(i)
     nbr_arr = [np.asarray(e, np.int64) for e in nbr]
-    start = int((w * _dist(slots[pos[a]], slots[pos[b]], mesh)).sum())
+    start = int((w * dist(pos[a], pos[b])).sum())
+    r_chip, r_x, r_y = core_xy(np.arange(n_cores), *mesh)  # cores numbered in packing order, tiles row-major
+    row_major = int((w * (np.abs(r_x[a] - r_x[b]) + np.abs(r_y[a] - r_y[b])
+                          + CHIP_LINK_HOPS * np.abs(r_chip[a] - r_chip[b]))).sum())
 
     def cost_of(c: int) -> int:
         e = nbr_arr[c]
         if not e.size:
             return 0
-        return int((w[e] * _dist(slots[pos[a[e]]], slots[pos[b[e]]], mesh)).sum())
+        return int((w[e] * dist(pos[a[e]], pos[b[e]])).sum())
 
     slot_core = np.arange(n_cores, dtype=np.int64)  # slot index -> packed core
     swaps = 0
@@ -178,5 +181,5 @@ def arrange(n_cores: int, pairs: dict[tuple[int, int], int], mesh: tuple[int, in
                     pos[c1], pos[c2] = s, t
         if not improved:
             break
-    refined = int((w * _dist(slots[pos[a]], slots[pos[b]], mesh)).sum())
-    return slots[pos], {"start": start, "refined": refined, "swaps": swaps}
+    refined = int((w * dist(pos[a], pos[b])).sum())
+    return slots[pos], {"row_major": row_major, "start": start, "refined": refined, "swaps": swaps}

@@ -65,10 +65,11 @@ class Feed:
         if self.umap is not None:
             off = self.umap - u
             return np.where((off >= 0) & (off < k), off, k)
-        rows, cols = np.nonzero(self.matrix[u:u + k])  # type: ignore[index]  # row-major: rows ascending
-        first = np.full(self.n, k, np.int64)
-        first[cols[::-1]] = rows[::-1]  # the last write per column is its first (smallest) row
-        return first
+        sub = self.matrix[u:u + k]  # type: ignore[index]
+        if not sub.shape[0]:
+            return np.full(self.n, k, np.int64)
+        first = sub.argmax(axis=0).astype(np.int64)  # the first True of each column (0 when none)
+        return np.where(sub[first, np.arange(self.n)], first, k)
 
     def hit(self, u0: int, u1: int) -> np.ndarray:
         """bool [n_source]: source neurons reaching any unit of u0..u1-1."""

@@ -244,7 +244,7 @@ def place(graph: Graph, target: Any) -> Placement:
     # -- mesh and chips: packed core j sits on physical core perm[j] --------------------------------------------
     own = {n: np.repeat(fill.unit_core[n], unit_size(graph.node(n))) for n in fill.unit_core}
     perm, cost = arrange(n_cores, traffic(reach, own, n_cores), mesh) if n_cores <= lim["cores"] else \
-        (np.arange(n_cores, dtype=np.int64), {"start": 0, "refined": 0, "swaps": 0})
+        (np.arange(n_cores, dtype=np.int64), {"row_major": 0, "start": 0, "refined": 0, "swaps": 0})
     width = int(perm.max()) + 1 if n_cores else 0
     for c in range(n_cores):
         if out_axons[c] > lim["output_axons"]:
