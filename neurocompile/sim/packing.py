@@ -3,17 +3,19 @@ output axons): the partition step of :func:`neurocompile.sim.placement.place`.
 
 Units (an SSM channel with its readout neuron, or one neuron) come in *groups* (one node, or a bank with the
 reader of its whole state), in graph order. Groups are sorted into *streams* by their binding resource: the
-resource r with the largest total_r / limit_r over the group (an SSM channel binds input axons, a dense layer's
-neurons bind synapse memory). Filling cores from one stream in graph order leaves the other resources idle (a
-core of SSM channels uses half its memory, a core of dense rows a tenth of its axons), so each core draws from
-several streams:
+first resource (in ``RES`` order) within ``TIE`` of the largest total_r / limit_r over the group (an SSM channel
+binds input axons, a dense layer's neurons bind synapse memory, a neuron read by many cores output axons).
+Filling cores from one stream in graph order leaves the other resources idle (a core of SSM channels uses a
+seventh of its memory, a core of dense rows a quarter of its axons), so each core draws from several streams:
 
-- cores open one at a time; the streams whose *progress* (binding resource placed / stream total) is within
-  one core's share (1 / K, K = the lower bound of cores) of the least-progressed stream draw, least progressed
-  first; the others wait (which keeps the layers aligned, and a dense layer's neurons on few cores, each of
-  which must also receive all the layer's inputs);
+- cores open one at a time; *progress* of a stream is its binding resource placed / the stream's total, and
+  *step* the progress one full core of it makes. The least-advanced stream draws, and every stream that would
+  still lag after that stream filled a whole core; the stream needing most cores (smallest step) draws last;
 - a stream takes the longest run of its next units that fits, leaving for the streams after it on this core
-  their average per-core use (total / K) of every resource that does not bind them;
+  their average use (total / K, K the lower bound of cores) of every resource they need far less than their
+  own (``SLACK``); a stream drawing before the last takes at most up to the last one's progress after this
+  core (``CONCENTRATE`` times further for units reading a dense layer: spread over more cores, each would need
+  all the layer's inputs), which keeps the layers aligned;
 - input axons are counted exactly: a source neuron reaching several units of one core needs one axon there.
 
 A unit that does not fit an empty core is a ``core-capacity`` violation (placed alone, so every rule is found).

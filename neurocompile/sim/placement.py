@@ -11,15 +11,18 @@
   compartments: 2 per complex mode for ``QModeBank``, 1 per output for the rest.
 - **Units.** Compartments are placed in units that never straddle two cores: one channel (its 2M compartments)
   for ``QModeBank``, one neuron otherwise.
-- **Greedy fill.** Nodes are visited in ``graph.order()``; units fill the current core while its compartments,
-  memory (synapse bits, plus compartment state bits when ``target.core.shared_memory``) and input axons stay within
-  the target's limits; then the next core opens. A unit that does not fit an empty core is a violation
-  (it is placed alone anyway, so every rule is reported).
+- **Packing** (:mod:`neurocompile.sim.packing`): units are packed into cores under every per-core limit at once
+  (compartments, memory: synapse bits, plus compartment state bits when ``target.core.shared_memory``, input and
+  output axons), drawing on each core from streams of groups sorted by their binding resource, so that
+  axon-bound SSM channels and memory-bound dense rows share cores. A unit that does not fit an empty core is a
+  violation (it is placed alone anyway, so every rule is reported).
 - **Axons.** One input axon per distinct (source node, source neuron) reaching a core; one output axon per
   distinct destination core of a neuron (its own core included).
-- **Mesh.** Core ``k`` sits on chip ``k // cores_per_chip``, tile ``(k % cores_per_chip) // cores_per_tile``,
-  tiles row-major on a ``mesh_x`` x ``mesh_y`` grid; chips are laid side by side along x. Messages follow X-Y
-  routing: hops = |dx| + |dy| between tiles (the north-south part is |dy|); two cores of one tile are 0 hops apart.
+- **Mesh.** Physical core ``k`` sits on chip ``k // cores_per_chip``, tile ``(k % cores_per_chip) //
+  cores_per_tile``, tiles row-major on a ``mesh_x`` x ``mesh_y`` grid; chips are laid side by side along x.
+  Packed cores are arranged onto physical cores by :func:`neurocompile.sim.mesh.arrange` (serpentine start,
+  swap refinement of hop-weighted traffic with chip links costed). Messages follow X-Y routing: hops = |dx| +
+  |dy| between tiles (the north-south part is |dy|); two cores of one tile are 0 hops apart.
 """
 
 from __future__ import annotations
