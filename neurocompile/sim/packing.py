@@ -46,8 +46,9 @@ RES = ("compartments", "memory_bits", "input_axons", "output_axons")
 SLACK = 0.75
 #: resources of a group within this fraction of its largest one tie for binding it
 TIE = 0.1
-#: how far (in cores of the last stream) a stream of units sharing their inputs may run ahead on one core
-CONCENTRATE = 4.0
+#: how far (in cores of the last stream) a stream of units sharing their inputs may run ahead on one core (2: the
+#: best of 1 to 8 on the benchmark models)
+CONCENTRATE = 2.0
 
 
 class Feed:
