@@ -4,8 +4,11 @@ Each configuration (H, N, layers, target) runs in a fresh child process, which b
 the project's own model code, saves it with ``save_checkpoint``, exports it (calibrating on sdigits) and reports
 its wall time and its own peak resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which includes
 torch and the model). A refusal (the model does not fit the target) is a result too: its time, rule, usage and
-limit are printed. Cores used and the lower bound come from the artifact's placement.json (or, when refused, from
-``neurocompile check``'s report).
+limit are printed. Cores used and the lower bounds come from the artifact's placement.json (or, when refused, from
+``neurocompile check``'s report): ``lower bd`` counts the axons every placement needs (a neuron read by dense rows
+that need k cores of memory needs k input and k output axons), ``simple`` counts one per neuron read on chip
+(docs/mapping.md section 3). ``hop cost``: hop-weighted traffic of cores numbered in packing order on row-major
+tiles > after the serpentine start and refinement.
 
     python benchmarks/compile_scale.py                 # H in {256, 512, 1024}, N = 64, on three targets
     python benchmarks/compile_scale.py --quick         # H = 256 and 512 on loihi2 only
@@ -54,6 +57,8 @@ out["cpu_seconds"] = round(ru.ru_utime + ru.ru_stime, 2)  # whole child (imports
 if fit is None:
     fit = api.check(ckpt, target, console=False)
 out.update(cores=fit["cores_used"], placed=fit["placed"], lower_bound=fit["lower_bound"]["cores"],
+           simple_bound=fit["lower_bound"].get("simple", {}).get("cores", fit["lower_bound"]["cores"]),
+           mesh_cost=fit.get("mesh_cost", {}),
            findings=[f for f in fit["findings"] if f["severity"] == "error"][:3])
 out["peak_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
 out["total_seconds"] = round(time.perf_counter() - t_start, 2)
@@ -92,16 +97,20 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as work:
         print(f"{'H':>5} {'N':>3} {'L':>3} {'target':<13} {'result':<9} {'export s':>9} {'cpu s':>7} {'peak GB':>8} "
-              f"{'cores':>6} {'lower bd':>8} {'ratio':>6}  refusal", flush=True)
+              f"{'cores':>6} {'lower bd':>8} {'ratio':>6} {'simple':>6} {'ratio':>6} {'hop cost':>17}  refusal",
+              flush=True)
         for h, layers, t in configs:
             r = run(h, args.modes, layers, t, work, args.timeout)
             rows.append(r)
             ratio = f"{r['cores'] / r['lower_bound']:.2f}" if r.get("placed") else "-"
+            sratio = f"{r['cores'] / r['simple_bound']:.2f}" if r.get("placed") else "-"
+            mc = r.get("mesh_cost") or {}
+            hop = f"{mc['row_major']:,}>{mc['refined']:,}" if mc.get("row_major") else "-"
             why = "; ".join(f"[{f['rule']}] {f['node'] or 'model'}: {f['usage']:,} > {f['limit']:,}"
                             for f in r.get("findings", []))
             print(f"{h:>5} {args.modes:>3} {layers:>3} {t:<13} {r['result'][:9]:<9} {r.get('seconds', '-'):>9} {r.get('cpu_seconds', '-'):>7} "
-                  f"{r.get('peak_gb', '-'):>8} {r.get('cores', '-'):>6} {r.get('lower_bound', '-'):>8} {ratio:>6}  "
-                  f"{why}", flush=True)
+                  f"{r.get('peak_gb', '-'):>8} {r.get('cores', '-'):>6} {r.get('lower_bound', '-'):>8} {ratio:>6} "
+                  f"{r.get('simple_bound', '-'):>6} {sratio:>6} {hop:>17}  {why}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
 

@@ -72,9 +72,13 @@ def print_fit(rep: dict[str, Any], con: Console, name: str) -> None:
             f"{rep['chips_available']:,} chips" if rep["placed"] else
             f"needs at least {lb['cores']:,} cores ({rep['chips_used']:,} chips), has {rep['cores_available']:,} "
             f"({rep['chips_available']:,} chips); not placed")
+    simple = lb.get("simple", {}).get("cores", lb["cores"])
+    mesh = rep.get("mesh_cost") or {}
+    hops = (f"; hop-weighted traffic {mesh['row_major']:,} in packing order, {mesh['refined']:,} arranged"
+            if mesh.get("row_major") else "")
     con.print(f"{name} on {rep['target']}: {verdict}; {used}; lower bound {lb['cores']:,} cores "
-              f"(x{rep['cores_over_lower_bound']:.2f}); {'integer graph' if rep['exact'] else 'shapes only'}, "
-              f"{rep['seconds']:.2f} s")
+              f"(x{rep['cores_over_lower_bound']:.2f}; one axon per neuron: {simple:,}){hops}; "
+              f"{'integer graph' if rep['exact'] else 'shapes only'}, {rep['seconds']:.2f} s")
     res = ("compartments", "memory_bits", "input_axons", "output_axons")
     t = Table(title="resources: total used / per-core limit", box=box.SIMPLE_HEAD)
     for col in ("resource", "total", "per-core limit", "cores needed", "fullest core"):

@@ -213,3 +213,21 @@ def test_export_refuses_before_calibrating_with_rule_usage_and_limit(tmp_path, m
         api.export("examples/checkpoints/spikingssm_sdigits.pt", str(_small_target(tmp_path, 1)),
                    out=tmp_path / "x", console=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_lower_bound_counts_the_axons_of_dense_rows_spread_over_cores() -> None:
+    """A dense layer of 8 x 6 one-weights (8 bits: 384 bits) over cores of 200 bits of memory needs 2 cores, each
+    receiving all 6 inputs: 12 input axons and 2 output axons per input neuron, where the simple bound counts 6."""
+    g = Graph("spread")
+    g.add("x", hw.QInput(size=6, out_bits=8))
+    g.add("a", hw.QLIF(vth=np.ones(6, np.int64)), "x")
+    g.add("d", hw.QDense(weight=np.ones((8, 6), np.int64), bias=z(8), shift=z(8), out_bits=16), "a")
+    g.add("b", hw.QLIF(vth=np.ones(8, np.int64)), "d")
+    g.inputs, g.outputs = ["x"], ["b"]
+    t = fake(synapse_memory_bits=200, shared_memory=False, input_axons=4, output_axons=4)
+    lb = lower_bound(g, t)
+    assert lb["totals"]["input_axons_one_each"] == 6 + 6  # x read by a, a read by b's rows
+    assert lb["totals"]["input_axons"] == 6 + 12 and lb["input_axons"] == 5 and lb["simple"]["input_axons"] == 3
+    assert lb["totals"]["output_axons"] == 12 and lb["cores"] >= lb["simple"]["cores"]
+    rep = fit_report(g, t)
+    assert rep["cores_used"] >= lb["cores"]  # a bound the placement cannot beat

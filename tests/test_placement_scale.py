@@ -66,3 +66,87 @@ def test_ssm_channel_and_its_readout_share_a_core_unless_the_pair_exceeds_one() 
     assert np.bincount(p.unit_core["ssm"]).max() == 2
     q = place(g, fake(compartments=6))  # the pair (7) exceeds a core: the channel alone fills one
     assert q.fits and not np.array_equal(q.unit_core["ssm"][:1], q.unit_core["ro"][:1])
+
+
+# -- packing several limits at once, reach pairs, the mesh ---------------------------------------------------------
+
+def two_kinds(layers: int = 3, h: int = 16, m: int = 4) -> Graph:
+    """Per layer: SSM channels (input-axon heavy: 2m + 1 axons, little memory) and a dense mix (memory heavy: h
+    weights per neuron, h shared input axons): packed one kind per core, half of every core idles."""
+    z = lambda *s: np.zeros(s, np.int64)
+    g = Graph("kinds")
+    g.add("x", hw.QInput(size=h, out_bits=8))
+    prev = "x"
+    for i in range(layers):
+        one = np.ones((h, m), np.int64)
+        g.add(f"ssm{i}", hw.QModeBank(a_re=one, a_im=one, b_re=one, b_im=z(h, m), b_shift=z(h)), prev)
+        g.add(f"ro{i}", hw.QModeReadout(c_re=one, c_im=one, d=np.ones(h, np.int64), shift=z(h)),
+              {"state": f"ssm{i}", "skip": prev})
+        g.add(f"lif{i}", hw.QLIF(vth=np.ones(h, np.int64)), f"ro{i}")
+        g.add(f"mix{i}", hw.QDense(weight=np.ones((h, h), np.int64), bias=z(h), shift=z(h), out_bits=16), f"lif{i}")
+        g.add(f"act{i}", hw.QLIF(vth=np.ones(h, np.int64)), f"mix{i}")
+        prev = f"act{i}"
+    g.inputs, g.outputs = ["x"], [prev]
+    return g
+
+
+def test_packing_mixes_binding_resources_within_ten_percent_of_the_lower_bound() -> None:
+    from neurocompile.passes.fit import lower_bound
+
+    g = two_kinds()
+    t = fake(compartments=4096, input_axons=128, output_axons=4096, synapse_memory_bits=2048 + 1024,
+             shared_memory=False)
+    p = place(g, t)
+    lb = lower_bound(g, t)
+    assert p.fits, [str(v) for v in p.violations]
+    assert p.cores_used <= 1.1 * lb["cores"], (p.cores_used, lb)
+    # a core holds SSM channels and dense rows together (the two kinds share cores)
+    mixed = [c for c in p.cores if any(n.startswith("ssm") for n in c.nodes) and any(n.startswith("act") for n in
+                                                                                     c.nodes)]
+    assert mixed
+
+
+def test_reach_pairs_match_the_dense_reach_and_placement_is_byte_identical() -> None:
+    import json
+
+    g, t = two_kinds(), fake(compartments=200, input_axons=512)
+    p = place(g, t)
+    for name, r in p.reach.items():
+        d = p._reach[name]
+        assert d.shape == (r.n, r.n_cores) and np.array_equal(d.sum(axis=1), r.per_row())
+        assert np.array_equal(np.flatnonzero(d.ravel()), r.rows * r.n_cores + r.cores)
+    a = json.dumps(p.to_dict(), sort_keys=True)
+    assert a == json.dumps(place(g, t).to_dict(), sort_keys=True)
+
+
+def test_serpentine_start_and_refinement_lower_hop_weighted_traffic_deterministically() -> None:
+    from neurocompile.sim.mesh import CHIP_LINK_HOPS, arrange, core_xy, serpentine
+
+    mesh = (16, 1, 4, 4)  # 16 cores per chip on a 4 x 4 mesh, one core per tile
+    s = serpentine(40, mesh)
+    chip, x, y = core_xy(s, *mesh)
+    step = np.abs(np.diff(x)) + np.abs(np.diff(y))
+    assert sorted(set(s.tolist())) == s.tolist() or len(set(s.tolist())) == 40
+    assert (step[np.diff(chip) == 0] == 1).all()  # consecutive cores of one chip are neighbours
+    # a ring of 12 cores in a scrambled packing order: refinement must not raise the cost, and repeats exactly
+    ring = [(min(a, b), max(a, b)) for a, b in zip([0, 7, 3, 11, 5, 9, 1, 10, 2, 8, 4, 6],
+                                                   [7, 3, 11, 5, 9, 1, 10, 2, 8, 4, 6, 0])]
+    pairs = {k: 10 for k in sorted(ring)}
+    perm, cost = arrange(12, pairs, mesh)
+    assert cost["refined"] <= cost["start"] and cost["swaps"] > 0
+    assert sorted(perm.tolist()) == sorted(serpentine(12, mesh).tolist())
+    again, cost2 = arrange(12, pairs, mesh)
+    assert np.array_equal(perm, again) and cost == cost2
+    # two chips: one heavy pair split over the chip boundary pays the link cost on top of its hops
+    perm, cost = arrange(17, {(15, 16): 1}, mesh)
+    assert cost["start"] >= CHIP_LINK_HOPS
+
+
+def test_routes_count_chip_links_crossed() -> None:
+    from neurocompile.sim.mesh import Reach
+    from neurocompile.sim.placement import routes_of
+
+    mesh = (4, 1, 2, 2)  # 4 cores per chip: core 5 is on chip 1, core 9 on chip 2
+    r = Reach.of(2, 12, np.array([0, 0, 1]), np.array([0, 9, 5]))
+    rt = routes_of(r, np.array([0, 0]), mesh)
+    assert rt.messages.tolist() == [1, 1] and rt.chip_links.tolist() == [2, 1]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,18 @@ import numpy as np
 from neurocompile.ir import hw
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.registry import Registry
+from neurocompile.sim.resources import (
+    COMPUTE,
+    RESOURCES,
+    SYNAPSE,
+    _own_synapse_rows,
+    _state_bits,
+    _units,
+    input_unit_map,
+    roles,
+    unit_size,
+)
 
 __all__ = ["FIX", "fit_report", "lower_bound", "neuron_fan_in", "neuron_fan_out", "stand_in"]
 
@@ -61,64 +74,116 @@ def stand_in(graph: Graph, target: Any = None) -> Graph:
     q = graph.copy()
     for name in graph.order():
         n = graph.node(name)
-        if isinstance(n, hw.QNode):
+        if isinstance(n, hw.QNode):  # already integer
             continue
         q.replace(name, _stand_in_node(name, n, msg, wb, sb))
     return q
 
 
-def _stand_in_node(name: str, n: fl.Node, msg: int, wb: int, sb: int) -> hw.QNode:
-    z = np.zeros
-    if isinstance(n, fl.Input):
-        return hw.QInput(size=n.size, tokens=n.tokens, vocab=n.vocab, out_bits=msg)
-    if isinstance(n, fl.Embedding):
-        return hw.QEmbedding(table=_i(n.weight), out_bits=msg)
-    if isinstance(n, fl.Affine):
-        out = n.weight.shape[0]
-        return hw.QDense(weight=_i(n.weight), bias=z(out, np.int64), shift=z(out, np.int64), weight_bits=wb,
-                         out_bits=msg)
-    if isinstance(n, fl.ModeBank):
-        H, M = n.dA.shape
-        one = np.ones((H, M), np.int64)
-        return hw.QModeBank(a_re=one, a_im=one, b_re=_i(n.dB), b_im=z((H, M), np.int64), b_shift=z(H, np.int64),
-                            weight_bits=wb, out_bits=sb)
-    if isinstance(n, fl.ModeReadout):
-        H = n.D.shape[0]
-        return hw.QModeReadout(c_re=_i(n.C.real), c_im=_i(n.C.imag), d=_i(n.D), shift=z(H, np.int64),
-                               weight_bits=wb, out_bits=msg)
-    if isinstance(n, fl.LIF):
-        return hw.QLIF(vth=z(n.vth.shape[0], np.int64), state_bits=sb)
-    if isinstance(n, fl.RefractoryLIF):
-        H = n.vth.shape[0]
-        return hw.QRefractory(vth=z(H, np.int64), rho=z(H, np.int64), state_bits=sb)
-    if isinstance(n, fl.Heaviside):
-        return hw.QHeaviside(vth=z(n.vth.shape[0], np.int64))
-    if isinstance(n, fl.Activation):
-        return hw.QLUT(table=z(2, np.int64), fn=n.fn, size=n.size, out_bits=msg)
-    if isinstance(n, fl.Mul):
-        return hw.QMul(size=n.size, out_bits=msg)
-    if isinstance(n, fl.Add):
-        return hw.QAdd(size=n.size, out_bits=msg)
-    if isinstance(n, fl.Ternarize):
-        return hw.QTernarize(size=n.size)
-    if isinstance(n, fl.MeanPool):
-        return hw.QAccumulate(size=n.size)
-    if isinstance(n, fl.Norm):
-        H = n.weight.shape[0]
-        return hw.QLayerNorm(size=H, weight=_i(n.weight), bias=z(H, np.int64), shift=z(H, np.int64),
-                             rsqrt_table=z(2, np.int64), weight_bits=wb, out_bits=msg)
-    from neurocompile.errors import UnsupportedOpError
+#: Float node class -> its integer stand-in (name, node, message bits, weight bits, state bits) -> QNode.
+STAND_IN: Registry[Callable[..., hw.QNode]] = Registry("fit-stand-in", family="float", exempt={
+    "S4D": "discretize splits it into ModeBank + ModeReadout before resources are counted",
+    "GLU": "lower splits it into Activation (sigmoid) + Mul before resources are counted",
+})
 
-    raise UnsupportedOpError(f"node '{name}' ({n.op}) has no integer form to count resources with; lower the "
-                             f"graph first (fold, discretize, lower)")
+
+def _stand_in_node(name: str, n: fl.Node, msg: int, wb: int, sb: int) -> hw.QNode:
+    make = STAND_IN.get(n)
+    if make is None:
+        from neurocompile.errors import UnsupportedOpError
+
+        raise UnsupportedOpError(f"node '{name}' ({n.op}) has no integer form to count resources with; lower the "
+                                 f"graph first (fold, discretize, lower)")
+    return make(n, msg, wb, sb)
+
+
+_z = np.zeros
+
+
+@STAND_IN.register(fl.Input)
+def _si_input(n: fl.Input, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QInput(size=n.size, tokens=n.tokens, vocab=n.vocab, out_bits=msg)
+
+
+@STAND_IN.register(fl.Embedding)
+def _si_embedding(n: fl.Embedding, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QEmbedding(table=_i(n.weight), out_bits=msg)
+
+
+@STAND_IN.register(fl.Affine)
+def _si_affine(n: fl.Affine, msg: int, wb: int, sb: int) -> hw.QNode:
+    out = n.weight.shape[0]
+    return hw.QDense(weight=_i(n.weight), bias=_z(out, np.int64), shift=_z(out, np.int64), weight_bits=wb,
+                     out_bits=msg)
+
+
+@STAND_IN.register(fl.ModeBank)
+def _si_modebank(n: fl.ModeBank, msg: int, wb: int, sb: int) -> hw.QNode:
+    H, M = n.dA.shape
+    one = np.ones((H, M), np.int64)
+    return hw.QModeBank(a_re=one, a_im=one, b_re=_i(n.dB), b_im=_z((H, M), np.int64), b_shift=_z(H, np.int64),
+                        weight_bits=wb, out_bits=sb)
+
+
+@STAND_IN.register(fl.ModeReadout)
+def _si_readout(n: fl.ModeReadout, msg: int, wb: int, sb: int) -> hw.QNode:
+    H = n.D.shape[0]
+    return hw.QModeReadout(c_re=_i(n.C.real), c_im=_i(n.C.imag), d=_i(n.D), shift=_z(H, np.int64),
+                           weight_bits=wb, out_bits=msg)
+
+
+@STAND_IN.register(fl.LIF)
+def _si_lif(n: fl.LIF, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QLIF(vth=_z(n.vth.shape[0], np.int64), state_bits=sb)
+
+
+@STAND_IN.register(fl.RefractoryLIF)
+def _si_refractory(n: fl.RefractoryLIF, msg: int, wb: int, sb: int) -> hw.QNode:
+    H = n.vth.shape[0]
+    return hw.QRefractory(vth=_z(H, np.int64), rho=_z(H, np.int64), state_bits=sb)
+
+
+@STAND_IN.register(fl.Heaviside)
+def _si_heaviside(n: fl.Heaviside, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QHeaviside(vth=_z(n.vth.shape[0], np.int64))
+
+
+@STAND_IN.register(fl.Activation)
+def _si_activation(n: fl.Activation, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QLUT(table=_z(2, np.int64), fn=n.fn, size=n.size, out_bits=msg)
+
+
+@STAND_IN.register(fl.Mul)
+def _si_mul(n: fl.Mul, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QMul(size=n.size, out_bits=msg)
+
+
+@STAND_IN.register(fl.Add)
+def _si_add(n: fl.Add, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QAdd(size=n.size, out_bits=msg)
+
+
+@STAND_IN.register(fl.Ternarize)
+def _si_ternarize(n: fl.Ternarize, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QTernarize(size=n.size)
+
+
+@STAND_IN.register(fl.MeanPool)
+def _si_meanpool(n: fl.MeanPool, msg: int, wb: int, sb: int) -> hw.QNode:
+    return hw.QAccumulate(size=n.size)
+
+
+@STAND_IN.register(fl.Norm)
+def _si_norm(n: fl.Norm, msg: int, wb: int, sb: int) -> hw.QNode:
+    H = n.weight.shape[0]
+    return hw.QLayerNorm(size=H, weight=_i(n.weight), bias=_z(H, np.int64), shift=_z(H, np.int64),
+                         rsqrt_table=_z(2, np.int64), weight_bits=wb, out_bits=msg)
 
 
 # -- per-neuron connectivity -----------------------------------------------------------------------------------
 
 def neuron_fan_in(graph: Graph, role: dict[str, str], name: str) -> np.ndarray:
     """[units] distinct input axons of each placement unit of a COMPUTE node, from the non-zero structure."""
-    from neurocompile.sim.placement import SYNAPSE, _units, input_unit_map
-
     node = graph.node(name)
     units = _units(node)
     f = np.zeros(units, np.int64)
@@ -130,24 +195,14 @@ def neuron_fan_in(graph: Graph, role: dict[str, str], name: str) -> np.ndarray:
             per_row = np.count_nonzero(w, axis=1) * max(1, len(graph.preds(src)))
             umap = input_unit_map(node, port, w.shape[0])
             f += np.bincount(umap, weights=per_row, minlength=units).astype(np.int64)[:units]
-        elif isinstance(node, hw.QDense):  # a relay: its own rows
-            f += np.count_nonzero(node.weight, axis=1)
-        elif isinstance(node, hw.QLayerNorm):
-            f += n_in
-        elif isinstance(node, hw.QModeReadout) and port == "state":
-            f += np.count_nonzero(node.c_re, axis=1) + np.count_nonzero(node.c_im, axis=1)
-        elif isinstance(node, hw.QModeReadout):
-            f += node.d != 0
         else:
-            f += np.bincount(input_unit_map(node, port, n_in), minlength=units)[:units]
+            f += RESOURCES[node].direct_fan_in(node, port, n_in, units)
     return f
 
 
 def neuron_fan_out(graph: Graph, role: dict[str, str], name: str, compartments: int) -> np.ndarray:
     """[out_size] output axons each output of a COMPUTE node needs at least (one per consumer core it must reach:
     per consumer, the destination units it reaches over the units one core holds, rounded up)."""
-    from neurocompile.sim.placement import COMPUTE, SYNAPSE, input_unit_map, unit_size
-
     n = int(graph.node(name).out_size())
     need = np.zeros(n, np.int64)
     for s in graph.succs(name):
@@ -173,14 +228,7 @@ def neuron_fan_out(graph: Graph, role: dict[str, str], name: str, compartments: 
 
 def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
     """Cores needed at least, per resource: ceil(total / per-core limit); ``cores`` is the largest."""
-    from neurocompile.sim.placement import (
-        COMPUTE,
-        SYNAPSE,
-        _own_synapse_rows,
-        _read_on_chip,
-        _state_bits,
-        roles,
-    )
+    from neurocompile.sim.placement import _read_on_chip, min_spread
 
     role = roles(graph)
     comp = mem = 0
@@ -195,21 +243,30 @@ def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
                 mem += _state_bits(node) * int(node.out_size())
         elif role[name] == SYNAPSE:
             mem += int(np.count_nonzero(node.weight)) * int(node.weight_bits)
-    # every source neuron read on chip needs an input axon on some core, every such COMPUTE neuron an output axon
-    ax_in = ax_out = 0
+    # every source neuron read on chip needs an input axon on some core, every such COMPUTE neuron an output axon;
+    # one read through dense rows that need k cores of memory needs k of each (``spread``)
+    ax_in = ax_out = ax_in_spread = ax_out_spread = 0
     for name in graph.order():
         if role[name] == SYNAPSE:
             continue
-        read = int(np.count_nonzero(_read_on_chip(graph, role, name)))
-        ax_in += read
-        ax_out += read if role[name] == COMPUTE else 0
-    out = {"compartments": math.ceil(comp / target.core.compartments),
-           "memory_bits": math.ceil(mem / target.core.synapse_memory_bits),
-           "input_axons": math.ceil(ax_in / target.core.input_axons),
-           "output_axons": math.ceil(ax_out / target.core.output_axons)}
+        read = _read_on_chip(graph, role, name) > 0
+        need = np.maximum(read, min_spread(graph, role, name, int(target.core.synapse_memory_bits)))
+        ax_in += int(read.sum())
+        ax_in_spread += int(need.sum())
+        if role[name] == COMPUTE:
+            ax_out += int(read.sum())
+            ax_out_spread += int(need.sum())
+    core = target.core
+    simple = {"compartments": math.ceil(comp / core.compartments),
+              "memory_bits": math.ceil(mem / core.synapse_memory_bits),
+              "input_axons": math.ceil(ax_in / core.input_axons),
+              "output_axons": math.ceil(ax_out / core.output_axons)}
+    out: dict[str, Any] = {**simple, "input_axons": math.ceil(ax_in_spread / core.input_axons),
+                           "output_axons": math.ceil(ax_out_spread / core.output_axons)}
     out["cores"] = max(1, *out.values())
-    out["totals"] = {"compartments": comp, "memory_bits": mem, "input_axons": ax_in,  # type: ignore[assignment]
-                     "output_axons": ax_out}
+    out["simple"] = {**simple, "cores": max(1, *simple.values())}
+    out["totals"] = {"compartments": comp, "memory_bits": mem, "input_axons": ax_in_spread,
+                     "output_axons": ax_out_spread, "input_axons_one_each": ax_in, "output_axons_one_each": ax_out}
     return out
 
 
@@ -218,7 +275,7 @@ def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
 def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, Any]:
     """Resources of ``graph`` (integer, or float: counted on its :func:`stand_in`) on ``target``: JSON-able dict
     with ``fits``, ``cores_used``, ``lower_bound``, ``chips``, ``per_core``, ``per_chip`` and ``findings``."""
-    from neurocompile.sim.placement import COMPUTE, place, roles
+    from neurocompile.sim.placement import place
 
     t0 = time.perf_counter()
     is_int = all(isinstance(graph.node(n), hw.QNode) for n in graph.order())
@@ -275,9 +332,11 @@ def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, An
         "chips_used": math.ceil(used / cpc) if used else 0,
         "chips_available": int(target.system.chips),
         "lower_bound": lb, "cores_over_lower_bound": round(used / lb["cores"], 4),
+        "cores_over_simple_bound": round(used / lb["simple"]["cores"], 4),
         "limits": {"compartments": int(core.compartments), "memory_bits": int(core.synapse_memory_bits),
                    "input_axons": int(core.input_axons), "output_axons": int(core.output_axons),
                    "cores_per_chip": cpc},
         "per_core": per_core, "per_chip": [chips[k] for k in sorted(chips)], "neurons": fan,
+        "mesh_cost": dict(pl.mesh_cost) if pl is not None else {},
         "findings": findings, "seconds": round(time.perf_counter() - t0, 3),
     }

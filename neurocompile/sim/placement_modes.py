@@ -26,6 +26,8 @@ import numpy as np
 from neurocompile.errors import NeurocompileError
 from neurocompile.ir.graph import Graph
 from neurocompile.sim import placement as pl
+from neurocompile.sim.mesh import DenseReach
+from neurocompile.sim.resources import _Dense, synapse_storage
 
 __all__ = ["MODES", "HOST_CORE", "SPARSE_BELOW", "Routes", "place_as", "message_routes", "read_placement_file",
            "synapse_format", "tiles_used"]
@@ -34,7 +36,7 @@ MODES = ("packed", "layer-per-core")
 #: Host-to-chip messages enter the mesh at this core's tile (the chip's corner next to its host interface).
 HOST_CORE = 0
 #: A dense weight matrix with fewer than this fraction of non-zero weights is stored in the sparse format.
-SPARSE_BELOW = 0.5
+SPARSE_BELOW = _Dense.SPARSE_BELOW
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,7 @@ def synapse_format(node: Any) -> str:
     A QDense is stored dense when at least ``SPARSE_BELOW`` of its weights are non-zero, sparse otherwise (each
     look-up still reads only the stored, non-zero synapses); SSM banks and readouts are block-diagonal: sparse.
     """
-    from neurocompile.ir import hw
-
-    if isinstance(node, hw.QDense):
-        w = node.weight
-        return "dense" if w.size and np.count_nonzero(w) >= SPARSE_BELOW * w.size else "sparse"
-    if isinstance(node, (hw.QModeBank, hw.QModeReadout)):
-        return "sparse"
-    return ""
+    return synapse_storage(node)
 
 
 def read_placement_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -140,7 +135,7 @@ def _build(graph: Graph, target: Any, role: dict[str, str], unit_core: dict[str,
     order = graph.order()
     n_cores = 1 + max((int(a.max()) for a in unit_core.values() if a.size), default=-1)
     out_core = {n: np.repeat(unit_core[n], pl.unit_size(graph.node(n))) for n in unit_core}
-    reach = pl._reach_matrices(graph, role, out_core, n_cores)
+    reach = pl.reach_pairs(graph, role, unit_core, n_cores)
     comp = np.zeros(n_cores, np.int64)
     syn = np.zeros(n_cores, np.int64)
     nodes: list[list[str]] = [[] for _ in range(n_cores)]
@@ -168,9 +163,9 @@ def _build(graph: Graph, target: Any, role: dict[str, str], unit_core: dict[str,
     in_axons = np.zeros(n_cores, np.int64)
     out_axons = np.zeros(n_cores, np.int64)
     for name in order:
-        in_axons += reach[name].sum(axis=0) if n_cores else 0
+        in_axons += reach[name].per_core() if n_cores else 0
         if role[name] == pl.COMPUTE:
-            np.add.at(out_axons, out_core[name], reach[name].sum(axis=1))
+            np.add.at(out_axons, out_core[name], reach[name].per_row())
     used = [c for c in range(n_cores) if nodes[c]]
     violations = []
     for c in used:
@@ -186,10 +181,12 @@ def _build(graph: Graph, target: Any, role: dict[str, str], unit_core: dict[str,
                              y=pl._core_xy(c, *mesh)[2], compartments=int(comp[c]), synapse_bits=int(syn[c]),
                              state_bits=0, input_axons=int(in_axons[c]), output_axons=int(out_axons[c]),
                              nodes=tuple(nodes[c])) for c in used)
-    z = {n: pl.Routes(*(np.zeros(graph.node(n).out_size(), np.int64),) * 4) for n in order}
+    routes = {n: pl.routes_of(reach[n], out_core.get(n), mesh) if role[n] == pl.COMPUTE else
+              pl._no_routes(reach[n].n) for n in order}
     return pl.Placement(target=str(getattr(target, "name", "")), limits=lim, cores=cores, roles=role,
-                        node_cores=node_cores, node_core_counts=node_counts, unit_core=dict(unit_core), routes=z,
-                        violations=tuple(violations), mesh=mesh, _reach=reach)
+                        node_cores=node_cores, node_core_counts=node_counts, unit_core=dict(unit_core),
+                        routes=routes, violations=tuple(violations), mesh=mesh, _reach=DenseReach(reach),
+                        reach=reach)
 
 
 def _xy(p: pl.Placement, cores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -206,25 +203,25 @@ def message_routes(p: pl.Placement, name: str) -> Routes:
     host-to-chip messages from the host port (the tile of ``HOST_CORE``); a SYNAPSE dense sends nothing (its
     sources' messages reach its rows).
     """
-    reach = p._reach.get(name)
+    r = p.reach.get(name)
     role = p.roles.get(name)
-    if reach is None or role == pl.SYNAPSE or reach.shape[1] == 0:
-        n = 0 if reach is None else reach.shape[0]
-        z = np.zeros(n, np.int64)
+    if r is None or role == pl.SYNAPSE or r.n_cores == 0:
+        z = np.zeros(0 if r is None else r.n, np.int64)
         return Routes(z, z, z, z)
-    n, n_cores = reach.shape
     if role == pl.COMPUTE:
-        usz = n // max(1, int(p.unit_core[name].size))
-        src = np.repeat(p.unit_core[name], usz)
+        usz = r.n // max(1, int(p.unit_core[name].size))
+        src = np.repeat(p.unit_core[name], usz)[r.rows]
     else:
-        src = np.full(n, HOST_CORE, np.int64)
+        src = np.full(r.rows.size, HOST_CORE, np.int64)
     sx, sy, st = _xy(p, src)
-    dx, dy, dt = _xy(p, np.arange(n_cores, dtype=np.int64))
-    ew = np.abs(sx[:, None] - dx[None, :])
-    ns = np.abs(sy[:, None] - dy[None, :])
-    r = reach.astype(np.int64)
-    return Routes(messages=r.sum(axis=1), local=(r * (st[:, None] == dt[None, :])).sum(axis=1),
-                  hops=(r * (ew + ns)).sum(axis=1), hops_ns=(r * ns).sum(axis=1))
+    dx, dy, dt = _xy(p, r.cores)
+    ew, ns = np.abs(sx - dx), np.abs(sy - dy)
+
+    def per(v: np.ndarray) -> np.ndarray:
+        return np.bincount(r.rows, weights=v, minlength=r.n).astype(np.int64)
+
+    return Routes(messages=per(np.ones(r.rows.size)), local=per((st == dt).astype(np.float64)),
+                  hops=per((ew + ns).astype(np.float64)), hops_ns=per(ns.astype(np.float64)))
 
 
 def tiles_used(p: pl.Placement, host: bool = True) -> int:
