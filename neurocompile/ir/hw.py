@@ -33,6 +33,15 @@ class QNode(Node):
     """Base of integer nodes."""
 
     FAMILY: ClassVar[str] = "int"
+    #: its messages are the changes of its output (a delta encoder): the counters count, per output value, the
+    #: steps where it changed, not the steps where it was non-zero
+    SENDS_CHANGES: ClassVar[bool] = False
+    #: an insertable node: the export option that inserts it (``--insert NAME=VALUE``) and the edges it goes on,
+    #: as (producer class name, consumer class name); built by the class method ``inserted(producer, value)``
+    INSERT_OPTION: ClassVar[str] = ""
+    INSERT_EDGES: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: registry name -> why this node type deliberately has no entry there (read by the coverage test)
+    REGISTRY_EXEMPT: ClassVar[dict[str, str]] = {}
     out_scale: float = 1.0  # real value per integer unit of the output
     out_bits: int = bits(24)  # signed output width (bits); 1 = binary spikes {0, 1}
 
