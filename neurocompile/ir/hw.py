@@ -36,6 +36,9 @@ class QNode(Node):
     #: its messages are the changes of its output (a delta encoder): the counters count, per output value, the
     #: steps where it changed, not the steps where it was non-zero
     SENDS_CHANGES: ClassVar[bool] = False
+    #: runs in its producer's compartments, as their output stage (a delta encoder): no compartments, updates or
+    #: received messages of its own, and the producer's messages are the ones this node sends
+    OUTPUT_STAGE: ClassVar[bool] = False
     #: an insertable node: the export option that inserts it (``--insert NAME=VALUE``) and the edges it goes on,
     #: as (producer class name, consumer class name); built by the class method ``inserted(producer, value)``
     INSERT_OPTION: ClassVar[str] = ""
@@ -438,6 +441,7 @@ class QSigmaDelta(QNode):
     STATEFUL: ClassVar[bool] = True
     STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("xhat", "out_bits"),)
     SENDS_CHANGES: ClassVar[bool] = True
+    OUTPUT_STAGE: ClassVar[bool] = True  # Loihi 2: the producer's neuron program sends the deltas
     INSERT_OPTION: ClassVar[str] = "sigma-delta"
     INSERT_EDGES: ClassVar[tuple[tuple[str, str], ...]] = (("QModeBank", "QModeReadout"),)
     REGISTRY_EXEMPT: ClassVar[dict[str, str]] = {
