@@ -104,11 +104,12 @@ def lower_graph(float_graph: Graph, target: Any = None, options: CompileOptions 
     return _run_passes(float_graph, ctx, FLOAT_PASSES)
 
 
-def insert_options() -> dict[str, type]:
+def insert_options() -> dict[str, type[Any]]:
     """Export option name -> the insertable integer node class it inserts (a class's ``INSERT_OPTION`` trait)."""
     from neurocompile.ir import hw
 
-    return {c.INSERT_OPTION: c for c in hw.INT_NODES.values() if getattr(c, "INSERT_OPTION", "")}
+    classes: list[type[Any]] = list(hw.INT_NODES.values())
+    return {c.INSERT_OPTION: c for c in classes if c.INSERT_OPTION}
 
 
 def insert_nodes(graph: Graph, inserts: dict[str, int]) -> Graph:
@@ -126,7 +127,7 @@ def insert_nodes(graph: Graph, inserts: dict[str, int]) -> Graph:
             if not dsts:
                 continue
             name = f"{src}.{opt}"
-            graph.add(name, cls.inserted(graph.node(src), value), src)  # type: ignore[attr-defined]
+            graph.add(name, cls.inserted(graph.node(src), value), src)
             for d in dsts:
                 attrs = dict(graph.edge(src, d))
                 graph.g.remove_edge(src, d)
