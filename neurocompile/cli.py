@@ -121,8 +121,9 @@ def targets_cmd(as_json: bool) -> None:
 @click.option("--layout", default=None,
               help="Key-mapping rules for a foreign state_dict: a built-in layout name or a rules .toml file.")
 @click.option("--insert", "inserts", multiple=True, metavar="NAME=VALUE",
-              help="Insert a node type on the edges it declares, e.g. sigma-delta=0 (sigma-delta messaging from "
-              "each S4D state to its readout, sending a change only when |change| >= 0); repeatable.")
+              help="Insert a node type on the edges it declares, e.g. sigma-delta=THETA (sigma-delta messaging "
+              "from each S4D state to its readout: a change is sent only when |change| >= THETA; 0 is lossless); "
+              "repeatable.")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
                calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
