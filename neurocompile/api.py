@@ -184,7 +184,7 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
            layout: str | None = None, insert: dict[str, int] | None = None) -> Path:
     """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory.
 
-    ``insert``: insertable node types to put on their edges, option name -> value (:func:`parse_inserts`;
+    ``insert``: insertable node types to put on their edges, option name -> value (``pipeline.parse_inserts``;
     ``{"sigma-delta": 0}``: sigma-delta messaging, docs/semantics.md QSigmaDelta).
 
     ``nir_exact``: a .nir model with integer weights is imported as it is (interop.nir_exact: weights and
@@ -301,26 +301,6 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     for w in info.get("warnings", []):
         con.print(f"  [yellow]precision warning[/]: {w}", highlight=False)
     return path
-
-
-def parse_inserts(items: tuple[str, ...] | list[str]) -> dict[str, int]:
-    """``["sigma-delta=0"]`` -> ``{"sigma-delta": 0}``; a bad item or unknown name raises one clear line."""
-    from neurocompile.passes.pipeline import insert_options
-
-    known = insert_options()
-    out: dict[str, int] = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        if name not in known:
-            raise NeurocompileError(f"--insert {item}: unknown node option '{name}'; known: "
-                                    f"{', '.join(sorted(known)) or 'none'}")
-        try:
-            out[name] = int(value) if value else 0
-        except ValueError:
-            raise NeurocompileError(f"--insert {item}: the value must be an integer (e.g. {name}=0)") from None
-        if out[name] < 0:
-            raise NeurocompileError(f"--insert {item}: the value must be >= 0")
-    return out
 
 
 # -- check ------------------------------------------------------------------------------------------

@@ -142,13 +142,14 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
       neurocompile export binary_s4d_sdigits.pt --target loihi2 --insert sigma-delta=0
     """
     from neurocompile import api
+    from neurocompile.passes.pipeline import parse_inserts
 
     api.export(model, target, out=out, weights=weights, calibration=calibration,
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
                layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
                state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir, nir_exact=nir_exact,
                synaptic_delay=synaptic_delay, max_memory=max_memory, layout=layout,
-               insert=api.parse_inserts(inserts))
+               insert=parse_inserts(inserts))
 
 
 @main.command("check")

@@ -14,7 +14,7 @@ from test_sim_reference import assert_engine_equals_reference
 from neurocompile.errors import IRError, NeurocompileError
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
-from neurocompile.passes.pipeline import insert_nodes, insert_options
+from neurocompile.passes.pipeline import insert_nodes, insert_options, parse_inserts
 from neurocompile.sim import reference
 from neurocompile.sim.engine import simulate
 
@@ -67,8 +67,6 @@ def test_insert_puts_the_node_between_modes_and_readout() -> None:
 
 
 def test_cli_option_parsing() -> None:
-    from neurocompile.api import parse_inserts
-
     assert parse_inserts(["sigma-delta=7"]) == {"sigma-delta": 7}
     assert parse_inserts(["sigma-delta"]) == {"sigma-delta": 0}
     for bad, why in (("sd=1", "unknown node option 'sd'"), ("sigma-delta=x", "must be an integer"),

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy.typing as npt
 
-from neurocompile.errors import InternalError, IRError
+from neurocompile.errors import InternalError, IRError, NeurocompileError
 from neurocompile.ir.graph import Graph
 from neurocompile.passes import binarize, calibrate, checks, discretize, fold, lower, quantize
 from neurocompile.passes.common import CompileOptions, PassContext, Precision
 
-__all__ = ["PASSES", "FLOAT_PASSES", "CompileOptions", "compile_graph", "insert_nodes", "insert_options",
+__all__ = ["PASSES", "FLOAT_PASSES", "CompileOptions", "compile_graph", "insert_nodes", "insert_options", "parse_inserts",
            "lower_graph", "format_ir"]
 
 PASSES = [fold, discretize, lower, binarize, calibrate, quantize]
@@ -133,6 +133,24 @@ def insert_nodes(graph: Graph, inserts: dict[str, int]) -> Graph:
                 graph.g.remove_edge(src, d)
                 graph.g.add_edge(name, d, **attrs)
     return graph
+
+
+def parse_inserts(items: tuple[str, ...] | list[str]) -> dict[str, int]:
+    """``["sigma-delta=0"]`` -> ``{"sigma-delta": 0}``; a bad item or unknown name raises one clear line."""
+    known = insert_options()
+    out: dict[str, int] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise NeurocompileError(f"--insert {item}: unknown node option '{name}'; known: "
+                                    f"{', '.join(sorted(known)) or 'none'}")
+        try:
+            out[name] = int(value) if value else 0
+        except ValueError:
+            raise NeurocompileError(f"--insert {item}: the value must be an integer (e.g. {name}=0)") from None
+        if out[name] < 0:
+            raise NeurocompileError(f"--insert {item}: the value must be >= 0")
+    return out
 
 
 def compile_graph(float_graph: Graph, target: Any, calib_x: npt.NDArray[Any] | Any,
