@@ -181,8 +181,11 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
            decay_bits: int | None = None, force: bool = False, print_ir: bool = False,
            calibration_samples: int = 512, max_memory: str | int | None = None,
            console: Console | bool | None = None, nir_exact: bool = False, synaptic_delay: int = 1,
-           layout: str | None = None) -> Path:
+           layout: str | None = None, insert: dict[str, int] | None = None) -> Path:
     """Trace MODEL, lower and quantise it for TARGET, check it, and write an artifact directory.
+
+    ``insert``: insertable node types to put on their edges, option name -> value (``pipeline.parse_inserts``;
+    ``{"sigma-delta": 0}``: sigma-delta messaging, docs/semantics.md QSigmaDelta).
 
     ``nir_exact``: a .nir model with integer weights is imported as it is (interop.nir_exact: weights and
     thresholds kept, ``synaptic_delay`` steps per layer) instead of going through the quantiser."""
@@ -237,12 +240,17 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         from neurocompile.passes.common import Precision
 
         int_graph = from_nir_exact(_nir.read(str(model)), synaptic_delay=synaptic_delay)
+        if insert:
+            from neurocompile.passes.pipeline import insert_nodes
+
+            insert_nodes(int_graph, insert)
         info: dict[str, Any] = {"violations": check_graph(int_graph, Precision.from_target(tgt)), "warnings": []}
     elif print_ir:
-        int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con, memory_budget=budget)
+        int_graph, info = compile_graph(fgraph, tgt, calib.x, options, console=con, memory_budget=budget,
+                                        inserts=insert)
     else:
         with con.status(f"compiling {model.name} for {tgt.target.name} ..."):
-            int_graph, info = compile_graph(fgraph, tgt, calib.x, options, memory_budget=budget)
+            int_graph, info = compile_graph(fgraph, tgt, calib.x, options, memory_budget=budget, inserts=insert)
     lowered: Any = info.get("float_graph", fgraph)
     violations: list[Any] = list(info.get("violations", []))  # design-rule and placement violations
     placement = place(int_graph, tgt)
@@ -269,7 +277,8 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
         "input": {"size": size, "tokens": tokens, "steps": int(calib.x.shape[1])},
         "options": {"weights": weights, "calibration": calib_spec, "calibration_method": calibration_method,
                     "calibration_samples": len(calib), "allow_precision_loss": allow_precision_loss,
-                    **overrides, **({"nir_exact": True, "synaptic_delay": synaptic_delay} if nir_exact else {})},
+                    **overrides, **({"nir_exact": True, "synaptic_delay": synaptic_delay} if nir_exact else {}),
+                    **({"insert": dict(insert)} if insert else {})},
     }
     writers = []
     try:

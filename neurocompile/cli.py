@@ -120,13 +120,17 @@ def targets_cmd(as_json: bool) -> None:
               "(default: 1.25 GiB for calibration, 1.5 GiB for the report).")
 @click.option("--layout", default=None,
               help="Key-mapping rules for a foreign state_dict: a built-in layout name or a rules .toml file.")
+@click.option("--insert", "inserts", multiple=True, metavar="NAME=VALUE",
+              help="Insert a node type on the edges it declares, e.g. sigma-delta=THETA (sigma-delta messaging "
+              "from each S4D state to its readout: a change is sent only when |change| >= THETA; 0 is lossless); "
+              "repeatable.")
 @_friendly
 def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibration: str | None,
                calibration_method: str, config_path: Path | None, trust_pickle: bool, layernorm: str | None,
                allow_precision_loss: bool, weight_bits: int | None, state_bits: int | None,
                decay_bits: int | None, force: bool, print_ir: bool, nir_exact: bool, synaptic_delay: int,
                max_memory: str | None,
-               layout: str | None) -> None:
+               layout: str | None, inserts: tuple[str, ...] = ()) -> None:
     """Trace, lower, quantise and map MODEL for TARGET into a deployable artifact directory.
 
     \b
@@ -135,14 +139,17 @@ def export_cmd(model: Path, target: str, out: Path | None, weights: str, calibra
       neurocompile export model.pt2 --target loihi1 -o out/model.loihi1 --calibration data.npz
       neurocompile export gsu.pt --target loihi2 --weights ternary
       neurocompile export snn.nir --target loihi1 --nir-exact --calibration spikes.npz
+      neurocompile export binary_s4d_sdigits.pt --target loihi2 --insert sigma-delta=0
     """
     from neurocompile import api
+    from neurocompile.passes.pipeline import parse_inserts
 
     api.export(model, target, out=out, weights=weights, calibration=calibration,
                calibration_method=calibration_method, config_path=config_path, trust_pickle=trust_pickle,
                layernorm=layernorm, allow_precision_loss=allow_precision_loss, weight_bits=weight_bits,
                state_bits=state_bits, decay_bits=decay_bits, force=force, print_ir=print_ir, nir_exact=nir_exact,
-               synaptic_delay=synaptic_delay, max_memory=max_memory, layout=layout)
+               synaptic_delay=synaptic_delay, max_memory=max_memory, layout=layout,
+               insert=parse_inserts(inserts))
 
 
 @main.command("check")

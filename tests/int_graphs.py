@@ -1,5 +1,5 @@
 """Small integer graphs for the tests: one holding every integer node type (with an edge delay and a dense
-delay), and a token-input graph for QEmbedding."""
+delay; insertable node types inserted where they declare), and a token-input graph for QEmbedding."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
+from neurocompile.passes.pipeline import insert_nodes, insert_options
 
 H = 4
 
@@ -48,7 +49,8 @@ def every_node_graph(seed: int = 0) -> Graph:
     g.add("out", hw.QDense(weight=_w(rng, 3, H), bias=np.zeros(3, np.int64), shift=np.zeros(3, np.int64),
                            out_bits=0), "acc")
     g.inputs, g.outputs = ["x"], ["out"]
-    return g
+    # every insertable node type goes on the edges it declares (value 2: a threshold that drops small changes)
+    return insert_nodes(g, {opt: 2 for opt in insert_options()})
 
 
 def token_graph(seed: int = 0) -> Graph:

@@ -54,6 +54,9 @@ def test_docs_list_every_node_class():
     from neurocompile.ir.hw import INT_NODES
     from neurocompile.ir.nodes import FLOAT_NODES
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "ir.md").read_text()
-    missing = [n for n in list(FLOAT_NODES) + list(INT_NODES) if f"`{n}`" not in text]
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    text = (docs / "ir.md").read_text()
+    semantics = (docs / "semantics.md").read_text()  # an integer node type may be documented there alone
+    missing = [n for n in FLOAT_NODES if f"`{n}`" not in text]
+    missing += [n for n in INT_NODES if f"`{n}`" not in text and f"### {n} " not in semantics]
     assert not missing, f"docs/ir.md does not mention {missing}"

@@ -33,6 +33,18 @@ class QNode(Node):
     """Base of integer nodes."""
 
     FAMILY: ClassVar[str] = "int"
+    #: its messages are the changes of its output (a delta encoder): the counters count, per output value, the
+    #: steps where it changed, not the steps where it was non-zero
+    SENDS_CHANGES: ClassVar[bool] = False
+    #: runs in its producer's compartments, as their output stage (a delta encoder): no compartments, updates or
+    #: received messages of its own, and the producer's messages are the ones this node sends
+    OUTPUT_STAGE: ClassVar[bool] = False
+    #: an insertable node: the export option that inserts it (``--insert NAME=VALUE``) and the edges it goes on,
+    #: as (producer class name, consumer class name); built by the class method ``inserted(producer, value)``
+    INSERT_OPTION: ClassVar[str] = ""
+    INSERT_EDGES: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: registry name -> why this node type deliberately has no entry there (read by the coverage test)
+    REGISTRY_EXEMPT: ClassVar[dict[str, str]] = {}
     out_scale: float = 1.0  # real value per integer unit of the output
     out_bits: int = bits(24)  # signed output width (bits); 1 = binary spikes {0, 1}
 
@@ -409,10 +421,48 @@ class QLayerNorm(QNode):
         return msgs
 
 
+@dataclass
+class QSigmaDelta(QNode):
+    """Sigma-delta messaging (Loihi 2's graded spikes; Lava's ``Delta`` encoder without cumulative error, and the
+    ``Sigma`` decoder of its receivers): a graded value is sent only when it changed by at least ``theta``.
+
+    .. math::
+        d_t = x_t - \\hat x_{t-1},\\qquad s_t = [\\,|d_t| \\ge \\theta\\,]\\; d_t,\\qquad \\hat x_t = \\hat x_{t-1} + s_t
+
+    with :math:`\\hat x_{-1} = 0` and theta = ``theta`` >= 0 in input units. The messages are s_t (non-zero only
+    where the value changed: ``SENDS_CHANGES``); the output in the IR is :math:`\\hat x_t`, the value every receiver
+    holds after adding the messages (its sigma), so a consumer's semantics are unchanged: a linear synapse's sum of
+    weighted messages is exactly :math:`W \\hat x_t` in integers. theta = 0 gives :math:`\\hat x_t = x_t` (lossless,
+    fewer messages when values repeat); theta > 0 trades accuracy for messages (|x_t - \\hat x_t| < theta).
+    ``out_bits`` is the producer's width (:math:`\\hat x_t` is one of its past outputs). Inserted by
+    ``export --insert sigma-delta=THETA`` between each S4D state (QModeBank) and its readout.
+    """
+
+    STATEFUL: ClassVar[bool] = True
+    STATE: ClassVar[tuple[StateVar, ...]] = (StateVar("xhat", "out_bits"),)
+    SENDS_CHANGES: ClassVar[bool] = True
+    OUTPUT_STAGE: ClassVar[bool] = True  # Loihi 2: the producer's neuron program sends the deltas
+    INSERT_OPTION: ClassVar[str] = "sigma-delta"
+    INSERT_EDGES: ClassVar[tuple[tuple[str, str], ...]] = (("QModeBank", "QModeReadout"),)
+    REGISTRY_EXEMPT: ClassVar[dict[str, str]] = {
+        "design-rules": "sends its input's past values: the message-width and connectivity rules cover it"}
+    theta: int = attr(0, range=(0, 1 << 40))
+    size: int = 0
+
+    def out_size(self) -> int:
+        return self.size
+
+    @classmethod
+    def inserted(cls, producer: QNode, value: int) -> QSigmaDelta:
+        """The encoder of ``producer``'s output with threshold ``value`` (input units)."""
+        return cls(theta=int(value), size=int(producer.out_size()), out_bits=int(producer.out_bits),
+                   out_scale=float(producer.out_scale))
+
+
 INT_NODES: dict[str, type[Node]] = {
     cls.__name__: cls
     for cls in (
         QInput, QEmbedding, QDense, QModeBank, QModeReadout, QLIF, QHeaviside, QRefractory, QLUT, QMul,
-        QTernarize, QAdd, QAccumulate, QLavaLIF, QLayerNorm,
+        QTernarize, QAdd, QAccumulate, QLavaLIF, QLayerNorm, QSigmaDelta,
     )
 }

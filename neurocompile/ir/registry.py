@@ -2,7 +2,8 @@
 looking the node's class up in a table that modules fill with a decorator, not by ``isinstance`` ladders.
 
 A registry names the node family it must cover (``"float"``: the classes in :data:`FLOAT_NODES`, ``"int"``:
-those in :data:`INT_NODES`) and the classes it leaves out on purpose, each with a reason. One test
+those in :data:`INT_NODES`) and the classes it leaves out on purpose, each with a reason (or a node class names,
+in its ``REGISTRY_EXEMPT`` ClassVar, the registries it stays out of, with the reason). One test
 (tests/test_registry_coverage.py) walks every registry and fails when a node class of its family has no entry,
 so a new node type cannot be forgotten silently.
 
@@ -99,7 +100,8 @@ class Registry(Generic[T]):
             pool.update(FLOAT_NODES)
         if self.family in ("int", "all"):
             pool.update(hw.INT_NODES)
-        return sorted(n for n, c in pool.items() if n not in self.exempt and c not in self)
+        return sorted(n for n, c in pool.items()
+                      if n not in self.exempt and self.name not in getattr(c, "REGISTRY_EXEMPT", {}) and c not in self)
 
     def stale_exemptions(self) -> list[str]:
         """Exempted names that are not node classes, or that do have an entry (exemptions must stay true)."""

@@ -11,7 +11,8 @@ Passes (each a module with ``NAME`` and ``run(graph, ctx) -> graph``):
 5. ``calibrate``   float interpreter on calibration data: per-node ranges            (float -> float + meta)
 6. ``quantize``    Q-nodes under the target's precision                              (float -> integer)
 
-Then the design-rule checks (``checks.check_graph``) run on the integer graph; their violations are returned in
+Then the insertable nodes asked for (``inserts``: option name -> value, :func:`insert_nodes`) go on their edges
+and the design-rule checks (``checks.check_graph``) run on the integer graph; their violations are returned in
 ``info['violations']`` (errors block export; the caller decides). ``int_graph.meta['passes']`` records the
 history: each pass, node counts and what it did (wall times are in ``info['seconds']``).
 """
@@ -24,12 +25,13 @@ from typing import Any
 
 import numpy.typing as npt
 
-from neurocompile.errors import InternalError, IRError
+from neurocompile.errors import InternalError, IRError, NeurocompileError
 from neurocompile.ir.graph import Graph
 from neurocompile.passes import binarize, calibrate, checks, discretize, fold, lower, quantize
 from neurocompile.passes.common import CompileOptions, PassContext, Precision
 
-__all__ = ["PASSES", "FLOAT_PASSES", "CompileOptions", "compile_graph", "lower_graph", "format_ir"]
+__all__ = ["PASSES", "FLOAT_PASSES", "CompileOptions", "compile_graph", "insert_nodes", "insert_options", "parse_inserts",
+           "lower_graph", "format_ir"]
 
 PASSES = [fold, discretize, lower, binarize, calibrate, quantize]
 #: the passes that keep the graph in float form (what the quantisation report compares against)
@@ -102,9 +104,58 @@ def lower_graph(float_graph: Graph, target: Any = None, options: CompileOptions 
     return _run_passes(float_graph, ctx, FLOAT_PASSES)
 
 
+def insert_options() -> dict[str, type[Any]]:
+    """Export option name -> the insertable integer node class it inserts (a class's ``INSERT_OPTION`` trait)."""
+    from neurocompile.ir import hw
+
+    classes: list[type[Any]] = list(hw.INT_NODES.values())
+    return {c.INSERT_OPTION: c for c in classes if c.INSERT_OPTION}
+
+
+def insert_nodes(graph: Graph, inserts: dict[str, int]) -> Graph:
+    """Put an insertable node on every edge its class declares (``INSERT_EDGES``: producer and consumer class
+    names), for each option in ``inserts`` (name -> value); the node is built by ``cls.inserted(producer, value)``
+    and named ``<producer>.<option>``; the consumer's port, delay and input order are kept. In place; returns it."""
+    known = insert_options()
+    for opt, value in inserts.items():
+        cls = known.get(opt)
+        if cls is None:
+            raise IRError(f"unknown insert option '{opt}'; known: {', '.join(sorted(known)) or 'none'}")
+        for src in list(graph.order()):
+            dsts = [d for d in graph.succs(src) if (type(graph.node(src)).__name__,
+                                                    type(graph.node(d)).__name__) in cls.INSERT_EDGES]
+            if not dsts:
+                continue
+            name = f"{src}.{opt}"
+            graph.add(name, cls.inserted(graph.node(src), value), src)
+            for d in dsts:
+                attrs = dict(graph.edge(src, d))
+                graph.g.remove_edge(src, d)
+                graph.g.add_edge(name, d, **attrs)
+    return graph
+
+
+def parse_inserts(items: tuple[str, ...] | list[str]) -> dict[str, int]:
+    """``["sigma-delta=0"]`` -> ``{"sigma-delta": 0}``; a bad item or unknown name raises one clear line."""
+    known = insert_options()
+    out: dict[str, int] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise NeurocompileError(f"--insert {item}: unknown node option '{name}'; known: "
+                                    f"{', '.join(sorted(known)) or 'none'}")
+        try:
+            out[name] = int(value) if value else 0
+        except ValueError:
+            raise NeurocompileError(f"--insert {item}: the value must be an integer (e.g. {name}=0)") from None
+        if out[name] < 0:
+            raise NeurocompileError(f"--insert {item}: the value must be >= 0")
+    return out
+
+
 def compile_graph(float_graph: Graph, target: Any, calib_x: npt.NDArray[Any] | Any,
                   options: CompileOptions | None = None, console: Any = None,
-                  memory_budget: int | None = None) -> tuple[Graph, dict[str, Any]]:
+                  memory_budget: int | None = None, inserts: dict[str, int] | None = None) -> tuple[Graph, dict[str, Any]]:
     """Compile a traced float graph to an integer graph for ``target`` (a loaded Target, or None for defaults).
 
     Returns ``(int_graph, info)``; ``info`` has ``float_graph`` (the lowered float graph, same node names as the
@@ -121,6 +172,9 @@ def compile_graph(float_graph: Graph, target: Any, calib_x: npt.NDArray[Any] | A
     lowered = _run_passes(float_graph, ctx, FLOAT_PASSES, console)
     calibrated = _run_passes(lowered, ctx, [calibrate], console)
     int_graph = _run_passes(calibrated, ctx, [quantize], console)
+    if inserts:
+        insert_nodes(int_graph, inserts)
+        _verify(int_graph, "insert")
     violations = checks.check_graph(int_graph, ctx.precision)
     int_graph.meta["checks"] = [v.to_dict() for v in violations]
     int_graph.meta["warnings"] = list(ctx.info["warnings"])

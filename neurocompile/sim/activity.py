@@ -103,8 +103,11 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
         node = g.node(name)
         role = p.role[name]
         n_steps = samples if name in p.end_order else samples * steps
-        comp = compartments(node, role)
+        stage = node.OUTPUT_STAGE  # computed in its producer's compartments
+        comp = 0 if stage else compartments(node, role)
         nz = acc.nz[name]
+        if g.succs(name) and all(g.node(s_).OUTPUT_STAGE for s_ in g.succs(name)):
+            nz = np.zeros_like(nz)  # its messages leave through its output stage, counted there
         events = int(nz.sum()) if role != SYNAPSE else 0
         spiking = is_spiking(node)
         mac = ac = 0
@@ -130,7 +133,7 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
                 msgs, local, hops, hops_ns = (int(nz @ v) for v in (r.messages, r.local, r.hops, r.hops_ns))
             core_ids = placement.node_cores[name]
             core_counts = placement.node_core_counts[name]
-            msgs_in = _messages_in(g, p, acc, placement, name) if role != "host" else 0
+            msgs_in = _messages_in(g, p, acc, placement, name) if role != "host" and not stage else 0
         layers.append(LayerCounts(
             name=name,
             kind=type(node).__name__,
@@ -146,7 +149,7 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
             synops_dense=synops_dense_per_step(node) * n_steps,
             synops_effective_mac=mac,
             synops_effective_ac=ac,
-            neuron_updates=acc.active[name],
+            neuron_updates=0 if stage else acc.active[name],
             compartment_updates=comp * n_steps,
             state_update_ops=node.STATE_OPS_PER_UNIT * node.out_size() * n_steps,
             lut_ops=_lut_ops(node) * n_steps,

@@ -161,10 +161,11 @@ class _Batch:
         return out
 
     # -- recording and counting ------------------------------------------------------------------------------
-    def _emit(self, name: str, out: Array, t: int) -> None:
-        """Count (non-zero outputs per index, spikes per step) and record this step's output of ``name``."""
+    def _emit(self, name: str, out: Array, t: int, sent: Array | None = None) -> None:
+        """Count (non-zero outputs per index, spikes per step) and record this step's output of ``name``;
+        ``sent``: the messages, when they are not the output itself (a delta encoder sends its changes)."""
         if self.counters:
-            nz = np.count_nonzero(out, axis=0)
+            nz = np.count_nonzero(out if sent is None else sent, axis=0)
             self.acc.nz[name] += nz
             if name in self.acc.spikes_t:
                 self.acc.spikes_t[name][t] += int(nz.sum())
@@ -259,8 +260,12 @@ class _Batch:
             if is_acc:  # a sequence-end node records its running value
                 self._record(name, kernels.finish(node, st), t)
                 return
+            sent = None
+            if node.SENDS_CHANGES:  # a message per changed value (the first step: changes from zero)
+                prev = self.vals.get(name)
+                sent = out != (0 if prev is None else prev)
             self.vals[name] = out
-            self._emit(name, out, t)
+            self._emit(name, out, t, sent)
         return step
 
     def _build_dense(self, name: str, node: hw.QDense, path: str) -> Callable[[int], None]:

@@ -180,6 +180,14 @@ def step_accumulate(node: hw.QAccumulate, ins: dict[str, Array], st: dict) -> No
 FINISH[hw.QAccumulate] = "acc"
 
 
+@KERNELS.register(hw.QSigmaDelta)
+def step_sigma_delta(node: hw.QSigmaDelta, ins: dict[str, Array], st: dict) -> Array:
+    """x_hat moves to x where |x - x_hat| >= theta (a message of x - x_hat is sent there), else stays."""
+    x = ins["in"]
+    st["xhat"] = np.where(np.abs(x - st["xhat"]) >= node.theta, x, st["xhat"])
+    return st["xhat"]
+
+
 def layernorm_octave(v: Array, index_bits: int) -> Array:
     """j = the smallest integer >= 0 with v < 2^(index_bits + 2j), elementwise (v >= 1)."""
     j = np.zeros(np.shape(v), np.int64)

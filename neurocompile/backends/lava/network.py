@@ -93,6 +93,9 @@ def native_lif_params(node: hw.QNode) -> dict[str, Any] | None:
 
 
 def _check_graph(graph: Graph) -> None:
+    from neurocompile.backends.lava.proc import load_all
+
+    load_all()
     for name, node in graph.items():
         if node.FAMILY != "int" or not (node.IS_INPUT or node in PROCS):
             kinds = ", ".join(sorted(["QInput", *(c.__name__ for c in PROCS.types())]))
@@ -250,6 +253,9 @@ PROCS: Registry[Callable[[Any, Any, dict], tuple[Any, States]]] = Registry(
 
 def _make_proc(P: Any, node: hw.QNode, kw: dict) -> tuple[Any, States]:
     """neurocompile's Process for ``node`` and its state layout in the tap (per sample)."""
+    from neurocompile.backends.lava.proc import load_all
+
+    load_all()  # node types whose Process lives in a module of its own register on import
     make = PROCS.get(node)
     if make is None:
         raise BackendError(f"no Lava Process for node type {type(node).__name__}")
