@@ -445,7 +445,8 @@ class QSigmaDelta(QNode):
     INSERT_OPTION: ClassVar[str] = "sigma-delta"
     INSERT_EDGES: ClassVar[tuple[tuple[str, str], ...]] = (("QModeBank", "QModeReadout"),)
     REGISTRY_EXEMPT: ClassVar[dict[str, str]] = {
-        "design-rules": "sends its input's past values: the message-width and connectivity rules cover it"}
+        "design-rules": "sends its input's past values: the message-width and connectivity rules cover it",
+        "compiled-kernel": "no compiled kernel yet: a graph holding it runs on the NumPy engine (compiled.supports)"}
     theta: int = attr(0, range=(0, 1 << 40))
     size: int = 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocompile.ir import hw
+from neurocompile.ir import hw, traits
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.registry import Registry
 
@@ -45,8 +45,9 @@ class NodeResources:
 
     @classmethod
     def state_bits(cls, node: hw.QNode) -> int:
-        """Persistent state bits per compartment (for targets whose neurons and synapses share memory)."""
-        return 0
+        """Persistent state bits per compartment (for targets whose neurons and synapses share memory): by
+        default the node's declared state variables (``STATE`` traits) spread over its outputs."""
+        return traits.state_bits_per_unit(node)
 
     @classmethod
     def synapses(cls, node: hw.QNode) -> int:
@@ -80,6 +81,8 @@ class NodeResources:
 
 
 RESOURCES: Registry[type[NodeResources]] = Registry("resources", family="int")
+# a node type without its own entry is an elementwise neuron whose state its traits declare
+RESOURCES.add(hw.QNode, NodeResources)
 
 
 @RESOURCES.register(hw.QInput, hw.QEmbedding)
@@ -259,8 +262,9 @@ def unit_size(node: hw.QNode) -> int:
 
 
 def compartments(node: hw.QNode, role: str) -> int:
-    """Compartments a node occupies: 0 unless COMPUTE; 2 per mode for QModeBank, 1 per output otherwise."""
-    return int(node.out_size()) if role == COMPUTE else 0
+    """Compartments a node occupies: 0 unless COMPUTE, or when it is an output stage computed in its producer's
+    compartments (``OUTPUT_STAGE``, e.g. a sigma-delta encoder); 2 per mode for QModeBank, 1 per output otherwise."""
+    return int(node.out_size()) if role == COMPUTE and not getattr(node, "OUTPUT_STAGE", False) else 0
 
 
 def _units(node: hw.QNode) -> int:
