@@ -260,6 +260,31 @@ class JellyBlock(StepBlock):
         return torch.stack([self.spike(y[:, t]) for t in range(y.shape[1])], dim=1)
 
 
+class NorseBlock(StepBlock):
+    """Norse ``LIFBoxCell`` (current-free LIF, Euler step dt = 1 ms): v' = v + dt/tau_mem (x - v), i.e.
+    v' = 0.125 v + 0.875 x for 1/tau_mem = 875 /s; v_th = 0.875 makes it the LIF of threshold 1 on x."""
+
+    def __init__(self, H: int, N: int) -> None:
+        import norse.torch as nt
+
+        p = nt.LIFBoxParameters(tau_mem_inv=torch.tensor(875.0), v_th=torch.tensor(0.875),
+                                   v_leak=torch.tensor(0.0), v_reset=torch.tensor(0.0), method="heaviside")
+        super().__init__(H, N, nt.LIFBoxCell(p, dt=0.001))
+
+    def run_neuron(self, y: torch.Tensor) -> torch.Tensor:
+        state = None
+        spikes = []
+        for t in range(y.shape[1]):
+            z, state = self.spike(y[:, t], state)
+            spikes.append(z)
+        return torch.stack(spikes, dim=1)
+
+
+def plain_heaviside(x: torch.Tensor) -> torch.Tensor:
+    """snnTorch-compatible spike function without a Python autograd.Function (so TorchScript can save it)."""
+    return (x > 0).to(x.dtype)
+
+
 class StepNet(nn.Module):
     def __init__(self, d_in: int, H: int, N: int, n_layers: int, n_out: int, block) -> None:
         super().__init__()
@@ -407,11 +432,14 @@ def spikingssm_sdn(exact: bool = False) -> SpikingSSMNet:
     return m.eval()
 
 
+STEP_BLOCKS = {"snntorch": SnnTorchBlock, "jelly": JellyBlock, "norse": NorseBlock}
+
+
 def step_net(kind: str) -> StepNet:
+    """S4D + per-step library neuron (``snntorch``, ``jelly`` or ``norse``) with the shipped spikingssm weights."""
     cfg, sd = shipped("spikingssm_sdigits")
     n = cfg["n_layers"]
-    m = StepNet(1, cfg["d_model"], cfg["d_state"], n, cfg["n_classes"], SnnTorchBlock if kind == "snntorch"
-                else JellyBlock)
+    m = StepNet(1, cfg["d_model"], cfg["d_state"], n, cfg["n_classes"], STEP_BLOCKS[kind])
     new = {"embed.weight": sd["encoder.weight"], "embed.bias": sd["encoder.bias"],
            "head.weight": sd["decoder.weight"], "head.bias": sd["decoder.bias"]}
     for i in range(n):
