@@ -21,6 +21,7 @@ and what was expected, when (and only when) its value reaches the model's output
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -498,15 +499,15 @@ def _is_zeros(v) -> bool:
     return isinstance(v, torch.Tensor) and v.numel() > 0 and not bool(v.any())
 
 
+#: neuron fields in input units (threshold, refractory magnitude): divided by a folded input scale
+_INPUT_UNIT_FIELDS = ("vth", "rho")
+
+
 def _rescale(node: fl.Node, k: np.ndarray) -> fl.Node:
-    """Neuron fed x*k (k > 0 per channel) == neuron fed x with thresholds (and refractory magnitude) / k."""
+    """Neuron fed x*k (k > 0 per channel) == neuron fed x with its input-unit fields (vth, rho) divided by k."""
     k = k.astype(np.float64)
-    if isinstance(node, fl.LIF):
-        return fl.LIF(tau=node.tau, vth=(node.vth / k).astype(np.float32), reset=node.reset, compare=node.compare)
-    if isinstance(node, fl.RefractoryLIF):
-        return fl.RefractoryLIF(tau=node.tau, lam=node.lam, vth=(node.vth / k).astype(np.float32),
-                                rho=(node.rho / k).astype(np.float32))
-    return fl.Heaviside(vth=(node.vth / k).astype(np.float32), compare=node.compare)
+    scaled = {f: (getattr(node, f) / k).astype(np.float32) for f in _INPUT_UNIT_FIELDS if hasattr(node, f)}
+    return dataclasses.replace(node, **scaled)
 
 
 def _layouts(shape: tuple[int, ...], T: int, H: int | None) -> list[tuple[str, ...]]:

@@ -44,31 +44,20 @@ class NeuronFit:
 
 
 def simulate(node: fl.Node, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Spikes and the distance of the pre-reset membrane to threshold, for x [B, T, H] (float64)."""
-    B, T, H = x.shape
-    s = np.zeros_like(x)
-    margin = np.full_like(x, np.inf)
-    if isinstance(node, fl.Heaviside):
-        s = (x > node.vth) if node.compare == ">" else (x >= node.vth)
-        return s.astype(np.float64), np.abs(x - node.vth)
-    v = np.zeros((B, H))
-    sp = np.zeros((B, H))
-    r = np.zeros((B, H))
-    for t in range(T):
-        if isinstance(node, fl.LIF):
-            v = node.tau * v + x[:, t]
-            st = (v >= node.vth) if node.compare == ">=" else (v > node.vth)
-            margin[:, t] = np.abs(v - node.vth)
-            st = st.astype(np.float64)
-            v = v * (1 - st) if node.reset == "zero" else v - st * node.vth
-        else:
-            v = node.tau * v + x[:, t] - node.vth * sp - node.rho * r
-            st = (v >= node.vth).astype(np.float64)
-            margin[:, t] = np.abs(v - node.vth)
-            r = node.lam * r + st
-            sp = st
-        s[:, t] = st
-    return s, margin
+    """Spikes and the distance of the pre-reset membrane to threshold, for x [B, T, H] (float64).
+
+    The IR's float interpreter is the one definition of each template's dynamics, so it runs the candidate here.
+    """
+    from neurocompile.ir.graph import Graph
+    from neurocompile.ir.interpret import interpret
+
+    g = Graph("probe")
+    g.add("x", fl.Input(size=x.shape[2]))
+    g.add("n", node, "x")
+    g.inputs, g.outputs = ["x"], ["n"]
+    res = interpret(g, x, record_state=True)
+    pre = (res.state or {}).get("n", x)  # a stateless neuron (Heaviside) compares its input itself
+    return res.outputs["n"], np.abs(pre - np.asarray(node.vth, np.float64))
 
 
 class _Prober:
