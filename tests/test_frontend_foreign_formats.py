@@ -77,6 +77,7 @@ def test_fixture_every_format_matches_eager(name, fmt, data, tmp_path):
     neurons = sorted(n for n in res.trace if n.endswith(".neuron"))
     assert len(neurons) == 2, sorted(res.trace)
     assert all(type(graph.node(n)).__name__ == fm.TEMPLATE[name] for n in neurons)
+    assert all(graph.node(n).tau == 0.125 for n in neurons)  # snapped to the model's decay, not a float32 fit
     # the neuron modules of the reference model, in block order (their own paths, whatever the format)
     paths = [n for n, m in ref.named_modules() if n.rsplit(".", 1)[-1] in ("activation", "neuron", "spike", "fire")
              and not isinstance(m, torch.nn.Identity)]

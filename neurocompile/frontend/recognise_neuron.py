@@ -12,7 +12,7 @@ observed (no membrane is read):
 4. refractory decay: as 3 with b at t=2 gives lambda.
 
 Each fitted value is snapped to a tensor or literal of the module when one matches to 1e-4 relative (V = exp(p),
-V = p, tau = a float literal of the module's ops), so that a model gives the same IR whatever its class names.
+V = p, tau = a float literal of the module's ops or 1 - 1/literal), so that a model gives the same IR whatever its class names.
 The candidates are then run on random sequences next to the module; a fit is accepted when no spike differs
 outside threshold ties (|v - V| < 1e-5 V). A network-approximated neuron (SDN) is accepted with the measured
 agreement, which is recorded.
@@ -136,7 +136,9 @@ def fit_neuron(run: Run, shape: tuple[int, int, int], path: str, tensors: dict[s
         if np.all(np.abs(tau_ch) < 1e-5):
             node: fl.Node = fl.Heaviside(vth=V_s.astype(np.float32), compare=">=")
             return _check(pr, node, "Heaviside", approximate, seed, [f"threshold {v_src}"])
-        tau, tau_src = _scalar(tau_ch, literals, "leak tau", tol)
+        # a decay is written as a literal or as a time constant tau_m (decay 1 - 1/tau_m, SpikingJelly's LIFNode)
+        decays = literals + [1.0 - 1.0 / lit for lit in literals if lit > 1.0]
+        tau, tau_src = _scalar(tau_ch, decays, "leak tau", tol)
         if approximate and tau_src == "fitted" and abs(round(tau * 64) / 64 - tau) < 1e-2:
             tau, tau_src = round(tau * 64) / 64, "fitted, rounded to 1/64"
         b3 = pr.bisect(lambda b: [(0, 1.5 * V), (1, b)], 1, -4 * V - 1, 4 * V + 1, "after-spike")
