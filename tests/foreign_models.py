@@ -661,6 +661,14 @@ TEMPLATE = {"state_spaces_lif": "LIF", "spikingssm_sdn": "LIF", "spikingssm_exac
             "refractory_own_names": "RefractoryLIF"}
 
 
+def needs(name: str) -> None:
+    """Skip the calling test when the fixture's neuron library is not installed (Norse is test-only)."""
+    import pytest
+
+    if name == "norse_lif":
+        pytest.importorskip("norse.torch")
+
+
 def reference(name: str) -> nn.Module:
     """The eager model the compiled graph must equal (the SDN model compiles to its exact LIF)."""
     return FIXTURES["spikingssm_exact" if name == "spikingssm_sdn" else name]()

@@ -193,6 +193,7 @@ def test_foreign_integer_accuracy_and_lava(name, tmp_path):
     from neurocompile import api
     from neurocompile.backends.lava import lava_available
 
+    fm.needs(name)
     model = DEPLOY[name]()
     path = tmp_path / f"{name}.pt2"
     torch.export.save(torch.export.export(model, (torch.zeros(2, 64, 1),)), path)

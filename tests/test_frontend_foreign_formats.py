@@ -68,6 +68,7 @@ def _eager_spikes(model: torch.nn.Module, paths: list[str], x: torch.Tensor, H: 
 @pytest.mark.parametrize("fmt", ["pt2", "torchscript", "state_dict"])
 @pytest.mark.parametrize("name", sorted(fm.FIXTURES))
 def test_fixture_every_format_matches_eager(name, fmt, data, tmp_path):
+    fm.needs(name)
     graph = trace(_save(name, fm.FIXTURES[name](), fmt, data, tmp_path))
     ref = fm.reference(name)
     with torch.no_grad():
@@ -102,7 +103,7 @@ def test_fixture_every_format_matches_eager(name, fmt, data, tmp_path):
 
 def test_library_neurons_cannot_be_scripted():
     """torch.jit.script refuses all three libraries' neurons: a fact of the libraries, hence torch.jit.trace."""
-    import norse.torch as nt
+    nt = pytest.importorskip("norse.torch")
     import snntorch as snn
     from spikingjelly.activation_based import neuron
 
