@@ -215,7 +215,8 @@ def test_foreign_integer_accuracy_and_lava(name, tmp_path):
     assert cmp.equal and cmp.values > 0, f"{name}: {cmp}"
 
 
-def test_cli_inspect_shows_recognition_and_proof(tmp_path):
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
+def test_cli_inspect_shows_recognition_and_proof(fmt, tmp_path):
     from click.testing import CliRunner
 
     from neurocompile.cli import main
@@ -227,8 +228,11 @@ def test_cli_inspect_shows_recognition_and_proof(tmp_path):
             p.copy_(torch.randn_like(p) * 0.5)
         model.s4_layers[0].kernel.log_dt.fill_(-3.0)
         model.s4_layers[0].activation.vth.fill_(0.7)
-    path = tmp_path / "ss.pt2"
-    torch.export.save(torch.export.export(model, (torch.zeros(2, 16, 1),)), path)
+    path = tmp_path / ("ss.pt2" if fmt == "pt2" else "ss.pt")
+    if fmt == "pt2":
+        torch.export.save(torch.export.export(model, (torch.zeros(2, 16, 1),)), path)
+    else:
+        torch.jit.save(torch.jit.trace(model, torch.zeros(2, 16, 1)), path)
     r = CliRunner().invoke(main, ["inspect", str(path)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())
