@@ -360,8 +360,8 @@ class _Builder:
                 short, f = k.rpartition(".")[2], v.detach().float().reshape(-1)
                 own[short] = f.double().numpy()
                 own[f"exp({short})"] = torch.exp(f).double().numpy()
-        lits = sorted({float(a) for n in region for a in list(n.args) + list(n.kwargs.values())
-                       if isinstance(a, float)})
+        lits = sorted({_literal(a) for n in region for a in list(n.args) + list(n.kwargs.values())
+                       if _literal(a) is not None})
         sdn = any(v.dim() == 3 and tuple(v.shape) == (8, 1, 8) for k, v in p.tensors.items()
                   if k.startswith(path + "."))
         fit = fit_neuron(run, (B, T, H), path, own, lits, approximate=sdn)
@@ -493,6 +493,15 @@ class _Builder:
         else:
             raise UnsupportedOpError(f"the model output is a {type(v).__name__}, not a sequence or pooled logits")
         self.g.inputs = ["input"]
+
+
+def _literal(a) -> float | None:
+    """A float constant of an op: a Python float, or a 0-d float tensor (how a traced TorchScript graph holds it)."""
+    if isinstance(a, float):
+        return a
+    if isinstance(a, torch.Tensor) and a.dim() == 0 and a.is_floating_point():
+        return float(a)
+    return None
 
 
 def _is_zeros(v) -> bool:
