@@ -330,8 +330,9 @@ class _Builder:
         srcs = {self._through_views(a) for a in ins}
         srcs = {s for s in srcs if not _is_zeros(self.base.get(s))}
         if len(srcs) != 1:
+            found = ", ".join(sorted(a.name for a in srcs)) or "none that depends on the model input"
             raise UnsupportedOpError(f"neuron module '{path}' ({p.kinds.get(path)}): expected one input sequence, "
-                                     f"found {len(srcs)}")
+                                     f"found {len(srcs)} ({found}); a neuron must be fed by one per-step sequence")
         src = srcs.pop()
         outs = [n for n in region if any(u not in rset for u in p.users[n]) and n in p.depends]
         out_node = self._assemble(outs, rset, path)
