@@ -27,22 +27,28 @@ def data() -> torch.Tensor:
     return torch.as_tensor(load_dataset("sdigits", split="test").x[:40]).float()
 
 
-def _save(name: str, model: torch.nn.Module, fmt: str, x: torch.Tensor, tmp: Path):
-    """The fixture as a file of format ``fmt``, loaded back the way the CLI loads it."""
+def _write(name: str, model: torch.nn.Module, fmt: str, x: torch.Tensor, tmp: Path) -> tuple[Path, dict]:
+    """The fixture saved as format ``fmt``: (model file, the export options it needs: --config, --layout)."""
     if fmt == "pt2":
         torch.export.save(torch.export.export(model, (x[:2],)), tmp / "m.pt2")
-        return load_model(tmp / "m.pt2")
+        return tmp / "m.pt2", {}
     if fmt == "torchscript":
         fm.save_torchscript(model, x[:2], tmp / "m.pt")
-        return load_model(tmp / "m.pt")
+        return tmp / "m.pt", {}
     layout, changes = fm.layout_for(name)
     cfg, _ = fm.shipped("spike_ssm_sdigits" if name == "refractory_own_names" else "spikingssm_sdigits")
     torch.save(model.state_dict(), tmp / "w.pt")
     (tmp / "c.json").write_text(json.dumps({**cfg, **changes, "neuron_mode": "exact"}))
     if "\n" in layout:  # a user's rules file
         (tmp / "rules.toml").write_text(layout)
-        layout = tmp / "rules.toml"
-    return load_with_layout(tmp / "w.pt", tmp / "c.json", layout)
+        layout = str(tmp / "rules.toml")
+    return tmp / "w.pt", {"config_path": tmp / "c.json", "layout": layout}
+
+
+def _save(name: str, model: torch.nn.Module, fmt: str, x: torch.Tensor, tmp: Path):
+    """The fixture as a file of format ``fmt``, loaded back the way the CLI loads it."""
+    path, kw = _write(name, model, fmt, x, tmp)
+    return load_with_layout(path, kw["config_path"], kw["layout"]) if kw else load_model(path)
 
 
 def _eager_spikes(model: torch.nn.Module, paths: list[str], x: torch.Tensor, H: int) -> list[np.ndarray]:
@@ -164,3 +170,33 @@ def test_bilinear_s4d_recognised_by_its_impulse_response(tmp_path):
     with torch.no_grad():
         ref = model(x).double().numpy()
     assert np.abs(interpret(graph, x.double().numpy()).logits - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+def _int_nodes(art: Path) -> dict[str, dict]:
+    from neurocompile.ir.serialize import load_graph
+
+    g = load_graph(art / "int")
+    return {name: {f: getattr(n, f) for f in n.__dataclass_fields__} for name, n in g.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(fm.FIXTURES))
+def test_fixture_exports_same_integer_network_from_every_format(name, tmp_path):
+    """`export` runs from each saved form, and the three forms give the same integer network."""
+    from neurocompile import api
+
+    fm.needs(name)
+    model = fm.FIXTURES[name]()
+    nets = {}
+    for fmt in ("pt2", "torchscript", "state_dict"):
+        (tmp_path / fmt).mkdir()
+        path, kw = _write(name, model, fmt, torch.zeros(2, 64, 1), tmp_path / fmt)
+        art = api.export(path, "loihi2", out=tmp_path / fmt / "art", calibration="sdigits", calibration_samples=64,
+                         allow_precision_loss=True, console=False, **kw)
+        nets[fmt] = _int_nodes(art)
+    for fmt in ("torchscript", "state_dict"):
+        assert sorted(nets[fmt]) == sorted(nets["pt2"]), fmt
+        differ = [(n, f) for n, fields in nets["pt2"].items() for f, v in fields.items()
+                  if not np.array_equal(np.asarray(v), np.asarray(nets[fmt][n][f]))]
+        print(f"{name}: {fmt} vs pt2 integer network, {len(differ)} differing field(s) {differ[:4]}")
+        assert not differ
