@@ -640,7 +640,7 @@ def layout_for(name: str) -> tuple[str, dict]:
     if name == "refractory_own_names":
         return _REFRACTORY_RULES, {"family": "spike_ssm"}
     if name == "snntorch_leaky":
-        return _STEP_RULES + _SNNTORCH_FILL, {"family": "spike_ssm"}
+        return _STEP_RULES + _SNNTORCH_FILL, {"family": "spike_ssm", "refractory_decay": 0.0}  # no trace: lam 0
     return _STEP_RULES, {"family": "spikingssm"}
 
 
