@@ -67,6 +67,10 @@ def test_layout_errors(tmp_path):
                                      "divide_by = 's4_layers.\\1.other'\n")
     with pytest.raises(ModelLoadError, match="divides 's4_layers.0.weird' by 's4_layers.0.other', which the state"):
         load_with_layout(tmp_path / "w.pt", tmp_path / "c.json", tmp_path / "r.toml")
+    (tmp_path / "r.toml").write_text("[[rule]]\nmatch = 's4_layers.(\\d+).weird'\nto = 'blocks.\\1.s4d.C'\n"
+                                     "[[fill]]\nkey = 'blocks.{i}.s4d.B'\nlike = 'blocks.{i}.s4d.C'\nvalue = 'many'\n")
+    with pytest.raises(ModelLoadError, match="fill value 'many' for 'blocks.0.s4d.B' is not zero, one, complex_one"):
+        load_with_layout(tmp_path / "w.pt", tmp_path / "c.json", tmp_path / "r.toml")
 
 
 class _Wrap(nn.Module):
