@@ -139,6 +139,9 @@ def fit_neuron(run: Run, shape: tuple[int, int, int], path: str, tensors: dict[s
         # a decay is written as a literal or as a time constant tau_m (decay 1 - 1/tau_m, SpikingJelly's LIFNode)
         decays = literals + [1.0 - 1.0 / lit for lit in literals if lit > 1.0]
         tau, tau_src = _scalar(tau_ch, decays, "leak tau", tol)
+        if tau_src == "fitted" and abs(round(tau * 4096) / 4096 - tau) <= 4e-6 * abs(tau):
+            # float32 probes resolve a decay to ~1e-6: one this close to k/4096 is that fraction (1 - 0.875 = 0.125)
+            tau, tau_src = round(tau * 4096) / 4096, "fitted, within float32 resolution of k/4096"
         if approximate and tau_src == "fitted" and abs(round(tau * 64) / 64 - tau) < 1e-2:
             tau, tau_src = round(tau * 64) / 64, "fitted, rounded to 1/64"
         b3 = pr.bisect(lambda b: [(0, 1.5 * V), (1, b)], 1, -4 * V - 1, 4 * V + 1, "after-spike")
