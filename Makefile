@@ -26,7 +26,7 @@ $(PY):
 	$$cand -m venv $(VENV); \
 	$(PY) -m pip install -q --upgrade pip; \
 	$(PY) -m pip install -q -e '.[dev]' || { rm -rf $(VENV); echo "error: installing neurocompile into $(VENV) failed (see above)" >&2; exit 1; }; \
-	$(PY) -m pip install -q --no-deps 'spikingjelly==0.0.0.0.14' || { rm -rf $(VENV); echo "error: installing the test-only neuron library spikingjelly failed (see above)" >&2; exit 1; }
+	$(PY) -m pip install -q --no-deps 'spikingjelly==0.0.0.0.14' 'norse==1.1.0' 'nirtorch==2.6' || { rm -rf $(VENV); echo "error: installing the test-only neuron libraries spikingjelly/norse failed (see above)" >&2; exit 1; }
 
 setup: $(PY)
 

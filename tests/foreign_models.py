@@ -260,6 +260,31 @@ class JellyBlock(StepBlock):
         return torch.stack([self.spike(y[:, t]) for t in range(y.shape[1])], dim=1)
 
 
+class NorseBlock(StepBlock):
+    """Norse ``LIFBoxCell`` (current-free LIF, Euler step dt = 1 ms): v' = v + dt/tau_mem (x - v), i.e.
+    v' = 0.125 v + 0.875 x for 1/tau_mem = 875 /s; v_th = 0.875 makes it the LIF of threshold 1 on x."""
+
+    def __init__(self, H: int, N: int) -> None:
+        import norse.torch as nt
+
+        p = nt.LIFBoxParameters(tau_mem_inv=torch.tensor(875.0), v_th=torch.tensor(0.875),
+                                   v_leak=torch.tensor(0.0), v_reset=torch.tensor(0.0), method="heaviside")
+        super().__init__(H, N, nt.LIFBoxCell(p, dt=0.001))
+
+    def run_neuron(self, y: torch.Tensor) -> torch.Tensor:
+        state = None
+        spikes = []
+        for t in range(y.shape[1]):
+            z, state = self.spike(y[:, t], state)
+            spikes.append(z)
+        return torch.stack(spikes, dim=1)
+
+
+def plain_heaviside(x: torch.Tensor) -> torch.Tensor:
+    """snnTorch-compatible spike function without a Python autograd.Function (so TorchScript can save it)."""
+    return (x > 0).to(x.dtype)
+
+
 class StepNet(nn.Module):
     def __init__(self, d_in: int, H: int, N: int, n_layers: int, n_out: int, block) -> None:
         super().__init__()
@@ -407,11 +432,14 @@ def spikingssm_sdn(exact: bool = False) -> SpikingSSMNet:
     return m.eval()
 
 
+STEP_BLOCKS = {"snntorch": SnnTorchBlock, "jelly": JellyBlock, "norse": NorseBlock}
+
+
 def step_net(kind: str) -> StepNet:
+    """S4D + per-step library neuron (``snntorch``, ``jelly`` or ``norse``) with the shipped spikingssm weights."""
     cfg, sd = shipped("spikingssm_sdigits")
     n = cfg["n_layers"]
-    m = StepNet(1, cfg["d_model"], cfg["d_state"], n, cfg["n_classes"], SnnTorchBlock if kind == "snntorch"
-                else JellyBlock)
+    m = StepNet(1, cfg["d_model"], cfg["d_state"], n, cfg["n_classes"], STEP_BLOCKS[kind])
     new = {"embed.weight": sd["encoder.weight"], "embed.bias": sd["encoder.bias"],
            "head.weight": sd["decoder.weight"], "head.bias": sd["decoder.bias"]}
     for i in range(n):
@@ -528,3 +556,130 @@ def finetune(model: nn.Module, epochs: int, seed: int = 0) -> nn.Module:
             loss.backward()
             opt.step()
     return model.eval()
+
+
+# ------------------------------------------------------------------------------------------------ state_dict layouts
+# Rules files a user of each fixture's own code base writes for ``--layout`` (the public layouts are built in).
+_STEP_RULES = r"""
+name = "step-net"
+[[rule]]
+match = 'embed\.(weight|bias)'
+to = 'encoder.\1'
+[[rule]]
+match = 'head\.(weight|bias)'
+to = 'decoder.\1'
+[[rule]]
+match = 'body\.(\d+)\.ssm\.kernel\.(log_dt|log_A_real|A_imag|C)'
+to = 'blocks.\1.s4d.\2'
+[[rule]]
+match = 'body\.(\d+)\.ssm\.D'
+to = 'blocks.\1.s4d.D'
+[[rule]]
+match = 'body\.(\d+)\.ln_vth'
+to = 'blocks.\1.neuron.ln_vth'
+[[rule]]
+match = 'body\.(\d+)\.proj\.weight'
+to = 'blocks.\1.mix.conv.weight'
+unsqueeze = -1
+[[rule]]
+match = 'body\.(\d+)\.proj\.bias'
+to = 'blocks.\1.mix.conv.bias'
+[[rule]]
+match = 'body\.(\d+)\.spike\.(beta|threshold|graded_spikes_factor|reset_mechanism_val)'
+drop = "snnTorch neuron constants (beta 0.125, threshold 1, subtract reset): given by the config"
+[[fill]]
+key = 'blocks.{i}.s4d.B'
+like = 'blocks.{i}.s4d.C'
+value = "complex_one"
+"""
+
+# snnTorch's subtract reset is the reset-refractory LIF with rho = 0: exp(-120) underflows to 0 in float32
+_SNNTORCH_FILL = """
+[[fill]]
+key = 'blocks.{i}.neuron.ln_rho'
+like = 'blocks.{i}.neuron.ln_vth'
+value = -120.0
+"""
+
+_REFRACTORY_RULES = r"""
+name = "refractory-own-names"
+[[rule]]
+match = 'stem\.(weight|bias)'
+to = 'encoder.\1'
+[[rule]]
+match = 'head\.(weight|bias)'
+to = 'decoder.\1'
+[[rule]]
+match = 'stages\.(\d+)\.ssm\.(log_dt|A_imag|B|C|D)'
+to = 'blocks.\1.s4d.\2'
+[[rule]]
+match = 'stages\.(\d+)\.ssm\.inv_A_real'
+to = 'blocks.\1.s4d.log_A_real'
+transform = "log_softplus"
+[[rule]]
+match = 'stages\.(\d+)\.fire\.threshold'
+to = 'blocks.\1.neuron.ln_vth'
+transform = "log"
+[[rule]]
+match = 'stages\.(\d+)\.fire\.refractory'
+to = 'blocks.\1.neuron.ln_rho'
+divide_by = 'stages.\1.fire.threshold'
+transform = "log"
+[[rule]]
+match = 'stages\.(\d+)\.gate\.(weight|bias)'
+to = 'blocks.\1.mix.conv.\2'
+"""
+
+
+def layout_for(name: str) -> tuple[str, dict]:
+    """(--layout: built-in name or rules TOML text, config changes) for each fixture's state_dict."""
+    if name == "state_spaces_lif":
+        return "state-spaces-s4d", {}
+    if name.startswith("spikingssm"):
+        return "spikingssm-sdn", {}
+    if name == "refractory_own_names":
+        return _REFRACTORY_RULES, {"family": "spike_ssm"}
+    if name == "snntorch_leaky":
+        return _STEP_RULES + _SNNTORCH_FILL, {"family": "spike_ssm", "refractory_decay": 0.0}  # no trace: lam 0
+    return _STEP_RULES, {"family": "spikingssm"}
+
+
+# ------------------------------------------------------------------------------------------------ registry
+#: the acceptance fixtures: name -> eager model (trained weights mapped into each layout)
+FIXTURES = {
+    "state_spaces_lif": state_spaces_lif,
+    "spikingssm_sdn": lambda: spikingssm_sdn(exact=False),
+    "spikingssm_exact": lambda: spikingssm_sdn(exact=True),
+    "snntorch_leaky": lambda: step_net("snntorch"),
+    "spikingjelly_lif": lambda: step_net("jelly"),
+    "norse_lif": lambda: step_net("norse"),
+    "refractory_own_names": refractory_net,
+}
+#: neuron template each fixture's neuron is recognised as
+TEMPLATE = {"state_spaces_lif": "LIF", "spikingssm_sdn": "LIF", "spikingssm_exact": "LIF",
+            "snntorch_leaky": "RefractoryLIF", "spikingjelly_lif": "LIF", "norse_lif": "LIF",
+            "refractory_own_names": "RefractoryLIF"}
+
+
+def needs(name: str) -> None:
+    """Skip the calling test when the fixture's neuron library is not installed (Norse is test-only)."""
+    import pytest
+
+    if name == "norse_lif":
+        pytest.importorskip("norse.torch")
+
+
+def reference(name: str) -> nn.Module:
+    """The eager model the compiled graph must equal (the SDN model compiles to its exact LIF)."""
+    return FIXTURES["spikingssm_exact" if name == "spikingssm_sdn" else name]()
+
+
+def save_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    """torch.jit.trace + save; snnTorch's default surrogate (a Python autograd.Function) is swapped for
+    :func:`plain_heaviside`, the same forward, because TorchScript cannot save a Python function."""
+    import snntorch as snn
+
+    for m in model.modules():
+        if isinstance(m, snn.Leaky):
+            m.spike_grad = plain_heaviside
+    torch.jit.save(torch.jit.trace(model, x), path)

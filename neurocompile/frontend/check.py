@@ -20,6 +20,7 @@ from neurocompile.frontend.load import LoadedModel, wrap_module
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.interpret import interpret
+from neurocompile.ir.registry import Registry
 
 __all__ = ["Comparison", "compare_to_model"]
 
@@ -41,18 +42,29 @@ class Comparison:
         return dict(vars(self))
 
 
-def _margin(node: fl.Node, name: str, res, src_trace: np.ndarray | None) -> np.ndarray:
-    """|distance to threshold| / threshold scale for every decision of a spiking node, [B, T, H]."""
-    if isinstance(node, (fl.LIF, fl.RefractoryLIF)):
-        vth = node.vth.astype(np.float64)
-        return np.abs(res.state[name] - vth) / np.maximum(np.abs(vth), 1e-12)
-    if isinstance(node, fl.Heaviside):
-        return np.abs(src_trace - node.vth.astype(np.float64)) / np.maximum(np.abs(src_trace).max(), 1e-12)
-    if isinstance(node, fl.Ternarize):
-        mag = np.abs(src_trace)
-        peak = mag.max(axis=-1, keepdims=True)
-        return np.abs(mag - node.threshold * peak) / np.maximum(peak, 1e-12)
-    raise TypeError(f"node '{name}' ({node.op}) is not a spiking node")
+_NO_DECISION = "makes no spike decision: compared through the logits"
+#: node class -> margin(node, name, interpreter result, input trace) [B, T, H]: |distance to threshold| / scale
+MARGIN: Registry = Registry("spike-margin", family="float", exempt={
+    n: _NO_DECISION for n in ("Input", "Embedding", "Affine", "S4D", "ModeBank", "ModeReadout", "GLU", "Mul",
+                              "Activation", "Norm", "Add", "MeanPool")})
+
+
+@MARGIN.register(fl.LIF, fl.RefractoryLIF)
+def _membrane_margin(node: fl.Node, name: str, res, src_trace: np.ndarray) -> np.ndarray:
+    vth = node.vth.astype(np.float64)
+    return np.abs(res.state[name] - vth) / np.maximum(np.abs(vth), 1e-12)
+
+
+@MARGIN.register(fl.Heaviside)
+def _input_margin(node: fl.Heaviside, name: str, res, src_trace: np.ndarray) -> np.ndarray:
+    return np.abs(src_trace - node.vth.astype(np.float64)) / np.maximum(np.abs(src_trace).max(), 1e-12)
+
+
+@MARGIN.register(fl.Ternarize)
+def _ternary_margin(node: fl.Ternarize, name: str, res, src_trace: np.ndarray) -> np.ndarray:
+    mag = np.abs(src_trace)
+    peak = mag.max(axis=-1, keepdims=True)
+    return np.abs(mag - node.threshold * peak) / np.maximum(peak, 1e-12)
 
 
 def compare_to_model(model: Any, graph: Graph, x: Any, tie_tol: float = 1e-4, batch_size: int = 256) -> Comparison:
@@ -96,7 +108,7 @@ def compare_to_model(model: Any, graph: Graph, x: Any, tie_tol: float = 1e-4, ba
                 if not diff.any():
                     continue
                 src = graph.preds(name)[0]
-                margin = _margin(node, name, res, res.trace[src])
+                margin = MARGIN[node](node, name, res, res.trace[src])
                 for b in np.nonzero(diff.any(axis=(1, 2)) & ~decided)[0]:
                     t_idx, c_idx = np.argwhere(diff[b])[0]
                     kinds[b] = 1 if margin[b, t_idx, c_idx] <= tie_tol else 2

@@ -21,6 +21,7 @@ and what was expected, when (and only when) its value reaches the model's output
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -329,8 +330,9 @@ class _Builder:
         srcs = {self._through_views(a) for a in ins}
         srcs = {s for s in srcs if not _is_zeros(self.base.get(s))}
         if len(srcs) != 1:
+            found = ", ".join(sorted(a.name for a in srcs)) or "none that depends on the model input"
             raise UnsupportedOpError(f"neuron module '{path}' ({p.kinds.get(path)}): expected one input sequence, "
-                                     f"found {len(srcs)}")
+                                     f"found {len(srcs)} ({found}); a neuron must be fed by one per-step sequence")
         src = srcs.pop()
         outs = [n for n in region if any(u not in rset for u in p.users[n]) and n in p.depends]
         out_node = self._assemble(outs, rset, path)
@@ -359,8 +361,8 @@ class _Builder:
                 short, f = k.rpartition(".")[2], v.detach().float().reshape(-1)
                 own[short] = f.double().numpy()
                 own[f"exp({short})"] = torch.exp(f).double().numpy()
-        lits = sorted({float(a) for n in region for a in list(n.args) + list(n.kwargs.values())
-                       if isinstance(a, float)})
+        lits = sorted({_literal(a) for n in region for a in list(n.args) + list(n.kwargs.values())
+                       if _literal(a) is not None})
         sdn = any(v.dim() == 3 and tuple(v.shape) == (8, 1, 8) for k, v in p.tensors.items()
                   if k.startswith(path + "."))
         fit = fit_neuron(run, (B, T, H), path, own, lits, approximate=sdn)
@@ -494,19 +496,28 @@ class _Builder:
         self.g.inputs = ["input"]
 
 
+def _literal(a) -> float | None:
+    """A float constant of an op: a Python float, or a 0-d float tensor (how a traced TorchScript graph holds it)."""
+    if isinstance(a, float):
+        return a
+    if isinstance(a, torch.Tensor) and a.dim() == 0 and a.is_floating_point():
+        return float(a)
+    return None
+
+
 def _is_zeros(v) -> bool:
     return isinstance(v, torch.Tensor) and v.numel() > 0 and not bool(v.any())
 
 
+#: neuron fields in input units (threshold, refractory magnitude): divided by a folded input scale
+_INPUT_UNIT_FIELDS = ("vth", "rho")
+
+
 def _rescale(node: fl.Node, k: np.ndarray) -> fl.Node:
-    """Neuron fed x*k (k > 0 per channel) == neuron fed x with thresholds (and refractory magnitude) / k."""
+    """Neuron fed x*k (k > 0 per channel) == neuron fed x with its input-unit fields (vth, rho) divided by k."""
     k = k.astype(np.float64)
-    if isinstance(node, fl.LIF):
-        return fl.LIF(tau=node.tau, vth=(node.vth / k).astype(np.float32), reset=node.reset, compare=node.compare)
-    if isinstance(node, fl.RefractoryLIF):
-        return fl.RefractoryLIF(tau=node.tau, lam=node.lam, vth=(node.vth / k).astype(np.float32),
-                                rho=(node.rho / k).astype(np.float32))
-    return fl.Heaviside(vth=(node.vth / k).astype(np.float32), compare=node.compare)
+    scaled = {f: (getattr(node, f) / k).astype(np.float32) for f in _INPUT_UNIT_FIELDS if hasattr(node, f)}
+    return dataclasses.replace(node, **scaled)
 
 
 def _layouts(shape: tuple[int, ...], T: int, H: int | None) -> list[tuple[str, ...]]:

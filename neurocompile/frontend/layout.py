@@ -4,10 +4,14 @@ A layout is a TOML file (built-in ones in ``neurocompile/frontend/layouts/``: ``
 ``spikingssm-sdn``) with
 
 - ``[[rule]]``: ``match`` (a regular expression that must match the whole foreign key), ``to`` (the neurocompile
-  key, with ``\\1``.. groups), optional ``reshape`` (a shape, -1 allowed), ``squeeze_leading`` (drop leading axes
-  of size 1), ``transform`` (``log`` / ``exp`` / ``neg``), or ``drop`` (a reason: the tensor is not compiled);
-- ``[[fill]]``: ``key`` and ``like`` (with ``{i}`` for each block present), ``value`` (``zero``, ``one`` or
-  ``complex_one``: a real view [..., 2] holding 1 + 0i), for tensors the foreign layout does not store.
+  key, with ``\\1``.. groups), optional ``divide_by`` (another foreign key, with the same groups, whose tensor
+  divides this one first: a ratio such as refractory / threshold), ``reshape`` (a shape, -1 allowed),
+  ``squeeze_leading`` (drop leading axes of size 1), ``unsqueeze`` (insert an axis of size 1 there, e.g. -1 for a
+  Linear weight [2H, H] read as a kernel-1 Conv1d [2H, H, 1]), ``transform`` (``log`` / ``exp`` / ``neg`` /
+  ``log_softplus``: log(log(1 + e^x)), an inverse-softplus parameterised A_re read as ``log_A_real``), or ``drop``
+  (a reason: the tensor is not compiled). A complex tensor is stored as its real view [..., 2];
+- ``[[fill]]``: ``key`` and ``like`` (with ``{i}`` for each block present), ``value`` (``zero``, ``one``,
+  ``complex_one``: a real view [..., 2] holding 1 + 0i, or a number), for tensors the foreign layout does not store.
 
 The first matching rule wins. A key no rule matches is an error naming the key and the layout. The mapped weights
 are then loaded like a bare state_dict with ``--config`` (a ModelConfig JSON).
@@ -26,6 +30,7 @@ from neurocompile.errors import ModelLoadError
 __all__ = ["LAYOUTS_DIR", "apply_layout", "builtin_layouts", "load_with_layout", "read_layout"]
 
 LAYOUTS_DIR = Path(__file__).with_name("layouts")
+_TRANSFORMS = ("log", "exp", "neg", "log_softplus")
 
 
 def builtin_layouts() -> list[str]:
@@ -56,8 +61,9 @@ def read_layout(spec: str | Path) -> dict[str, Any]:
             r["_re"] = re.compile(r["match"])
         except re.error as exc:
             raise ModelLoadError(f"layout file {p}: rule {i + 1} match {r['match']!r} is not a regex ({exc})") from None
-        if r.get("transform") not in (None, "log", "exp", "neg"):
-            raise ModelLoadError(f"layout file {p}: rule {i + 1} transform {r['transform']!r} is not log/exp/neg")
+        if r.get("transform") not in (None, *_TRANSFORMS):
+            raise ModelLoadError(f"layout file {p}: rule {i + 1} transform {r['transform']!r} is not one of "
+                                 f"{'/'.join(_TRANSFORMS)}")
     doc["_path"] = str(p)
     return doc
 
@@ -77,23 +83,26 @@ def apply_layout(state: dict[str, torch.Tensor], layout: dict[str, Any], where: 
                 break
             new = m.expand(r["to"])
             v = t.detach()
+            if "divide_by" in r:
+                other = m.expand(r["divide_by"])
+                if other not in state:
+                    raise ModelLoadError(f"{where}: layout '{name}' divides '{key}' by '{other}', which the "
+                                         f"state_dict does not hold")
+                v = v / state[other].detach()
+            if v.is_complex():  # neurocompile checkpoints hold complex B and C as real views [..., 2]
+                v = torch.view_as_real(v.resolve_conj())
             if r.get("squeeze_leading"):
                 while v.dim() > 1 and v.shape[0] == 1:
                     v = v[0]
+            if "unsqueeze" in r:
+                v = v.unsqueeze(int(r["unsqueeze"]))
             if "reshape" in r:
                 try:
                     v = v.reshape(*r["reshape"])
                 except RuntimeError as exc:
                     raise ModelLoadError(f"{where}: layout '{name}' cannot reshape '{key}' {list(t.shape)} to "
                                          f"{r['reshape']} ({exc})") from None
-            if r.get("transform") == "log":
-                if bool((v <= 0).any()):
-                    raise ModelLoadError(f"{where}: layout '{name}' takes the log of '{key}', which has values <= 0")
-                v = torch.log(v)
-            elif r.get("transform") == "exp":
-                v = torch.exp(v)
-            elif r.get("transform") == "neg":
-                v = -v
+            v = _transform(v, r.get("transform"), key, name, where)
             if new in out:
                 raise ModelLoadError(f"{where}: layout '{name}' maps two keys onto '{new}' (second: '{key}')")
             out[new] = v.contiguous()
@@ -112,12 +121,27 @@ def apply_layout(state: dict[str, torch.Tensor], layout: dict[str, Any], where: 
             if f["value"] == "complex_one":
                 v = torch.zeros_like(ref)
                 v[..., 0] = 1.0
-            elif f["value"] == "one":
-                v = torch.ones_like(ref)
+            elif isinstance(f["value"], (int, float)) and not isinstance(f["value"], bool):
+                v = torch.full_like(ref, float(f["value"]))
+            elif f["value"] in ("one", "zero"):
+                v = torch.ones_like(ref) if f["value"] == "one" else torch.zeros_like(ref)
             else:
-                v = torch.zeros_like(ref)
+                raise ModelLoadError(f"{where}: layout '{name}' fill value {f['value']!r} for '{key}' is not zero, "
+                                     f"one, complex_one or a number")
             out[key] = v
     return out, dropped
+
+
+def _transform(v: torch.Tensor, how: str | None, key: str, name: str, where: str) -> torch.Tensor:
+    if how in ("log", "log_softplus"):
+        if how == "log_softplus":
+            v = torch.nn.functional.softplus(v.double()).to(v.dtype)
+        if bool((v <= 0).any()):
+            raise ModelLoadError(f"{where}: layout '{name}' takes the log of '{key}', which has values <= 0")
+        return torch.log(v)
+    if how == "exp":
+        return torch.exp(v)
+    return -v if how == "neg" else v
 
 
 def load_with_layout(path: str | Path, config: Any, layout: str | Path):

@@ -12,7 +12,7 @@ observed (no membrane is read):
 4. refractory decay: as 3 with b at t=2 gives lambda.
 
 Each fitted value is snapped to a tensor or literal of the module when one matches to 1e-4 relative (V = exp(p),
-V = p, tau = a float literal of the module's ops), so that a model gives the same IR whatever its class names.
+V = p, tau = a float literal of the module's ops or 1 - 1/literal), so that a model gives the same IR whatever its class names.
 The candidates are then run on random sequences next to the module; a fit is accepted when no spike differs
 outside threshold ties (|v - V| < 1e-5 V). A network-approximated neuron (SDN) is accepted with the measured
 agreement, which is recorded.
@@ -44,31 +44,20 @@ class NeuronFit:
 
 
 def simulate(node: fl.Node, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Spikes and the distance of the pre-reset membrane to threshold, for x [B, T, H] (float64)."""
-    B, T, H = x.shape
-    s = np.zeros_like(x)
-    margin = np.full_like(x, np.inf)
-    if isinstance(node, fl.Heaviside):
-        s = (x > node.vth) if node.compare == ">" else (x >= node.vth)
-        return s.astype(np.float64), np.abs(x - node.vth)
-    v = np.zeros((B, H))
-    sp = np.zeros((B, H))
-    r = np.zeros((B, H))
-    for t in range(T):
-        if isinstance(node, fl.LIF):
-            v = node.tau * v + x[:, t]
-            st = (v >= node.vth) if node.compare == ">=" else (v > node.vth)
-            margin[:, t] = np.abs(v - node.vth)
-            st = st.astype(np.float64)
-            v = v * (1 - st) if node.reset == "zero" else v - st * node.vth
-        else:
-            v = node.tau * v + x[:, t] - node.vth * sp - node.rho * r
-            st = (v >= node.vth).astype(np.float64)
-            margin[:, t] = np.abs(v - node.vth)
-            r = node.lam * r + st
-            sp = st
-        s[:, t] = st
-    return s, margin
+    """Spikes and the distance of the pre-reset membrane to threshold, for x [B, T, H] (float64).
+
+    The IR's float interpreter is the one definition of each template's dynamics, so it runs the candidate here.
+    """
+    from neurocompile.ir.graph import Graph
+    from neurocompile.ir.interpret import interpret
+
+    g = Graph("probe")
+    g.add("x", fl.Input(size=x.shape[2]))
+    g.add("n", node, "x")
+    g.inputs, g.outputs = ["x"], ["n"]
+    res = interpret(g, x, record_state=True)
+    pre = (res.state or {}).get("n", x)  # a stateless neuron (Heaviside) compares its input itself
+    return res.outputs["n"], np.abs(pre - np.asarray(node.vth, np.float64))
 
 
 class _Prober:
@@ -147,7 +136,12 @@ def fit_neuron(run: Run, shape: tuple[int, int, int], path: str, tensors: dict[s
         if np.all(np.abs(tau_ch) < 1e-5):
             node: fl.Node = fl.Heaviside(vth=V_s.astype(np.float32), compare=">=")
             return _check(pr, node, "Heaviside", approximate, seed, [f"threshold {v_src}"])
-        tau, tau_src = _scalar(tau_ch, literals, "leak tau", tol)
+        # a decay is written as a literal or as a time constant tau_m (decay 1 - 1/tau_m, SpikingJelly's LIFNode)
+        decays = literals + [1.0 - 1.0 / lit for lit in literals if lit > 1.0]
+        tau, tau_src = _scalar(tau_ch, decays, "leak tau", tol)
+        if tau_src == "fitted" and abs(round(tau * 4096) / 4096 - tau) <= 4e-6 * abs(tau):
+            # float32 probes resolve a decay to ~1e-6: one this close to k/4096 is that fraction (1 - 0.875 = 0.125)
+            tau, tau_src = round(tau * 4096) / 4096, "fitted, within float32 resolution of k/4096"
         if approximate and tau_src == "fitted" and abs(round(tau * 64) / 64 - tau) < 1e-2:
             tau, tau_src = round(tau * 64) / 64, "fitted, rounded to 1/64"
         b3 = pr.bisect(lambda b: [(0, 1.5 * V), (1, b)], 1, -4 * V - 1, 4 * V + 1, "after-spike")

@@ -5,7 +5,9 @@ every ATen op keeps the path of the module that ran it (the ``nn_module_stack`` 
 ops on an example input at the same time: shape queries (``aten::size``, ``aten::Int``) become the constants a
 trace specialised them to. The example's length is the one the trace was recorded with: the lengths suggested by
 the graph's integer constants are tried until the module runs. Control flow (``prim::If``, ``prim::Loop``: a
-scripted rather than traced module) is refused with the way in (save a ``.pt2``).
+scripted rather than traced module) is refused with the way in (save a ``.pt2``). A call of a scripted function
+(``prim::CallFunction``, e.g. SpikingJelly's ``jit_eval_*`` neuron kernels) is read inlined: its ops get the path
+of the module whose method called it (inlining also flattens that method's own submodule calls into its path).
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class _Conv:
         if depth > 64:
             raise UnsupportedOpError("TorchScript module nesting deeper than 64 calls")
         graph = getattr(mod.module, method).graph
+        if any(n.kind() == "prim::CallFunction" for n in graph.nodes()):
+            # a scripted helper function (e.g. SpikingJelly's jit kernels) is read inlined, under this module's path
+            graph = graph.copy()
+            torch._C._jit_pass_inline(graph)
         env: dict = {}
         ins = list(graph.inputs())
         env[ins[0]] = mod
