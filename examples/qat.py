@@ -41,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--zero-skip", action="store_true",
+                   help="set every S4D's skip D to 0 and keep it there (frozen) while fine-tuning: the quantiser puts "
+                        "D and the readout C of a channel on one power-of-two grid, so a large |D| rounds small C "
+                        "weights to 0")
     return p.parse_args(argv)
 
 
@@ -69,6 +73,14 @@ def run(args: argparse.Namespace, command: str) -> dict:
     model, init = load_checkpoint(args.init)
     init_metrics = dict(init.get("metrics") or {})
     (x_tr, y_tr), (x_te, y_te) = load_task(args.task)
+    if args.zero_skip:
+        from neurocompile.models.s4d import S4D
+
+        for mod in model.modules():
+            if isinstance(mod, S4D):
+                with torch.no_grad():
+                    mod.D.zero_()
+                mod.D.requires_grad_(False)
     start = time.time()
     tuned, qat = finetune(model, load_target(args.target), x_tr, y_tr, epochs=args.epochs, lr=args.lr,
                           batch_size=args.batch_size, seed=args.seed, progress=False)
@@ -90,6 +102,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
         "majority_rate": float(torch.bincount(y_te, minlength=10).max()) / len(y_te),
         "epochs": args.epochs,
         "seed": args.seed,
+        "zero_skip": bool(args.zero_skip),
         "qat": qat["qat"],
         "train_seconds": round(seconds, 1),
         "config": tuned.config.to_dict(),

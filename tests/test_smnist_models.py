@@ -34,12 +34,24 @@ def test_checkpoint_ships_small_with_recorded_command_and_metrics(family: str, t
     assert path.stat().st_size < 400_000  # a few hundred KB at most
     m = _metrics(family, task)
     assert m["family"] == family and m["task"] == task
-    assert m["command"].startswith(f"examples/train.py --family {family} --task {task} ")
     assert (m["n_train"], m["n_test"]) == (4000, 1000)
     assert 0.1 < m["test_accuracy"] <= 1.0  # above chance (10 balanced classes)
     model, ckpt = load_checkpoint(path)
     assert ckpt["metrics"]["test_accuracy"] == m["test_accuracy"]
     assert ckpt["config"] == m["config"] and model.num_parameters() == m["n_params"]
+    # every stage's command is recorded: a fine-tuned model names the shipped checkpoint it started from, and
+    # that checkpoint's own recorded command and accuracy match the file
+    stage = m
+    while "init" in stage:
+        assert stage["command"].startswith(("examples/train.py ", "examples/qat.py ")), stage["command"]
+        assert f"--init {stage['init']['path']}" in stage["command"]
+        init_path = ROOT / stage["init"]["path"]
+        assert init_path.is_file() and init_path.stat().st_size < 400_000
+        init_metrics = json.loads(init_path.with_suffix(".metrics.json").read_text())
+        assert init_metrics["command"] == stage["init"]["command"]
+        assert init_metrics["test_accuracy"] == stage["init"]["test_accuracy"]
+        stage = init_metrics
+    assert stage["command"].startswith(f"examples/train.py --family {family} --task {task} ")
 
 
 @pytest.mark.slow
