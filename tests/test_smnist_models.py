@@ -54,6 +54,19 @@ def test_checkpoint_ships_small_with_recorded_command_and_metrics(family: str, t
     assert stage["command"].startswith(f"examples/train.py --family {family} --task {task} ")
 
 
+@pytest.mark.parametrize(("family", "task"), SHIPPED, ids=[f"{f}_{t}" for f, t in SHIPPED])
+def test_recorded_integer_accuracy_is_within_one_point_of_float(family: str, task: str) -> None:
+    """The loihi2 integer accuracy recorded for each shipped model (measured with export + simulate/report on the
+    1,000 test digits; re-measure with benchmarks/smnist_lava.py --accuracy 1000) belongs to this checkpoint (its
+    float accuracy is the checkpoint's) and meets issue 17's criterion. A subset is too small to test it here:
+    on the first 200 digits gsu_smnist's integer model is 2.0 points below float (84.5 vs 86.5 %)."""
+    m = _metrics(family, task)
+    dep = m["loihi2"]
+    assert dep["samples"] == m["n_test"] == 1000
+    assert dep["float_accuracy"] == pytest.approx(m["test_accuracy"], abs=1e-9)
+    assert abs(dep["integer_accuracy"] - dep["float_accuracy"]) <= 0.01 + 1e-9
+
+
 @pytest.mark.slow
 def test_spikingssm_float_accuracy_reproduces_on_the_whole_test_split() -> None:
     import torch
