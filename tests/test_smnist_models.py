@@ -108,3 +108,51 @@ def test_lava_matches_simulator_on_first_100_steps(tmp_path: Path) -> None:
     cmp = compare(net.graph, res, simulate_reference(net.graph, x))
     assert cmp.equal, str(cmp)
     assert cmp.values > 2 * 100 * 32 * 8  # every node of every step was compared, not just the logits
+
+
+def _example(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"nc_example_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_two_stage_recipes_record_their_start_and_keep_its_architecture(tmp_path: Path) -> None:
+    """The recipes of spike_ssm_smnist (train.py --init ... --neuron-mode exact) and gsu_smnist (qat.py
+    --zero-skip), on tiny sdigits models: the second stage starts from the first stage's weights and architecture
+    and records where it started."""
+    import torch
+
+    from neurocompile.models import load_checkpoint
+
+    train = _example("train")
+    first = tmp_path / "pmbc.pt"
+    train.main(["--family", "spike_ssm", "--task", "sdigits", "--epochs", "1", "--d-model", "8", "--d-state", "4",
+                "--layers", "1", "--out", str(first)])
+    second = tmp_path / "exact.pt"
+    m = train.main(["--family", "spike_ssm", "--task", "sdigits", "--init", str(first), "--neuron-mode", "exact",
+                    "--epochs", "1", "--d-model", "32", "--lr", "1e-2", "--out", str(second)])
+    start, _ = load_checkpoint(first)
+    tuned, ckpt = load_checkpoint(second)
+    assert m["config"]["d_model"] == 8 and m["config"]["neuron_mode"] == "exact"  # the flags' 32 is ignored
+    first_metrics = json.loads(first.with_suffix(".metrics.json").read_text())
+    assert m["init"]["path"] == str(first) and m["init"]["command"] == first_metrics["command"]
+    assert m["init"]["test_accuracy"] == first_metrics["test_accuracy"]
+    assert ckpt["metrics"]["init"] == m["init"]
+    moved = [k for k, v in tuned.state_dict().items() if not torch.equal(v, start.state_dict()[k])]
+    assert moved  # it trained
+    with pytest.raises(SystemExit):
+        train.main(["--family", "gsu", "--task", "sdigits", "--init", str(first), "--epochs", "1",
+                    "--out", str(tmp_path / "x.pt")])
+
+    qat = _example("qat")
+    out = tmp_path / "qat.pt"
+    q = qat.main(["--init", str(second), "--task", "sdigits", "--out", str(out), "--epochs", "1", "--zero-skip"])
+    model, ckpt = load_checkpoint(out)
+    assert q["zero_skip"] and all(float(b.s4d.D.detach().abs().max()) == 0.0 for b in model.blocks)
+    assert q["init"]["path"] == str(second) and q["init"]["init"] == m["init"]
+    assert q["command"].startswith("examples/qat.py --init ") and ckpt["metrics"]["test_accuracy"] == q["test_accuracy"]
+    assert q["qat"]["weight_bits"] == 8 and q["qat"]["target"] == "loihi2"
