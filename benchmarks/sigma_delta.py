@@ -17,9 +17,9 @@ import numpy as np
 
 from neurocompile.api import export
 from neurocompile.artifact import load_artifact
+from neurocompile.cost.energy import estimate
 from neurocompile.datasets import load_dataset
 from neurocompile.passes.pipeline import insert_nodes
-from neurocompile.sim.energy import estimate
 from neurocompile.sim.engine import simulate
 from neurocompile.target import load_target
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from neurocompile.cost.energy import estimate
+from neurocompile.cost.timing import cycle_timing
 from neurocompile.interop.nir_exact import from_nir_exact
-from neurocompile.sim.energy import estimate
+from neurocompile.mapping.placement_modes import place_as, tiles_used
 from neurocompile.sim.engine import simulate
-from neurocompile.sim.placement_modes import place_as, tiles_used
-from neurocompile.sim.timing import cycle_timing
 from neurocompile.target import load_target
 
 DT = 1e-3

@@ -190,9 +190,9 @@ def export(model: Path | str, target: str, out: Path | str | None = None, weight
     ``nir_exact``: a .nir model with integer weights is imported as it is (interop.nir_exact: weights and
     thresholds kept, ``synaptic_delay`` steps per layer) instead of going through the quantiser."""
     from neurocompile.frontend import trace
+    from neurocompile.mapping.placement import place
     from neurocompile.passes.pipeline import CompileOptions, compile_graph
     from neurocompile.passes.report import quant_report
-    from neurocompile.sim.placement import place
     from neurocompile.target import load_target
 
     con = _console(console)
@@ -430,10 +430,10 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     'layer-per-core' or a placement file. ``target``: price the same activity (and placement) with another
     target's constants; the report says so on one line (``repriced`` in the JSON, the HTML title, the terminal).
     """
+    from neurocompile.cost.energy import estimate
     from neurocompile.report import render_html, render_terminal
     from neurocompile.report.json_report import dumps as report_dumps
     from neurocompile.report.json_report import report_json
-    from neurocompile.sim.energy import estimate
 
     con = _console(console)
     check_workers(workers)
@@ -443,7 +443,7 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
     ds = _dataset_for(art, dataset, limit)
     if timing not in ("analytical", "cycle"):
         raise NeurocompileError(f"--timing must be 'analytical' or 'cycle', got {timing!r}")
-    from neurocompile.sim.placement_modes import tiles_used
+    from neurocompile.mapping.placement_modes import tiles_used
 
     placement = _placement(art, mapping)
     result = _run(art, ds, "sim", 1 if mapping != "packed" else workers, None, progress=True, record_sample=0,
@@ -482,7 +482,7 @@ def report(artifact: Path | str, dataset: str | None = None, limit: int | None =
 
 def _float_macs_per_sample(art: Artifact, steps: int) -> int:
     """MACs of the same float model on a conventional processor per sample (decoder after pooling once)."""
-    from neurocompile.sim.energy import float_macs_per_sample
+    from neurocompile.cost.energy import float_macs_per_sample
 
     return float_macs_per_sample(art.float_graph or art.int_graph, steps)
 

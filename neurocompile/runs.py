@@ -107,16 +107,16 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
 
 def _placement(art: Artifact, mapping: str) -> Any:
     """Placement of the artifact's graph with ``mapping`` ('packed', 'layer-per-core' or a placement file)."""
-    from neurocompile.sim.placement_modes import place_as
+    from neurocompile.mapping.placement_modes import place_as
 
     return place_as(art.int_graph, art.target_spec, mapping)
 
 
 def _cycle_timing(art: Artifact, ds: Dataset, placement: Any, target: Target | None = None) -> dict[str, Any]:
-    """Cycle-level per-step latencies of the first sample (neurocompile.sim.timing), with the timing constants
+    """Cycle-level per-step latencies of the first sample (neurocompile.cost.timing), with the timing constants
     of ``target`` (default: the target the artifact was compiled for)."""
+    from neurocompile.cost.timing import cycle_timing
     from neurocompile.sim.engine import simulate as sim
-    from neurocompile.sim.timing import cycle_timing
 
     one = sim(art.int_graph, ds.x[:1], placement=placement, record=True, counters=False)
     assert one.trace is not None  # record=True always keeps the trace

@@ -10,6 +10,7 @@ import pytest
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
+from neurocompile.mapping.placement import roles
 from neurocompile.passes.fit import (
     fit_report,
     lower_bound,
@@ -17,7 +18,6 @@ from neurocompile.passes.fit import (
     neuron_fan_out,
     stand_in,
 )
-from neurocompile.sim.placement import roles
 from neurocompile.target import load_target
 
 

@@ -289,7 +289,7 @@ def test_finetune_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
 
 def test_report_lists_host_and_chip_work_and_cycle_timing(artifact: Path, tmp_path: Path) -> None:
     from neurocompile.artifact import load_artifact
-    from neurocompile.sim.placement import place
+    from neurocompile.mapping.placement import place
 
     js, html = tmp_path / "r.json", tmp_path / "r.html"
     r = run("report", artifact, "--dataset", "sdigits", "--limit", "4", "--timing", "cycle", "--json", js,

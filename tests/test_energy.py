@@ -7,9 +7,9 @@ import math
 import pytest
 import tomli
 
+from neurocompile.cost.energy import estimate
 from neurocompile.errors import ArtifactError
 from neurocompile.sim.counters import LayerCounts, RunCounts
-from neurocompile.sim.energy import estimate
 from neurocompile.target import load_target, targets_dir
 
 

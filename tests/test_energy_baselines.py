@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neurocompile.cost.energy import estimate, float_macs_per_sample
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
-from neurocompile.sim.energy import estimate, float_macs_per_sample
 from neurocompile.sim.engine import simulate
 from neurocompile.target import load_target
 

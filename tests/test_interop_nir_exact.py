@@ -12,9 +12,9 @@ nir = pytest.importorskip("nir")
 from neurocompile.errors import NeurocompileError, UnsupportedOpError  # noqa: E402
 from neurocompile.interop.nir_exact import from_nir_exact  # noqa: E402
 from neurocompile.ir import hw  # noqa: E402
+from neurocompile.mapping.placement_modes import place_as, tiles_used  # noqa: E402
 from neurocompile.passes.checks import check_graph  # noqa: E402
 from neurocompile.sim.engine import simulate  # noqa: E402
-from neurocompile.sim.placement_modes import place_as, tiles_used  # noqa: E402
 from neurocompile.target import load_target  # noqa: E402
 
 DT = 1e-3

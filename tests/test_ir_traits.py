@@ -13,8 +13,8 @@ from neurocompile.ir import hw
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.traits import SPIKE_BINARY, SPIKE_KINDS, SPIKE_NONE, SPIKE_TERNARY, state_bits_per_unit
 from neurocompile.ir.verify import ENUM_ATTRS, verify
+from neurocompile.mapping.resources import _state_bits
 from neurocompile.sim import kernels, reference
-from neurocompile.sim.resources import _state_bits
 
 ALL = {**fl.FLOAT_NODES, **hw.INT_NODES}
 

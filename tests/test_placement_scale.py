@@ -8,7 +8,7 @@ import numpy as np
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
-from neurocompile.sim.placement import COMPUTE, place
+from neurocompile.mapping.placement import COMPUTE, place
 from neurocompile.target import load_target
 
 
@@ -120,7 +120,7 @@ def test_reach_pairs_match_the_dense_reach_and_placement_is_byte_identical() -> 
 
 
 def test_serpentine_start_and_refinement_lower_hop_weighted_traffic_deterministically() -> None:
-    from neurocompile.sim.mesh import CHIP_LINK_HOPS, arrange, core_xy, serpentine
+    from neurocompile.mapping.mesh import CHIP_LINK_HOPS, arrange, core_xy, serpentine
 
     mesh = (16, 1, 4, 4)  # 16 cores per chip on a 4 x 4 mesh, one core per tile
     s = serpentine(40, mesh)
@@ -143,8 +143,8 @@ def test_serpentine_start_and_refinement_lower_hop_weighted_traffic_deterministi
 
 
 def test_routes_count_chip_links_crossed() -> None:
-    from neurocompile.sim.mesh import Reach
-    from neurocompile.sim.placement import routes_of
+    from neurocompile.mapping.mesh import Reach
+    from neurocompile.mapping.placement import routes_of
 
     mesh = (4, 1, 2, 2)  # 4 cores per chip: core 5 is on chip 1, core 9 on chip 2
     r = Reach.of(2, 12, np.array([0, 0, 1]), np.array([0, 9, 5]))

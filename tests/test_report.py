@@ -12,6 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from neurocompile.cost.energy import estimate
 from neurocompile.report import (
     REPORT_SCHEMA,
     SIMULATE_SCHEMA,
@@ -26,7 +27,6 @@ from neurocompile.report import (
 )
 from neurocompile.report.json_report import normalize
 from neurocompile.sim.counters import LayerCounts, RunCounts
-from neurocompile.sim.energy import estimate
 from neurocompile.target import load_target
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -201,7 +201,7 @@ def test_reports_accept_the_dict_form(tmp_path, report):
 
 
 def test_energy_report_dict_round_trip(report):
-    from neurocompile.sim.energy import EnergyReport
+    from neurocompile.cost.energy import EnergyReport
 
     assert EnergyReport.from_dict({**report.to_dict(), "unknown": 1}) == report
     with pytest.raises(ValueError, match="missing"):

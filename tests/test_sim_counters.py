@@ -94,7 +94,7 @@ def test_counts_equal_hand_counts(arith: str) -> None:
 
 
 def test_energy_equals_hand_sum_of_target_constants() -> None:
-    from neurocompile.sim.energy import estimate
+    from neurocompile.cost.energy import estimate
 
     tgt = tiny_target()
     r = simulate(spiking_net(), X, target=tgt)

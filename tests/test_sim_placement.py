@@ -8,7 +8,7 @@ import numpy as np
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
-from neurocompile.sim.placement import COMPUTE, HOST, SYNAPSE, place
+from neurocompile.mapping.placement import COMPUTE, HOST, SYNAPSE, place
 from neurocompile.target import load_target
 
 
@@ -125,7 +125,7 @@ def test_output_axons_are_met_by_refilling() -> None:
     every core of lif2. Pass 1 guesses 1 axon per neuron: lif1 fills core 0, lif2 cores 1 and 2, so each lif1
     neuron needs 2 axons: 8 > 6. Pass 2 charges 2: 3 lif1 neurons on core 0, but lif2 now spans 3 cores (9 > 6).
     Pass 3 charges 3: 2 lif1 neurons per core, 6 axons each."""
-    import neurocompile.sim.placement as pl
+    import neurocompile.mapping.placement as pl
 
     g = Graph("axons")
     g.add("x", hw.QInput(size=4, out_scale=1.0, out_bits=8))

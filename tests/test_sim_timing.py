@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neurocompile.cost.energy import estimate
+from neurocompile.cost.timing import Sender, cycle_timing, schedule_step
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
-from neurocompile.sim.energy import estimate
+from neurocompile.mapping.placement_modes import place_as, tiles_used
 from neurocompile.sim.engine import simulate
-from neurocompile.sim.placement_modes import place_as, tiles_used
-from neurocompile.sim.timing import Sender, cycle_timing, schedule_step
 from neurocompile.target import load_target
 
 T = load_target("loihi1").timing

@@ -182,15 +182,15 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
     """Run every rule on the integer graph ``g``; returns all violations (empty: the graph fits the target)."""
     out: list[Violation] = []
     host = g.sequence_end_nodes() | {n for n in g.g.nodes if g.node(n).SEQUENCE_END}
-    from neurocompile.sim.placement import HOST, SYNAPSE, roles
+    from neurocompile.mapping.placement import HOST, SYNAPSE, roles
 
     role = roles(g)  # a synapse-only dense's sum stays on its destination's core: it is not a message
 
     def add(rule: str, node: str, resource: str, used: float, lim: float, severity: str, msg: str = "") -> None:
         out.append(Violation(rule, node, resource, float(used), float(lim), severity, msg))
 
+    from neurocompile.mapping.placement import COMPUTE, roles
     from neurocompile.passes.fit import neuron_fan_in, neuron_fan_out
-    from neurocompile.sim.placement import COMPUTE, roles
 
     role = roles(g)
     for name in g.order():

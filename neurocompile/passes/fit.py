@@ -37,7 +37,7 @@ from neurocompile.ir import hw
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.registry import Registry
-from neurocompile.sim.resources import (
+from neurocompile.mapping.resources import (
     COMPUTE,
     RESOURCES,
     SYNAPSE,
@@ -228,7 +228,7 @@ def neuron_fan_out(graph: Graph, role: dict[str, str], name: str, compartments: 
 
 def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
     """Cores needed at least, per resource: ceil(total / per-core limit); ``cores`` is the largest."""
-    from neurocompile.sim.placement import _read_on_chip, min_spread
+    from neurocompile.mapping.placement import _read_on_chip, min_spread
 
     role = roles(graph)
     comp = mem = 0
@@ -275,7 +275,7 @@ def lower_bound(graph: Graph, target: Any) -> dict[str, int]:
 def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, Any]:
     """Resources of ``graph`` (integer, or float: counted on its :func:`stand_in`) on ``target``: JSON-able dict
     with ``fits``, ``cores_used``, ``lower_bound``, ``chips``, ``per_core``, ``per_chip`` and ``findings``."""
-    from neurocompile.sim.placement import place
+    from neurocompile.mapping.placement import place
 
     t0 = time.perf_counter()
     is_int = all(isinstance(graph.node(n), hw.QNode) for n in graph.order())

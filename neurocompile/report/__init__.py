@@ -1,6 +1,6 @@
 """neurocompile.report: terminal tables, deterministic JSON and a self-contained HTML page.
 
-All three read an :class:`~neurocompile.sim.energy.EnergyReport` and/or a
+All three read an :class:`~neurocompile.cost.energy.EnergyReport` and/or a
 :class:`~neurocompile.sim.counters.RunCounts`; none computes anything the energy model does not.
 """
 

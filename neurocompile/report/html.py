@@ -21,10 +21,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from neurocompile.cost.energy import DYNAMIC_CATEGORIES, EnergyReport
 from neurocompile.report.json_report import atomic_write_text
 from neurocompile.report.terminal import coerce_report, fmt_count, fmt_energy, fmt_time
 from neurocompile.sim.counters import RunCounts
-from neurocompile.sim.energy import DYNAMIC_CATEGORIES, EnergyReport
 
 __all__ = ["render_html", "write_html", "MAX_RASTER_LAYERS"]
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from neurocompile.cost.energy import EnergyReport
 from neurocompile.fileio import atomic_write_text  # noqa: F401 - re-exported
 from neurocompile.sim.counters import RunCounts
-from neurocompile.sim.energy import EnergyReport
 
 __all__ = [
     "SIMULATE_SCHEMA",

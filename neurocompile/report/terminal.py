@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from neurocompile.cost.energy import EnergyReport
 from neurocompile.sim.counters import RunCounts
-from neurocompile.sim.energy import EnergyReport
 
 __all__ = [
     "fmt_energy",

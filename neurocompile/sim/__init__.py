@@ -3,9 +3,7 @@
 - :func:`simulate` (``engine``): run an integer graph over a dataset; returns a :class:`SimResult` with outputs,
   predictions, spikes, saturations and activity :class:`~neurocompile.sim.counters.RunCounts`.
 - :func:`simulate_distributed` (``distributed``): the same over dask worker processes, identical results.
-- :func:`place` (``placement``): assign compartments and synapses to neurocores of a target; :func:`place_as`
-  (``placement_modes``): the same network 'packed', 'layer-per-core' or from a placement file.
-- :func:`cycle_timing` (``timing``): event-driven schedule of every step of a recorded run (cores, mesh links).
+- placement lives in :mod:`neurocompile.mapping`, energy and latency in :mod:`neurocompile.cost`.
 - ``kernels`` / ``fixed``: the executable specification of docs/semantics.md.
 
 Names are imported lazily so that importing ``neurocompile.sim.kernels`` stays light.
@@ -15,14 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["simulate", "SimResult", "merge_results", "simulate_distributed", "place", "Placement",
-           "PlacementViolation", "place_as", "cycle_timing"]
+__all__ = ["simulate", "SimResult", "merge_results", "simulate_distributed"]
 
 _WHERE = {
     "simulate": "engine", "SimResult": "engine", "merge_results": "engine",
     "simulate_distributed": "distributed",
-    "place": "placement", "Placement": "placement", "PlacementViolation": "placement",
-    "place_as": "placement_modes", "cycle_timing": "timing",
 }
 
 

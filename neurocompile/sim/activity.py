@@ -11,8 +11,7 @@ import numpy as np
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.registry import Registry
-from neurocompile.sim.counters import LayerCounts, RunCounts
-from neurocompile.sim.placement import (
+from neurocompile.mapping.placement import (
     COMPUTE,
     SYNAPSE,
     Placement,
@@ -21,7 +20,8 @@ from neurocompile.sim.placement import (
     synapse_count,
     synops_dense_per_step,
 )
-from neurocompile.sim.placement_modes import message_routes, synapse_format
+from neurocompile.mapping.placement_modes import message_routes, synapse_format
+from neurocompile.sim.counters import LayerCounts, RunCounts
 from neurocompile.sim.plan import Array, _Plan, is_spiking  # noqa: F401
 
 if TYPE_CHECKING:

@@ -10,13 +10,13 @@ import numpy as np
 
 from neurocompile.errors import IRError
 from neurocompile.ir import hw
-from neurocompile.sim import kernels
-from neurocompile.sim.activity import _active_count, _lut_ops  # noqa: F401
-from neurocompile.sim.fixed import limit, quantize_round, sat
-from neurocompile.sim.placement import (
+from neurocompile.mapping.placement import (
     COMPUTE,
     SYNAPSE,
 )
+from neurocompile.sim import kernels
+from neurocompile.sim.activity import _active_count, _lut_ops  # noqa: F401
+from neurocompile.sim.fixed import limit, quantize_round, sat
 from neurocompile.sim.plan import Array, _Plan
 
 # ------------------------------------------------------------------------------------------------------------

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from neurocompile.errors import IRError
+from neurocompile.mapping.placement import COMPUTE, SYNAPSE
 from neurocompile.sim import kernels
 from neurocompile.sim.compiled_nodes import KERNELS, Kernel, _lim, whole
 from neurocompile.sim.fixed import quantize_round, sat
-from neurocompile.sim.placement import COMPUTE, SYNAPSE
 
 __all__ = ["BACKENDS", "CompiledBatch", "Layout", "Program", "available", "batch_runner", "program", "schedule",
            "supports"]

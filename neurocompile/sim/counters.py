@@ -1,7 +1,7 @@
 """Activity counters: the contract between the simulator and the energy model.
 
 The simulator fills one :class:`LayerCounts` per hardware-graph node (a "layer") and wraps them in a
-:class:`RunCounts`. The energy model (:mod:`neurocompile.sim.energy`) and the reports read nothing else.
+:class:`RunCounts`. The energy model (:mod:`neurocompile.cost.energy`) and the reports read nothing else.
 
 Every event count is a **per-run total**: summed over all samples and all time steps of the run. Definitions
 (one "step" is one time step of one sample):

@@ -21,8 +21,8 @@ import numpy as np
 
 from neurocompile.errors import NeurocompileError
 from neurocompile.ir.graph import Graph
+from neurocompile.mapping.placement import Placement, place
 from neurocompile.sim.engine import SimResult, _inputs, merge_results, simulate
-from neurocompile.sim.placement import Placement, place
 
 __all__ = ["simulate_distributed", "shard_bounds"]
 

@@ -26,13 +26,13 @@ import numpy as np
 
 from neurocompile.errors import DatasetError, IRError
 from neurocompile.ir.graph import Graph
-from neurocompile.sim.activity import _active_count, _layer_counts, _lut_ops, _messages_in  # noqa: F401
-from neurocompile.sim.batch import _Acc, _Batch  # noqa: F401
-from neurocompile.sim.counters import RunCounts
-from neurocompile.sim.placement import (
+from neurocompile.mapping.placement import (
     Placement,
     place,
 )
+from neurocompile.sim.activity import _active_count, _layer_counts, _lut_ops, _messages_in  # noqa: F401
+from neurocompile.sim.batch import _Acc, _Batch  # noqa: F401
+from neurocompile.sim.counters import RunCounts
 from neurocompile.sim.plan import (  # noqa: F401  (re-exported: the engine's public and internal names)
     ARITH,
     EXACT_F32,
@@ -157,7 +157,7 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         counters: fill ``counts`` (a few passes over the state per step; off for pure accuracy runs).
         target: a :class:`~neurocompile.target.Target` or target name; used to place the graph when
             ``placement`` is not given (messages and hops need a placement; without one they are 0).
-        placement: a precomputed :func:`~neurocompile.sim.placement.place` result.
+        placement: a precomputed :func:`~neurocompile.mapping.placement.place` result.
         progress: show a progress bar over batches.
         arith: 'auto' (exact floating-point paths where proven), 'int64' or 'reference' (see module doc).
         threads: batches simulated concurrently in threads (NumPy releases the GIL in its loops); results do

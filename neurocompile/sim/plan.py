@@ -14,11 +14,11 @@ from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.registry import Registry
 from neurocompile.ir.traits import SPIKE_NONE
-from neurocompile.sim import kernels
-from neurocompile.sim.fixed import limit
-from neurocompile.sim.placement import (
+from neurocompile.mapping.placement import (
     roles,
 )
+from neurocompile.sim import kernels
+from neurocompile.sim.fixed import limit
 
 ARITH = ("auto", "int64", "reference")
 EXACT_F32 = 1 << 24  # every integer of magnitude <= 2^24 is a float32; sums below it are exact

@@ -38,9 +38,9 @@ import numpy as np
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
-from neurocompile.sim import placement as pl
+from neurocompile.mapping import placement as pl
+from neurocompile.mapping.placement_modes import HOST_CORE, synapse_format, tiles_used
 from neurocompile.sim.fixed import rsh_trunc
-from neurocompile.sim.placement_modes import HOST_CORE, synapse_format, tiles_used
 
 __all__ = ["HOST_PORT", "Message", "Sender", "cycle_timing", "schedule_step"]
 

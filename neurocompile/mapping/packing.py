@@ -1,5 +1,5 @@
 """Packing placement units into cores under every per-core limit at once (compartments, memory, input axons,
-output axons): the partition step of :func:`neurocompile.sim.placement.place`.
+output axons): the partition step of :func:`neurocompile.mapping.placement.place`.
 
 Units (an SSM channel with its readout neuron, or one neuron) come in *groups* (one node, or a bank with the
 reader of its whole state), in graph order. Groups are sorted into *streams* by their binding resource: the
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurocompile.ir.graph import Graph
-from neurocompile.sim.resources import (
+from neurocompile.mapping.resources import (
     COMPUTE,
     RESOURCES,
     SYNAPSE,

@@ -2,7 +2,7 @@
 
 :func:`place_as` places a hardware graph with one of three strategies:
 
-- ``packed``: :func:`neurocompile.sim.placement.place` (greedy fill, the default);
+- ``packed``: :func:`neurocompile.mapping.placement.place` (greedy fill, the default);
 - ``layer-per-core``: every compartment node starts on a fresh core and fills cores to the compartment limit
   (the mapping SANA-FE's examples use);
 - a placement file (JSON ``{"node name": core}`` or ``{"node name": [core of each unit]}``): the cores are taken
@@ -25,9 +25,9 @@ import numpy as np
 
 from neurocompile.errors import NeurocompileError
 from neurocompile.ir.graph import Graph
-from neurocompile.sim import placement as pl
-from neurocompile.sim.mesh import DenseReach
-from neurocompile.sim.resources import _Dense, synapse_storage
+from neurocompile.mapping import placement as pl
+from neurocompile.mapping.mesh import DenseReach
+from neurocompile.mapping.resources import _Dense, synapse_storage
 
 __all__ = ["MODES", "HOST_CORE", "SPARSE_BELOW", "Routes", "place_as", "message_routes", "read_placement_file",
            "synapse_format", "tiles_used"]

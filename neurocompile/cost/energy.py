@@ -27,7 +27,7 @@ Three layers of honesty are reported side by side (docs/energy.md explains each)
         t_step = max_c max(soma_c, recv_c) + mean hops x ns per hop + barrier(tiles used)
 
     Counts are run totals, so soma_c and recv_c are per-step averages: a burst on one core in one step is
-    averaged away. :mod:`neurocompile.sim.timing` schedules every step event by event (``--timing cycle``).
+    averaged away. :mod:`neurocompile.cost.timing` schedules every step event by event (``--timing cycle``).
 
 (b) **The papers' convention**: 4.6 pJ per MAC and 0.9 pJ per AC, counting the feature-mixing (QDense) layers only,
     as SpikingSSMs does (the SSM's input and readout ops and its recurrence are left out), and the same convention
@@ -285,7 +285,7 @@ def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | flo
     the dense synaptic operations plus the SSM state-update operations of the counts are used.
     ``tiles_used``: tiles the placement uses (host port included), which sets the barrier; when None, derived
     from the cores used (ids 0..n-1 fill tiles in order). ``timing``: a cycle-mode result of
-    :func:`neurocompile.sim.timing.cycle_timing` (its per-step latencies replace the analytical ones).
+    :func:`neurocompile.cost.timing.cycle_timing` (its per-step latencies replace the analytical ones).
     """
     if counts.samples <= 0 or counts.steps_per_sample <= 0:
         raise ValueError(f"energy estimate needs at least one sample and one step "

@@ -11,7 +11,7 @@
   compartments: 2 per complex mode for ``QModeBank``, 1 per output for the rest.
 - **Units.** Compartments are placed in units that never straddle two cores: one channel (its 2M compartments)
   for ``QModeBank``, one neuron otherwise.
-- **Packing** (:mod:`neurocompile.sim.packing`): units are packed into cores under every per-core limit at once
+- **Packing** (:mod:`neurocompile.mapping.packing`): units are packed into cores under every per-core limit at once
   (compartments, memory: synapse bits, plus compartment state bits when ``target.core.shared_memory``, input and
   output axons), drawing on each core from streams of groups sorted by their binding resource, so that
   axon-bound SSM channels and memory-bound dense rows share cores. A unit that does not fit an empty core is a
@@ -20,7 +20,7 @@
   distinct destination core of a neuron (its own core included).
 - **Mesh.** Physical core ``k`` sits on chip ``k // cores_per_chip``, tile ``(k % cores_per_chip) //
   cores_per_tile``, tiles row-major on a ``mesh_x`` x ``mesh_y`` grid; chips are laid side by side along x.
-  Packed cores are arranged onto physical cores by :func:`neurocompile.sim.mesh.arrange` (serpentine start,
+  Packed cores are arranged onto physical cores by :func:`neurocompile.mapping.mesh.arrange` (serpentine start,
   swap refinement of hop-weighted traffic with chip links costed). Messages follow X-Y routing: hops = |dx| +
   |dy| between tiles (the north-south part is |dy|); two cores of one tile are 0 hops apart.
 """
@@ -34,9 +34,9 @@ import numpy as np
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
-from neurocompile.sim.mesh import DenseReach, Reach, arrange, core_xy, traffic
-from neurocompile.sim.packing import pack
-from neurocompile.sim.resources import (  # re-exported: the placement API
+from neurocompile.mapping.mesh import DenseReach, Reach, arrange, core_xy, traffic
+from neurocompile.mapping.packing import pack
+from neurocompile.mapping.resources import (  # re-exported: the placement API
     COMPUTE,
     HOST,
     SYNAPSE,
@@ -200,11 +200,11 @@ def limits_of(target: Any) -> dict[str, int]:
 def place(graph: Graph, target: Any) -> Placement:
     """Assign every compartment and synapse of ``graph`` to cores of ``target`` (see module doc).
 
-    Units are packed (:func:`neurocompile.sim.packing.pack`); output axons depend on where the destinations land,
+    Units are packed (:func:`neurocompile.mapping.packing.pack`); output axons depend on where the destinations land,
     so the packing is repeated (at most ``MAX_PASSES`` times) with each neuron's output axons taken from the
     previous pass, and the pass with the fewest cores among those that break no output-axon limit is kept (the
     last one when all do). The packed cores are then arranged on the mesh and chips
-    (:func:`neurocompile.sim.mesh.arrange`). Never raises for a model that does not fit: every broken limit is
+    (:func:`neurocompile.mapping.mesh.arrange`). Never raises for a model that does not fit: every broken limit is
     returned in ``violations``.
     """
     sysm = target.system

@@ -1,5 +1,5 @@
 """The node resource model of placement: roles (host, synapses only, compute), placement units, compartments,
-synapses and state bits per node. See :mod:`neurocompile.sim.placement` and docs/simulator.md section 5.
+synapses and state bits per node. See :mod:`neurocompile.mapping.placement` and docs/simulator.md section 5.
 
 Each integer node class has a :class:`NodeResources` entry in :data:`RESOURCES` (a
 :class:`~neurocompile.ir.registry.Registry` filled by ``@RESOURCES.register``); the functions below look the
