@@ -26,12 +26,14 @@ OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, S
 # SEQ: where the node writes its output sequence [B, T, size] in ``seq`` (-1: not kept); EVO: its synaptic-event
 # slots in ``ev`` (a synapse-only dense; -1: none); EVQ / XEV: where its event sequence is written to ``seq`` /
 # read from ``xin`` (-1: none); EV0, EV1: the range of ``evs`` listing the event slots its active count ORs
-NA = 9  # op-specific scalars A0 .. A0 + NA - 1
+NA = 10  # op-specific scalars A0 .. A0 + NA - 1
 NMETA = A0 + NA
 
 # columns of ``gat`` (one row per (port, source) that is summed or delayed)
 G_DST, G_SRC, G_SIZE, G_DELAY, G_RING, G_ENZ, G_FIRST = range(7)
 NGAT = 7
+TILE = 8  # samples stepped together: each node's parameters are loaded once for all of them
+BLOCK = 64  # QModeBank modes updated in one vectorised loop (whole channels; at least one)
 
 
 @njit(cache=True, inline="always")
@@ -154,71 +156,90 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
 
 
 @njit(cache=True)
-def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
+def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
     """re, im <- sat(rsh_trunc(rotation, F) + rsh_round(b u, kb)); output (h*M + m)*2 + {re, im}; active modes.
 
-    One branch-free loop over the H*M modes of a sample (so that it vectorises): u is first spread over the
-    modes; rsh_trunc is ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is
-    ((x + half) << left) >> right with per-mode copies of the channel's shift; saturation is min/max.
+    Channel-major: the parameters of channel h's M modes are loaded once for every sample of the tile b0 .. b1,
+    and the loop over the modes is branch-free (so that it vectorises): rsh_trunc is
+    ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is ((x + half) << left) >>
+    right with the channel's shift; saturation is min/max. With counters the non-zero outputs per index are counted
+    here (the step loop skips the bank). A QModeReadout fused to the bank (A7 >= 0: its scratch offset, A8: its
+    parameters) gets, per sample and channel, sum_m c_re re + c_im im and the OR of re | im from the new state,
+    while it is in registers.
     """
     h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
-    uni, uh, ul, ur = meta[k, A0 + 3], meta[k, A0 + 4], meta[k, A0 + 5], meta[k, A0 + 6]
+    fused, rp = meta[k, A0 + 7], meta[k, A0 + 8]
     lim = meta[k, LIM]
     if lim < 0:
         lim = np.int64(9223372036854775807)
     hm = h_ * m_
     p = meta[k, PRM]
-    are, aim, bre, bim = prm[p: p + hm], prm[p + hm: p + 2 * hm], prm[p + 2 * hm: p + 3 * hm], prm[p + 3 * hm: p + 4 * hm]
     q = p + 4 * hm
-    half, left, right = prm[q: q + hm], prm[q + hm: q + 2 * hm], prm[q + 2 * hm: q + 3 * hm]
+    if fused < 0:
+        rp = p  # the loop stays branch-free: unfused, it forms sums of the decays that nobody reads
     re0 = meta[k, STO]
     im0 = re0 + B * hm
     x0, out0 = meta[k, P0], meta[k, OUT]
+    z = meta[k, NZO] if counters else 0
+    wout = meta[k, A0 + 9] != 0  # someone reads the interleaved output this chunk (else rebuilt from the state)
     tf = max(0, f)
     lf = -f if f < 0 else 0
     mask = (np.int64(1) << tf) - 1
-    ue = tmp[:hm]
     ns = 0
     act = 0
-    for b in range(b0, b1):
-        for h in range(h_):
-            u = buf[x0 + b * h_ + h]
-            for m in range(m_):
-                ue[h * m_ + m] = u
-        sre = st[re0 + b * hm: re0 + (b + 1) * hm]
-        sim = st[im0 + b * hm: im0 + (b + 1) * hm]
-        if uni:
-            for j in range(hm):
-                r, i, u = sre[j], sim[j], ue[j]
+    hb = max(1, BLOCK // m_)  # channels per block: a block's parameters stay in L1 over the tile's samples
+    ue = tmp[:hb * m_]
+    one = np.uint64(1)
+    uhm = np.uint64(hm)
+    for h0 in range(0, h_, hb):  # unsigned indices: no negative-index wrap-around test, so the loops vectorise
+        h1 = min(h_, h0 + hb)
+        nj = np.uint64((h1 - h0) * m_)
+        j0 = h0 * m_
+        pa, pb, pq = np.uint64(p + j0), np.uint64(p + 2 * hm + j0), np.uint64(q + j0)
+        zr = np.uint64(z + j0)
+        for b in range(b0, b1):
+            for h in range(h0, h1):
+                u = buf[x0 + b * h_ + h]
+                for m in range((h - h0) * m_, (h - h0 + 1) * m_):
+                    ue[m] = u
+            sr = np.uint64(re0 + b * hm + j0)
+            si = np.uint64(im0 + b * hm + j0)
+            for j in range(nj):  # stores to the state only: more store streams defeat the vectoriser
+                r, i, u = st[sr + j], st[si + j], ue[j]
                 act += (u | r | i) != 0
-                ar, ai = are[j], aim[j]
+                ar, ai = prm[pa + j], prm[pa + uhm + j]
                 xr = ar * r - ai * i
                 xi = ai * r + ar * i
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + uh) << ul) >> ur)
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + uh) << ul) >> ur)
+                hf, lf_, rt = prm[pq + j], prm[pq + uhm + j], prm[pq + uhm + uhm + j]
+                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((prm[pb + j] * u + hf) << lf_) >> rt)
+                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((prm[pb + uhm + j] * u + hf) << lf_) >> rt)
                 cr = min(max(nr, -lim), lim)
                 ci = min(max(ni, -lim), lim)
                 ns += (cr != nr) + (ci != ni)
-                sre[j] = cr
-                sim[j] = ci
-        else:
-            for j in range(hm):
-                r, i, u = sre[j], sim[j], ue[j]
-                act += (u | r | i) != 0
-                ar, ai = are[j], aim[j]
-                xr = ar * r - ai * i
-                xi = ai * r + ar * i
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
-                cr = min(max(nr, -lim), lim)
-                ci = min(max(ni, -lim), lim)
-                ns += (cr != nr) + (ci != ni)
-                sre[j] = cr
-                sim[j] = ci
-        o = buf[out0 + b * 2 * hm: out0 + (b + 1) * 2 * hm]
-        for j in range(hm):
-            o[2 * j] = sre[j]
-            o[2 * j + 1] = sim[j]
+                st[sr + j] = cr
+                st[si + j] = ci
+            if counters:  # non-zero counts, re of every mode then im (interleaved when read out)
+                for j in range(nj):
+                    nz[zr + j] += np.int64(st[sr + j] != 0)
+                for j in range(nj):
+                    nz[zr + uhm + j] += np.int64(st[si + j] != 0)
+            if wout:
+                ob = np.uint64(out0 + 2 * (b * hm + j0))
+                for j in range(nj):
+                    buf[ob + j + j] = st[sr + j]
+                    buf[ob + j + j + one] = st[si + j]
+            if fused >= 0:
+                for h in range(h0, h1):
+                    c = np.uint64(rp + h * m_)
+                    e = np.uint64((h - h0) * m_)
+                    acc = np.int64(0)
+                    nzs = np.int64(0)
+                    for m in range(np.uint64(m_)):
+                        r, i = st[sr + e + m], st[si + e + m]
+                        acc += prm[c + m] * r + prm[c + uhm + m] * i
+                        nzs |= r | i
+                    st[fused + b * h_ + h] = acc
+                    st[fused + (B + b) * h_ + h] = nzs
     return ns, 2 * act
 
 
@@ -226,11 +247,11 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
 def _readout(k, B, b0, b1, meta, prm, buf, st, tmp):
     """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)); active channels.
 
-    Fed directly by a QModeBank (A2 >= 0: its state offset), the products read the bank's state, re and im
-    apart, so that they vectorise; otherwise the interleaved output at port 'state'. Then the per-channel sums
-    of M products (and non-zero flags) from scratch.
+    Fused to its QModeBank (A2 >= 0: the scratch where the bank left sum_m c_re re + c_im im and the OR of the
+    modes per channel), only d u, the rounding and the saturation remain; otherwise the products read the
+    interleaved output at port 'state', then the per-channel sums of M products (and non-zero flags) from scratch.
     """
-    h_, m_, lim, sto = meta[k, A0], meta[k, A0 + 1], meta[k, LIM], meta[k, A0 + 2]
+    h_, m_, lim, fz = meta[k, A0], meta[k, A0 + 1], meta[k, LIM], meta[k, A0 + 2]
     hm = h_ * m_
     p = meta[k, PRM]
     cre, cim = prm[p: p + hm], prm[p + hm: p + 2 * hm]
@@ -241,13 +262,10 @@ def _readout(k, B, b0, b1, meta, prm, buf, st, tmp):
     ns = 0
     act = 0
     for b in range(b0, b1):
-        if sto >= 0:
-            re = st[sto + b * hm: sto + (b + 1) * hm]
-            im = st[sto + (B + b) * hm: sto + (B + b + 1) * hm]
-            for j in range(hm):
-                pr[j] = cre[j] * re[j] + cim[j] * im[j]
-            for j in range(hm):
-                nzf[j] = re[j] | im[j]
+        if fz >= 0:
+            for h in range(h_):
+                pr[h] = st[fz + b * h_ + h]
+                nzf[h] = st[fz + (B + b) * h_ + h]
         else:
             sv = buf[s0 + b * 2 * hm: s0 + (b + 1) * 2 * hm]
             for j in range(hm):
@@ -258,9 +276,13 @@ def _readout(k, B, b0, b1, meta, prm, buf, st, tmp):
             u = buf[k0 + b * h_ + h]
             acc = prm[dd + h] * u
             nzs = u
-            for m in range(h * m_, (h + 1) * m_):
-                acc += pr[m]
-                nzs |= nzf[m]
+            if fz >= 0:
+                acc += pr[h]
+                nzs |= nzf[h]
+            else:
+                for m in range(h * m_, (h + 1) * m_):
+                    acc += pr[m]
+                    nzs |= nzf[m]
             act += nzs != 0
             v = _rround(acc, prm[sh + h])
             if lim >= 0:
@@ -489,81 +511,91 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
     """Steps t0 .. t0 + T - 1 of the nodes ``ks`` (rows of ``meta``, graph order). Rows with op INPUT read
     ``xin`` [B, T, size] at XIN: graph inputs and nodes computed before this call, replayed step by step.
 
-    Samples are independent: each runs its whole chunk while its state is in cache. The node update is written
-    out in this loop, not in an inlined function: inlining copies every array argument, with a reference count
-    update each, at every node and step."""
-    for b in range(B):
-        b1 = b + 1
+    Samples are independent: a tile of TILE samples runs its whole chunk while its state is in cache, and each
+    node's parameters are loaded once per tile and step (the QModeBank's loop is channel-major over the tile).
+    Integer sums do not depend on their order, so results and counters are those of any other order. The node
+    update is written out in this loop, not in an inlined function: inlining copies every array argument, with a
+    reference count update each, at every node and step."""
+    for b0 in range(0, B, TILE):
+        b1 = min(B, b0 + TILE)
         for tl in range(T):
             t = t0 + tl
             for k in ks:
-                # node k, sample b, step t: gather its ports, update, count and record
+                # node k, samples b0 .. b1 - 1, step t: gather its ports, update, count and record
                 op = meta[k, OP]
-                _gather(k, t, B, b, b1, meta, gat, buf, edge_nz, counters)
+                _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters)
                 ns = 0
                 act = 0
                 n = meta[k, SIZE]
-                out = meta[k, OUT] + b * n
-                row = (b * T + tl) * n
                 if op == INPUT:
-                    src = meta[k, XIN] + row
-                    for j in range(n):
-                        buf[out + j] = xin[src + j]
                     xe = meta[k, XEV]
-                    if xe >= 0:  # a replayed synapse-only dense: its events of this step
-                        e = meta[k, EVO] + b * n
+                    for b in range(b0, b1):
+                        out = meta[k, OUT] + b * n
+                        row = (b * T + tl) * n
+                        src = meta[k, XIN] + row
                         for j in range(n):
-                            ev[e + j] = xin[xe + row + j]
+                            buf[out + j] = xin[src + j]
+                        if xe >= 0:  # a replayed synapse-only dense: its events of this step
+                            e = meta[k, EVO] + b * n
+                            for j in range(n):
+                                ev[e + j] = xin[xe + row + j]
                 elif op == DENSE:
                     if counters and meta[k, ACTIVE]:
-                        act = _port_active(k, B, b, b1, meta, buf)
-                    ns = _dense(k, t, B, b, b1, meta, prm, buf, st, tmp, ev, counters)
+                        act = _port_active(k, B, b0, b1, meta, buf)
+                    ns = _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters)
                 elif op == MODEBANK:
-                    ns, act = _modebank(k, B, b, b1, meta, prm, buf, st, tmp)
+                    ns, act = _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters)
                 elif op == READOUT:
-                    ns, act = _readout(k, B, b, b1, meta, prm, buf, st, tmp)
+                    ns, act = _readout(k, B, b0, b1, meta, prm, buf, st, tmp)
                 else:
                     has_ev = counters and meta[k, ACTIVE] != 0 and meta[k, EV0] < meta[k, EV1]
-                    if has_ev:  # events from synapse-only dense layers reaching this node (OR over them)
-                        for c in range(n):
-                            evm[c] = 0
-                        for q in range(meta[k, EV0], meta[k, EV1]):
-                            e = evs[q] + b * n
+                    for b in range(b0, b1):
+                        if has_ev:  # events from synapse-only dense layers reaching this node (OR over them)
                             for c in range(n):
-                                evm[c] |= ev[e + c]
-                    if op == LIF or op == REFRACTORY or op == LAVALIF:
-                        ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st, evm, has_ev)
-                    else:
-                        ns, act = _elementwise(k, op, B, b, b1, meta, prm, buf, st, evm, has_ev)
+                                evm[c] = 0
+                            for q in range(meta[k, EV0], meta[k, EV1]):
+                                e = evs[q] + b * n
+                                for c in range(n):
+                                    evm[c] |= ev[e + c]
+                        if op == LIF or op == REFRACTORY or op == LAVALIF:
+                            n_s, n_a = _neuron(k, op, B, b, b + 1, meta, prm, buf, st, evm, has_ev)
+                        else:
+                            n_s, n_a = _elementwise(k, op, B, b, b + 1, meta, prm, buf, st, evm, has_ev)
+                        ns += n_s
+                        act += n_a
                 sat[meta[k, SAT]] += ns
                 if counters and meta[k, ACTIVE]:
                     active[k] += act
                 z = meta[k, NZO]
-                if op != ACCUMULATE and z >= 0:  # branch-free, so that the counts vectorise
-                    si = meta[k, SPK]
-                    if counters:
-                        tot = 0
-                        for i in range(n):
-                            c = np.int64(buf[out + i] != 0)
-                            nz[z + i] += c
-                            tot += c
-                        if si >= 0:
-                            spk[si, tl] += tot
-                    elif si >= 0:
-                        tot = 0
-                        for i in range(n):
-                            tot += np.int64(buf[out + i] != 0)
-                        spk[si, tl] += tot
+                si = meta[k, SPK]
+                own = counters and op != MODEBANK  # the bank counts its non-zero outputs itself
                 r = meta[k, REC]
-                if r >= 0:  # rec: [B, T, n] of this chunk
-                    for i in range(n):
-                        rec[r + row + i] = buf[out + i]
                 q = meta[k, SEQ]
-                if q >= 0:  # the output sequence, read by later whole-chunk nodes or replayed in later calls
-                    for i in range(n):
-                        seq[q + row + i] = buf[out + i]
-                q = meta[k, EVQ]
-                if q >= 0 and counters:
-                    e = meta[k, EVO] + b * n
-                    for i in range(n):
-                        seq[q + row + i] = ev[e + i]
+                qe = meta[k, EVQ] if counters else -1
+                for b in range(b0, b1):
+                    out = meta[k, OUT] + b * n
+                    row = (b * T + tl) * n
+                    if op != ACCUMULATE and z >= 0:  # branch-free, so that the counts vectorise
+                        if own:
+                            tot = 0
+                            for i in range(n):
+                                c = np.int64(buf[out + i] != 0)
+                                nz[z + i] += c
+                                tot += c
+                            if si >= 0:
+                                spk[si, tl] += tot
+                        elif si >= 0:
+                            tot = 0
+                            for i in range(n):
+                                tot += np.int64(buf[out + i] != 0)
+                            spk[si, tl] += tot
+                    if r >= 0:  # rec: [B, T, n] of this chunk
+                        for i in range(n):
+                            rec[r + row + i] = buf[out + i]
+                    if q >= 0:  # the output sequence, read by later whole-chunk nodes or replayed in later calls
+                        for i in range(n):
+                            seq[q + row + i] = buf[out + i]
+                    if qe >= 0:
+                        e = meta[k, EVO] + b * n
+                        for i in range(n):
+                            seq[qe + row + i] = ev[e + i]
