@@ -188,14 +188,14 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
     ns = 0
     act = 0
     hb = max(1, BLOCK // m_)  # channels per block: a block's parameters stay in L1 over the tile's samples
-    ue = tmp[:hb * m_]
+    ue, pr, nzf = tmp[:hb * m_], tmp[hb * m_: 2 * hb * m_], tmp[2 * hb * m_: 3 * hb * m_]
     one = np.uint64(1)
     uhm = np.uint64(hm)
     for h0 in range(0, h_, hb):  # unsigned indices: no negative-index wrap-around test, so the loops vectorise
         h1 = min(h_, h0 + hb)
         nj = np.uint64((h1 - h0) * m_)
         j0 = h0 * m_
-        pa, pb, pq = np.uint64(p + j0), np.uint64(p + 2 * hm + j0), np.uint64(q + j0)
+        pa, pb, pq, pc = np.uint64(p + j0), np.uint64(p + 2 * hm + j0), np.uint64(q + j0), np.uint64(rp + j0)
         zr = np.uint64(z + j0)
         for b in range(b0, b1):
             for h in range(h0, h1):
@@ -228,16 +228,17 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
                 for j in range(nj):
                     buf[ob + j + j] = st[sr + j]
                     buf[ob + j + j + one] = st[si + j]
-            if fused >= 0:
+            if fused >= 0:  # the readout's products over the block (vectorised), then its per-channel sums
+                for j in range(nj):
+                    r, i = st[sr + j], st[si + j]
+                    pr[j] = prm[pc + j] * r + prm[pc + uhm + j] * i
+                    nzf[j] = r | i
                 for h in range(h0, h1):
-                    c = np.uint64(rp + h * m_)
-                    e = np.uint64((h - h0) * m_)
                     acc = np.int64(0)
                     nzs = np.int64(0)
-                    for m in range(np.uint64(m_)):
-                        r, i = st[sr + e + m], st[si + e + m]
-                        acc += prm[c + m] * r + prm[c + uhm + m] * i
-                        nzs |= r | i
+                    for m in range((h - h0) * m_, (h - h0 + 1) * m_):
+                        acc += pr[m]
+                        nzs |= nzf[m]
                     st[fused + b * h_ + h] = acc
                     st[fused + (B + b) * h_ + h] = nzs
     return ns, 2 * act
