@@ -33,7 +33,6 @@ NMETA = A0 + NA
 G_DST, G_SRC, G_SIZE, G_DELAY, G_RING, G_ENZ, G_FIRST = range(7)
 NGAT = 7
 TILE = 8  # samples stepped together: each node's parameters are loaded once for all of them
-BLOCK = 64  # QModeBank modes updated in one vectorised loop (whole channels; at least one)
 
 
 @njit(cache=True, inline="always")
@@ -159,88 +158,97 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
 def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
     """re, im <- sat(rsh_trunc(rotation, F) + rsh_round(b u, kb)); output (h*M + m)*2 + {re, im}; active modes.
 
-    Channel-major: the parameters of channel h's M modes are loaded once for every sample of the tile b0 .. b1,
-    and the loop over the modes is branch-free (so that it vectorises): rsh_trunc is
-    ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is ((x + half) << left) >>
-    right with the channel's shift; saturation is min/max. With counters the non-zero outputs per index are counted
-    here (the step loop skips the bank). A QModeReadout fused to the bank (A7 >= 0: its scratch offset, A8: its
-    parameters) gets, per sample and channel, sum_m c_re re + c_im im and the OR of re | im from the new state,
-    while it is in registers.
+    One branch-free loop over the H*M modes of a sample (so that it vectorises): u is first spread over the
+    modes; rsh_trunc is ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is
+    ((x + half) << left) >> right with per-mode copies of the channel's shift (scalars when one shift serves every
+    channel); saturation is min/max. With counters the non-zero outputs per index are counted here, re of every
+    mode then im (the step loop skips the bank). A QModeReadout fused to the bank (A7 >= 0: its scratch offset,
+    A8: its parameters) gets, per sample and channel, sum_m c_re re + c_im im and the OR of re | im of the new
+    state. The interleaved output is written only when someone reads it (A9).
     """
     h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
-    fused, rp = meta[k, A0 + 7], meta[k, A0 + 8]
+    uni, uh, ul, ur = meta[k, A0 + 3], meta[k, A0 + 4], meta[k, A0 + 5], meta[k, A0 + 6]
+    fused, rp, wout = meta[k, A0 + 7], meta[k, A0 + 8], meta[k, A0 + 9] != 0
     lim = meta[k, LIM]
     if lim < 0:
         lim = np.int64(9223372036854775807)
     hm = h_ * m_
     p = meta[k, PRM]
+    are, aim, bre, bim = prm[p: p + hm], prm[p + hm: p + 2 * hm], prm[p + 2 * hm: p + 3 * hm], prm[p + 3 * hm: p + 4 * hm]
     q = p + 4 * hm
+    half, left, right = prm[q: q + hm], prm[q + hm: q + 2 * hm], prm[q + 2 * hm: q + 3 * hm]
     if fused < 0:
-        rp = p  # the loop stays branch-free: unfused, it forms sums of the decays that nobody reads
+        rp = p
+    cre, cim = prm[rp: rp + hm], prm[rp + hm: rp + 2 * hm]
+    z = meta[k, NZO] if counters else 0
+    nzr, nzi = nz[z: z + hm], nz[z + hm: z + 2 * hm]
     re0 = meta[k, STO]
     im0 = re0 + B * hm
     x0, out0 = meta[k, P0], meta[k, OUT]
-    z = meta[k, NZO] if counters else 0
-    wout = meta[k, A0 + 9] != 0  # someone reads the interleaved output this chunk (else rebuilt from the state)
     tf = max(0, f)
     lf = -f if f < 0 else 0
     mask = (np.int64(1) << tf) - 1
+    ue, pr, nzf = tmp[:hm], tmp[hm: 2 * hm], tmp[2 * hm: 3 * hm]
     ns = 0
     act = 0
-    hb = max(1, BLOCK // m_)  # channels per block: a block's parameters stay in L1 over the tile's samples
-    ue, pr, nzf = tmp[:hb * m_], tmp[hb * m_: 2 * hb * m_], tmp[2 * hb * m_: 3 * hb * m_]
-    one = np.uint64(1)
-    uhm = np.uint64(hm)
-    for h0 in range(0, h_, hb):  # unsigned indices: no negative-index wrap-around test, so the loops vectorise
-        h1 = min(h_, h0 + hb)
-        nj = np.uint64((h1 - h0) * m_)
-        j0 = h0 * m_
-        pa, pb, pq, pc = np.uint64(p + j0), np.uint64(p + 2 * hm + j0), np.uint64(q + j0), np.uint64(rp + j0)
-        zr = np.uint64(z + j0)
-        for b in range(b0, b1):
-            for h in range(h0, h1):
-                u = buf[x0 + b * h_ + h]
-                for m in range((h - h0) * m_, (h - h0 + 1) * m_):
-                    ue[m] = u
-            sr = np.uint64(re0 + b * hm + j0)
-            si = np.uint64(im0 + b * hm + j0)
-            for j in range(nj):  # stores to the state only: more store streams defeat the vectoriser
-                r, i, u = st[sr + j], st[si + j], ue[j]
+    for b in range(b0, b1):
+        for h in range(h_):
+            u = buf[x0 + b * h_ + h]
+            for m in range(m_):
+                ue[h * m_ + m] = u
+        sre = st[re0 + b * hm: re0 + (b + 1) * hm]
+        sim = st[im0 + b * hm: im0 + (b + 1) * hm]
+        if uni:
+            for j in range(hm):
+                r, i, u = sre[j], sim[j], ue[j]
                 act += (u | r | i) != 0
-                ar, ai = prm[pa + j], prm[pa + uhm + j]
+                ar, ai = are[j], aim[j]
                 xr = ar * r - ai * i
                 xi = ai * r + ar * i
-                hf, lf_, rt = prm[pq + j], prm[pq + uhm + j], prm[pq + uhm + uhm + j]
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((prm[pb + j] * u + hf) << lf_) >> rt)
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((prm[pb + uhm + j] * u + hf) << lf_) >> rt)
+                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + uh) << ul) >> ur)
+                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + uh) << ul) >> ur)
                 cr = min(max(nr, -lim), lim)
                 ci = min(max(ni, -lim), lim)
                 ns += (cr != nr) + (ci != ni)
-                st[sr + j] = cr
-                st[si + j] = ci
-            if counters:  # non-zero counts, re of every mode then im (interleaved when read out)
-                for j in range(nj):
-                    nz[zr + j] += np.int64(st[sr + j] != 0)
-                for j in range(nj):
-                    nz[zr + uhm + j] += np.int64(st[si + j] != 0)
-            if wout:
-                ob = np.uint64(out0 + 2 * (b * hm + j0))
-                for j in range(nj):
-                    buf[ob + j + j] = st[sr + j]
-                    buf[ob + j + j + one] = st[si + j]
-            if fused >= 0:  # the readout's products over the block (vectorised), then its per-channel sums
-                for j in range(nj):
-                    r, i = st[sr + j], st[si + j]
-                    pr[j] = prm[pc + j] * r + prm[pc + uhm + j] * i
-                    nzf[j] = r | i
-                for h in range(h0, h1):
-                    acc = np.int64(0)
-                    nzs = np.int64(0)
-                    for m in range((h - h0) * m_, (h - h0 + 1) * m_):
-                        acc += pr[m]
-                        nzs |= nzf[m]
-                    st[fused + b * h_ + h] = acc
-                    st[fused + (B + b) * h_ + h] = nzs
+                sre[j] = cr
+                sim[j] = ci
+        else:
+            for j in range(hm):
+                r, i, u = sre[j], sim[j], ue[j]
+                act += (u | r | i) != 0
+                ar, ai = are[j], aim[j]
+                xr = ar * r - ai * i
+                xi = ai * r + ar * i
+                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
+                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
+                cr = min(max(nr, -lim), lim)
+                ci = min(max(ni, -lim), lim)
+                ns += (cr != nr) + (ci != ni)
+                sre[j] = cr
+                sim[j] = ci
+        if counters:  # non-zero counts, re of every mode then im (interleaved when read out)
+            for j in range(hm):
+                nzr[j] += np.int64(sre[j] != 0)
+            for j in range(hm):
+                nzi[j] += np.int64(sim[j] != 0)
+        if wout:
+            o = buf[out0 + b * 2 * hm: out0 + (b + 1) * 2 * hm]
+            for j in range(hm):
+                o[2 * j] = sre[j]
+                o[2 * j + 1] = sim[j]
+        if fused >= 0:  # the readout's products (vectorised), then its per-channel sums
+            for j in range(hm):
+                pr[j] = cre[j] * sre[j] + cim[j] * sim[j]
+            for j in range(hm):
+                nzf[j] = sre[j] | sim[j]
+            for h in range(h_):
+                acc = np.int64(0)
+                nzs = np.int64(0)
+                for m in range(h * m_, (h + 1) * m_):
+                    acc += pr[m]
+                    nzs |= nzf[m]
+                st[fused + b * h_ + h] = acc
+                st[fused + (B + b) * h_ + h] = nzs
     return ns, 2 * act
 
 
