@@ -449,9 +449,9 @@ class Layout:
             if sch.kind[name] != "step":
                 self.view(name)[...] = seq(name)[:, -1]
         for name in quiet:  # a bank's output is its state, re and im interleaved
-            st = self.states(name)
-            v = self.view(name)
-            v[:, 0::2], v[:, 1::2] = st["re"].reshape(B, -1), st["im"].reshape(B, -1)
+            v, o, hm = self.view(name), self.st[name], self.size[name] // 2
+            v[:, 0::2], v[:, 1::2] = self.state[o: o + B * hm].reshape(B, hm), \
+                self.state[o + B * hm: o + 2 * B * hm].reshape(B, hm)
         self.t += T
         return {name: seq(name) for name in rec if name in off}
 
