@@ -112,9 +112,10 @@ def test_bank_blocks_tiles_and_unwritten_output(record: bool) -> None:
           {"state": "ssm", "skip": "enc"})
     g.add("lif", hw.QLIF(decay=2048, vth=np.full(h, 20, I)), "ro")
     g.outputs = ["ro", "lif"]
-    x = rng.standard_normal((ck.TILE + 3, 9, 4)) * 30
-    a = simulate(g, x, backend="compiled", target="loihi2", record=record, batch_size=ck.TILE + 3)
-    b = simulate(g, x, backend="numpy", target="loihi2", record=record, batch_size=ck.TILE + 3)
+    n = 2 * ck.TILE + 3
+    x = rng.standard_normal((n, 9, 4)) * 30
+    a = simulate(g, x, backend="compiled", target="loihi2", record=record, batch_size=n)
+    b = simulate(g, x, backend="numpy", target="loihi2", record=record, batch_size=n)
     assert a.counts == b.counts and a.saturations == b.saturations and a.spikes == b.spikes
     assert a.saturations["ssm"] > 0
     for k in b.outputs:
