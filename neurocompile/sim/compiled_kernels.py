@@ -416,18 +416,19 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 if buf[xr + c] != 0 or (has_ev and evm[c] != 0):
                     act += 1
             continue
-        for c in range(n):
-            j = b * n + c
-            x = buf[xr + c]
-            e = has_ev and evm[c] != 0
-            if op == HEAVISIDE:  # a: compare >=
-                if x != 0 or e:
+        # one loop per op: a test of the op per element costs more than the element's update
+        if op == HEAVISIDE:  # a: compare >=
+            for c in range(n):
+                x = buf[xr + c]
+                if x != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 vth = prm[p + c]
                 buf[orow + c] = 1 if ((x >= vth) if a0 else (x > vth)) else 0
-                continue
-            if op == LUT:  # a: in_shift, offset, table length
-                if x != 0 or e:
+            continue
+        if op == LUT:  # a: in_shift, offset, table length
+            for c in range(n):
+                x = buf[xr + c]
+                if x != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 idx = _rround(x, a0) + a1
                 if idx < 0:
@@ -437,21 +438,45 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                     idx = a2 - 1
                     ns += 1
                 buf[orow + c] = prm[p + idx]
-                continue
-            if op == MUL:  # a: shift; second factor on port P1
-                y = buf[meta[k, P1] + j]
-                if x != 0 or y != 0 or e:
+            continue
+        if op == MUL:  # a: shift; second factor on port P1
+            y0 = meta[k, P1] + b * n
+            for c in range(n):
+                x, y = buf[xr + c], buf[y0 + c]
+                if x != 0 or y != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 v = _rround(x * y, a0)
-            elif op == ACCUMULATE:
-                acc = st[meta[k, STO] + j]
-                if x != 0 or acc != 0 or e:
+                if lim >= 0:
+                    if v > lim:
+                        v = lim
+                        ns += 1
+                    elif v < -lim:
+                        v = -lim
+                        ns += 1
+                buf[orow + c] = v
+            continue
+        if op == ACCUMULATE:
+            s0 = meta[k, STO] + b * n
+            for c in range(n):
+                x, acc = buf[xr + c], st[s0 + c]
+                if x != 0 or acc != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 v = acc + x
-            else:  # ADD
-                if x != 0 or e:
-                    act += 1
-                v = x
+                if lim >= 0:
+                    if v > lim:
+                        v = lim
+                        ns += 1
+                    elif v < -lim:
+                        v = -lim
+                        ns += 1
+                st[s0 + c] = v
+                buf[orow + c] = v
+            continue
+        for c in range(n):  # ADD
+            x = buf[xr + c]
+            if x != 0 or (has_ev and evm[c] != 0):
+                act += 1
+            v = x
             if lim >= 0:
                 if v > lim:
                     v = lim
@@ -459,8 +484,6 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 elif v < -lim:
                     v = -lim
                     ns += 1
-            if op == ACCUMULATE:
-                st[meta[k, STO] + j] = v
             buf[orow + c] = v
     return ns, act
 
