@@ -188,14 +188,16 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
     tf = max(0, f)
     lf = -f if f < 0 else 0
     mask = (np.int64(1) << tf) - 1
-    ue, pr, nzf = tmp[:hm], tmp[hm: 2 * hm], tmp[2 * hm: 3 * hm]
+    ue = tmp[:hm]
+    um = np.uint64(m_)
     ns = 0
     act = 0
     for b in range(b0, b1):
         for h in range(h_):
             u = buf[x0 + b * h_ + h]
-            for m in range(m_):
-                ue[h * m_ + m] = u
+            j0 = np.uint64(h * m_)
+            for m in range(um):
+                ue[j0 + m] = u
         sre = st[re0 + b * hm: re0 + (b + 1) * hm]
         sim = st[im0 + b * hm: im0 + (b + 1) * hm]
         if uni:
@@ -236,17 +238,15 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
             for j in range(hm):
                 o[2 * j] = sre[j]
                 o[2 * j + 1] = sim[j]
-        if fused >= 0:  # the readout's products (vectorised), then its per-channel sums
-            for j in range(hm):
-                pr[j] = cre[j] * sre[j] + cim[j] * sim[j]
-            for j in range(hm):
-                nzf[j] = sre[j] | sim[j]
+        if fused >= 0:  # the readout's sums per channel (unsigned indices: no wrap-around test, vectorised)
             for h in range(h_):
+                j0 = np.uint64(h * m_)
                 acc = np.int64(0)
                 nzs = np.int64(0)
-                for m in range(h * m_, (h + 1) * m_):
-                    acc += pr[m]
-                    nzs |= nzf[m]
+                for m in range(um):
+                    r, i = sre[j0 + m], sim[j0 + m]
+                    acc += cre[j0 + m] * r + cim[j0 + m] * i
+                    nzs |= r | i
                 st[fused + b * h_ + h] = acc
                 st[fused + (B + b) * h_ + h] = nzs
     return ns, 2 * act
