@@ -561,10 +561,10 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                 if op == INPUT:
                     xe = meta[k, XEV]
                     for b in range(b0, b1):
-                        out = meta[k, OUT] + b * n
+                        out = np.uint64(meta[k, OUT] + b * n)
                         row = (b * T + tl) * n
-                        src = meta[k, XIN] + row
-                        for j in range(n):
+                        src = np.uint64(meta[k, XIN] + row)
+                        for j in range(np.uint64(n)):
                             buf[out + j] = xin[src + j]
                         if xe >= 0:  # a replayed synapse-only dense: its events of this step
                             e = meta[k, EVO] + b * n
@@ -603,30 +603,35 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                 r = meta[k, REC]
                 q = meta[k, SEQ]
                 qe = meta[k, EVQ] if counters else -1
-                for b in range(b0, b1):
-                    out = meta[k, OUT] + b * n
+                un = np.uint64(n)
+                for b in range(b0, b1):  # unsigned offsets: no wrap-around test per element, so the loops vectorise
+                    out = np.uint64(meta[k, OUT] + b * n)
                     row = (b * T + tl) * n
-                    if op != ACCUMULATE and z >= 0:  # branch-free, so that the counts vectorise
+                    if op != ACCUMULATE and z >= 0:
                         if own:
                             tot = 0
-                            for i in range(n):
+                            uz = np.uint64(z)
+                            for i in range(un):
                                 c = np.int64(buf[out + i] != 0)
-                                nz[z + i] += c
+                                nz[uz + i] += c
                                 tot += c
                             if si >= 0:
                                 spk[si, tl] += tot
                         elif si >= 0:
                             tot = 0
-                            for i in range(n):
+                            for i in range(un):
                                 tot += np.int64(buf[out + i] != 0)
                             spk[si, tl] += tot
                     if r >= 0:  # rec: [B, T, n] of this chunk
-                        for i in range(n):
-                            rec[r + row + i] = buf[out + i]
+                        w = np.uint64(r + row)
+                        for i in range(un):
+                            rec[w + i] = buf[out + i]
                     if q >= 0:  # the output sequence, read by later whole-chunk nodes or replayed in later calls
-                        for i in range(n):
-                            seq[q + row + i] = buf[out + i]
+                        w = np.uint64(q + row)
+                        for i in range(un):
+                            seq[w + i] = buf[out + i]
                     if qe >= 0:
-                        e = meta[k, EVO] + b * n
-                        for i in range(n):
-                            seq[qe + row + i] = ev[e + i]
+                        e = np.uint64(meta[k, EVO] + b * n)
+                        w = np.uint64(qe + row)
+                        for i in range(un):
+                            seq[w + i] = ev[e + i]
