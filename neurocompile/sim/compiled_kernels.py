@@ -99,6 +99,7 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
     x0 = meta[k, P0]
     dst = meta[k, OUT] if delay == 0 else -1
     eo = meta[k, EVO] if counters else -1
+    uo = np.uint64(n_out)
     ns = 0
     for b in range(b0, b1):  # acc at tmp[:n_out], events at tmp[n_out:2n_out]
         for o in range(n_out):
@@ -110,12 +111,12 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
             xi = buf[x0 + b * n_in + i]
             if xi == 0:
                 continue
-            row = w0 + i * n_out
+            row = np.uint64(w0 + i * n_out)  # unsigned: no wrap-around test per element, so the row loop vectorises
             if xi == 1:  # a spike: add the weight row (no products)
-                for o in range(n_out):
+                for o in range(uo):
                     tmp[o] += prm[row + o]
             else:
-                for o in range(n_out):
+                for o in range(uo):
                     tmp[o] += prm[row + o] * xi
             if eo >= 0:
                 for o in range(n_out):
