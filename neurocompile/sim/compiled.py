@@ -587,37 +587,10 @@ class CompiledBatch:
         for name in lay.prog.names:
             self.vals[name] = lay.view(name)
             self.st[name] = lay.states(name)
-        return _sequence_end(self)
+        from neurocompile.sim.batch import _Batch  # the sequence end runs the engine's own code, for identity
+
+        return _Batch._sequence_end(self)
 
     def final_states(self) -> dict[str, dict[str, Array]]:
         return {k: self.st[k] for k in self.lay.prog.names if self.st.get(k)}
 
-
-def _sequence_end(batch: Any) -> dict[str, Array]:
-    """Sequence-end emissions and the host nodes after them, run once (the engine's own code, for identity)."""
-    from neurocompile.sim.batch import _Batch
-
-    return _Batch._sequence_end(batch)
-
-
-def end_outputs(p: Any, vals: dict[str, Array], st: dict[str, dict[str, Any]], B: int) -> dict[str, Array]:
-    """Sequence-end values (QAccumulate emissions and the nodes after them) from the current state, no counting."""
-    g = p.graph
-    final: dict[str, Array] = {}
-    for name in p.step_order:
-        node = g.node(name)
-        if node.SEQUENCE_END:
-            final[name] = kernels.finish(node, st[name])
-    for name in p.end_order:
-        node = g.node(name)
-        s = kernels.init_state(node, B)
-        ins = {}
-        for port, srcs in p.ports[name]:
-            total = None
-            for src, _ in srcs:
-                v = final[src] if src in final else vals[src]
-                total = v if total is None else total + v
-            ins[port] = total
-        out = kernels.step(node, ins, s)
-        final[name] = kernels.finish(node, s) if out is None else out
-    return final
