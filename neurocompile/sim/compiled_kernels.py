@@ -285,30 +285,25 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                     act += 1
             continue
         # one loop per op: a test of the op per element costs more than the element's update
+        ux, uo = np.uint64(xr), np.uint64(orow)  # unsigned offsets, branch-free bodies: the loops vectorise
         if op == HEAVISIDE:  # a: compare >=
-            for c in range(n):
-                x = buf[xr + c]
-                if x != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                vth = prm[p + c]
-                buf[orow + c] = 1 if ((x >= vth) if a0 else (x > vth)) else 0
+            up, ge = np.uint64(p), a0 != 0
+            for c in range(un):
+                x, vth = buf[ux + c], prm[up + c]
+                act += np.int64((x != 0) | (hv & (evm[c] != 0)))
+                buf[uo + c] = np.int64((ge & (x >= vth)) | ((not ge) & (x > vth)))
             continue
         if op == LUT:  # a: in_shift, offset, table length
-            for c in range(n):
-                x = buf[xr + c]
-                if x != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                idx = _rround(x, a0) + a1
-                if idx < 0:
-                    idx = 0
-                    ns += 1
-                elif idx >= a2:
-                    idx = a2 - 1
-                    ns += 1
-                buf[orow + c] = prm[p + idx]
+            for c in range(un):
+                x = buf[ux + c]
+                act += np.int64((x != 0) | (hv & (evm[c] != 0)))
+                raw = _rround(x, a0) + a1
+                idx = min(max(raw, 0), a2 - 1)
+                ns += np.int64(idx != raw)
+                buf[uo + c] = prm[p + idx]
             continue
         if op == MUL:  # a: shift; second factor on port P1 (branch-free over unsigned offsets: vectorised)
-            y0, ux, uo = np.uint64(meta[k, P1] + b * n), np.uint64(xr), np.uint64(orow)
+            y0 = np.uint64(meta[k, P1] + b * n)
             for c in range(un):
                 x, y = buf[ux + c], buf[y0 + c]
                 act += np.int64((x != 0) | (y != 0) | (hv & (evm[c] != 0)))
@@ -334,7 +329,6 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 st[s0 + c] = v
                 buf[orow + c] = v
             continue
-        ux, uo = np.uint64(xr), np.uint64(orow)
         for c in range(un):  # ADD (branch-free over unsigned offsets: vectorised)
             x = buf[ux + c]
             act += np.int64((x != 0) | (hv & (evm[c] != 0)))
