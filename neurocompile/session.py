@@ -177,8 +177,6 @@ class Session:
 
     def outputs(self) -> dict[str, Array]:
         """Sequence-end outputs (e.g. logits) from the current state, [B, size]; the session can keep stepping."""
-        from neurocompile.sim.compiled import end_outputs
-
         if not self._has_ends:
             return {}
         if self.t == 0:
@@ -241,3 +239,26 @@ class Session:
             out = kernels.step(node, ins, self._st[name])
             self._vals[name] = self._st[name]["acc"] if out is None else out
         self.t += 1
+
+
+def end_outputs(p: Any, vals: dict[str, Array], st: dict[str, dict[str, Any]], B: int) -> dict[str, Array]:
+    """Sequence-end values (QAccumulate emissions and the nodes after them) from the current state, no counting."""
+    g = p.graph
+    final: dict[str, Array] = {}
+    for name in p.step_order:
+        node = g.node(name)
+        if node.SEQUENCE_END:
+            final[name] = kernels.finish(node, st[name])
+    for name in p.end_order:
+        node = g.node(name)
+        s = kernels.init_state(node, B)
+        ins = {}
+        for port, srcs in p.ports[name]:
+            total = None
+            for src, _ in srcs:
+                v = final[src] if src in final else vals[src]
+                total = v if total is None else total + v
+            ins[port] = total
+        out = kernels.step(node, ins, s)
+        final[name] = kernels.finish(node, s) if out is None else out
+    return final

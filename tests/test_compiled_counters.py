@@ -86,3 +86,40 @@ def test_modebank_shift_uniform_or_per_channel(uniform: bool, monkeypatch: pytes
         assert any(v > 0 for v in a.saturations.values())
         for k in b.trace:
             assert np.array_equal(a.trace[k], b.trace[k]), (rows, k)
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_bank_blocks_tiles_and_unwritten_output(record: bool) -> None:
+    """A bank with per-channel shifts, a batch of more samples than one tile, and (not recorded) an output
+    that only its fused readout reads, so the step skips writing it: outputs, final states, saturations and every
+    counter (the bank's non-zero outputs per index included) equal the NumPy engine's."""
+    from neurocompile.sim import compiled_kernels as ck
+
+    rng = np.random.default_rng(5)
+    h, m = 13, 7
+    g = Graph("blocks")
+    g.add("x", hw.QInput(size=4, out_scale=0.1, out_bits=8))
+    g.inputs = ["x"]
+    g.add("enc", hw.QDense(weight=rng.integers(-60, 61, (h, 4)).astype(I), bias=np.zeros(h, I),
+                           shift=np.full(h, 1, I), out_bits=10), "x")
+    ang = rng.uniform(-np.pi, np.pi, (h, m))
+    g.add("ssm", hw.QModeBank(a_re=np.round(0.95 * np.cos(ang) * 4096).astype(I),
+                              a_im=np.round(0.95 * np.sin(ang) * 4096).astype(I),
+                              b_re=rng.integers(-90, 91, (h, m)).astype(I), b_im=rng.integers(-90, 91, (h, m)).astype(I),
+                              b_shift=rng.integers(-2, 6, h).astype(I), out_bits=13), "enc")
+    g.add("ro", hw.QModeReadout(c_re=rng.integers(-30, 31, (h, m)).astype(I), c_im=rng.integers(-30, 31, (h, m)).astype(I),
+                                d=rng.integers(-5, 6, h).astype(I), shift=np.full(h, 7, I), out_bits=9),
+          {"state": "ssm", "skip": "enc"})
+    g.add("lif", hw.QLIF(decay=2048, vth=np.full(h, 20, I)), "ro")
+    g.outputs = ["ro", "lif"]
+    n = 2 * ck.TILE + 3
+    x = rng.standard_normal((n, 9, 4)) * 30
+    a = simulate(g, x, backend="compiled", target="loihi2", record=record, batch_size=n)
+    b = simulate(g, x, backend="numpy", target="loihi2", record=record, batch_size=n)
+    assert a.counts == b.counts and a.saturations == b.saturations and a.spikes == b.spikes
+    assert a.saturations["ssm"] > 0
+    for k in b.outputs:
+        assert np.array_equal(a.outputs[k], b.outputs[k]), k
+    if record:
+        for k in b.trace:
+            assert np.array_equal(a.trace[k], b.trace[k]), k

@@ -275,6 +275,13 @@ class Layout:
             row[ck.EV0] = len(evs)
             evs.extend(self.evo[s] for s in prog.ev_src.get(name, ()))
             row[ck.EV1] = len(evs)
+            if kern.op == "MODEBANK":
+                row[ck.A0 + 7], row[ck.A0 + 9] = -1, 1  # no readout fused, output written (set per chunk plan)
+        self.fuse_at: dict[str, int] = {}  # readout -> state words where its bank leaves per-channel sums, flags
+        for name in prog.names:
+            if self._bank_of(name) is not None:
+                self.fuse_at[name] = st
+                st += 2 * B * size[name]
         self.meta = meta
         self.gat = np.asarray(gat, np.int64).reshape(-1, ck.NGAT)
         self.evs = np.asarray(evs or [0], np.int64)
@@ -342,16 +349,26 @@ class Layout:
                 evq[name] = pos
                 pos += B * T * self.size[name]
         groups = []
+        quiet: list[str] = []  # banks whose output is not written per step
         for gi in range(sch.groups):
             m = self.meta.copy()
             own = [k for k, nm in enumerate(prog.names) if sch.kind[nm] == "step" and sch.at[nm] == gi]
+            fused: set[str] = set()
+            p_ports = prog.plan.ports
             for k in own:
                 nm = prog.names[k]
                 m[k, ck.SEQ] = off.get(nm, -1)
                 m[k, ck.EVQ] = evq.get(nm, -1)
                 bank = self._bank_of(nm)
-                if bank is not None and sch.kind[bank] == "step" and sch.at[bank] == gi:
-                    m[k, ck.A0 + 2] = self.st[bank]  # read the bank's state (updated earlier this step)
+                if bank is not None and bank not in fused and sch.kind[bank] == "step" and sch.at[bank] == gi:
+                    fused.add(bank)  # the bank forms this readout's sums over its modes (earlier in the step)
+                    kb = prog.index[bank]
+                    m[k, ck.A0 + 2] = m[kb, ck.A0 + 7] = self.fuse_at[nm]
+                    m[kb, ck.A0 + 8] = prog.prm_off[k]
+                    users = [c for c in prog.names if c != nm and any(s == bank for _, ss in p_ports[c] for s, _ in ss)]
+                    if not users and m[kb, ck.SEQ] < 0 and bank not in rec and bank not in self.spk_row:
+                        m[kb, ck.A0 + 9] = 0  # only its fused readout reads it: the output is rebuilt at the end
+                        quiet.append(bank)
             rep = [prog.index[nm] for nm in sch.replay[gi]]
             for k in rep:
                 nm = prog.names[k]
@@ -362,7 +379,7 @@ class Layout:
                 m[k, ck.ACTIVE] = 0
                 m[k, ck.XEV] = evq.get(nm, -1) if nm in self.prog.ev_prod else -1
             groups.append((np.asarray(sorted(own + rep), np.int64), m))
-        cp = (sch, off, evq, max(pos, 1), groups)
+        cp = (sch, off, evq, max(pos, 1), groups, quiet)
         self._plans[key] = cp
         return cp
 
@@ -404,7 +421,7 @@ class Layout:
                sats: dict[str, int], act: dict[str, int]) -> dict[str, Array]:
         ck, prog, B = _ck(), self.prog, self.B
         g = prog.plan.graph
-        sch, off, evq, size, groups = self._chunk_plan(T, rec, counters)
+        sch, off, evq, size, groups, quiet = self._chunk_plan(T, rec, counters)
         arena = self._arena if self._arena.size == size else np.empty(size, np.int64)
         self._arena = arena  # reused by the next chunk of the same size (every word it reads is written first)
 
@@ -431,6 +448,10 @@ class Layout:
         for name in prog.names:
             if sch.kind[name] != "step":
                 self.view(name)[...] = seq(name)[:, -1]
+        for name in quiet:  # a bank's output is its state, re and im interleaved
+            v, o, hm = self.view(name), self.st[name], self.size[name] // 2
+            v[:, 0::2], v[:, 1::2] = self.state[o: o + B * hm].reshape(B, hm), \
+                self.state[o + B * hm: o + 2 * B * hm].reshape(B, hm)
         self.t += T
         return {name: seq(name) for name in rec if name in off}
 
@@ -470,6 +491,16 @@ class Layout:
             n_in, w0 = int(node.weight.shape[1]), prog.prm_off[k]
             wt = prog.prm[w0: w0 + n_in * y.shape[2]].reshape(n_in, y.shape[2])
             _whole_passes().dense_events(np.ascontiguousarray(ins["in"]), wt, seq(name, evq).reshape(rows, -1))
+
+    def counts(self, name: str) -> Array:
+        """Non-zero outputs per index of ``name`` so far (a QModeBank counts re of every mode, then im)."""
+        n, o = self.size[name], self.nz[name]
+        v = self.nz_arena[o: o + n]
+        if self.prog.kerns[self.prog.index[name]].op != "MODEBANK":
+            return v
+        out = np.empty(n, np.int64)
+        out[0::2], out[1::2] = v[: n // 2], v[n // 2:]
+        return out
 
     def states(self, name: str) -> dict[str, Array]:
         """State of ``name`` with the kernels' names and shapes (batch axis first); {} for stateless nodes."""
@@ -546,8 +577,7 @@ class CompiledBatch:
             acc.sat[name] += int(lay.sat[k])
             if self.counters:
                 acc.active[name] += int(lay.active[k])
-                o = lay.nz[name]
-                acc.nz[name] += lay.nz_arena[o: o + acc.nz[name].size]
+                acc.nz[name] += lay.counts(name)
         for i, name in enumerate(lay.spiking):
             acc.spikes_t[name] += spk[i]
         if self.counters:
@@ -557,37 +587,10 @@ class CompiledBatch:
         for name in lay.prog.names:
             self.vals[name] = lay.view(name)
             self.st[name] = lay.states(name)
-        return _sequence_end(self)
+        from neurocompile.sim.batch import _Batch  # the sequence end runs the engine's own code, for identity
+
+        return _Batch._sequence_end(self)
 
     def final_states(self) -> dict[str, dict[str, Array]]:
         return {k: self.st[k] for k in self.lay.prog.names if self.st.get(k)}
 
-
-def _sequence_end(batch: Any) -> dict[str, Array]:
-    """Sequence-end emissions and the host nodes after them, run once (the engine's own code, for identity)."""
-    from neurocompile.sim.batch import _Batch
-
-    return _Batch._sequence_end(batch)
-
-
-def end_outputs(p: Any, vals: dict[str, Array], st: dict[str, dict[str, Any]], B: int) -> dict[str, Array]:
-    """Sequence-end values (QAccumulate emissions and the nodes after them) from the current state, no counting."""
-    g = p.graph
-    final: dict[str, Array] = {}
-    for name in p.step_order:
-        node = g.node(name)
-        if node.SEQUENCE_END:
-            final[name] = kernels.finish(node, st[name])
-    for name in p.end_order:
-        node = g.node(name)
-        s = kernels.init_state(node, B)
-        ins = {}
-        for port, srcs in p.ports[name]:
-            total = None
-            for src, _ in srcs:
-                v = final[src] if src in final else vals[src]
-                total = v if total is None else total + v
-            ins[port] = total
-        out = kernels.step(node, ins, s)
-        final[name] = kernels.finish(node, s) if out is None else out
-    return final

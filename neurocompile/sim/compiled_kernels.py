@@ -16,45 +16,61 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# node op codes
-INPUT, EMBEDDING, DENSE, MODEBANK, READOUT, LIF, HEAVISIDE, REFRACTORY, LUT, MUL, TERNARIZE, ADD, ACCUMULATE, \
-    LAVALIF, LAYERNORM = range(15)
-
-# columns of ``meta`` (one row per node run every step)
-OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, SEQ, EVO, EVQ, XEV, EV0, EV1, A0 = \
-    range(23)
-# SEQ: where the node writes its output sequence [B, T, size] in ``seq`` (-1: not kept); EVO: its synaptic-event
-# slots in ``ev`` (a synapse-only dense; -1: none); EVQ / XEV: where its event sequence is written to ``seq`` /
-# read from ``xin`` (-1: none); EV0, EV1: the range of ``evs`` listing the event slots its active count ORs
-NA = 9  # op-specific scalars A0 .. A0 + NA - 1
-NMETA = A0 + NA
-
-# columns of ``gat`` (one row per (port, source) that is summed or delayed)
-G_DST, G_SRC, G_SIZE, G_DELAY, G_RING, G_ENZ, G_FIRST = range(7)
-NGAT = 7
-
-
-@njit(cache=True, inline="always")
-def _rround(x, s):
-    """rsh_round: (x + 2^(s-1)) >> s, or x << -s for s <= 0."""
-    if s > 0:
-        return (x + (np.int64(1) << (s - 1))) >> s
-    return x << (-s)
-
-
-@njit(cache=True, inline="always")
-def _rfloor(x, s):
-    if s > 0:
-        return x >> s
-    return x << (-s)
-
-
-@njit(cache=True, inline="always")
-def _rtrunc(x, s):
-    """rsh_trunc: toward zero; (x + ((x >> 63) & (2^s - 1))) >> s for s > 0."""
-    if s > 0:
-        return (x + ((x >> 63) & ((np.int64(1) << s) - 1))) >> s
-    return x << (-s)
+from neurocompile.sim.compiled_ops import (  # noqa: F401 (the tables are read through this module too)
+    A0,
+    ACCUMULATE,
+    ACTIVE,
+    ADD,
+    DENSE,
+    EMBEDDING,
+    EV0,
+    EV1,
+    EVO,
+    EVQ,
+    G0,
+    G1,
+    G_DELAY,
+    G_DST,
+    G_ENZ,
+    G_FIRST,
+    G_RING,
+    G_SIZE,
+    G_SRC,
+    HEAVISIDE,
+    INPUT,
+    LAVALIF,
+    LAYERNORM,
+    LIF,
+    LIM,
+    LUT,
+    MODEBANK,
+    MUL,
+    NA,
+    NGAT,
+    NMETA,
+    NZO,
+    OP,
+    OUT,
+    P0,
+    P1,
+    PRM,
+    READOUT,
+    REC,
+    REFRACTORY,
+    SAT,
+    SEQ,
+    SIZE,
+    SPK,
+    STO,
+    TERNARIZE,
+    TILE,
+    XEV,
+    XIN,
+    _rfloor,
+    _rround,
+    _rtrunc,
+)
+from neurocompile.sim.compiled_ssm import _modebank, _readout
 
 
 @njit(cache=True, inline="always")
@@ -98,6 +114,7 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
     x0 = meta[k, P0]
     dst = meta[k, OUT] if delay == 0 else -1
     eo = meta[k, EVO] if counters else -1
+    uo = np.uint64(n_out)
     ns = 0
     for b in range(b0, b1):  # acc at tmp[:n_out], events at tmp[n_out:2n_out]
         for o in range(n_out):
@@ -109,12 +126,12 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
             xi = buf[x0 + b * n_in + i]
             if xi == 0:
                 continue
-            row = w0 + i * n_out
+            row = np.uint64(w0 + i * n_out)  # unsigned: no wrap-around test per element, so the row loop vectorises
             if xi == 1:  # a spike: add the weight row (no products)
-                for o in range(n_out):
+                for o in range(uo):
                     tmp[o] += prm[row + o]
             else:
-                for o in range(n_out):
+                for o in range(uo):
                     tmp[o] += prm[row + o] * xi
             if eo >= 0:
                 for o in range(n_out):
@@ -151,127 +168,6 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
                 buf[out + o] = st[slot + o]
                 st[slot + o] = tmp[o]
     return ns
-
-
-@njit(cache=True)
-def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp):
-    """re, im <- sat(rsh_trunc(rotation, F) + rsh_round(b u, kb)); output (h*M + m)*2 + {re, im}; active modes.
-
-    One branch-free loop over the H*M modes of a sample (so that it vectorises): u is first spread over the
-    modes; rsh_trunc is ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is
-    ((x + half) << left) >> right with per-mode copies of the channel's shift; saturation is min/max.
-    """
-    h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
-    uni, uh, ul, ur = meta[k, A0 + 3], meta[k, A0 + 4], meta[k, A0 + 5], meta[k, A0 + 6]
-    lim = meta[k, LIM]
-    if lim < 0:
-        lim = np.int64(9223372036854775807)
-    hm = h_ * m_
-    p = meta[k, PRM]
-    are, aim, bre, bim = prm[p: p + hm], prm[p + hm: p + 2 * hm], prm[p + 2 * hm: p + 3 * hm], prm[p + 3 * hm: p + 4 * hm]
-    q = p + 4 * hm
-    half, left, right = prm[q: q + hm], prm[q + hm: q + 2 * hm], prm[q + 2 * hm: q + 3 * hm]
-    re0 = meta[k, STO]
-    im0 = re0 + B * hm
-    x0, out0 = meta[k, P0], meta[k, OUT]
-    tf = max(0, f)
-    lf = -f if f < 0 else 0
-    mask = (np.int64(1) << tf) - 1
-    ue = tmp[:hm]
-    ns = 0
-    act = 0
-    for b in range(b0, b1):
-        for h in range(h_):
-            u = buf[x0 + b * h_ + h]
-            for m in range(m_):
-                ue[h * m_ + m] = u
-        sre = st[re0 + b * hm: re0 + (b + 1) * hm]
-        sim = st[im0 + b * hm: im0 + (b + 1) * hm]
-        if uni:
-            for j in range(hm):
-                r, i, u = sre[j], sim[j], ue[j]
-                act += (u | r | i) != 0
-                ar, ai = are[j], aim[j]
-                xr = ar * r - ai * i
-                xi = ai * r + ar * i
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + uh) << ul) >> ur)
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + uh) << ul) >> ur)
-                cr = min(max(nr, -lim), lim)
-                ci = min(max(ni, -lim), lim)
-                ns += (cr != nr) + (ci != ni)
-                sre[j] = cr
-                sim[j] = ci
-        else:
-            for j in range(hm):
-                r, i, u = sre[j], sim[j], ue[j]
-                act += (u | r | i) != 0
-                ar, ai = are[j], aim[j]
-                xr = ar * r - ai * i
-                xi = ai * r + ar * i
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
-                cr = min(max(nr, -lim), lim)
-                ci = min(max(ni, -lim), lim)
-                ns += (cr != nr) + (ci != ni)
-                sre[j] = cr
-                sim[j] = ci
-        o = buf[out0 + b * 2 * hm: out0 + (b + 1) * 2 * hm]
-        for j in range(hm):
-            o[2 * j] = sre[j]
-            o[2 * j + 1] = sim[j]
-    return ns, 2 * act
-
-
-@njit(cache=True)
-def _readout(k, B, b0, b1, meta, prm, buf, st, tmp):
-    """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)); active channels.
-
-    Fed directly by a QModeBank (A2 >= 0: its state offset), the products read the bank's state, re and im
-    apart, so that they vectorise; otherwise the interleaved output at port 'state'. Then the per-channel sums
-    of M products (and non-zero flags) from scratch.
-    """
-    h_, m_, lim, sto = meta[k, A0], meta[k, A0 + 1], meta[k, LIM], meta[k, A0 + 2]
-    hm = h_ * m_
-    p = meta[k, PRM]
-    cre, cim = prm[p: p + hm], prm[p + hm: p + 2 * hm]
-    dd, sh = p + 2 * hm, p + 2 * hm + h_
-    s0, k0 = meta[k, P0], meta[k, P1]
-    pr = tmp[:hm]
-    nzf = tmp[hm: 2 * hm]
-    ns = 0
-    act = 0
-    for b in range(b0, b1):
-        if sto >= 0:
-            re = st[sto + b * hm: sto + (b + 1) * hm]
-            im = st[sto + (B + b) * hm: sto + (B + b + 1) * hm]
-            for j in range(hm):
-                pr[j] = cre[j] * re[j] + cim[j] * im[j]
-            for j in range(hm):
-                nzf[j] = re[j] | im[j]
-        else:
-            sv = buf[s0 + b * 2 * hm: s0 + (b + 1) * 2 * hm]
-            for j in range(hm):
-                pr[j] = cre[j] * sv[2 * j] + cim[j] * sv[2 * j + 1]
-            for j in range(hm):
-                nzf[j] = sv[2 * j] | sv[2 * j + 1]
-        for h in range(h_):
-            u = buf[k0 + b * h_ + h]
-            acc = prm[dd + h] * u
-            nzs = u
-            for m in range(h * m_, (h + 1) * m_):
-                acc += pr[m]
-                nzs |= nzf[m]
-            act += nzs != 0
-            v = _rround(acc, prm[sh + h])
-            if lim >= 0:
-                if v > lim:
-                    v = lim
-                    ns += 1
-                elif v < -lim:
-                    v = -lim
-                    ns += 1
-            buf[meta[k, OUT] + b * h_ + h] = v
-    return ns, act
 
 
 @njit(cache=True)
@@ -356,6 +252,9 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
     """QHeaviside, QLUT, QMul, QTernarize, QAdd, QAccumulate, QEmbedding, QLayerNorm."""
     n, lim, x0, out0, p = meta[k, SIZE], meta[k, LIM], meta[k, P0], meta[k, OUT], meta[k, PRM]
     a0, a1, a2, a3, a4 = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2], meta[k, A0 + 3], meta[k, A0 + 4]
+    lm = lim if lim >= 0 else np.int64(9223372036854775807)
+    hv = bool(has_ev)
+    un = np.uint64(n)
     ns = 0
     act = 0
     for b in range(b0, b1):
@@ -385,52 +284,57 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 if buf[xr + c] != 0 or (has_ev and evm[c] != 0):
                     act += 1
             continue
-        for c in range(n):
-            j = b * n + c
-            x = buf[xr + c]
-            e = has_ev and evm[c] != 0
-            if op == HEAVISIDE:  # a: compare >=
-                if x != 0 or e:
-                    act += 1
-                vth = prm[p + c]
-                buf[orow + c] = 1 if ((x >= vth) if a0 else (x > vth)) else 0
-                continue
-            if op == LUT:  # a: in_shift, offset, table length
-                if x != 0 or e:
-                    act += 1
-                idx = _rround(x, a0) + a1
-                if idx < 0:
-                    idx = 0
-                    ns += 1
-                elif idx >= a2:
-                    idx = a2 - 1
-                    ns += 1
-                buf[orow + c] = prm[p + idx]
-                continue
-            if op == MUL:  # a: shift; second factor on port P1
-                y = buf[meta[k, P1] + j]
-                if x != 0 or y != 0 or e:
-                    act += 1
-                v = _rround(x * y, a0)
-            elif op == ACCUMULATE:
-                acc = st[meta[k, STO] + j]
-                if x != 0 or acc != 0 or e:
+        # one loop per op: a test of the op per element costs more than the element's update
+        ux, uo = np.uint64(xr), np.uint64(orow)  # unsigned offsets, branch-free bodies: the loops vectorise
+        if op == HEAVISIDE:  # a: compare >=
+            up, ge = np.uint64(p), a0 != 0
+            for c in range(un):
+                x, vth = buf[ux + c], prm[up + c]
+                act += np.int64((x != 0) | (hv & (evm[c] != 0)))
+                buf[uo + c] = np.int64((ge & (x >= vth)) | ((not ge) & (x > vth)))
+            continue
+        if op == LUT:  # a: in_shift, offset, table length
+            for c in range(un):
+                x = buf[ux + c]
+                act += np.int64((x != 0) | (hv & (evm[c] != 0)))
+                raw = _rround(x, a0) + a1
+                idx = min(max(raw, 0), a2 - 1)
+                ns += np.int64(idx != raw)
+                buf[uo + c] = prm[p + idx]
+            continue
+        if op == MUL:  # a: shift; second factor on port P1 (branch-free over unsigned offsets: vectorised)
+            y0 = np.uint64(meta[k, P1] + b * n)
+            for c in range(un):
+                x, y = buf[ux + c], buf[y0 + c]
+                act += np.int64((x != 0) | (y != 0) | (hv & (evm[c] != 0)))
+                w = _rround(x * y, a0)
+                v = min(max(w, -lm), lm)
+                ns += np.int64(v != w)
+                buf[uo + c] = v
+            continue
+        if op == ACCUMULATE:
+            s0 = meta[k, STO] + b * n
+            for c in range(n):
+                x, acc = buf[xr + c], st[s0 + c]
+                if x != 0 or acc != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 v = acc + x
-            else:  # ADD
-                if x != 0 or e:
-                    act += 1
-                v = x
-            if lim >= 0:
-                if v > lim:
-                    v = lim
-                    ns += 1
-                elif v < -lim:
-                    v = -lim
-                    ns += 1
-            if op == ACCUMULATE:
-                st[meta[k, STO] + j] = v
-            buf[orow + c] = v
+                if lim >= 0:
+                    if v > lim:
+                        v = lim
+                        ns += 1
+                    elif v < -lim:
+                        v = -lim
+                        ns += 1
+                st[s0 + c] = v
+                buf[orow + c] = v
+            continue
+        for c in range(un):  # ADD (branch-free over unsigned offsets: vectorised)
+            x = buf[ux + c]
+            act += np.int64((x != 0) | (hv & (evm[c] != 0)))
+            v = min(max(x, -lm), lm)
+            ns += np.int64(v != x)
+            buf[uo + c] = v
     return ns, act
 
 
@@ -489,81 +393,95 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
     """Steps t0 .. t0 + T - 1 of the nodes ``ks`` (rows of ``meta``, graph order). Rows with op INPUT read
     ``xin`` [B, T, size] at XIN: graph inputs and nodes computed before this call, replayed step by step.
 
-    Samples are independent: each runs its whole chunk while its state is in cache. The node update is written
-    out in this loop, not in an inlined function: inlining copies every array argument, with a reference count
-    update each, at every node and step."""
-    for b in range(B):
-        b1 = b + 1
+    Samples are independent: a tile of TILE samples runs its whole chunk while its state is in cache (every
+    kernel takes a range of samples). Integer sums do not depend on their order, so results and counters are those of any other order. The node
+    update is written out in this loop, not in an inlined function: inlining copies every array argument, with a
+    reference count update each, at every node and step."""
+    for b0 in range(0, B, TILE):
+        b1 = min(B, b0 + TILE)
         for tl in range(T):
             t = t0 + tl
             for k in ks:
-                # node k, sample b, step t: gather its ports, update, count and record
+                # node k, samples b0 .. b1 - 1, step t: gather its ports, update, count and record
                 op = meta[k, OP]
-                _gather(k, t, B, b, b1, meta, gat, buf, edge_nz, counters)
+                _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters)
                 ns = 0
                 act = 0
                 n = meta[k, SIZE]
-                out = meta[k, OUT] + b * n
-                row = (b * T + tl) * n
                 if op == INPUT:
-                    src = meta[k, XIN] + row
-                    for j in range(n):
-                        buf[out + j] = xin[src + j]
                     xe = meta[k, XEV]
-                    if xe >= 0:  # a replayed synapse-only dense: its events of this step
-                        e = meta[k, EVO] + b * n
-                        for j in range(n):
-                            ev[e + j] = xin[xe + row + j]
+                    for b in range(b0, b1):
+                        out = np.uint64(meta[k, OUT] + b * n)
+                        row = (b * T + tl) * n
+                        src = np.uint64(meta[k, XIN] + row)
+                        for j in range(np.uint64(n)):
+                            buf[out + j] = xin[src + j]
+                        if xe >= 0:  # a replayed synapse-only dense: its events of this step
+                            e = meta[k, EVO] + b * n
+                            for j in range(n):
+                                ev[e + j] = xin[xe + row + j]
                 elif op == DENSE:
                     if counters and meta[k, ACTIVE]:
-                        act = _port_active(k, B, b, b1, meta, buf)
-                    ns = _dense(k, t, B, b, b1, meta, prm, buf, st, tmp, ev, counters)
+                        act = _port_active(k, B, b0, b1, meta, buf)
+                    ns = _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters)
                 elif op == MODEBANK:
-                    ns, act = _modebank(k, B, b, b1, meta, prm, buf, st, tmp)
+                    ns, act = _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters)
                 elif op == READOUT:
-                    ns, act = _readout(k, B, b, b1, meta, prm, buf, st, tmp)
+                    ns, act = _readout(k, B, b0, b1, meta, prm, buf, st, tmp)
                 else:
                     has_ev = counters and meta[k, ACTIVE] != 0 and meta[k, EV0] < meta[k, EV1]
-                    if has_ev:  # events from synapse-only dense layers reaching this node (OR over them)
-                        for c in range(n):
-                            evm[c] = 0
-                        for q in range(meta[k, EV0], meta[k, EV1]):
-                            e = evs[q] + b * n
+                    for b in range(b0, b1):
+                        if has_ev:  # events from synapse-only dense layers reaching this node (OR over them)
                             for c in range(n):
-                                evm[c] |= ev[e + c]
-                    if op == LIF or op == REFRACTORY or op == LAVALIF:
-                        ns, act = _neuron(k, op, B, b, b1, meta, prm, buf, st, evm, has_ev)
-                    else:
-                        ns, act = _elementwise(k, op, B, b, b1, meta, prm, buf, st, evm, has_ev)
+                                evm[c] = 0
+                            for q in range(meta[k, EV0], meta[k, EV1]):
+                                e = evs[q] + b * n
+                                for c in range(n):
+                                    evm[c] |= ev[e + c]
+                        if op == LIF or op == REFRACTORY or op == LAVALIF:
+                            n_s, n_a = _neuron(k, op, B, b, b + 1, meta, prm, buf, st, evm, has_ev)
+                        else:
+                            n_s, n_a = _elementwise(k, op, B, b, b + 1, meta, prm, buf, st, evm, has_ev)
+                        ns += n_s
+                        act += n_a
                 sat[meta[k, SAT]] += ns
                 if counters and meta[k, ACTIVE]:
                     active[k] += act
                 z = meta[k, NZO]
-                if op != ACCUMULATE and z >= 0:  # branch-free, so that the counts vectorise
-                    si = meta[k, SPK]
-                    if counters:
-                        tot = 0
-                        for i in range(n):
-                            c = np.int64(buf[out + i] != 0)
-                            nz[z + i] += c
-                            tot += c
-                        if si >= 0:
-                            spk[si, tl] += tot
-                    elif si >= 0:
-                        tot = 0
-                        for i in range(n):
-                            tot += np.int64(buf[out + i] != 0)
-                        spk[si, tl] += tot
+                si = meta[k, SPK]
+                own = counters and op != MODEBANK  # the bank counts its non-zero outputs itself
                 r = meta[k, REC]
-                if r >= 0:  # rec: [B, T, n] of this chunk
-                    for i in range(n):
-                        rec[r + row + i] = buf[out + i]
                 q = meta[k, SEQ]
-                if q >= 0:  # the output sequence, read by later whole-chunk nodes or replayed in later calls
-                    for i in range(n):
-                        seq[q + row + i] = buf[out + i]
-                q = meta[k, EVQ]
-                if q >= 0 and counters:
-                    e = meta[k, EVO] + b * n
-                    for i in range(n):
-                        seq[q + row + i] = ev[e + i]
+                qe = meta[k, EVQ] if counters else -1
+                un = np.uint64(n)
+                for b in range(b0, b1):  # unsigned offsets: no wrap-around test per element, so the loops vectorise
+                    out = np.uint64(meta[k, OUT] + b * n)
+                    row = (b * T + tl) * n
+                    if op != ACCUMULATE and z >= 0:
+                        if own:
+                            tot = 0
+                            uz = np.uint64(z)
+                            for i in range(un):
+                                c = np.int64(buf[out + i] != 0)
+                                nz[uz + i] += c
+                                tot += c
+                            if si >= 0:
+                                spk[si, tl] += tot
+                        elif si >= 0:
+                            tot = 0
+                            for i in range(un):
+                                tot += np.int64(buf[out + i] != 0)
+                            spk[si, tl] += tot
+                    if r >= 0:  # rec: [B, T, n] of this chunk
+                        w = np.uint64(r + row)
+                        for i in range(un):
+                            rec[w + i] = buf[out + i]
+                    if q >= 0:  # the output sequence, read by later whole-chunk nodes or replayed in later calls
+                        w = np.uint64(q + row)
+                        for i in range(un):
+                            seq[w + i] = buf[out + i]
+                    if qe >= 0:
+                        e = np.uint64(meta[k, EVO] + b * n)
+                        w = np.uint64(qe + row)
+                        for i in range(un):
+                            seq[w + i] = ev[e + i]

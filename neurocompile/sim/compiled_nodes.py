@@ -142,7 +142,7 @@ def _dense(node: hw.QDense) -> Params:
             [int(w.shape[1]), int(node.rounding == "floor"), int(node.delay)])
 
 
-@kernel(hw.QModeBank, op="MODEBANK", always_active=True, scratch=lambda n: n.out_size() // 2,
+@kernel(hw.QModeBank, op="MODEBANK", always_active=True, scratch=lambda n: 3 * n.a_re.size,
         states=lambda n: [("re", tuple(n.a_re.shape)), ("im", tuple(n.a_re.shape))])
 def _modebank(node: hw.QModeBank) -> Params:
     h, m = node.a_re.shape
