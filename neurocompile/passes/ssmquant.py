@@ -74,21 +74,19 @@ def mode_basis(dB: np.ndarray, peak: np.ndarray, s_u: float, target: float, wmax
     Returns ``(b_int [H, M], k [H], gain [H, M])`` with gain = b_int 2^-k / (|dB| s_u) (units of 1/target per peak).
     """
     mag = np.abs(dB) * s_u  # input gain per integer input unit, [H, M]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         req = np.where(peak > 0, target * mag / peak, np.nan)  # wanted b' 2^-k per mode
-    H, M = dB.shape
-    b = np.full((H, M), wmax, np.int64)
-    k = np.zeros(H, np.int64)
-    for h in range(H):
-        r = req[h][np.isfinite(req[h]) & (req[h] > 0)]
-        if r.size == 0:
-            continue
-        kh = int(np.floor(np.log2(wmax / r.max())))
-        if r.max() / r.min() > wmax:  # keep the weakest mode at >= 1: the strongest use fewer levels
-            kh = int(np.ceil(np.log2(1.0 / r.min())))
-        k[h] = kh
-        want = req[h] * 2.0 ** kh
-        b[h] = np.where(np.isfinite(want), np.clip(np.floor(want), 1, wmax), wmax).astype(np.int64)
+        ok = np.isfinite(req) & (req > 0)
+        has = ok.any(axis=1)
+        r_max = np.where(ok, req, -np.inf).max(axis=1)
+        r_min = np.where(ok, req, np.inf).min(axis=1)
+        # k: the largest shift keeping the strongest mode's b' <= wmax, unless the modes span more than wmax:
+        # then the weakest mode is kept at b' >= 1 and the strongest use fewer levels
+        k_top = np.floor(np.log2(wmax / r_max))
+        k_low = np.ceil(np.log2(1.0 / r_min))
+        k = np.where(has, np.where(r_max / r_min > wmax, k_low, k_top), 0.0).astype(np.int64)
+        want = req * 2.0 ** k[:, None]
+        b = np.where(has[:, None] & np.isfinite(want), np.clip(np.floor(want), 1, wmax), wmax).astype(np.int64)
     return b, k, b * 2.0 ** -k[:, None]
 
 
