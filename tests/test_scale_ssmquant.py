@@ -46,3 +46,46 @@ def test_mode_basis_equals_channel_loop():
         for a, b in zip(got, want):
             assert a.dtype == b.dtype and np.array_equal(a, b), trial
         assert got[0][0].tolist() == [wmax] * M and got[1][0] == 0
+
+
+def test_readout_rows_equal_quantize_rows():
+    from neurocompile.passes.qmath import quantize_rows
+    from neurocompile.passes.ssmquant import readout_rows
+
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        n_out, n_in = int(rng.integers(1, 30)), int(rng.integers(1, 40))
+        w = rng.normal(size=(n_out, n_in)) * 10.0 ** rng.uniform(-6, 4, size=(n_out, 1))
+        w[rng.uniform(size=w.shape) < 0.2] = 0.0
+        w[0] = 0.0  # an all-zero row
+        if n_out > 1:  # a ternary row t 2^-j
+            w[1] = rng.integers(-1, 2, size=n_in) * 2.0 ** -int(rng.integers(0, 12))
+        lims = rng.integers(1, 2**15, size=n_in).astype(np.float64)
+        wmax = int(rng.choice([1, 127, 32767]))
+        acc = float(rng.choice([2.0**23 - 1, 2.0**31 - 1, 2.0**12, np.inf]))
+        ref = quantize_rows(w, wmax, acc, lims)
+        weight, shift = readout_rows(w, wmax, acc, lims)
+        assert np.array_equal(weight, ref.weight) and np.array_equal(shift, ref.shift), trial
+
+
+def test_width_search_simulation_equals_reference_kernels():
+    from neurocompile.ir import hw
+    from neurocompile.passes.ssmquant import _simulate
+    from neurocompile.sim.reference import run_node
+
+    rng = np.random.default_rng(2)
+    for trial in range(6):
+        b, t, h, m = int(rng.integers(1, 4)), int(rng.integers(1, 30)), int(rng.integers(1, 9)), int(rng.integers(1, 6))
+        bits = int(rng.choice([8, 12, 16]))
+        mag = rng.uniform(0.5, 0.99, size=(h, m)) * 2**12
+        ang = rng.uniform(-1, 1, size=(h, m))
+        bank = hw.QModeBank(a_re=np.round(mag * np.cos(ang)).astype(np.int64),
+                            a_im=np.round(mag * np.sin(ang)).astype(np.int64),
+                            b_re=rng.integers(1, 127, size=(h, m)), b_im=rng.integers(-3, 4, size=(h, m)),
+                            b_shift=rng.integers(-2, 6, size=h), coef_frac_bits=12, weight_bits=8, out_bits=bits)
+        ro = hw.QModeReadout(c_re=rng.integers(-127, 128, size=(h, m)), c_im=rng.integers(-127, 128, size=(h, m)),
+                             d=rng.integers(-127, 128, size=h), shift=rng.integers(0, 10, size=h), weight_bits=8,
+                             out_bits=int(rng.choice([8, 16])))
+        u = rng.integers(-127, 128, size=(b, t, h)) * (1 + 30 * (trial % 2))  # odd trials saturate the state
+        ref = run_node(ro, {"state": run_node(bank, {"in": u}), "skip": u})
+        assert np.array_equal(_simulate(bank, ro, u), ref), trial
