@@ -128,7 +128,8 @@ def _ssm_scan(dA: Array, dB: Array, u: Array, C: Array | None = None, reverse: b
     """
     b, t_len, h = u.shape
     m = dA.shape[1]
-    states = np.zeros((b, t_len, h, m), np.complex128) if keep else None
+    # float64 (re, im) pairs viewed as complex128: a ModeBank's output is this buffer, flattened, without a copy
+    states = np.zeros((b, t_len, h, m, 2), np.float64).view(np.complex128)[..., 0] if keep else None
     y = np.zeros((b, t_len, h), np.float64) if C is not None else None
     c2 = 2.0 * C.astype(np.complex128) if C is not None else None
     s = np.zeros((b, h, m), np.complex128)
@@ -208,7 +209,7 @@ def _modebank(name: str, n: fl.ModeBank, ins: dict[str, Array], state: dict | No
     if state is not None:
         state[name] = states
     b, t_len = x.shape[:2]
-    return np.stack([states.real, states.imag], axis=-1).reshape(b, t_len, -1)
+    return states.base.reshape(b, t_len, -1)  # [B, T, H*M*2], index (h*M + m)*2 + {0: re, 1: im}
 
 
 @OPS.register(fl.ModeReadout)
