@@ -177,7 +177,7 @@ def _simulate(bank: hw.QModeBank, ro: hw.QModeReadout, u: np.ndarray) -> np.ndar
         uc = np.asarray(u[:, t0:t0 + steps], np.int64)
         tc = uc.shape[1]
         d_re = rsh_round(bank.b_re * uc[..., None], kb)  # [B, tc, H, M]
-        d_im = rsh_round(bank.b_im * uc[..., None], kb)
+        d_im = rsh_round(bank.b_im * uc[..., None], kb) if bank.b_im.any() else np.zeros_like(d_re)  # real b: 0
         s_re = np.empty_like(d_re)
         s_im = np.empty_like(d_im)
         for i in range(tc):
