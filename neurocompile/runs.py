@@ -93,9 +93,10 @@ def _float_accuracy(art: Artifact, ds: Dataset, budget: int = DEFAULT_MEMORY, co
         xs = ds.x[s0:s0 + chunk]
         if steps >= xs.shape[1]:
             logits = interpret(g, xs).outputs[g.outputs[0]]
-        else:  # only the last chunk of time holds the logits
-            for _, res in stream(g, xs, steps):
-                logits = res.outputs.get(g.outputs[0])
+        else:
+            for _, res in stream(g, xs, steps):  # chunks of time; the last one holds the logits
+                pass
+            logits = res.outputs[g.outputs[0]]
         right += int(np.sum(np.argmax(logits, axis=-1) == ds.y[s0:s0 + chunk]))
     return right / len(ds)
 
