@@ -56,25 +56,47 @@ def _float_bytes_per_sample(graph: Any, steps: int) -> int:
     return steps * width * 8 * 3
 
 
+def float_chunks(graph: Any, n: int, steps: int, budget: int) -> tuple[int, int] | None:
+    """(samples, steps) per float-interpreter call within ``budget`` bytes: whole sequences, as many as fit, or
+    one sequence in chunks of time when one does not fit (memory then independent of T). None when not even one
+    step fits, or when the graph reads the future (bidirectional S4D) and one sequence does not fit."""
+    per = _float_bytes_per_sample(graph, steps)
+    if per <= budget:
+        return int(max(1, min(n, budget // per))), steps
+    one_step = _float_bytes_per_sample(graph, 1)
+    if one_step > budget or any(getattr(graph.node(m), "bidirectional", False) for m in graph.order()):
+        return None
+    return 1, int(budget // one_step)
+
+
 def _float_accuracy(art: Artifact, ds: Dataset, budget: int = DEFAULT_MEMORY, con: Any = None) -> float | None:
-    """Float model accuracy, run in chunks of samples that fit ``budget`` bytes; None (with a note naming the
-    sizes) when one sequence alone does not fit."""
-    from neurocompile.ir.interpret import interpret
+    """Float model accuracy, run in chunks of samples (and of time, for long sequences: the interpreter carries
+    its state between chunks) that fit ``budget`` bytes; None (with a note naming the sizes) when one sequence
+    cannot be run within it."""
+    from neurocompile.ir.interpret import interpret, stream
 
     if art.float_graph is None or ds.y is None:
         return None
-    per = _float_bytes_per_sample(art.float_graph, int(ds.x.shape[1]))
-    if per > budget:
+    g = art.float_graph
+    plan = float_chunks(g, len(ds), int(ds.x.shape[1]), budget)
+    if plan is None:
         if con is not None:
+            per = _float_bytes_per_sample(g, int(ds.x.shape[1]))
             con.print(f"float comparison skipped: one sequence of {ds.x.shape[1]:,} steps needs about "
-                      f"{per / 2**30:.2f} GiB in the float interpreter, over the {budget / 2**30:.2f} GiB of "
-                      f"--max-memory (raise it, or use --no-float)", highlight=False)
+                      f"{per / 2**30:.2f} GiB in the float interpreter (a bidirectional layer reads the whole "
+                      f"sequence, or one step exceeds it), over the {budget / 2**30:.2f} GiB of --max-memory "
+                      f"(raise it, or use --no-float)", highlight=False)
         return None
-    chunk = int(max(1, budget // per))
+    chunk, steps = plan
     right = 0
     for s0 in range(0, len(ds), chunk):
-        res = interpret(art.float_graph, ds.x[s0:s0 + chunk])
-        logits = res.outputs[art.float_graph.outputs[0]]
+        xs = ds.x[s0:s0 + chunk]
+        if steps >= xs.shape[1]:
+            logits = interpret(g, xs).outputs[g.outputs[0]]
+        else:
+            for _, res in stream(g, xs, steps):  # chunks of time; the last one holds the logits
+                pass
+            logits = res.outputs[g.outputs[0]]
         right += int(np.sum(np.argmax(logits, axis=-1) == ds.y[s0:s0 + chunk]))
     return right / len(ds)
 

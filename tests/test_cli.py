@@ -327,7 +327,10 @@ def test_simulate_max_memory_chunks_the_float_comparison(artifact: Path) -> None
     chunked = api.simulate(artifact, limit=24, max_memory=5 * per, console=False)  # 5 sequences per chunk
     assert chunked["float_accuracy"] == whole["float_accuracy"] is not None
     assert chunked["accuracy"] == whole["accuracy"] and chunked["layers"] == whole["layers"]
-    r = run("simulate", artifact, "--limit", "4", "--max-memory", str(per // 2))
+    timed = api.simulate(artifact, limit=4, max_memory=per // 2, console=False)  # chunks of time within a sequence
+    assert timed["float_accuracy"] == api.simulate(artifact, limit=4, console=False)["float_accuracy"] is not None
+    step = api._float_bytes_per_sample(load_artifact(artifact).float_graph, 1)
+    r = run("simulate", artifact, "--limit", "4", "--max-memory", str(step // 2))
     assert r.exit_code == 0, r.output
     assert "float comparison skipped" in r.output and "--max-memory" in r.output
     r = run("simulate", artifact, "--limit", "4", "--max-memory", "lots")

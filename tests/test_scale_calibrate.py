@@ -36,11 +36,14 @@ def test_chunk_plan_bounds_memory_and_names_what_does_not_fit() -> None:
     small = chunk_plan(g, 512, 64, budget=4 * 2**20)
     assert 1 <= small.chunk < 512 and small.keep < 512
     assert 2 * small.chunk * small.bytes_per_sample <= 0.6 * 4 * 2**20
-    with pytest.raises(QuantizationError, match="MiB"):
-        chunk_plan(g, 512, 64, budget=2**16)
+    timed = chunk_plan(g, 512, 64, budget=2**16)  # one sequence does not fit: chunks of time
+    assert timed.chunk == 1 and 1 <= timed.steps < 64 and 2 * timed.steps * timed.bytes_per_sample // 64 <= 0.6 * 2**16
+    assert chunk_plan(g, 512, 10**6).steps < 10**6  # no explicit budget: chunks of time too
+    with pytest.raises(QuantizationError, match="one step .* MiB"):
+        chunk_plan(g, 512, 64, budget=2**13)
     assert work_samples(g, 512, 64) == 512
     assert work_samples(g, 512, 10**7) == calibrate.MIN_SAMPLES
-    assert chunk_plan(g, 512, 10**6).chunk == 1  # no explicit budget: one sequence per chunk at least
+    assert chunk_plan(g, 512, 10**6).chunk == 1
 
 
 def test_chunked_calibration_gives_the_same_integer_graph(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,6 +60,30 @@ def test_chunked_calibration_gives_the_same_integer_graph(monkeypatch: pytest.Mo
     b, info = compile_graph(g, t, x, CompileOptions(calib_samples=48))
     assert info["passes"]["calibrate"]["samples"] == 48
     assert a.meta["calibration"] == b.meta["calibration"]
+    for name in a.order():
+        pa, pb = a.node(name).params(), b.node(name).params()
+        assert pa.keys() == pb.keys() and all(np.array_equal(pa[k], pb[k]) for k in pa), name
+
+
+def test_calibration_in_chunks_of_time_gives_the_same_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    from neurocompile.datasets import load_dataset
+    from neurocompile.frontend import load_model, trace
+    from neurocompile.passes.pipeline import CompileOptions, compile_graph
+    from neurocompile.target import load_target
+
+    g = trace(load_model("examples/checkpoints/spikingssm_sdigits.pt"))
+    x = load_dataset("sdigits", "train").x[:12].astype(np.float32)
+    t = load_target("loihi2")
+    a, _ = compile_graph(g, t, x, CompileOptions(calib_samples=12))
+    per = chunk_plan(g, 12, 64).bytes_per_sample
+    monkeypatch.setattr(calibrate, "CHUNK_BYTES", 2 * per * 9 // 64)  # under one sequence per call
+    b, info = compile_graph(g, t, x, CompileOptions(calib_samples=12))
+    assert 1 <= info["passes"]["calibrate"]["chunk_steps"] < 64
+    ca, cb = a.meta["calibration"]["nodes"], b.meta["calibration"]["nodes"]
+    assert ca.keys() == cb.keys()
+    for name in ca:
+        for k in ca[name]:
+            assert cb[name][k] == pytest.approx(ca[name][k], rel=1e-9, abs=1e-12), (name, k)
     for name in a.order():
         pa, pb = a.node(name).params(), b.node(name).params()
         assert pa.keys() == pb.keys() and all(np.array_equal(pa[k], pb[k]) for k in pa), name

@@ -12,6 +12,13 @@ explicit: a bidirectional S4D runs its reverse recurrence over the buffered inpu
 Edges with ``delay`` d shift the source sequence by d steps (zeros first). A sequence-end node (MeanPool) emits one
 value after the last step; it and its descendants produce sequences of length 1.
 
+Chunks of time. ``interpret(graph, x_chunk, carry=c, final=False)`` runs the next steps of a sequence from the
+state ``c`` (a :class:`Carry`: every stateful node's variables and each delayed edge's last d source steps) and
+returns the state after them in ``Result.carry``; sequence-end nodes and their descendants run only on the
+``final`` chunk. Every recurrence is the same per-step arithmetic as a whole run, so chunked outputs equal the
+whole-run ones (up to the BLAS's row blocking and MeanPool's summation order, ~1e-16 relative); :func:`stream`
+drives it. A bidirectional S4D reads the future and cannot run in chunks.
+
 Precision. All arithmetic is float64 (complex128 for SSM states), whatever the dtype of the weights: the
 interpreter is the reference the PyTorch model (float32) and the integer simulator are measured against, so its
 own rounding error (~1e-16 relative) must be negligible next to theirs (~1e-7). Spike decisions therefore differ
@@ -21,7 +28,7 @@ from a float32 model only where the membrane is within float32 rounding of the t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +39,7 @@ from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.registry import Registry
 
-__all__ = ["Result", "interpret", "s4d_discretize", "gelu", "sigmoid"]
+__all__ = ["Carry", "Result", "interpret", "stream", "s4d_discretize", "gelu", "sigmoid"]
 
 Array = np.ndarray
 
@@ -40,6 +47,22 @@ try:  # scipy ships with scikit-learn (a project dependency); fall back to math.
     from scipy.special import erf as _erf
 except ImportError:  # pragma: no cover - scipy is normally present
     _erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+@dataclass
+class Carry:
+    """What a sequence run in chunks of time carries from one chunk to the next.
+
+    Attributes:
+        steps: time steps run so far.
+        nodes: node name -> its variables after the last step (``h``: SSM state [B, H, M] complex128; ``v``, ``s``,
+            ``r``: neuron membrane, spike, refractory trace [B, H]; ``sum`` [B, 1, n] for a MeanPool).
+        delays: (source, destination) -> the source's last d outputs [B, d, n] for an edge of delay d.
+    """
+
+    steps: int = 0
+    nodes: dict[str, dict[str, Array]] = field(default_factory=dict)
+    delays: dict[tuple[str, str], Array] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,11 +75,13 @@ class Result:
             descendants); float64.
         state: (``record_state=True``) internal variables, keyed ``<node>`` for neurons (the membrane potential compared
             with the threshold, before reset, [B, T, H]) and S4D / ModeBank (complex states [B, T, H, M]).
+        carry: (run with ``carry`` or ``final=False``) the state after the last step, for the next chunk.
     """
 
     outputs: dict[str, Array]
     trace: dict[str, Array] | None = None
     state: dict[str, Array] | None = field(default=None, repr=False)
+    carry: Carry | None = field(default=None, repr=False)
 
     @property
     def logits(self) -> Array:
@@ -93,19 +118,23 @@ def s4d_discretize(node: fl.S4D) -> tuple[Array, Array]:
 
 
 def _ssm_scan(dA: Array, dB: Array, u: Array, C: Array | None = None, reverse: bool = False,
-              keep: bool = True) -> tuple[Array | None, Array | None]:
+              keep: bool = True, carry: dict[str, Array] | None = None) -> tuple[Array | None, Array | None]:
     """Run h_t = dA h_{t-1} + dB u_t, h_{-1} = 0, over u [B, T, H].
 
     Returns ``(states, y)``: the complex states [B, T, H, M] (when ``keep``) and, when ``C`` is given, the readout
     y_t = 2 Re(sum_m C_hm h_hm,t) [B, T, H] computed step by step (no state history needed).
     ``reverse``: the bidirectional backward half, g_{T-1} = 0, g_t = dA g_{t+1} + dB u_{t+1}.
+    ``carry``: (forward only) starts from ``carry['h']`` [B, H, M] when present and leaves the last state there.
     """
     b, t_len, h = u.shape
     m = dA.shape[1]
-    states = np.zeros((b, t_len, h, m), np.complex128) if keep else None
+    # float64 (re, im) pairs viewed as complex128: a ModeBank's output is this buffer, flattened, without a copy
+    states = np.zeros((b, t_len, h, m, 2), np.float64).view(np.complex128)[..., 0] if keep else None
     y = np.zeros((b, t_len, h), np.float64) if C is not None else None
     c2 = 2.0 * C.astype(np.complex128) if C is not None else None
     s = np.zeros((b, h, m), np.complex128)
+    if carry is not None and "h" in carry:
+        s = carry["h"]
     steps = range(t_len) if not reverse else range(t_len - 2, -1, -1)
     for t in steps:
         s = dA * s + dB * u[:, t + 1 if reverse else t, :, None]
@@ -113,26 +142,31 @@ def _ssm_scan(dA: Array, dB: Array, u: Array, C: Array | None = None, reverse: b
             states[:, t] = s
         if c2 is not None:
             y[:, t] = np.einsum("hm,bhm->bh", c2, s).real
+    if carry is not None:
+        carry["h"] = s
     return states, y
 
 
 # ---------------------------------------------------------------------------------------------------------- nodes
-Op = Callable[[str, Any, "dict[str, Array]", "dict[str, Array] | None"], Array]
+Op = Callable[[str, Any, "dict[str, Array]", "dict[str, Array] | None", "dict[str, Array] | None"], Array]
 
-#: float node class -> its rule ``(name, node, ins, state) -> output [B, T, n]`` over whole sequences.
+#: float node class -> its rule ``(name, node, ins, state, carry) -> output [B, T, n]`` over a run of steps;
+#: ``carry`` (None: a whole sequence from rest) holds a stateful node's variables in and leaves them out.
 OPS: Registry[Op] = Registry("float-interpret", family="float",
                              exempt={"Input": "graph inputs are fed by the driver (_input_value), not computed"})
 
 
-def _run_node(name: str, n: fl.Node, ins: dict[str, Array], state: dict[str, Array] | None) -> Array:
+def _run_node(name: str, n: fl.Node, ins: dict[str, Array], state: dict[str, Array] | None,
+              carry: dict[str, Array] | None) -> Array:
     op = OPS.get(n)
     if op is None:
         raise IRError(f"node '{name}': the float interpreter has no rule for {n.op}")
-    return op(name, n, ins, state)
+    return op(name, n, ins, state, carry)
 
 
 @OPS.register(fl.Embedding)
-def _embedding(name: str, n: fl.Embedding, ins: dict[str, Array], state: dict | None) -> Array:
+def _embedding(name: str, n: fl.Embedding, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     ids = np.asarray(ins["in"][..., 0])
     if ids.dtype.kind == "f":
         if not np.all(ids == np.round(ids)):
@@ -146,15 +180,19 @@ def _embedding(name: str, n: fl.Embedding, ins: dict[str, Array], state: dict | 
 
 
 @OPS.register(fl.Affine)
-def _affine(name: str, n: fl.Affine, ins: dict[str, Array], state: dict | None) -> Array:
+def _affine(name: str, n: fl.Affine, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     return ins["in"] @ n.weight.astype(np.float64).T + n.bias.astype(np.float64)
 
 
 @OPS.register(fl.S4D)
-def _s4d(name: str, n: fl.S4D, ins: dict[str, Array], state: dict | None) -> Array:
+def _s4d(name: str, n: fl.S4D, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     x = ins["in"]
     dA, dB = s4d_discretize(n)
-    states, y = _ssm_scan(dA, dB, x, C=n.C, keep=state is not None)
+    if n.bidirectional and carry is not None:
+        raise IRError(f"node '{name}' (bidirectional S4D) reads the whole sequence; it cannot run in chunks of time")
+    states, y = _ssm_scan(dA, dB, x, C=n.C, keep=state is not None, carry=carry)
     y = y + n.D.astype(np.float64) * x
     if n.bidirectional:
         y = y + _ssm_scan(dA, dB, x, C=n.C2, reverse=True, keep=False)[1]
@@ -164,17 +202,19 @@ def _s4d(name: str, n: fl.S4D, ins: dict[str, Array], state: dict | None) -> Arr
 
 
 @OPS.register(fl.ModeBank)
-def _modebank(name: str, n: fl.ModeBank, ins: dict[str, Array], state: dict | None) -> Array:
+def _modebank(name: str, n: fl.ModeBank, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     x = ins["in"]
-    states, _ = _ssm_scan(n.dA.astype(np.complex128), n.dB.astype(np.complex128), x)
+    states, _ = _ssm_scan(n.dA.astype(np.complex128), n.dB.astype(np.complex128), x, carry=carry)
     if state is not None:
         state[name] = states
     b, t_len = x.shape[:2]
-    return np.stack([states.real, states.imag], axis=-1).reshape(b, t_len, -1)
+    return states.base.reshape(b, t_len, -1)  # [B, T, H*M*2], index (h*M + m)*2 + {0: re, 1: im}
 
 
 @OPS.register(fl.ModeReadout)
-def _modereadout(name: str, n: fl.ModeReadout, ins: dict[str, Array], state: dict | None) -> Array:
+def _modereadout(name: str, n: fl.ModeReadout, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     h, m = n.C.shape
     st = ins["state"].reshape(ins["state"].shape[0], ins["state"].shape[1], h, m, 2)
     c = n.C.astype(np.complex128)
@@ -183,19 +223,22 @@ def _modereadout(name: str, n: fl.ModeReadout, ins: dict[str, Array], state: dic
 
 
 @OPS.register(fl.Heaviside)
-def _heaviside(name: str, n: fl.Heaviside, ins: dict[str, Array], state: dict | None) -> Array:
+def _heaviside(name: str, n: fl.Heaviside, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     x, vth = ins["in"], n.vth.astype(np.float64)
     return (x >= vth if n.compare == ">=" else x > vth).astype(np.float64)
 
 
 @OPS.register(fl.GLU)
-def _glu(name: str, n: fl.GLU, ins: dict[str, Array], state: dict | None) -> Array:
+def _glu(name: str, n: fl.GLU, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     x = ins["in"]
     return x[..., : n.size] * sigmoid(x[..., n.size:])
 
 
 @OPS.register(fl.Ternarize)
-def _ternarize(name: str, n: fl.Ternarize, ins: dict[str, Array], state: dict | None) -> Array:
+def _ternarize(name: str, n: fl.Ternarize, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     x = ins["in"]
     mag = np.abs(x)
     peak = mag.max(axis=-1, keepdims=True)
@@ -203,7 +246,8 @@ def _ternarize(name: str, n: fl.Ternarize, ins: dict[str, Array], state: dict | 
 
 
 @OPS.register(fl.Mul)
-def _mul(name: str, n: fl.Mul, ins: dict[str, Array], state: dict | None) -> Array:
+def _mul(name: str, n: fl.Mul, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     return ins["a"] * ins["b"]
 
 
@@ -212,7 +256,8 @@ _FNS: dict[str, Callable[[Array], Array]] = {"sigmoid": sigmoid, "gelu": gelu, "
 
 
 @OPS.register(fl.Activation)
-def _activation(name: str, n: fl.Activation, ins: dict[str, Array], state: dict | None) -> Array:
+def _activation(name: str, n: fl.Activation, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     fn = _FNS.get(n.fn)
     if fn is None:
         raise IRError(f"node '{name}' (Activation): unknown fn {n.fn!r}; supported: sigmoid, gelu, relu, identity")
@@ -220,7 +265,8 @@ def _activation(name: str, n: fl.Activation, ins: dict[str, Array], state: dict 
 
 
 @OPS.register(fl.Norm)
-def _norm(name: str, n: fl.Norm, ins: dict[str, Array], state: dict | None) -> Array:
+def _norm(name: str, n: fl.Norm, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     x = ins["in"]
     w, b = n.weight.astype(np.float64), n.bias.astype(np.float64)
     if n.kind == "batch":
@@ -233,20 +279,29 @@ def _norm(name: str, n: fl.Norm, ins: dict[str, Array], state: dict | None) -> A
 
 
 @OPS.register(fl.Add)
-def _add(name: str, n: fl.Add, ins: dict[str, Array], state: dict | None) -> Array:
+def _add(name: str, n: fl.Add, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     return ins["in"]
 
 
 @OPS.register(fl.MeanPool)
-def _meanpool(name: str, n: fl.MeanPool, ins: dict[str, Array], state: dict | None) -> Array:
-    return ins["in"].mean(axis=1, keepdims=True)
+def _meanpool(name: str, n: fl.MeanPool, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
+    if carry is None:
+        return ins["in"].mean(axis=1, keepdims=True)
+    total = ins["in"].sum(axis=1, keepdims=True)  # running sum; carry["steps"]: steps through this chunk
+    if "sum" in carry:
+        total = carry["sum"] + total
+    carry["sum"] = total
+    return total / carry["steps"]
 
 
 @OPS.register(fl.LIF)
-def _lif(name: str, n: fl.LIF, ins: dict[str, Array], state: dict | None) -> Array:
+def _lif(name: str, n: fl.LIF, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     x = ins["in"]
     vth = n.vth.astype(np.float64)
-    v = np.zeros(x.shape[::2], np.float64)  # [B, H]
+    v = np.zeros(x.shape[::2], np.float64) if carry is None or "v" not in carry else carry["v"]  # [B, H]
     out = np.zeros_like(x)
     pre = np.zeros_like(x) if state is not None else None
     for t in range(x.shape[1]):
@@ -256,18 +311,23 @@ def _lif(name: str, n: fl.LIF, ins: dict[str, Array], state: dict | None) -> Arr
         out[:, t] = s
         if pre is not None:
             pre[:, t] = vp
+    if carry is not None:
+        carry["v"] = v
     if state is not None:
         state[name] = pre
     return out
 
 
 @OPS.register(fl.RefractoryLIF)
-def _refractory(name: str, n: fl.RefractoryLIF, ins: dict[str, Array], state: dict | None) -> Array:
+def _refractory(name: str, n: fl.RefractoryLIF, ins: dict[str, Array], state: dict | None,
+        carry: dict | None) -> Array:
     x = ins["in"]
     vth, rho = n.vth.astype(np.float64), n.rho.astype(np.float64)
     v = np.zeros(x.shape[::2], np.float64)
     s = np.zeros_like(v)
     r = np.zeros_like(v)
+    if carry is not None and "v" in carry:
+        v, s, r = carry["v"], carry["s"], carry["r"]
     out = np.zeros_like(x)
     pre = np.zeros_like(x) if state is not None else None
     for t in range(x.shape[1]):
@@ -277,6 +337,8 @@ def _refractory(name: str, n: fl.RefractoryLIF, ins: dict[str, Array], state: di
         out[:, t] = s
         if pre is not None:
             pre[:, t] = v
+    if carry is not None:
+        carry.update(v=v, s=s, r=r)
     if state is not None:
         state[name] = pre
     return out
@@ -312,11 +374,29 @@ def _shift(a: Array, delay: int) -> Array:
     return out
 
 
-def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False, record_state: bool = False) -> Result:
+def _delayed(a: Array, delay: int, key: tuple[str, str], c_in: Carry | None, c_out: Carry | None) -> Array:
+    """``a`` shifted by ``delay`` steps; in chunks, the previous chunk's last ``delay`` steps come first."""
+    if delay <= 0:
+        return a
+    if c_out is None:
+        return _shift(a, delay)
+    prev = c_in.delays.get(key) if c_in is not None else None
+    if prev is None:
+        prev = np.zeros((a.shape[0], delay, *a.shape[2:]), a.dtype)
+    full = np.concatenate([prev, a], axis=1)
+    c_out.delays[key] = full[:, full.shape[1] - delay:]
+    return full[:, : a.shape[1]]
+
+
+def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False, record_state: bool = False,
+              carry: Carry | None = None, final: bool = True) -> Result:
     """Run the float graph on ``x`` ([B, T, d] floats, or [B, T] token ids; a dict for several inputs).
 
     Returns a :class:`Result`; ``record=True`` also keeps every node's per-step output, ``record_state=True`` the
     neurons' membrane potentials and the S4D / ModeBank complex states (large: B*T*H*M complex128 per layer).
+    ``carry`` / ``final``: run ``x`` as the next chunk of steps after the state ``carry`` (None: from rest);
+    ``final=False`` leaves the sequence open (sequence-end nodes and their descendants do not run) and
+    ``Result.carry`` holds the state for the next chunk. ``carry`` is not modified.
     Raises :class:`IRError` for integer nodes (run those with ``neurocompile.sim``) and malformed inputs.
     """
     if not graph.inputs:
@@ -328,7 +408,11 @@ def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False, r
     order = graph.order()
     vals: dict[str, Array] = {}
     state: dict[str, Array] | None = {} if record_state else None
+    streaming = carry is not None or not final
+    c_out = Carry(steps=carry.steps if carry is not None else 0) if streaming else None
+    after = graph.sequence_end_nodes()  # run once, on the last chunk
     batch = None
+    t_len = 0
     pending = {n: len(list(graph.g.successors(n))) for n in order}
     keep = set(graph.outputs)
     for name in order:
@@ -342,13 +426,16 @@ def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False, r
             v = _input_value(name, n, feeds[name])  # type: ignore[arg-type]
             if batch is not None and v.shape[0] != batch:
                 raise IRError(f"input '{name}' has batch {v.shape[0]}, other inputs have {batch}")
-            batch = v.shape[0]
+            batch, t_len = v.shape[0], v.shape[1]
             vals[name] = v
+            continue
+        if name in after and not final:
             continue
         ins: dict[str, Array] = {}
         for src in graph.preds(name):
             e = graph.edge(src, name)
-            v = _shift(vals[src], int(e.get("delay", 0)))
+            d = int(e.get("delay", 0))
+            v = _shift(vals[src], d) if src in after else _delayed(vals[src], d, (src, name), carry, c_out)
             port = e["port"]
             if port in ins:
                 if ins[port].shape != v.shape:
@@ -360,15 +447,44 @@ def interpret(graph: Graph, x: Array | dict[str, Array], record: bool = False, r
         missing_ports = [p for p in n.PORTS if p not in ins]
         if missing_ports:
             raise IRError(f"node '{name}' ({n.op}) has no input on port(s) {missing_ports}")
-        vals[name] = _run_node(name, n, ins, state)
+        nc: dict[str, Array] | None = None
+        if c_out is not None and name not in after:
+            nc = dict(carry.nodes.get(name, {})) if carry is not None else {}
+            if n.SEQUENCE_END:
+                nc["steps"] = np.float64(c_out.steps + t_len)
+        out = _run_node(name, n, ins, state, nc)
+        if nc:
+            c_out.nodes[name] = nc  # type: ignore[union-attr]
+        if final or not n.SEQUENCE_END:
+            vals[name] = out
         if not record:  # free inputs nobody else needs (large sequences)
             for src in graph.preds(name):
                 pending[src] -= 1
                 if pending[src] == 0 and src not in keep:
-                    del vals[src]
-    seq_end = graph.sequence_end_nodes() | {n for n in graph.g.nodes if graph.node(n).SEQUENCE_END}
+                    vals.pop(src, None)
+    if c_out is not None:
+        c_out.steps += t_len
+    seq_end = after | {n for n in graph.g.nodes if graph.node(n).SEQUENCE_END}
     outputs = {}
     for name in graph.outputs:
+        if name not in vals:
+            continue  # a sequence-end output of a chunk that is not the last
         v = vals[name]
         outputs[name] = v[:, 0] if name in seq_end else v
-    return Result(outputs=outputs, trace=vals if record else None, state=state)
+    return Result(outputs=outputs, trace=vals if record else None, state=state, carry=c_out)
+
+
+def stream(graph: Graph, x: Array, steps: int, record: bool = False,
+           record_state: bool = False) -> Iterator[tuple[int, Result]]:
+    """Run ``x`` [B, T, ...] in chunks of ``steps`` time steps, yielding ``(first step, Result)`` per chunk; the
+    last chunk's Result holds the sequence-end outputs (logits). Memory: one chunk's values, whatever T."""
+    if steps < 1:
+        raise IRError(f"stream: chunks of {steps} steps; need at least 1")
+    t_len = int(np.shape(x)[1])
+    carry: Carry | None = None
+    for t0 in range(0, t_len, steps):
+        last = t0 + steps >= t_len
+        res = interpret(graph, x[:, t0:t0 + steps], record=record, record_state=record_state,
+                        carry=carry if carry is not None else Carry(), final=last)
+        carry = res.carry
+        yield t0, res

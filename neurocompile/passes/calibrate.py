@@ -16,7 +16,9 @@ The traces themselves stay in ``ctx.info['calib_trace']`` for the quantiser (LUT
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +26,9 @@ from neurocompile.errors import QuantizationError
 from neurocompile.ir import nodes as fl
 from neurocompile.ir.graph import Graph
 from neurocompile.passes.common import PassContext, limit
+
+if TYPE_CHECKING:
+    from neurocompile.ir.interpret import Result
 
 NAME = "calibrate"
 _MSE_SAMPLE = 200_000
@@ -109,9 +114,18 @@ def clip_range(ctx: PassContext, graph: Graph, name: str, bits: int) -> tuple[fl
     return st["lo"], st["hi"]
 
 
-def run(graph: Graph, ctx: PassContext) -> Graph:
-    from neurocompile.ir.interpret import interpret
+def _runs(graph: Graph, x: np.ndarray, steps: int) -> Iterator[Result]:
+    """The float interpreter's record of ``x``: one whole run, or chunks of ``steps`` steps carrying the state."""
+    from neurocompile.ir.interpret import interpret, stream
 
+    if steps >= x.shape[1]:
+        yield interpret(graph, x, record=True)
+        return
+    for _, res in stream(graph, x, steps, record=True):
+        yield res
+
+
+def run(graph: Graph, ctx: PassContext) -> Graph:
     x = check_calibration_data(graph, ctx.calib_x)
     x = x[: ctx.options.calib_samples]
     asked = int(x.shape[0])
@@ -121,33 +135,43 @@ def run(graph: Graph, ctx: PassContext) -> Graph:
     plan = chunk_plan(graph, n, t_len, ctx.info.get("memory_budget"))
     order = graph.order()
     banks = [m for m in order if isinstance(graph.node(m), fl.ModeBank)]
-    one = plan.chunk >= n  # one interpreter call: the statistics are taken on the float64 trace directly
+    one = plan.chunk >= n and plan.steps >= t_len  # one call: statistics taken on the float64 trace directly
+    after = graph.sequence_end_nodes() | {m for m in order if graph.node(m).SEQUENCE_END}
     acc: dict[str, _Stream] = {}
     nodes: dict[str, dict[str, float]] = {}
     kept: dict[str, list[np.ndarray]] = {name: [] for name in order}
     mode_peak: dict[str, np.ndarray] = {}
     outputs: dict[str, list[np.ndarray]] = {}
     for s0 in range(0, n, plan.chunk):
-        res = interpret(graph, x[s0:s0 + plan.chunk], record=True)
-        for name in order:
-            v = res.trace[name]
-            if isinstance(graph.node(name), fl.Input) and graph.node(name).tokens:
-                v = v.astype(np.float64)
-            v32 = v.astype(np.float32)
-            if one:
-                nodes[name] = _stats(v, method, p)
-            else:  # [chunk, T or 1 (after a sequence end), size]
-                acc.setdefault(name, _Stream(n * int(np.prod(v.shape[1:])), p)).add(v)
+        pieces: dict[str, list[np.ndarray]] = {}  # kept samples' float32 trace, per chunk of time
+        outs: dict[str, list[np.ndarray]] = {}
+        for res in _runs(graph, x[s0:s0 + plan.chunk], plan.steps):
+            for name in order:
+                if name not in res.trace:  # a sequence-end node, before the last chunk of time
+                    continue
+                v = res.trace[name]
+                if isinstance(graph.node(name), fl.Input) and graph.node(name).tokens:
+                    v = v.astype(np.float64)
+                v32 = v.astype(np.float32)
+                if one:
+                    nodes[name] = _stats(v, method, p)
+                else:  # [chunk, steps (1 after a sequence end), size]
+                    total = n * (1 if name in after else t_len) * int(np.prod(v.shape[2:]))
+                    acc.setdefault(name, _Stream(total, p)).add(v)
+                if s0 < plan.keep:
+                    pieces.setdefault(name, []).append(v32[: plan.keep - s0])
+                if name in mode_peak or name in banks:
+                    st = v32.reshape(*v.shape[:2], -1, 2).astype(np.float64)
+                    pk = np.sqrt((st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1)))  # sqrt is monotone: exact
+                    mode_peak[name] = pk if name not in mode_peak else np.maximum(mode_peak[name], pk)
             if s0 < plan.keep:
-                kept[name].append(v32[: plan.keep - s0])
-            if name in mode_peak or name in banks:
-                st = v32.reshape(*v.shape[:2], -1, 2).astype(np.float64)
-                pk = np.sqrt((st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1)))  # sqrt is monotone: exact
-                mode_peak[name] = pk if name not in mode_peak else np.maximum(mode_peak[name], pk)
-        if s0 < plan.keep:
-            for k, v in res.outputs.items():
-                outputs.setdefault(k, []).append(v[: plan.keep - s0])
-        del res
+                for k, v in res.outputs.items():
+                    outs.setdefault(k, []).append(v[: plan.keep - s0])
+            del res
+        for name, ps in pieces.items():
+            kept[name].append(ps[0] if len(ps) == 1 else np.concatenate(ps, axis=1))
+        for k, ps in outs.items():
+            outputs.setdefault(k, []).append(ps[0] if len(ps) == 1 else np.concatenate(ps, axis=1))
     trace = {name: (parts[0] if len(parts) == 1 else np.concatenate(parts)) for name, parts in kept.items()}
     if not one:
         nodes = {name: acc[name].stats(method, trace[name]) for name in order}
@@ -163,6 +187,8 @@ def run(graph: Graph, ctx: PassContext) -> Graph:
         ctx.note(NAME, samples_asked=asked)
     if plan.keep < n:
         ctx.note(NAME, traced_samples=plan.keep, chunk=plan.chunk)
+    if plan.steps < t_len:
+        ctx.note(NAME, chunk_steps=plan.steps)
     return g
 
 
@@ -178,12 +204,15 @@ _MAX_TAIL = 4_000_000
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """How calibration runs: ``chunk`` samples per interpreter call, the first ``keep`` samples traced for the
-    quantiser; ``bytes_per_sample`` of the float64 record of one sample (all nodes, all steps)."""
+    """How calibration runs: ``chunk`` samples per interpreter call, ``steps`` time steps per call (the sequence
+    length, or fewer when one sequence does not fit: the interpreter carries its state between chunks of time),
+    the first ``keep`` samples traced for the quantiser; ``bytes_per_sample`` of the float64 record of one sample
+    (all nodes, all steps)."""
 
     chunk: int
     keep: int
     bytes_per_sample: int
+    steps: int = 0
 
 
 #: node-output values x steps x samples the float interpreter computes at most to calibrate (about 15 s on one
@@ -204,23 +233,33 @@ def _out_size(graph: Graph, name: str) -> int:
 
 
 def chunk_plan(graph: Graph, n: int, t_len: int, budget: int | None = None) -> ChunkPlan:
-    """Samples per chunk and samples traced, so that memory stays within ``budget`` bytes (default
-    ``CHUNK_BYTES + TRACE_BYTES``) whatever ``n``: one sample's record is T x (sum of node sizes) x 8 bytes,
-    twice that while the interpreter works; the trace kept is float32. With an explicit ``budget`` too small for
-    one sample, raises QuantizationError naming the sizes (by default one sample per chunk is the floor)."""
+    """Samples and steps per chunk and samples traced, so that memory stays within ``budget`` bytes (default
+    ``CHUNK_BYTES + TRACE_BYTES``) whatever ``n`` and T: one sample-step's record is (sum of node sizes) x 8
+    bytes, twice that while the interpreter works; whole sequences when one fits, else one sequence in chunks of
+    time. The trace kept is float32. Raises QuantizationError naming the sizes when one step does not fit, or
+    (explicit ``budget``) one sequence of a graph that reads the future (bidirectional S4D) does not."""
     width = sum(_out_size(graph, m) for m in graph.order())
     per = max(1, t_len * width * 8)
     chunk_bytes, trace_bytes = CHUNK_BYTES, TRACE_BYTES
     if budget is not None:
         chunk_bytes, trace_bytes = int(budget * 0.6), int(budget * 0.4)
-    if 2 * per > chunk_bytes and budget is not None:
-        raise QuantizationError(
-            f"calibration: one sequence of {t_len} steps through {width:,} node outputs needs "
-            f"{2 * per / 2**20:,.0f} MiB, over the {chunk_bytes / 2**20:,.0f} MiB allowed for a chunk; raise "
-            f"--max-memory or calibrate on shorter sequences")
-    chunk = max(1, min(n, chunk_bytes // (2 * per)))
     keep = max(1, min(n, trace_bytes // (per // 2)))
-    return ChunkPlan(chunk=int(chunk), keep=int(keep), bytes_per_sample=int(per))
+    if 2 * per <= chunk_bytes:
+        chunk = max(1, min(n, chunk_bytes // (2 * per)))
+        return ChunkPlan(chunk=int(chunk), keep=int(keep), bytes_per_sample=int(per), steps=int(t_len))
+    future = any(getattr(graph.node(m), "bidirectional", False) for m in graph.order())
+    step = 2 * width * 8
+    if future or step > chunk_bytes:
+        if budget is None and future:  # no explicit budget: one whole sequence per chunk at least
+            return ChunkPlan(chunk=1, keep=int(keep), bytes_per_sample=int(per), steps=int(t_len))
+        what = (f"one sequence of {t_len} steps (a bidirectional layer reads all of it)" if future else "one step")
+        need = 2 * per if future else step
+        raise QuantizationError(
+            f"calibration: {what} through {width:,} node outputs needs {need / 2**20:,.2f} MiB, over the "
+            f"{chunk_bytes / 2**20:,.2f} MiB allowed for a chunk; raise --max-memory or calibrate on shorter "
+            f"sequences")
+    steps = max(1, min(t_len, chunk_bytes // step))
+    return ChunkPlan(chunk=1, keep=int(keep), bytes_per_sample=int(per), steps=int(steps))
 
 
 class _Stream:

@@ -16,16 +16,18 @@ fewer bits to the readout weights c.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from neurocompile.errors import QuantizationError
+from neurocompile.fixedpoint import round_half_away
 from neurocompile.ir import hw
 from neurocompile.ir import nodes as fl
 from neurocompile.passes import qmath
 from neurocompile.passes.common import limit
-from neurocompile.sim.reference import run_node
+from neurocompile.sim.fixed import rsh_round, rsh_trunc, sat
 
 _BUDGET = 2e7  # samples x H x M x T simulated per candidate width
 _MAX_SAMPLES = 64
@@ -74,21 +76,19 @@ def mode_basis(dB: np.ndarray, peak: np.ndarray, s_u: float, target: float, wmax
     Returns ``(b_int [H, M], k [H], gain [H, M])`` with gain = b_int 2^-k / (|dB| s_u) (units of 1/target per peak).
     """
     mag = np.abs(dB) * s_u  # input gain per integer input unit, [H, M]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         req = np.where(peak > 0, target * mag / peak, np.nan)  # wanted b' 2^-k per mode
-    H, M = dB.shape
-    b = np.full((H, M), wmax, np.int64)
-    k = np.zeros(H, np.int64)
-    for h in range(H):
-        r = req[h][np.isfinite(req[h]) & (req[h] > 0)]
-        if r.size == 0:
-            continue
-        kh = int(np.floor(np.log2(wmax / r.max())))
-        if r.max() / r.min() > wmax:  # keep the weakest mode at >= 1: the strongest use fewer levels
-            kh = int(np.ceil(np.log2(1.0 / r.min())))
-        k[h] = kh
-        want = req[h] * 2.0 ** kh
-        b[h] = np.where(np.isfinite(want), np.clip(np.floor(want), 1, wmax), wmax).astype(np.int64)
+        ok = np.isfinite(req) & (req > 0)
+        has = ok.any(axis=1)
+        r_max = np.where(ok, req, -np.inf).max(axis=1)
+        r_min = np.where(ok, req, np.inf).min(axis=1)
+        # k: the largest shift keeping the strongest mode's b' <= wmax, unless the modes span more than wmax:
+        # then the weakest mode is kept at b' >= 1 and the strongest use fewer levels
+        k_top = np.floor(np.log2(wmax / r_max))
+        k_low = np.ceil(np.log2(1.0 / r_min))
+        k = np.where(has, np.where(r_max / r_min > wmax, k_low, k_top), 0.0).astype(np.int64)
+        want = req * 2.0 ** k[:, None]
+        b = np.where(has[:, None] & np.isfinite(want), np.clip(np.floor(want), 1, wmax), wmax).astype(np.int64)
     return b, k, b * 2.0 ** -k[:, None]
 
 
@@ -114,14 +114,80 @@ def _readout(em: Any, n: fl.ModeReadout, basis: np.ndarray, lim_x: int, s_u: flo
     M = cb.shape[1]
     w_hat = np.concatenate([2 * cb.real, -2 * cb.imag, n.D.astype(np.float64)[:, None] * s_u], 1) / s_y
     lims = np.array([lim_x] * (2 * M) + [lim_u], np.float64)
-    rq = qmath.quantize_rows(w_hat, em.p.wmax, em.p.acc_limit, lims)
-    return hw.QModeReadout(c_re=rq.weight[:, :M], c_im=rq.weight[:, M:2 * M], d=rq.weight[:, 2 * M],
-                           shift=rq.shift, weight_bits=em.p.weight_bits, out_bits=bits_y, out_scale=s_y)
+    weight, shift = readout_rows(w_hat, em.p.wmax, em.p.acc_limit, lims)
+    return hw.QModeReadout(c_re=weight[:, :M], c_im=weight[:, M:2 * M], d=weight[:, 2 * M],
+                           shift=shift, weight_bits=em.p.weight_bits, out_bits=bits_y, out_scale=s_y)
+
+
+def readout_rows(w_hat: np.ndarray, wmax: int, acc_limit: float, lims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight, shift)`` of :func:`qmath.quantize_rows` (no bias) with every row at once: the width search
+    quantises H rows per candidate width. ``lims`` must be integers (state and input limits), so that the
+    accumulator bound sum_i |W_i| lims_i is exact in float64 whatever the summation order."""
+    w_hat = np.asarray(w_hat, np.float64)
+    n_out, n_in = w_hat.shape
+    lim_in = np.broadcast_to(np.asarray(lims, np.float64), (n_in,))
+    mag = np.abs(w_hat)
+    peak = mag.max(axis=1) if n_in else np.zeros(n_out)
+    shift = np.zeros(n_out, np.int64)
+    live = np.zeros(n_out, bool)
+    for o in range(n_out):  # the scalar arithmetic of quantize_rows (math.log2, one dot product per row)
+        worst = float(np.abs(w_hat[o]) @ lim_in)
+        cands = []
+        if peak[o] > 0:
+            cands.append(math.floor(math.log2(wmax / float(peak[o]))))
+        if worst > 0 and math.isfinite(acc_limit):
+            cands.append(math.floor(math.log2(acc_limit / worst)))
+        if cands:
+            shift[o], live[o] = min(cands), True
+    # a ternary row t 2^-j (one nonzero magnitude, a power of two) takes k = j: its mantissas are t itself
+    low = np.where(w_hat != 0, mag, np.inf).min(axis=1) if n_in else np.zeros(n_out)
+    mant, expo = np.frexp(peak)
+    tern = live & (peak > 0) & (low == peak) & (mant == 0.5)
+    shift = np.where(tern, np.minimum(shift, 1 - expo), shift)
+    weight = np.zeros((n_out, n_in), np.int64)
+    todo = np.flatnonzero(live)
+    for _ in range(64):  # lower k until the row fits wmax and the accumulator (as quantize_rows, row by row)
+        if not todo.size:
+            break
+        wi = round_half_away(w_hat[todo] * 2.0 ** shift[todo][:, None])
+        a = np.abs(wi)
+        fits = (a.max(axis=1, initial=0) <= wmax) & (a @ lim_in <= acc_limit)
+        weight[todo] = wi
+        shift[todo[~fits]] -= 1
+        todo = todo[~fits]
+    # strip the power of two shared by the whole row (exact)
+    ors = np.bitwise_or.reduce(np.abs(weight), axis=1) if n_in else np.zeros(n_out, np.int64)
+    p = np.where(ors > 0, np.frexp((ors & -ors).astype(np.float64))[1] - 1, 0).astype(np.int64)
+    return weight >> p[:, None], shift - p
 
 
 def _simulate(bank: hw.QModeBank, ro: hw.QModeReadout, u: np.ndarray) -> np.ndarray:
-    """The readout's outputs [B, T, H] for bank inputs ``u`` [B, T, H] (the bank's output feeds only the readout)."""
-    return run_node(ro, {"state": run_node(bank, {"in": u}), "skip": u})
+    """The readout's outputs [B, T, H] for bank inputs ``u`` [B, T, H] (the bank's output feeds only the readout):
+    the integer kernels of sim/kernels.py (step_modebank, step_modereadout), with the input products and the
+    readout taken for a chunk of steps at once."""
+    b, t_len, h = u.shape
+    m = bank.a_re.shape[1]
+    f = bank.coef_frac_bits
+    re = np.zeros((b, h, m), np.int64)
+    im = np.zeros((b, h, m), np.int64)
+    y = np.zeros((b, t_len, h), np.int64)
+    steps = max(1, 2**20 // max(1, b * h * m))  # about 8 MiB per chunk array
+    kb = np.asarray(bank.b_shift, np.int64)[:, None]
+    for t0 in range(0, t_len, steps):
+        uc = np.asarray(u[:, t0:t0 + steps], np.int64)
+        tc = uc.shape[1]
+        d_re = rsh_round(bank.b_re * uc[..., None], kb)  # [B, tc, H, M]
+        d_im = rsh_round(bank.b_im * uc[..., None], kb) if bank.b_im.any() else np.zeros_like(d_re)  # real b: 0
+        s_re = np.empty_like(d_re)
+        s_im = np.empty_like(d_im)
+        for i in range(tc):
+            new_re = rsh_trunc(bank.a_re * re - bank.a_im * im, f) + d_re[:, i]
+            new_im = rsh_trunc(bank.a_im * re + bank.a_re * im, f) + d_im[:, i]
+            re, im = sat(new_re, bank.out_bits)[0], sat(new_im, bank.out_bits)[0]
+            s_re[:, i], s_im[:, i] = re, im
+        acc = (ro.c_re * s_re + ro.c_im * s_im).sum(-1) + ro.d * uc
+        y[:, t0:t0 + tc] = sat(rsh_round(acc, ro.shift), ro.out_bits)[0]
+    return y
 
 
 def quantize_ssm(em: Any, name: str, n: fl.ModeBank, ro_name: str, ro: fl.ModeReadout
