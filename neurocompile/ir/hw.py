@@ -198,7 +198,7 @@ class QLIF(QNode):
     vth: np.ndarray = arr(lambda: _i(0), dims=("H",), anchor=True, fits="state_bits")  # [H]
     coef_frac_bits: int = bits(12)
     state_bits: int = bits(24)
-    reset: str = attr("zero", choices=("zero", "subtract"))  # 'none' (v_t = v'_t) is produced by imports only
+    reset: str = attr("zero", choices=("zero", "subtract", "none"))  # none: v_t = v'_t (NIR imports without reset)
     compare: str = attr(">=", choices=(">=", ">"))
     out_bits: int = bits(1)
 

@@ -183,7 +183,7 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
             j = b * n + c
             x = buf[x0 + j]
             vth = prm[p + c]
-            if op == LIF:  # a: decay, F, state lim, subtract, compare >=
+            if op == LIF:  # a: decay, F, state lim, reset (0 zero, 1 subtract, 2 none), compare >=
                 v_old = st[s0 + j]
                 if x != 0 or v_old != 0 or (has_ev and evm[c] != 0):
                     act += 1
@@ -196,8 +196,8 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                         v = -a2
                         ns += 1
                 s = (v >= vth) if a4 else (v > vth)
-                if s:
-                    v = v - vth if a3 else 0
+                if s and a3 != 2:
+                    v = v - vth if a3 == 1 else 0
                 st[s0 + j] = v
                 buf[out0 + j] = 1 if s else 0
             elif op == REFRACTORY:  # a: decay, lam, F, R, state lim

@@ -162,10 +162,13 @@ def _readout(node: hw.QModeReadout) -> Params:
     return [_i64(node.c_re), _i64(node.c_im), _i64(node.d), _per(node.shift, h)], [h, m, -1]
 
 
+_RESETS = {"zero": 0, "subtract": 1, "none": 2}  # QLIF.reset as the compiled kernel's code
+
+
 @kernel(hw.QLIF, op="LIF", states=_vector("v"), event_rule=True)
 def _lif(node: hw.QLIF) -> Params:
     return ([_i64(node.vth)], [int(node.decay), int(node.coef_frac_bits), _lim(node.state_bits),
-                               int(node.reset != "zero"), int(node.compare == ">=")])
+                               _RESETS[node.reset], int(node.compare == ">=")])
 
 
 @kernel(hw.QRefractory, op="REFRACTORY", event_rule=True,
