@@ -161,3 +161,22 @@ def test_package_imports_without_lava() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ERR lava-nc 0.10.0 is needed for --backend lava")
+
+
+def test_ctrl_c_during_start_up_is_raised_after_it() -> None:
+    """A Ctrl-C while Lava forks its workers is held, not lost: it is raised when the start-up block ends."""
+    import os
+    import signal
+
+    from neurocompile.backends.lava.runtime import _Interrupts
+
+    reached = False
+    with pytest.raises(KeyboardInterrupt):
+        with _Interrupts(reraise=True):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs between byte codes: the block must survive it
+            reached = True
+    assert reached
+    with _Interrupts():  # shutdown's form never raises
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)

@@ -104,7 +104,7 @@ def run(network: LavaNetwork | Graph | str | Path, x: Any, steps: int | None = N
             raise BackendError(f"Lava could not compile the network of graph '{graph.name}': "
                                f"{type(e).__name__}: {e}") from e
         res.compile_s = time.perf_counter() - t0
-        with _Interrupts():
+        with _Interrupts(reraise=True):
             try:
                 anchor.create_runtime(executable=executable)
             finally:

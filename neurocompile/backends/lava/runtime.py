@@ -17,21 +17,29 @@ from neurocompile.errors import BackendError
 
 
 class _Interrupts:
-    """Block SIGINT while Lava forks its workers (they inherit SIG_IGN), remember a Ctrl-C that came meanwhile."""
+    """Hold SIGINT while Lava forks its workers (they inherit a handler that only takes note, so a Ctrl-C never
+    kills a worker half-built) and remember a Ctrl-C that came meanwhile: with ``reraise`` it is raised as
+    KeyboardInterrupt once the block ends, so a Ctrl-C during start-up is never lost."""
 
-    def __init__(self) -> None:
+    def __init__(self, reraise: bool = False) -> None:
         self.old: Any = None
         self.hit = False
+        self.reraise = reraise
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.hit = True
 
     def __enter__(self) -> _Interrupts:
         if threading.current_thread() is threading.main_thread():
             self.old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, self._note)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.old is not None:
             signal.signal(signal.SIGINT, self.old)
+        if self.hit and self.reraise and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 def _actors(runtime: Any) -> list[Any]:
