@@ -26,7 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A long run (its workers print nothing); the script prints its Lava child pids once they run.
 LONG_RUN = textwrap.dedent("""
-    import multiprocessing as mp, sys, threading, time
+    import multiprocessing as mp, signal, sys, threading, time
+    # as a shell starts a command: Ctrl-C raises KeyboardInterrupt, whatever the test runner's worker inherited
+    print("INHERITED", signal.getsignal(signal.SIGINT), sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+          file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
     import numpy as np
     from neurocompile.ir import hw
     from neurocompile.ir.graph import Graph
