@@ -127,30 +127,26 @@ def validate_manifest(path: Path, m: Any) -> dict[str, Any]:
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """Parse and validate ``path/manifest.json`` (ArtifactError naming the key on any problem)."""
-    f = path / MANIFEST
+    return validate_manifest(path, _read_json(path / MANIFEST, "a manifest"))
+
+
+def _read_json(f: Path, what: str) -> Any:
+    """The JSON in artifact file ``f`` (at most MAX_MANIFEST_BYTES), or one ArtifactError line naming the file."""
     try:
         if f.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ArtifactError(f"{f}: {f.stat().st_size} bytes is too large for a manifest; re-export the model")
-        m = json.loads(f.read_bytes().decode("utf-8"))
+            raise ArtifactError(f"{f}: {f.stat().st_size} bytes is too large for {what}; re-export the model")
+        return json.loads(f.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ArtifactError(f"{f}: not valid JSON ({' '.join(str(e).split())[:120]}); re-export the model") from None
     except OSError as e:
-        raise ArtifactError(f"{f}: cannot be read ({e.strerror or e})") from None
-    return validate_manifest(path, m)
+        raise ArtifactError(f"{f}: cannot be read ({e.strerror or e}); re-export the model") from None
 
 
 def read_target(path: Path, manifest: dict[str, Any]) -> Target:
     """The target ``path`` was compiled for, from its ``target.json`` snapshot: every key, unit, source and range
     checked as in a target file, and its name equal to the manifest's ``target.name`` (ArtifactError otherwise)."""
     f = safe_member(path, TARGET_FILE)
-    try:
-        if f.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ArtifactError(f"{f}: {f.stat().st_size} bytes is too large for a target snapshot; re-export the model")
-        data = json.loads(f.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise ArtifactError(f"{f}: not valid JSON ({' '.join(str(e).split())[:120]}); re-export the model") from None
-    except OSError as e:
-        raise ArtifactError(f"{f}: cannot be read ({e.strerror or e}); re-export the model") from None
+    data = _read_json(f, "a target snapshot")
     try:
         target = target_from_dict(data, f)
     except TargetError as e:
