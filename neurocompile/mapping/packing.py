@@ -2,20 +2,23 @@
 output axons): the partition step of :func:`neurocompile.mapping.placement.place`.
 
 Units (an SSM channel with its readout neuron, or one neuron) come in *groups* (one node, or a bank with the
-reader of its whole state), in graph order. Groups are sorted into *streams* by their binding resource: the
-first resource (in ``RES`` order) within ``TIE`` of the largest total_r / limit_r over the group (an SSM channel
-binds input axons, a dense layer's neurons bind synapse memory, a neuron read by many cores output axons).
-Filling cores from one stream in graph order leaves the other resources idle (a core of SSM channels uses a
-seventh of its memory, a core of dense rows a quarter of its axons), so each core draws from several streams:
+reader of its whole state), in graph order. Groups are sorted into *streams* by kind: their binding resource,
+the first resource (in ``RES`` order) within ``TIE`` of the largest total_r / limit_r over the group (an SSM
+channel binds input axons, a dense layer's neurons bind synapse memory, a neuron read by many cores output
+axons), and the other resources at or above ``KIND`` of it (a residual add, using output and input axons
+alike, is not paced with the LIF neurons, which use output axons only). Filling cores from one stream in graph
+order leaves the other resources idle (a core of SSM channels uses a seventh of its memory, a core of dense rows
+a quarter of its axons), so each core draws from every stream:
 
 - cores open one at a time; *progress* of a stream is its binding resource placed / the stream's total, and
-  *step* the progress one full core of it makes. The least-advanced stream draws, and every stream that would
-  still lag after that stream filled a whole core; the stream needing most cores (smallest step) draws last;
+  *step* the progress one full core of it makes. The stream needing most cores (smallest step) draws last;
 - a stream takes the longest run of its next units that fits, leaving for the streams after it on this core
   their average use (total / K, K the lower bound of cores) of every resource they need far less than their
-  own (``SLACK``); a stream drawing before the last takes at most up to the last one's progress after this
-  core (``CONCENTRATE`` times further for units reading a dense layer: spread over more cores, each would need
-  all the layer's inputs), which keeps the layers aligned;
+  own (``SLACK``); a stream drawing before others takes at most up to the furthest progress one of them can
+  reach after this core (so LIF neurons follow the dense rows they feed, and the cores holding those rows,
+  which need all the LIF axons as inputs, spend their output axons on them). Units reading a dense layer are
+  not held back: they gather on as few cores as their memory allows, since every core holding some needs all
+  the layer's inputs;
 - input axons are counted exactly: a source neuron reaching several units of one core needs one axon there.
 
 A unit that does not fit an empty core is a ``core-capacity`` violation (placed alone, so every rule is found).
@@ -46,9 +49,8 @@ RES = ("compartments", "memory_bits", "input_axons", "output_axons")
 SLACK = 0.75
 #: resources of a group within this fraction of its largest one tie for binding it
 TIE = 0.1
-#: how far (in cores of the last stream) a stream of units sharing their inputs may run ahead on one core (2: the
-#: best of 1 to 8 on the benchmark models)
-CONCENTRATE = 2.0
+#: a resource of a group at or above this fraction of its binding one marks a kind of its own (its own stream)
+KIND = 0.6
 
 
 class Feed:
@@ -177,6 +179,12 @@ class Group:
     def units(self) -> int:
         return int(self.mem.shape[0])
 
+    @property
+    def shared_inputs(self) -> bool:
+        """True when the units read a dense layer: they share its inputs, so they gather on as few cores as fit
+        (each core holding some needs every input axon of the layer)."""
+        return any(f.matrix is not None for f in self.feeds)
+
     def total(self, r: str) -> int:
         return int(self.cum[r][-1])
 
@@ -293,8 +301,6 @@ class _Stream:
         self.members = members
         self.totals = {r: sum(g.total(r) for g in members) for r in RES}
         self.resource = max(RES, key=lambda r: (self.totals[r] / lim[r], -RES.index(r)))
-        # units reading a dense layer share its inputs: spreading them multiplies input axons
-        self.shared_inputs = any(f.matrix is not None for g in members for f in g.feeds)
         self.step = lim[self.resource] / max(self.totals[self.resource], 1)  # progress of one full core
         self.gi = self.u = 0
         self.done_amount = 0
@@ -336,36 +342,35 @@ def pack(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: dict[
             fill.unit_core[name] = np.full(g.units, -1, np.int64)
     # the lower bound from these groups alone sets one core's share of every resource
     k_lb = max(1, *(math.ceil(sum(g.total(r) for g in gs) / lim[r]) for r in RES))
-    # one stream per binding resource; a resource within TIE of the largest counts as binding too, the first in
-    # RES order wins (so that groups of one kind, such as SSM channels using input and output axons alike, share
-    # a stream); each stream's progress is measured in the resource that binds it as a whole
-    by_res: dict[str, list[Group]] = {}
+    # one stream per kind of group: its binding resource (a resource within TIE of the largest counts as binding
+    # too, the first in RES order wins, so that SSM channels using input and output axons alike bind one) and
+    # the other resources within KIND of it. Each stream's progress is measured in its binding resource, so
+    # groups of different profiles (LIF neurons: output axons only; residual adds: output and input axons) do
+    # not pace one another
+    kinds: dict[tuple[str, ...], list[Group]] = {}
     for g in gs:
         if g.units:
             top = max(g.total(r) / lim[r] for r in RES)
             bind = next(r for r in RES if g.total(r) / lim[r] >= (1 - TIE) * top)
-            by_res.setdefault(bind, []).append(g)
-    streams = [_Stream(by_res[r], lim) for r in RES if r in by_res]
+            key = (bind,) + tuple(r for r in RES if r != bind and g.total(r) / lim[r] >= KIND * top)
+            kinds.setdefault(key, []).append(g)
+    streams = [_Stream(kinds[k], lim) for k in sorted(kinds, key=lambda k: [RES.index(r) for r in k])]
     while not all(s.finished for s in streams):
         c = fill.open()
         live = sorted((s for s in streams if not s.finished), key=lambda s: (s.progress(), RES.index(s.resource)))
-        # the others draw when they would still lag after the first stream fills a whole core
-        lead = live[0]
-        draw = [lead] + [s for s in live[1:] if s.progress() <= lead.progress() + lead.step]
-        # the stream needing the most cores draws last: it fills what the others leave of its resource
-        draw.sort(key=lambda s: -s.step)
+        # every stream draws; the one needing the most cores last: it fills what the others leave of its resource
+        draw = sorted(live, key=lambda s: -s.step)
         placed = False
         for i, s in enumerate(draw):
             later = draw[i + 1:]
             caps = {r: lim[r] - sum(t.totals[r] // k_lb for t in later if t.slack(r, lim)) for r in RES}
-            # a stream drawing before the last one takes at most its share of this core: up to where the last
-            # stream's progress will be after it (a concentrated stream, whose units share their inputs, more)
-            limit = None if not later else later[-1].progress() + later[-1].step * (CONCENTRATE if s.shared_inputs
-                                                                                     else 1.0)
+            # the furthest a later stream can be after this core: a stream drawing before others goes no further
+            # (it follows the stream that advances fastest, e.g. LIF neurons the dense rows they feed)
+            limit = max((t.progress() + t.step for t in later), default=None)
             while not s.finished:
                 g = s.members[s.gi]
                 k = _take(g, s.u, fill, c, caps, shared)
-                if limit is not None:
+                if limit is not None and not g.shared_inputs:
                     k = min(k, s.units_until(limit))
                 if k == 0:
                     break
