@@ -11,7 +11,9 @@ order leaves the other resources idle (a core of SSM channels uses a seventh of 
 a quarter of its axons), so each core draws from every stream:
 
 - cores open one at a time; *progress* of a stream is its binding resource placed / the stream's total, and
-  *step* the progress one full core of it makes. The stream needing most cores (smallest step) draws last;
+  *step* the progress one full core of it makes. Every stream draws on every core, except a stream of units
+  reading a dense layer while it is more than one step of the least-advanced stream ahead (the layers stay
+  aligned, so messages travel less far); the stream needing most cores (smallest step) draws last;
 - a stream takes the longest run of its next units that fits, leaving for the streams after it on this core
   their average use (total / K, K the lower bound of cores) of every resource they need far less than their
   own (``SLACK``); a stream drawing before others takes at most up to the furthest progress one of them can
@@ -358,8 +360,13 @@ def pack(graph: Graph, role: dict[str, str], lim: dict[str, int], out_est: dict[
     while not all(s.finished for s in streams):
         c = fill.open()
         live = sorted((s for s in streams if not s.finished), key=lambda s: (s.progress(), RES.index(s.resource)))
-        # every stream draws; the one needing the most cores last: it fills what the others leave of its resource
-        draw = sorted(live, key=lambda s: -s.step)
+        # every stream draws, except units reading a dense layer (never held back by a limit) while they are more
+        # than one core of the least-advanced stream ahead of it: the layers stay aligned (fewer hops)
+        lead = live[0]
+        draw = [s for s in live if s is lead or not s.members[s.gi].shared_inputs
+                or s.progress() <= lead.progress() + lead.step]
+        # the stream needing the most cores draws last: it fills what the others leave of its resource
+        draw.sort(key=lambda s: -s.step)
         placed = False
         for i, s in enumerate(draw):
             later = draw[i + 1:]
