@@ -8,7 +8,8 @@ limit are printed. Cores used and the lower bounds come from the artifact's plac
 ``neurocompile check``'s report): ``lower bd`` counts the axons every placement needs (a neuron read by dense rows
 that need k cores of memory needs k input and k output axons), ``simple`` counts one per neuron read on chip
 (docs/mapping.md section 3). ``hop cost``: hop-weighted traffic of cores numbered in packing order on row-major
-tiles > after the serpentine start and refinement.
+tiles > after the serpentine start and refinement. ``place s``: CPU seconds of placing the artifact's integer graph
+again (after the peak memory was read), ``same``: whether that placement equals the stored placement.json.
 
     python benchmarks/compile_scale.py                 # H in {256, 512, 1024}, N = 64, on three targets
     python benchmarks/compile_scale.py --quick         # H = 256 and 512 on loihi2 only
@@ -62,6 +63,15 @@ out.update(cores=fit["cores_used"], placed=fit["placed"], lower_bound=fit["lower
            findings=[f for f in fit["findings"] if f["severity"] == "error"][:3])
 out["peak_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
 out["total_seconds"] = round(time.perf_counter() - t_start, 2)
+if out["result"] == "exported":  # after the peak was read: placing the integer graph again, timed, same bytes?
+    from neurocompile.artifact import load_artifact
+    from neurocompile.mapping.placement import place
+    a = load_artifact(art, verify_hashes=False)
+    t1 = time.process_time()
+    again = place(a.int_graph, a.target_spec).to_dict()
+    out["place_cpu_s"] = round(time.process_time() - t1, 2)
+    stored = json.loads((art / "placement.json").read_text())["placement"]
+    out["same_placement"] = json.dumps(again, sort_keys=True) == json.dumps(stored, sort_keys=True)
 print("RESULT " + json.dumps(out))
 """
 
@@ -97,7 +107,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as work:
         print(f"{'H':>5} {'N':>3} {'L':>3} {'target':<13} {'result':<9} {'export s':>9} {'cpu s':>7} {'peak GB':>8} "
-              f"{'cores':>6} {'lower bd':>8} {'ratio':>6} {'simple':>6} {'ratio':>6} {'hop cost':>17}  refusal",
+              f"{'cores':>6} {'lower bd':>8} {'ratio':>6} {'simple':>6} {'ratio':>6} {'hop cost':>17} {'place s':>7} "
+              f"{'same':>5}  refusal",
               flush=True)
         for h, layers, t in configs:
             r = run(h, args.modes, layers, t, work, args.timeout)
@@ -110,7 +121,8 @@ def main() -> None:
                             for f in r.get("findings", []))
             print(f"{h:>5} {args.modes:>3} {layers:>3} {t:<13} {r['result'][:9]:<9} {r.get('seconds', '-'):>9} {r.get('cpu_seconds', '-'):>7} "
                   f"{r.get('peak_gb', '-'):>8} {r.get('cores', '-'):>6} {r.get('lower_bound', '-'):>8} {ratio:>6} "
-                  f"{r.get('simple_bound', '-'):>6} {sratio:>6} {hop:>17}  {why}", flush=True)
+                  f"{r.get('simple_bound', '-'):>6} {sratio:>6} {hop:>17} {r.get('place_cpu_s', '-'):>7} "
+                  f"{str(r.get('same_placement', '-')):>5}  {why}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
 
