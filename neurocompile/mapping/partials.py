@@ -38,7 +38,7 @@ from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.mapping.resources import COMPUTE, SYNAPSE, _units, input_unit_map, roles
 
-__all__ = ["PartialSplit", "PartialPlan", "plan_partials", "placement_graph", "partial_sums"]
+__all__ = ["PartialSplit", "PartialPlan", "plan_partials", "target_plan", "placement_graph", "partial_sums"]
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,10 @@ class PartialPlan:
         return out
 
 
-def plan_partials(graph: Graph, input_axons: int, role: dict[str, str] | None = None) -> PartialPlan:
-    """The partial-sum splits of ``graph`` for cores of ``input_axons`` input axons (module doc: the rule)."""
+def plan_partials(graph: Graph, input_axons: int, graded: bool = True,
+                  role: dict[str, str] | None = None) -> PartialPlan:
+    """The partial-sum splits of ``graph`` for cores of ``input_axons`` input axons (module doc: the rule);
+    ``graded``: the target sends graded messages (without them a partial sum cannot be sent: nothing is split)."""
     from neurocompile.passes.fit import neuron_fan_in
 
     role = roles(graph) if role is None else role
@@ -123,7 +125,7 @@ def plan_partials(graph: Graph, input_axons: int, role: dict[str, str] | None = 
             n_src = max(1, len(graph.preds(d)))
             umap = input_unit_map(node, port, w.shape[0])
             rows = np.flatnonzero(bad[umap])
-            if not rows.size or not w.shape[1]:
+            if not rows.size or not w.shape[1] or not graded:
                 continue
             a1 = max(1, lim // n_src)
             k = -(-w.shape[1] // a1)
@@ -137,16 +139,22 @@ def plan_partials(graph: Graph, input_axons: int, role: dict[str, str] | None = 
             np.subtract.at(after, umap[rows], np.count_nonzero(w[rows], axis=1) * n_src)
             np.add.at(after, umap[rows], hit.sum(axis=1))
         for u in np.flatnonzero(bad & (after > lim)):
-            why = ("its inputs are not stored synapses (no partial sums: direct inputs stay at the soma)"
-                   if after[u] == fan[u] else "one level of partial sums: the soma receives one axon per part")
+            why = ("one level of partial sums: the soma receives one axon per part" if after[u] != fan[u] else
+                   "partial sums need graded messages; the target sends binary spikes only" if not graded else
+                   "its inputs are not stored synapses (direct inputs stay at the soma: no partial sums)")
             over.append((name, int(u), int(after[u]), lim, why))
     return PartialPlan(tuple(splits), tuple(over), lim)
 
 
-def placement_graph(graph: Graph, input_axons: int) -> tuple[Graph, PartialPlan]:
+def target_plan(graph: Graph, target: Any) -> PartialPlan:
+    """:func:`plan_partials` for ``target``'s input axons and message width."""
+    return plan_partials(graph, int(target.core.input_axons), int(target.precision.graded_message_bits) > 2)
+
+
+def placement_graph(graph: Graph, target: Any) -> tuple[Graph, PartialPlan]:
     """``graph`` with every split neuron's partial compartments made explicit (module doc), for placement only;
     the graph itself when nothing is split."""
-    plan = plan_partials(graph, input_axons)
+    plan = target_plan(graph, target)
     if not plan.splits:
         return graph, plan
     g = graph.copy()

@@ -210,7 +210,7 @@ def place(graph: Graph, target: Any) -> Placement:
     from neurocompile.mapping.partials import placement_graph
 
     # a neuron over the fan-in limit is placed as partial-sum compartments plus its soma (mapping/partials.py)
-    graph, _ = placement_graph(graph, int(target.core.input_axons))
+    graph, _ = placement_graph(graph, target)
     sysm = target.system
     mesh = (int(sysm.cores_per_chip), int(sysm.cores_per_tile), int(sysm.mesh_x), int(sysm.mesh_y))
     lim = limits_of(target)
