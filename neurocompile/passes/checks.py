@@ -250,7 +250,8 @@ def _fan_in_rows(add: Any, g: Graph, role: dict[str, str], plan: Any, name: str,
     readers = [s for s in g.succs(name) if role[s] != "host"]
     if role[name] == SYNAPSE and readers and all(rows <= plan.split_rows(s, name) for s in readers):
         return
-    add("fan-in", name, "input axons of one neuron", int(per_row.max()), lim, "error")
+    why = next((o[4] for o in plan.over if o[0] in readers), "")
+    add("fan-in", name, "input axons of one neuron", int(per_row.max()), lim, "error", why)
 
 
 def _partial_payload(add: Any, g: Graph, plan: Any, prec: Precision) -> None:

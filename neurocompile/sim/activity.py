@@ -135,6 +135,17 @@ def _partial_bound(g: Graph, acc: _Acc, splits: list[Any], placement: Placement,
     return msgs, hops, hops_ns
 
 
+def dense_input(g: Graph, dense: str, trace: dict[str, np.ndarray]) -> np.ndarray:
+    """[B, T, n_in] the summed input of ``dense`` at each step from its sources' recorded outputs [B, T, n] (an
+    edge of delay d carries its source's output of step t - d, zeros before)."""
+    x: Any = 0
+    for src in g.preds(dense):
+        d = int(g.edge(src, dense)["delay"])
+        v = np.asarray(trace[src], np.int64)
+        x = x + (np.concatenate([np.zeros_like(v[:, :d]), v[:, :v.shape[1] - d]], axis=1) if d else v)
+    return np.asarray(x, np.int64)
+
+
 def with_exact_partials(counts: RunCounts, g: Graph, placement: Placement,
                         trace: dict[str, np.ndarray]) -> RunCounts:
     """``counts`` with the partial-message counters counted exactly from a recorded run (``trace``: node ->
@@ -147,12 +158,7 @@ def with_exact_partials(counts: RunCounts, g: Graph, placement: Placement,
     splits = placed_splits(g, placement)
     exact: dict[str, list[int]] = {}
     for s in splits:
-        x = 0
-        for src in g.preds(s.dense):
-            d = int(g.edge(src, s.dense)["delay"])
-            v = np.asarray(trace[src], np.int64)
-            x = x + (np.concatenate([np.zeros_like(v[:, :d]), v[:, :v.shape[1] - d]], axis=1) if d else v)
-        per = np.count_nonzero(partial_sums(g, s, x), axis=(0, 1))
+        per = np.count_nonzero(partial_sums(g, s, dense_input(g, s.dense, trace)), axis=(0, 1))
         h, hn = _partial_routes(placement, s)
         e = exact.setdefault(s.soma, [0, 0, 0])
         e[0], e[1], e[2] = e[0] + int(per.sum()), e[1] + int(per @ h), e[2] + int(per @ hn)
