@@ -169,3 +169,22 @@ def test_cycle_timing_adds_the_relay_only_at_steps_with_partial_sums() -> None:
     assert relay[0] > 0 and relay[1] > 0 and relay[2] == 0
     tm = cycle_timing(g, p, r.trace, t)
     assert len(tm["per_step_ns"]) == 3 and tm["per_step_ns"][0] >= relay[0]
+
+
+def test_reports_show_the_partial_messages() -> None:
+    from neurocompile.report.html import render_html
+    from neurocompile.report.json_report import report_json
+    from neurocompile.report.terminal import render_report_text
+
+    g, t = net(), fake(input_axons=4)
+    counts = simulate(g, X, target=t).counts
+    rep = estimate(counts, t)
+    text = render_report_text(rep, counts, width=200)
+    assert "partial-sum messages" in text and "partial msgs" in text and "partial sums" in text
+    assert "partial-sum messages" in render_html(rep, counts=counts)
+    doc = report_json(rep, counts)
+    assert doc["activity"]["metrics"]["partial_messages_per_sample"] == 8
+    lif = next(x for x in doc["activity"]["layers"] if x["name"] == "lif")
+    assert lif["partial_messages"] == 8 and doc["dynamic_breakdown_j"]["partial"] > 0
+    plain = estimate(simulate(net(ones(2, 4)), X[:, :, :4], target=t).counts, t)
+    assert "partial" not in render_report_text(plain, width=200).lower()
