@@ -84,3 +84,35 @@ def test_binary_spike_target_still_refuses_it(exported) -> None:
     out, r = _export(tmp, "loihi1")
     assert r.exit_code != 0 and not out.exists()
     assert "fan-in" in r.output and "graded messages" in r.output
+
+
+def test_over_the_partial_sum_limit_is_refused_in_one_line(tmp_path) -> None:
+    from neurocompile.target import targets_dir
+
+    text = (targets_dir() / "loihi2.toml").read_text()
+    toml = tmp_path / "toy4.toml"
+    toml.write_text(text.replace("input_axons = { value = 4096,", "input_axons = { value = 4,"))
+    dt = DT
+
+    def snn(fan_in: int) -> nir.NIRGraph:
+        tau = dt / 0.5
+        nodes = {"in": nir.Input(input_type=np.array([fan_in])),
+                 "fc0": nir.Linear(weight=np.ones((2, fan_in), np.float32)),
+                 "n0": nir.LIF(tau=np.full(2, tau), r=np.full(2, tau / dt), v_leak=np.zeros(2),
+                               v_threshold=np.full(2, 2.0), v_reset=np.zeros(2)),
+                 "out": nir.Output(output_type=np.array([2]))}
+        return nir.NIRGraph(nodes=nodes, edges=[("in", "fc0"), ("fc0", "n0"), ("n0", "out")], metadata={"dt": dt})
+
+    outputs = {}
+    for fan_in in (16, 17):  # 4 chunks of 4 fit a 4-axon soma; 5 do not
+        nir.write(str(tmp_path / f"f{fan_in}.nir"), snn(fan_in))
+        np.savez(tmp_path / f"cal{fan_in}.npz", x=np.ones((2, 3, fan_in), np.float32))
+        r = CliRunner().invoke(main, ["export", str(tmp_path / f"f{fan_in}.nir"), "--target", str(toml),
+                                      "--nir-exact", "--calibration", str(tmp_path / f"cal{fan_in}.npz"),
+                                      "-o", str(tmp_path / f"out{fan_in}")])
+        outputs[fan_in] = r
+    assert outputs[16].exit_code == 0, outputs[16].output
+    bad = outputs[17]
+    assert bad.exit_code != 0 and not (tmp_path / "out17").exists()
+    line = " ".join(bad.output.split())
+    assert "[fan-in] node 'n0' needs 5 input axons of one soma after partial sums where the target allows 4" in line
