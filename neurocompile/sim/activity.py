@@ -126,8 +126,8 @@ def _partial_bound(g: Graph, acc: _Acc, splits: list[Any], placement: Placement,
         nz = 0
         for src in g.preds(s.dense):
             d = int(g.edge(src, s.dense)["delay"])
-            arr = acc.edge_nz.get((src, s.dense)) if d > 0 else acc.nz[src]
-            nz = nz + (arr if arr is not None else 0)
+            arr = acc.edge_nz.get((src, s.dense)) if d > 0 else None
+            nz = nz + (acc.nz[src] if arr is None else arr)  # all of the source's steps bound a delayed edge's
         w = s.weights(np.asarray(g.node(s.dense).weight)) != 0
         per = np.minimum((w.astype(np.int64) @ np.asarray(nz, np.int64)) if np.ndim(nz) else 0, n_steps)
         h, hn = _partial_routes(placement, s)
