@@ -69,6 +69,8 @@ def test_fan_in_6000_exports_to_loihi2_with_partial_sums(exported) -> None:
     assert fit["partial_sums"] == [{"node": "n0", "neurons_split": HIDDEN, "parts": 2 * HIDDEN, "max_parts": 2,
                                     "denses": ["fc0"]}]
     assert all(c["input_axons"] <= 4096 for c in fit["per_core"])
+    text = CliRunner().invoke(main, ["check", str(out)]).output
+    assert "neurons split into partial sums" in text and "fc0" in text
     p = place(g, art.target_spec)
     assert p.cores_used == fit["cores_used"] and "n0:partial:fc0" in p.roles
     # the integer semantics are unchanged: the simulator equals the reference runner bit for bit
