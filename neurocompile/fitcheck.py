@@ -98,6 +98,15 @@ def print_fit(rep: dict[str, Any], con: Console, name: str) -> None:
         if len(chips) > 8:
             t.add_row("...", f"{sum(c['cores'] for c in chips[8:]):,} more", "", "")
         con.print(t)
+    split = rep.get("partial_sums") or []
+    if split:
+        t = Table(title="neurons split into partial sums (fan-in over the core's input axons)", box=box.SIMPLE_HEAD)
+        for col in ("node", "neurons split", "partial compartments", "most on one neuron", "through"):
+            t.add_column(col, justify="left" if col in ("node", "through") else "right")
+        for d in split:
+            t.add_row(d["node"], f"{d['neurons_split']:,}", f"{d['parts']:,}", f"{d['max_parts']:,}",
+                      ", ".join(d["denses"]))
+        con.print(t)
     if rep["findings"]:
         t = Table(title="findings", box=box.SIMPLE_HEAD)
         for col in ("rule", "severity", "node", "resource", "usage", "limit", "fix"):

@@ -64,12 +64,15 @@ def test_readout_fan_in_is_per_channel_not_the_whole_input() -> None:
 
 
 def test_fan_in_rule_trips_one_over_and_not_at_the_limit() -> None:
-    g = readout_net(h=4, m=8)
+    g = readout_net(h=4, m=8)  # a readout neuron: 16 state inputs, 3 skip inputs through its encoder row
     at = fit_report(g, fake(input_axons=19))
-    over = fit_report(g, fake(input_axons=18))
-    assert "fan-in" not in rules(at)
+    assert "fan-in" not in rules(at) and at["partial_sums"] == []
+    # one over: the encoder row becomes a partial-sum compartment, the soma needs 16 + 1 axons
+    split = fit_report(g, fake(input_axons=18))
+    assert "fan-in" not in rules(split) and split["partial_sums"][0]["node"] == "ro"
+    over = fit_report(g, fake(input_axons=16))
     bad = [f for f in over["findings"] if f["rule"] == "fan-in"]
-    assert bad and (bad[0]["node"], bad[0]["usage"], bad[0]["limit"]) == ("ro", 19, 18)
+    assert bad and (bad[0]["node"], bad[0]["usage"], bad[0]["limit"]) == ("ro", 17, 16)
     assert bad[0]["fix"] and not over["fits"]
 
 
@@ -165,8 +168,10 @@ def test_design_rule_fan_in_is_per_neuron() -> None:
 
     g = readout_net(h=64, m=8)  # the readout node's whole input is 64 x 16 + 64; each neuron reads 2 x 8 + 3
     assert not [v for v in checks.check_graph(g, Precision(input_axons=19)) if v.rule == "fan-in"]
-    v = [v for v in checks.check_graph(g, Precision(input_axons=18)) if v.rule == "fan-in"]
-    assert v and (v[0].node, v[0].used, v[0].limit, v[0].severity) == ("ro", 19, 18, "error")
+    # 18: the skip's encoder rows split into partial sums (16 + 1 axons at the soma); 16: still one over
+    assert not [v for v in checks.check_graph(g, Precision(input_axons=18)) if v.rule == "fan-in"]
+    v = [v for v in checks.check_graph(g, Precision(input_axons=16)) if v.rule == "fan-in"]
+    assert v and (v[0].node, v[0].used, v[0].limit, v[0].severity) == ("ro", 17, 16, "error")
 
 
 def _small_target(tmp_path, cores: int):

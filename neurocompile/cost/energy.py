@@ -9,6 +9,12 @@ Three layers of honesty are reported side by side (docs/energy.md explains each)
                + n_state * state_update_op_pj + n_lut * lut_op_pj
                + n_msg * message_out_pj + n_msg_in * message_in_pj
                + n_hop_ew * hop_ew_pj + n_hop_ns * hop_ns_pj
+               + n_partial * (spike_out_pj + message_out_pj + message_in_pj)
+               + n_partial_hop_ew * hop_ew_pj + n_partial_hop_ns * hop_ns_pj
+
+    where n_partial counts the graded messages of partial-sum compartments to their somas (a neuron over the
+    core's input axons, :mod:`neurocompile.mapping.partials`; ``LayerCounts.partial_messages``), priced as graded
+    messages (generated, sent, received, routed) in the *partial* category of the *network* group.
 
     grouped as SANA-FE groups it: *soma* (access, update, spike out, SSM state update, LUT), *synapse* (look-ups)
     and *network* (messages, hops). Messages go to every destination core (the sender's own core included);
@@ -24,7 +30,12 @@ Three layers of honesty are reported side by side (docs/energy.md explains each)
     per message received plus the synaptic look-ups); the two run in parallel, cores run in parallel, then the
     mean message path and the barrier for the tiles used::
 
-        t_step = max_c max(soma_c, recv_c) + mean hops x ns per hop + barrier(tiles used)
+        t_step = max_c max(soma_c, recv_c) + mean hops x ns per hop + t_partial + barrier(tiles used)
+
+    t_partial is the extra message phase of partial sums (0 without them): a soma integrates only after its
+    partial compartments' graded messages arrived, so the step waits one generation, one message out, the mean
+    hops of a partial message and one message in (spike_out_ns + message_out_ns + mean partial hops x ns per hop
+    + message_in_ns); the somas' cores also receive them (message_in_ns each on their receive timeline).
 
     Counts are run totals, so soma_c and recv_c are per-step averages: a burst on one core in one step is
     averaged away. :mod:`neurocompile.cost.timing` schedules every step event by event (``--timing cycle``).
@@ -51,14 +62,16 @@ from neurocompile.sim.counters import LayerCounts, RunCounts
 from neurocompile.target import Target
 
 __all__ = ["LayerEnergy", "CoreLoad", "EnergyReport", "estimate", "layer_dynamic_pj", "layer_host_pj", "layer_busy_ns",
-           "layer_soma_ns", "layer_recv_ns", "float_macs_per_sample", "CATEGORY_GROUPS"]
+           "layer_soma_ns", "layer_recv_ns", "float_macs_per_sample", "CATEGORY_GROUPS", "partial_message_pj",
+           "partial_pj", "partial_phase_ns"]
 
 PJ = 1e-12
 NS = 1e-9
 
-DYNAMIC_CATEGORIES = ("synaptic", "neuron", "state_update", "lut", "message", "hop")
-#: SANA-FE's grouping of the chip's dynamic energy.
-CATEGORY_GROUPS = {"synapse": ("synaptic",), "soma": ("neuron", "state_update", "lut"), "network": ("message", "hop")}
+DYNAMIC_CATEGORIES = ("synaptic", "neuron", "state_update", "lut", "message", "hop", "partial")
+#: SANA-FE's grouping of the chip's dynamic energy (partial-sum messages are network traffic).
+CATEGORY_GROUPS = {"synapse": ("synaptic",), "soma": ("neuron", "state_update", "lut"),
+                   "network": ("message", "hop", "partial")}
 
 
 def _lookup_pj(lc: LayerCounts, e: Any) -> float:
@@ -95,7 +108,33 @@ def layer_dynamic_pj(lc: LayerCounts, target: Target) -> dict[str, float]:
         "lut": 0.0 if host else lc.lut_ops * e.lut_op_pj,
         "message": lc.messages * e.message_out_pj + lc.messages_in * e.message_in_pj,
         "hop": (lc.hops - lc.hops_ns) * e.hop_ew_pj + lc.hops_ns * e.hop_ns_pj,
+        "partial": partial_pj(lc, target),
     }
+
+
+def partial_message_pj(target: Target) -> float:
+    """Energy (pJ) of one partial-sum message before routing: generated, sent and received as a graded message."""
+    e = target.energy
+    return e.spike_out_pj + e.message_out_pj + e.message_in_pj
+
+
+def partial_pj(lc: LayerCounts, target: Target) -> float:
+    """Energy (pJ, whole run) of the layer's partial-sum messages: count x :func:`partial_message_pj` plus their
+    east-west and north-south hops."""
+    e = target.energy
+    return (lc.partial_messages * partial_message_pj(target) + (lc.partial_hops - lc.partial_hops_ns) * e.hop_ew_pj
+            + lc.partial_hops_ns * e.hop_ns_pj)
+
+
+def partial_phase_ns(counts: RunCounts, target: Target) -> float:
+    """The extra message phase of a step with partial sums (ns, module doc); 0 when the run sends none."""
+    n = counts.total("partial_messages")
+    if not n:
+        return 0.0
+    t = target.timing
+    ns_hops = counts.total("partial_hops_ns")
+    ew_hops = counts.total("partial_hops") - ns_hops
+    return t.spike_out_ns + t.message_out_ns + (ew_hops * t.hop_ew_ns + ns_hops * t.hop_ns_ns) / n + t.message_in_ns
 
 
 def layer_host_pj(lc: LayerCounts, target: Target) -> float:
@@ -121,7 +160,7 @@ def layer_recv_ns(lc: LayerCounts, target: Target) -> float:
     if lc.role == "host":
         return 0.0
     t = target.timing
-    return (lc.messages_in * t.message_in_ns + lc.synops_effective_ac * _lookup_ns(lc, t)
+    return ((lc.messages_in + lc.partial_messages) * t.message_in_ns + lc.synops_effective_ac * _lookup_ns(lc, t)
             + lc.synops_effective_mac * t.synaptic_op_graded_ns)
 
 
@@ -160,6 +199,8 @@ class LayerEnergy:
     busy_ns_per_step: float  # this layer's core time per step, summed over its cores
     host_j: float = 0.0  # host work per sample (host-side layers only)
     on_chip: bool = True  # False for host-side layers (no chip cores)
+    partial_j: float = 0.0  # partial-sum messages to this layer's somas, with their hops, per sample
+    partial_messages: float = 0.0  # per sample
 
 
 @dataclass(frozen=True)
@@ -340,7 +381,8 @@ def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | flo
     if tiles_used is None:
         tiles_used = max(1, math.ceil(cores_used / target.system.cores_per_tile))
     barrier_ns = t.barrier_for_tiles(tiles_used)
-    step_ns = compute_ns + noc_ns + barrier_ns
+    partial_ns = partial_phase_ns(counts, target)
+    step_ns = compute_ns + noc_ns + partial_ns + barrier_ns
     timing_out: dict[str, Any] = {"mode": "analytical", "latency_per_step_ns": step_ns}
     if timing is not None:
         timing_out = dict(timing)
@@ -369,7 +411,7 @@ def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | flo
                 state_update_ops=lc.state_update_ops / s, lut_ops=lc.lut_ops / s, spikes=lc.spikes / s,
                 graded_messages=lc.graded_messages / s, messages=lc.messages / s, hops=lc.hops / s,
                 spike_rate=lc.spike_rate, busy_ns_per_step=b_step, host_j=h_pj * PJ / s,
-                on_chip=lc.role != "host",
+                on_chip=lc.role != "host", partial_j=pj["partial"] * PJ / s, partial_messages=lc.partial_messages / s,
             )
         )
 
@@ -453,7 +495,8 @@ def estimate(counts: RunCounts, target: Target, float_macs_per_sample: int | flo
         chips_in_system=target.system.chips, energy_per_sample_j=total_j, dynamic_energy_j=dynamic_j,
         static_energy_j=static_j, static_energy_all_chips_j=static_all_j, dynamic_breakdown_j=breakdown,
         latency_per_step_s=latency_step_s, latency_per_sample_s=latency_sample_s,
-        latency_breakdown_ns={"compute_ns": compute_ns, "noc_ns": noc_ns, "barrier_ns": barrier_ns},
+        latency_breakdown_ns={"compute_ns": compute_ns, "noc_ns": noc_ns, "partial_ns": partial_ns,
+                              "barrier_ns": barrier_ns},
         critical_core=critical, layers=tuple(layers), cores=cores, conventions=conventions,
         conventional_processor=conventional, constants=constants, categories_j=categories, host=host,
         tiles_used=int(tiles_used), timing=timing_out,

@@ -20,9 +20,11 @@ and schedules, within every step, from the target's per-operation times (ns):
    may be outstanding (sent, not yet processed) towards one core; a sender whose next message would exceed it
    waits until the oldest is processed, and its soma timeline waits too.
 
-The step ends when every timeline is done, then the barrier for the tiles used::
+The step ends when every timeline is done, then the partial-sum phase (a neuron split into partial-sum
+compartments integrates only after their graded messages arrive: :func:`partial_relay_ns`, the latest such
+arrival of the step, 0 without partial sums) and the barrier for the tiles used::
 
-    t_step = max(soma_end over cores, last receive over cores, host port) + barrier(tiles used)
+    t_step = max(soma_end over cores, last receive over cores, host port) + t_partial + barrier(tiles used)
 
 The report gives the distribution over steps (mean, p95, max) and the critical core (the core that ends last
 most often). Where nothing contends (one message per link at a time, receives not overlapping), the schedule
@@ -160,7 +162,7 @@ def _lookups(graph: Graph, p: pl.Placement, name: str, n_cores: int) -> np.ndarr
     """int [n_out, n_cores]: synapses output i of ``name`` looks up on each core (SYNAPSE denses and direct readers)."""
     n = graph.node(name).out_size()
     L = np.zeros((n, n_cores), np.int64)
-    out_core = {k: np.repeat(v, pl.unit_size(graph.node(k))) for k, v in p.unit_core.items()}
+    out_core = {k: np.repeat(v, pl.unit_size(graph.node(k))) for k, v in p.unit_core.items() if k in graph}
     for s in graph.succs(name):
         role = p.roles[s]
         if role == pl.SYNAPSE:
@@ -219,6 +221,29 @@ def _updated(graph: Graph, name: str, trace: dict[str, np.ndarray], p: pl.Placem
     return upd
 
 
+def partial_relay_ns(graph: Graph, p: pl.Placement, trace: dict[str, np.ndarray], target: Any, sample: int,
+                     steps: int) -> np.ndarray:
+    """[steps] the extra message phase of partial sums (ns): at each step, the latest arrival at a soma of the
+    non-zero partial sums (generation, one message out, its X-Y hops, one message in; links not contended).
+    Zero at steps without one, and without partial-sum compartments."""
+    from neurocompile.mapping.partials import partial_sums
+    from neurocompile.sim.activity import _partial_routes, dense_input, placed_splits
+
+    t = target.timing
+    out = np.zeros(steps)
+    for s in placed_splits(graph, p):
+        if not all(q in trace for q in graph.preds(s.dense)):
+            continue
+        x = dense_input(graph, s.dense, {q: trace[q][sample:sample + 1] for q in graph.preds(s.dense)})[0]
+        hops, ns = _partial_routes(p, s)
+        each = (t.spike_out_ns + t.message_out_ns + (hops - ns) * t.hop_ew_ns + ns * t.hop_ns_ns
+                + t.message_in_ns)
+        live = partial_sums(graph, s, x)[:steps] != 0  # [T, parts]
+        out[:live.shape[0]] = np.maximum(out[:live.shape[0]], np.where(live, each[None, :], 0.0).max(axis=1,
+                                                                                                    initial=0.0))
+    return out
+
+
 def cycle_timing(graph: Graph, placement: pl.Placement, trace: dict[str, np.ndarray], target: Any,
                  sample: int = 0) -> dict[str, Any]:
     """Schedule every step of sample ``sample`` of a recorded run (``trace`` from ``simulate(record=True)``).
@@ -250,6 +275,7 @@ def cycle_timing(graph: Graph, placement: pl.Placement, trace: dict[str, np.ndar
             for c in p.node_cores.get(name, ()):
                 syn_ns[c] = v
     barrier = t.barrier_for_tiles(tiles_used(p))
+    relay = partial_relay_ns(graph, p, trace, target, sample, steps)
     per_step = np.zeros(steps)
     core_busy = np.zeros(max(n_cores, 1))
     crit_count: dict[int, int] = {}
@@ -277,7 +303,7 @@ def cycle_timing(graph: Graph, placement: pl.Placement, trace: dict[str, np.ndar
             senders.append(Sender(core, np.array([a for a, _, _ in items]), [b for _, b, _ in items],
                                   [c for _, _, c in items]))
         r = schedule_step(senders, mesh, t, syn_ns)
-        per_step[step] = r["busy_ns"] + barrier
+        per_step[step] = r["busy_ns"] + relay[step] + barrier
         for c in set(r["soma_end"]) | set(r["recv_end"]):
             if c < core_busy.size:
                 core_busy[c] += max(r["soma_end"].get(c, 0.0), r["recv_end"].get(c, 0.0))

@@ -207,6 +207,10 @@ def place(graph: Graph, target: Any) -> Placement:
     (:func:`neurocompile.mapping.mesh.arrange`). Never raises for a model that does not fit: every broken limit is
     returned in ``violations``.
     """
+    from neurocompile.mapping.partials import placement_graph
+
+    # a neuron over the fan-in limit is placed as partial-sum compartments plus its soma (mapping/partials.py)
+    graph, _ = placement_graph(graph, target)
     sysm = target.system
     mesh = (int(sysm.cores_per_chip), int(sysm.cores_per_tile), int(sysm.mesh_x), int(sysm.mesh_y))
     lim = limits_of(target)

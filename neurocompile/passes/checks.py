@@ -15,7 +15,11 @@ decay          coefficient fractional bits vs decay_bits (error); a ModeBank pol
                neuron decay of 0 or 2^F (warning: no leak / no memory)
 threshold      neuron threshold vs the threshold mantissa range 2^(mant+shift) (warning)
 fan-in         distinct inputs of one neuron (non-zero weights of its row; a readout channel: its own modes'
-               c and its skip) vs the core's input axons (error)
+               c and its skip) vs the core's input axons: over it, the neuron's stored synapses are split into
+               partial-sum compartments (mapping/partials.py, no finding); an error only when its soma still
+               needs more input axons than the core has (direct inputs, or more partials than axons)
+partial-sum    worst-case |partial sum| of one partial compartment, sum_(i in slice) |W_oi| * input_limit_i, vs
+               the graded message payload 2^(message_bits-1) - 1 (a binary-spike target splits nothing)
 fan-out        consumer nodes one neuron reaches vs the core's output axons (warning)
 product        QMul operand widths a_bits + b_bits - 1 vs accumulator_bits (warning)
 (accumulator)  QLayerNorm: its channel sum H * input_limit vs the accumulator (error); its sum of squares
@@ -42,7 +46,7 @@ from neurocompile.passes.common import Precision, limit
 __all__ = ["Violation", "check_graph", "RULES", "errors"]
 
 RULES = ("accumulator", "weight-bits", "state-bits", "message-bits", "decay", "threshold", "fan-in", "fan-out",
-         "product")
+         "product", "partial-sum")
 
 
 @dataclass(frozen=True)
@@ -182,17 +186,16 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
     """Run every rule on the integer graph ``g``; returns all violations (empty: the graph fits the target)."""
     out: list[Violation] = []
     host = g.sequence_end_nodes() | {n for n in g.g.nodes if g.node(n).SEQUENCE_END}
-    from neurocompile.mapping.placement import HOST, SYNAPSE, roles
+    from neurocompile.mapping.partials import plan_partials
+    from neurocompile.mapping.placement import COMPUTE, HOST, SYNAPSE, roles
+    from neurocompile.passes.fit import neuron_fan_in, neuron_fan_out
 
     role = roles(g)  # a synapse-only dense's sum stays on its destination's core: it is not a message
+    plan = plan_partials(g, prec.input_axons, prec.message_bits > 2, role)
 
     def add(rule: str, node: str, resource: str, used: float, lim: float, severity: str, msg: str = "") -> None:
         out.append(Violation(rule, node, resource, float(used), float(lim), severity, msg))
 
-    from neurocompile.mapping.placement import COMPUTE, roles
-    from neurocompile.passes.fit import neuron_fan_in, neuron_fan_out
-
-    role = roles(g)
     for name in g.order():
         n = g.node(name)
         if n.FAMILY != "int" or name in host:
@@ -211,16 +214,55 @@ def check_graph(g: Graph, prec: Precision) -> list[Violation]:
                 add("message-bits", name, "graded message width (bits)", n.out_bits, prec.message_bits, "error",
                     "the target carries binary spikes only" if prec.message_bits <= 2 else "")
         # -- connectivity, per neuron from the non-zero structure (passes/fit.py)
-        if role[name] == COMPUTE or isinstance(n, hw.QDense):
-            fan_in = int(neuron_fan_in(g, role, name).max(initial=0)) if role[name] == COMPUTE else \
-                int(np.count_nonzero(n.weight, axis=1).max(initial=0)) * max(1, len(g.preds(name)))
-            if fan_in > prec.input_axons:
-                add("fan-in", name, "input axons of one neuron", fan_in, prec.input_axons, "error")
+        if role[name] == COMPUTE:
+            _fan_in_soma(add, g, role, plan, name, int(neuron_fan_in(g, role, name).max(initial=0)))
+        elif isinstance(n, hw.QDense):
+            _fan_in_rows(add, g, role, plan, name, n, prec.input_axons)
         if role[name] == COMPUTE:
             fan_out = int(neuron_fan_out(g, role, name, 1 << 62).max(initial=0))
             if fan_out > prec.output_axons:
                 add("fan-out", name, "output axons of one neuron", fan_out, prec.output_axons, "warning")
+    _partial_payload(add, g, plan, prec)
     return out
+
+
+def _fan_in_soma(add: Any, g: Graph, role: dict[str, str], plan: Any, name: str, fan_in: int) -> None:
+    """A COMPUTE node over the input axons: an error only for the units partial sums cannot bring within them."""
+    over = [o for o in plan.over if o[0] == name]
+    if fan_in <= plan.input_axons or not over:
+        return
+    soma = max(o[2] for o in over)
+    if soma == fan_in:
+        add("fan-in", name, "input axons of one neuron", fan_in, plan.input_axons, "error", over[0][4])
+    else:
+        add("fan-in", name, "input axons of one soma after partial sums", soma, plan.input_axons, "error",
+            f"{len(over)} neuron(s) of fan-in up to {fan_in:,}: {over[0][4]}; reduce the inputs per neuron")
+
+
+def _fan_in_rows(add: Any, g: Graph, role: dict[str, str], plan: Any, name: str, n: hw.QDense, lim: int) -> None:
+    """A dense's rows over the input axons are fine when every compartment node it feeds splits them."""
+    per_row = np.count_nonzero(n.weight, axis=1) * max(1, len(g.preds(name)))
+    rows = set(np.flatnonzero(per_row > lim).tolist())
+    if not rows:
+        return
+    from neurocompile.mapping.placement import SYNAPSE
+
+    readers = [s for s in g.succs(name) if role[s] != "host"]
+    if role[name] == SYNAPSE and readers and all(rows <= plan.split_rows(s, name) for s in readers):
+        return
+    why = next((o[4] for o in plan.over if o[0] in readers), "")
+    add("fan-in", name, "input axons of one neuron", int(per_row.max()), lim, "error", why)
+
+
+def _partial_payload(add: Any, g: Graph, plan: Any, prec: Precision) -> None:
+    """Each partial compartment sends its exact sum as one graded message: it must fit the graded payload."""
+    for s in plan.splits:
+        w = np.abs(s.weights(np.asarray(g.node(s.dense).weight, np.int64)))
+        worst = float(w.sum(axis=1).max(initial=0)) * _in_limit(g, s.dense)
+        if worst > limit(prec.message_bits):
+            add("partial-sum", s.soma, "worst-case partial sum (graded payload)", worst, limit(prec.message_bits),
+                "error", f"{prec.message_bits}-bit graded messages carry the partial sums through '{s.dense}'; "
+                         f"narrow its input width or weights")
 
 
 def _weights(add: Any, name: str, arrays: dict[str, np.ndarray], bits: int, prec: Precision) -> None:

@@ -11,7 +11,10 @@ Rules (``rule`` codes are stable; ``usage`` vs ``limit``):
 
 =============== ============================================================================================
 fan-in          distinct input axons of one neuron (non-zero weights of its row, per source; a readout channel:
-                its own modes' non-zero c and its skip), max over the node's neurons, vs the core's input axons
+                its own modes' non-zero c and its skip), max over the node's neurons, vs the core's input axons;
+                a neuron over it is split into partial-sum compartments (``partial_sums`` of the report,
+                :mod:`neurocompile.mapping.partials`) and is an error only when its soma still needs more
+                (direct inputs, more partials than axons, or a binary-spike target)
 fan-out         output axons one neuron needs at least: per consumer, its non-zero destination rows divided by
                 the destination units one core can hold (rounded up), vs the core's output axons
 core-capacity   one placement unit (a neuron; an SSM channel's 2M compartments) does not fit an empty core
@@ -52,7 +55,8 @@ from neurocompile.mapping.resources import (
 __all__ = ["FIX", "fit_report", "lower_bound", "neuron_fan_in", "neuron_fan_out", "stand_in"]
 
 FIX = {
-    "fan-in": "reduce the inputs per neuron (fewer SSM modes per channel, narrower or sparser layers)",
+    "fan-in": "reduce the inputs per neuron (fewer SSM modes per channel, narrower or sparser layers); partial "
+              "sums split only stored synapses, one level deep, on targets with graded messages",
     "fan-out": "reduce the consumers of the layer or their width",
     "core-capacity": "reduce the SSM modes per channel (d_state) or the per-neuron fan-in",
     "cores": "choose a larger target (kapoho-point, hala-point) or reduce H, d_state or the number of layers",
@@ -288,6 +292,9 @@ def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, An
         findings.append({"rule": rule, "node": node, "resource": resource, "usage": int(usage), "limit": int(limit),
                          "severity": severity, "fix": FIX.get(rule, "")})
 
+    from neurocompile.mapping.partials import placement_graph
+
+    view, plan = placement_graph(g, target)  # the partial-sum compartments made explicit
     fan: dict[str, dict[str, int]] = {}
     for name in g.order():
         if role[name] != COMPUTE:
@@ -295,11 +302,14 @@ def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, An
         fi = neuron_fan_in(g, role, name)
         fo = neuron_fan_out(g, role, name, int(core.compartments))
         fan[name] = {"fan_in_max": int(fi.max(initial=0)), "fan_out_max": int(fo.max(initial=0))}
-        if fan[name]["fan_in_max"] > core.input_axons:
-            add("fan-in", name, "input axons of one neuron", fan[name]["fan_in_max"], core.input_axons)
+        over = [o for o in plan.over if o[0] == name]
+        if over:  # over the input axons even after splitting into partial sums
+            soma = max(o[2] for o in over)
+            add("fan-in", name, "input axons of one neuron" if soma == fan[name]["fan_in_max"] else
+                "input axons of one soma after partial sums", soma, core.input_axons)
         if fan[name]["fan_out_max"] > core.output_axons:
             add("fan-out", name, "output axons of one neuron", fan[name]["fan_out_max"], core.output_axons)
-    lb = lower_bound(g, target)
+    lb = lower_bound(view, target)
     if placement is None and lb["cores"] > target.system.cores_total:
         # refused without placing: even a perfect packing needs more cores than the target has
         add("cores", "", "cores (lower bound: " + max(("compartments", "memory_bits", "input_axons", "output_axons"),
@@ -337,6 +347,7 @@ def fit_report(graph: Graph, target: Any, placement: Any = None) -> dict[str, An
                    "input_axons": int(core.input_axons), "output_axons": int(core.output_axons),
                    "cores_per_chip": cpc},
         "per_core": per_core, "per_chip": [chips[k] for k in sorted(chips)], "neurons": fan,
+        "partial_sums": plan.summary(g),
         "mesh_cost": dict(pl.mesh_cost) if pl is not None else {},
         "findings": findings, "seconds": round(time.perf_counter() - t0, 3),
     }

@@ -56,6 +56,7 @@ _CATEGORY_COLORS = {
     "lut": "#c44e52",
     "message": "#8172b3",
     "hop": "#937860",
+    "partial": "#da8bc3",
 }
 
 
@@ -262,6 +263,10 @@ def _render(
         *([["host work (not chip)", fmt_energy(report.host["energy_per_sample_j"]),
             f"{', '.join(report.host['layers']) or 'none'}: {fmt_count(report.host['ops_per_sample'])} ops at "
             f"{report.host['mac_pj']} pJ on the host"]] if report.host else []),
+        *([["partial-sum messages", fmt_energy(report.dynamic_breakdown_j.get("partial", 0.0)),
+            f"{fmt_count(sum(le.partial_messages for le in report.layers))} graded messages from partial-sum "
+            f"compartments to their somas (an upper bound unless counted from a trace); step phase "
+            f"{lb.get('partial_ns', 0.0):.0f} ns"]] if any(le.partial_messages for le in report.layers) else []),
         ["static (chips used)", fmt_energy(report.static_energy_j),
          f"{report.chips_used} chip(s) for the sample's duration"],
         ["static (whole system)", fmt_energy(report.static_energy_all_chips_j),
@@ -269,7 +274,9 @@ def _render(
         ["latency per step", fmt_time(report.latency_per_step_s),
          (f"cycle mode: p95 {report.timing['p95_ns']:.0f} ns, max {report.timing['max_ns']:.0f} ns, critical core "
           f"{report.timing['critical_core']}" if (report.timing or {}).get("mode") == "cycle" else
-          f"max core {lb['compute_ns']:.0f} ns + mesh {lb['noc_ns']:.0f} ns + barrier {lb['barrier_ns']:.0f} ns")],
+          f"max core {lb['compute_ns']:.0f} ns + mesh {lb['noc_ns']:.0f} ns + "
+          + (f"partial sums {lb['partial_ns']:.0f} ns + " if lb.get("partial_ns") else "")
+          + f"barrier {lb['barrier_ns']:.0f} ns")],
         ["latency per sample", fmt_time(report.latency_per_sample_s), f"{report.steps_per_sample} steps"],
         ["cores / chips used", f"{report.cores_used} / {report.chips_used}", f"samples: {report.samples}"],
     ]

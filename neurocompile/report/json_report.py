@@ -95,6 +95,7 @@ def layer_activity(counts: RunCounts) -> list[dict[str, Any]]:
             message_rate=lc.message_rate,
             synops_effective=lc.synops_effective,
             synops_effective_per_sample=lc.synops_effective / s,
+            partial_messages_per_sample=lc.partial_messages / s,
         )
         out.append(d)
     return out

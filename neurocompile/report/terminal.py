@@ -84,6 +84,9 @@ def activity_table(counts: RunCounts, title: str = "Activity per layer (per samp
                  footer=fmt_count((counts.total("synops_effective_ac") + counts.total("synops_effective_mac")) / s))
     t.add_column("synops (dense)", justify="right", footer=fmt_count(counts.total("synops_dense") / s))
     t.add_column("saturations", justify="right", footer=fmt_count(counts.total("saturations")))
+    partial = counts.total("partial_messages") > 0
+    if partial:  # only runs with partial-sum compartments (a neuron over the core's input axons)
+        t.add_column("partial msgs", justify="right", footer=fmt_count(counts.total("partial_messages") / s))
     for lc in counts.layers:
         t.add_row(
             lc.name,
@@ -95,6 +98,7 @@ def activity_table(counts: RunCounts, title: str = "Activity per layer (per samp
             fmt_count(lc.synops_effective / s),
             fmt_count(lc.synops_dense / s),
             fmt_count(lc.saturations),
+            *([fmt_count(lc.partial_messages / s)] if partial else []),
         )
     return t
 
@@ -153,6 +157,11 @@ def summary_table(report: EnergyReport) -> Table:
         t.add_row("host work (not chip)", fmt_energy(h["energy_per_sample_j"]),
                   f"{', '.join(h['layers']) or 'none'}: {fmt_count(h['ops_per_sample'])} ops at {h['mac_pj']} pJ; "
                   f"{fmt_count(h['host_to_chip_messages_per_sample'])} host-to-chip messages (chip energy)")
+    n_partial = sum(le.partial_messages for le in report.layers)
+    if n_partial:
+        t.add_row("  partial-sum messages", fmt_energy(report.dynamic_breakdown_j.get("partial", 0.0)),
+                  f"{fmt_count(n_partial)} graded messages per sample from partial-sum compartments to their somas "
+                  f"(in network; an upper bound unless counted from a trace)")
     lb = report.latency_breakdown_ns
     tm = report.timing or {}
     if tm.get("mode") == "cycle":
@@ -161,8 +170,9 @@ def summary_table(report: EnergyReport) -> Table:
                   f"{tm['max_ns']:.0f} ns; critical core {tm['critical_core']}; barrier {tm['barrier_ns']:.0f} ns")
     else:
         t.add_row("latency per step", fmt_time(report.latency_per_step_s),
-                  f"max core {lb['compute_ns']:.0f} ns + mesh {lb['noc_ns']:.0f} ns + barrier {lb['barrier_ns']:.0f} "
-                  f"ns (analytical, per-step averages)")
+                  f"max core {lb['compute_ns']:.0f} ns + mesh {lb['noc_ns']:.0f} ns + "
+                  + (f"partial sums {lb['partial_ns']:.0f} ns + " if lb.get("partial_ns") else "")
+                  + f"barrier {lb['barrier_ns']:.0f} ns (analytical, per-step averages)")
     t.add_row("latency per sample", fmt_time(report.latency_per_sample_s), f"{report.steps_per_sample} steps")
     t.add_row("cores / chips used", f"{report.cores_used} / {report.chips_used}",
               f"placement's cores; {report.tiles_used or '?'} tile(s) with the host port; system has "

@@ -96,9 +96,82 @@ def _messages_in(g: Graph, p: _Plan, acc: _Acc, placement: Placement, name: str)
     return total
 
 
+def placed_splits(g: Graph, placement: Placement | None) -> list[Any]:
+    """The partial-sum splits the placement made (mapping/partials.py), [] when none or unplaced."""
+    from neurocompile.mapping.partials import plan_partials
+
+    if placement is None or not any(":partial:" in n for n in placement.roles):
+        return []
+    plan = plan_partials(g, int(placement.limits["input_axons"]))
+    return [s for s in plan.splits if s.name in placement.roles]
+
+
+def _partial_routes(placement: Placement, split: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per partial compartment: hops and north-south hops of its one message to the soma."""
+    r = message_routes(placement, split.name)
+    if r.hops.size != split.parts:
+        z = np.zeros(split.parts, np.int64)
+        return z, z
+    return r.hops, r.hops_ns
+
+
+def _partial_bound(g: Graph, acc: _Acc, splits: list[Any], placement: Placement, n_steps: int,
+                   soma: str) -> tuple[int, int, int]:
+    """Upper bound of the partial messages of ``soma`` (and their hops): per partial compartment, the steps at
+    which an input of its slice with a non-zero weight was non-zero, at most the steps of the run."""
+    msgs = hops = hops_ns = 0
+    for s in splits:
+        if s.soma != soma:
+            continue
+        nz = 0
+        for src in g.preds(s.dense):
+            d = int(g.edge(src, s.dense)["delay"])
+            arr = acc.edge_nz.get((src, s.dense)) if d > 0 else None
+            nz = nz + (acc.nz[src] if arr is None else arr)  # all of the source's steps bound a delayed edge's
+        w = s.weights(np.asarray(g.node(s.dense).weight)) != 0
+        per = np.minimum((w.astype(np.int64) @ np.asarray(nz, np.int64)) if np.ndim(nz) else 0, n_steps)
+        h, hn = _partial_routes(placement, s)
+        msgs, hops, hops_ns = msgs + int(np.sum(per)), hops + int(per @ h), hops_ns + int(per @ hn)
+    return msgs, hops, hops_ns
+
+
+def dense_input(g: Graph, dense: str, trace: dict[str, np.ndarray]) -> np.ndarray:
+    """[B, T, n_in] the summed input of ``dense`` at each step from its sources' recorded outputs [B, T, n] (an
+    edge of delay d carries its source's output of step t - d, zeros before)."""
+    x: Any = 0
+    for src in g.preds(dense):
+        d = int(g.edge(src, dense)["delay"])
+        v = np.asarray(trace[src], np.int64)
+        x = x + (np.concatenate([np.zeros_like(v[:, :d]), v[:, :v.shape[1] - d]], axis=1) if d else v)
+    return np.asarray(x, np.int64)
+
+
+def with_exact_partials(counts: RunCounts, g: Graph, placement: Placement,
+                        trace: dict[str, np.ndarray]) -> RunCounts:
+    """``counts`` with the partial-message counters counted exactly from a recorded run (``trace``: node ->
+    [samples, T, size], ``simulate(..., record=True)``): per step, the partial compartments whose exact partial
+    sum of the dense's summed input is non-zero (an edge delay of d steps shifts that input by d)."""
+    import dataclasses
+
+    from neurocompile.mapping.partials import partial_sums
+
+    splits = placed_splits(g, placement)
+    exact: dict[str, list[int]] = {}
+    for s in splits:
+        per = np.count_nonzero(partial_sums(g, s, dense_input(g, s.dense, trace)), axis=(0, 1))
+        h, hn = _partial_routes(placement, s)
+        e = exact.setdefault(s.soma, [0, 0, 0])
+        e[0], e[1], e[2] = e[0] + int(per.sum()), e[1] + int(per @ h), e[2] + int(per @ hn)
+    layers = tuple(dataclasses.replace(lc, partial_messages=exact[lc.name][0], partial_hops=exact[lc.name][1],
+                                       partial_hops_ns=exact[lc.name][2]) if lc.name in exact else lc
+                   for lc in counts.layers)
+    return dataclasses.replace(counts, layers=layers)
+
+
 def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Placement | None) -> RunCounts:
     g = p.graph
     layers = []
+    splits = placed_splits(g, placement)
     for name in p.order:
         node = g.node(name)
         role = p.role[name]
@@ -127,7 +200,9 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
         msgs = local = hops = hops_ns = msgs_in = 0
         core_ids: tuple[int, ...] = ()
         core_counts: tuple[int, ...] = ()
+        part = (0, 0, 0)
         if placement is not None:
+            part = _partial_bound(g, acc, splits, placement, samples * steps, name) if splits else part
             r = message_routes(placement, name)
             if r.messages.size == nz.size:
                 msgs, local, hops, hops_ns = (int(nz @ v) for v in (r.messages, r.local, r.hops, r.hops_ns))
@@ -159,6 +234,9 @@ def _layer_counts(p: _Plan, acc: _Acc, samples: int, steps: int, placement: Plac
             hops=hops,
             hops_ns=hops_ns,
             saturations=acc.sat[name],
+            partial_messages=part[0],
+            partial_hops=part[1],
+            partial_hops_ns=part[2],
             steps=n_steps,
             samples=samples,
         ))

@@ -30,6 +30,13 @@ Every event count is a **per-run total**: summed over all samples and all time s
 - ``hops``: mesh router hops travelled by those messages; ``hops_ns`` is the part of ``hops`` along the
   north-south axis (the rest is east-west).
 - ``saturations``: values clipped to their declared width (states, messages, LUT indices).
+- ``partial_messages``: graded messages sent by the layer's partial-sum compartments to their somas (a neuron
+  over the core's input axons, split by :mod:`neurocompile.mapping.partials`): one per partial compartment and
+  step whose partial sum is non-zero, own core included. From the simulator's counters it is an **upper bound**
+  (steps where any input of the part's slice with a non-zero weight was non-zero: the run keeps per-input
+  totals, not the per-step sums); :func:`neurocompile.sim.activity.with_exact_partials` counts it exactly from
+  a recorded trace. ``partial_hops`` and ``partial_hops_ns``: the mesh hops of those messages (and their
+  north-south part). They are not part of ``messages`` and ``hops``.
 - ``steps``: time steps simulated for this layer, summed over samples (normally samples x steps_per_sample).
 - ``samples``: samples simulated.
 
@@ -56,8 +63,8 @@ from neurocompile.errors import ArtifactError
 __all__ = ["LayerCounts", "RunCounts", "EVENT_FIELDS", "COUNT_FIELDS", "FORMAT", "VERSION"]
 
 FORMAT = "neurocompile.counts"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3  # 3: partial-sum message counters
+READABLE_VERSIONS = (1, 2, 3)
 
 EVENT_FIELDS: tuple[str, ...] = (
     "spikes",
@@ -76,6 +83,9 @@ EVENT_FIELDS: tuple[str, ...] = (
     "hops",
     "hops_ns",
     "saturations",
+    "partial_messages",
+    "partial_hops",
+    "partial_hops_ns",
 )
 """Per-run event totals, split across cores by :meth:`RunCounts.per_core`."""
 
@@ -122,6 +132,9 @@ class LayerCounts:
     hops: int = 0
     hops_ns: int = 0
     saturations: int = 0
+    partial_messages: int = 0  # graded partial sums sent to this layer's somas (upper bound unless exact)
+    partial_hops: int = 0
+    partial_hops_ns: int = 0
     steps: int = 0  # time steps simulated, summed over samples
     samples: int = 0
     core_neurons: tuple[int, ...] = ()  # compartments on each core of core_ids; () = split evenly
@@ -152,6 +165,9 @@ class LayerCounts:
             )
         if self.hops_ns > self.hops:
             raise ValueError(f"LayerCounts '{self.name}': hops_ns {self.hops_ns} > hops {self.hops}")
+        if self.partial_hops_ns > self.partial_hops:
+            raise ValueError(f"LayerCounts '{self.name}': partial_hops_ns {self.partial_hops_ns} > partial_hops "
+                             f"{self.partial_hops}")
 
     # ---- arithmetic ---------------------------------------------------------------------------------------
 
@@ -348,6 +364,7 @@ class RunCounts:
             "lut_ops_per_sample": self.total("lut_ops") / s,
             "messages_per_sample": self.total("messages") / s,
             "hops_per_sample": self.total("hops") / s,
+            "partial_messages_per_sample": self.total("partial_messages") / s,
             "saturations": float(self.total("saturations")),
             "cores_used": float(self.cores_used),
         }
