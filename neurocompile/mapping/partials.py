@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -87,15 +87,24 @@ class PartialPlan:
         """Per soma node: neurons (units) split, partial compartments in all, most on one neuron."""
         out = []
         for soma in dict.fromkeys(s.soma for s in self.splits):
-            node = graph.node(soma)
+            node = _qnode(graph, soma)
             per_unit = np.zeros(_units(node), np.int64)
             for s in self.of(soma):
-                umap = input_unit_map(node, s.port, graph.node(s.dense).weight.shape[0])
+                umap = input_unit_map(node, s.port, _dense(graph, s.dense).weight.shape[0])
                 np.add.at(per_unit, umap[s.rows], 1)
             out.append({"node": soma, "neurons_split": int(np.count_nonzero(per_unit)),
                         "parts": int(per_unit.sum()), "max_parts": int(per_unit.max(initial=0)),
                         "denses": [s.dense for s in self.of(soma)]})
         return out
+
+
+def _dense(graph: Graph, name: str) -> hw.QDense:
+    """A SYNAPSE node of the graph (the resources registry gives that role only to QDense)."""
+    return cast(hw.QDense, graph.node(name))
+
+
+def _qnode(graph: Graph, name: str) -> hw.QNode:
+    return cast(hw.QNode, graph.node(name))
 
 
 def plan_partials(graph: Graph, input_axons: int, graded: bool = True,
@@ -115,13 +124,13 @@ def plan_partials(graph: Graph, input_axons: int, graded: bool = True,
         bad = fan > lim
         if not bad.any():
             continue
-        node = graph.node(name)
+        node = _qnode(graph, name)
         after = fan.copy()
         for d in graph.preds(name):
             if role[d] != SYNAPSE:
                 continue
             port = graph.edge(d, name)["port"]
-            w = graph.node(d).weight != 0
+            w = _dense(graph, d).weight != 0
             n_src = max(1, len(graph.preds(d)))
             umap = input_unit_map(node, port, w.shape[0])
             rows = np.flatnonzero(bad[umap])
@@ -159,12 +168,12 @@ def placement_graph(graph: Graph, target: Any) -> tuple[Graph, PartialPlan]:
         return graph, plan
     g = graph.copy()
     for s in plan.splits:
-        dense = graph.node(s.dense)
+        dense = _dense(graph, s.dense)
         srcs = graph.preds(s.dense)
         rest = dense.weight.copy()
         rest[s.rows] = 0
         if g.succs(s.dense) == [s.soma]:
-            g.replace(s.dense, dataclasses.replace(g.node(s.dense), weight=rest))
+            g.replace(s.dense, dataclasses.replace(_dense(g, s.dense), weight=rest))
         else:  # the dense also feeds other nodes: the soma reads the unsplit rows from a copy
             keep = f"{s.soma}:rest:{s.dense}"
             g.add(keep, dataclasses.replace(dense, weight=rest), {"in": srcs})
@@ -188,5 +197,5 @@ def placement_graph(graph: Graph, target: Any) -> tuple[Graph, PartialPlan]:
 def partial_sums(graph: Graph, split: PartialSplit, inputs: np.ndarray) -> np.ndarray:
     """Exact partial sums [..., parts] of ``split`` for the dense's summed input ``inputs`` [..., n_in] (integers:
     the part's weights times the inputs of its chunk; the bias is added at the soma)."""
-    w = split.weights(np.asarray(graph.node(split.dense).weight, np.int64))
+    w = split.weights(np.asarray(_dense(graph, split.dense).weight, np.int64))
     return np.asarray(inputs, np.int64) @ w.T
