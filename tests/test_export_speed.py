@@ -1,0 +1,136 @@
+"""What keeps large exports fast must not change what they write: graph.json text equals json.dumps's, large
+arrays are stored or deflated at level 1 and load back identical, and saving stays byte-deterministic."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import zipfile
+
+import numpy as np
+import pytest
+
+from neurocompile.errors import IRError
+from neurocompile.ir import hw
+from neurocompile.ir.graph import Graph
+from neurocompile.ir.serialize import _json_bytes, graph_to_bytes, load_graph, save_graph
+
+
+def _reference(d: object) -> bytes:
+    return (json.dumps(d, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _random_value(rng: random.Random, depth: int) -> object:
+    kind = rng.randrange(9 if depth < 4 else 5)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.choice([0, -1, 7, 2**70, -(2**63)])
+    if kind == 2:
+        return rng.choice([0.0, -0.0, 1e-300, 1.5e300, 0.1, -2.5, float(rng.random())])
+    if kind == 3:
+        return rng.choice(["", "a", "é\u2028\"\\\n", "x" * 30, "\U0001f600"])
+    if kind == 4:
+        return []
+    if kind == 5:
+        return [rng.random() * 10 ** rng.randrange(-8, 8) for _ in range(rng.randrange(1, 20))]
+    if kind == 6:
+        return [rng.randrange(-(2**40), 2**40) for _ in range(rng.randrange(1, 20))]
+    if kind == 7:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(0, 5))]
+    return {rng.choice(["b", "a", "é", "Z", "a b", ""]) + str(i): _random_value(rng, depth + 1)
+            for i in range(rng.randrange(0, 5))}
+
+
+def test_graph_json_text_equals_json_dumps() -> None:
+    rng = random.Random(11)
+    for _ in range(300):
+        d = {"root": _random_value(rng, 0), "mix": [1, 2.0, True, None, "s", [0.5, 1.5], [3, True], {}]}
+        assert _json_bytes(d) == _reference(d)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_graph_json_refuses_non_finite_numbers(bad: float) -> None:
+    with pytest.raises(ValueError):
+        _json_bytes({"x": [1.0, bad]})
+    with pytest.raises(ValueError):
+        _json_bytes({"x": bad})
+
+
+def test_non_string_keys_are_written_as_json_dumps_writes_them() -> None:
+    d = {"a": {2: "x", 1: [0.5]}}
+    assert _json_bytes(d) == _reference(d)
+
+
+def _graph(n: int, h: int = 64, modes: int = 4) -> Graph:
+    """An integer graph whose dense weights are ``n x n`` (big arrays when n is large) and a float list in meta."""
+    rng = np.random.default_rng(1)
+    g = Graph("big")
+    g.add("x", hw.QInput(size=n))
+    g.inputs = ["x"]
+    g.add("fc", hw.QDense(weight=rng.integers(-100, 100, (n, n)), bias=np.zeros(n, np.int64),
+                          shift=np.zeros(n, np.int64)), "x")
+    g.outputs = ["fc"]
+    g.meta = {"basis": [rng.random(h * modes).tolist(), rng.random(h * modes).tolist()], "note": "é"}
+    return g
+
+
+def test_large_arrays_are_deflated_fast_and_load_back_identical(tmp_path) -> None:
+    g = _graph(400)  # 400 x 400 int64 = 1.28 MB: over the 1 MiB threshold
+    g.meta["quant"] = {"scale": np.float64(0.25), "bits": 8}
+    save_graph(g, tmp_path / "a")
+    save_graph(g, tmp_path / "b")
+    for name in ("graph.json", "weights.npz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    with zipfile.ZipFile(tmp_path / "a" / "weights.npz") as zf:
+        info = zf.getinfo("fc/weight.npy")
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+        assert info.compress_size < info.file_size // 2
+        # level 1 is what makes it fast: a default-level deflate would give other bytes
+        import zlib
+
+        raw = zf.read("fc/weight.npy")
+        lvl6 = zlib.compressobj(6, zlib.DEFLATED, -15)
+        assert info.compress_size != len(lvl6.compress(raw) + lvl6.flush())
+        assert zf.getinfo("fc/bias.npy").compress_type == zipfile.ZIP_DEFLATED
+    back = load_graph(tmp_path / "a")
+    np.testing.assert_array_equal(back.node("fc").weight, g.node("fc").weight)
+    assert back.meta["basis"] == g.meta["basis"]
+    js, _ = graph_to_bytes(back)
+    assert js == (tmp_path / "a" / "graph.json").read_bytes()
+
+
+def test_large_float_arrays_are_stored(tmp_path) -> None:
+    from neurocompile.ir import nodes as fl
+
+    rng = np.random.default_rng(2)
+    g = Graph("f")
+    g.add("x", fl.Input(size=600))
+    g.inputs = ["x"]
+    g.add("fc", fl.Affine(weight=rng.standard_normal((600, 600)).astype(np.float32),
+                             bias=np.zeros(600, np.float32)), "x")
+    g.outputs = ["fc"]
+    save_graph(g, tmp_path / "f")  # 600 x 600 float32 = 1.44 MB
+    with zipfile.ZipFile(tmp_path / "f" / "weights.npz") as zf:
+        assert zf.getinfo("fc/weight.npy").compress_type == zipfile.ZIP_STORED
+    np.testing.assert_array_equal(load_graph(tmp_path / "f").node("fc").weight, g.node("fc").weight)
+
+
+def test_small_graphs_keep_the_default_deflate(tmp_path) -> None:
+    """Arrays under 1 MiB (every shipped model's) are written exactly as before: deflate at the default level."""
+    g = _graph(16)
+    save_graph(g, tmp_path / "s")
+    import zlib
+
+    with zipfile.ZipFile(tmp_path / "s" / "weights.npz") as zf:
+        info = zf.getinfo("fc/weight.npy")
+        c = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        assert info.compress_size == len(c.compress(zf.read("fc/weight.npy")) + c.flush())
+
+
+def test_non_finite_meta_still_names_the_field(tmp_path) -> None:
+    g = _graph(4)
+    g.meta["basis"][1][3] = math.inf
+    with pytest.raises(IRError, match=r"graph.meta.basis\[1\]\[3\]"):
+        save_graph(g, tmp_path / "n")
