@@ -134,3 +134,28 @@ def test_non_finite_meta_still_names_the_field(tmp_path) -> None:
     g.meta["basis"][1][3] = math.inf
     with pytest.raises(IRError, match=r"graph.meta.basis\[1\]\[3\]"):
         save_graph(g, tmp_path / "n")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_width_search_simulation_equals_the_numpy_kernels(seed: int) -> None:
+    """The numba loop of the state-width search gives the integers of sim/kernels.py's NumPy form, with
+    saturating states and outputs, per-channel left and right shifts, complex input coefficients and f = 0."""
+    from neurocompile.passes.ssmquant import _simulate, _simulate_numpy
+
+    rng = np.random.default_rng(seed)
+    b, t, h, m = 3, 17, 5, 4
+    f = [12, 0, 5][seed % 3]
+    bits = [8, 10, 0][seed % 3]
+    a_re = rng.integers(-(1 << f) if f else -1, (1 << f) + 1 if f else 2, (h, m))
+    a_im = rng.integers(-(1 << f) if f else -1, (1 << f) + 1 if f else 2, (h, m))
+    bank = hw.QModeBank(a_re=a_re, a_im=a_im, b_re=rng.integers(-50, 50, (h, m)),
+                        b_im=rng.integers(-50, 50, (h, m)) if seed % 2 else np.zeros((h, m), np.int64),
+                        b_shift=rng.integers(-2, 5, h), coef_frac_bits=f, out_bits=bits)
+    ro = hw.QModeReadout(c_re=rng.integers(-9, 9, (h, m)), c_im=rng.integers(-9, 9, (h, m)),
+                         d=rng.integers(-9, 9, h), shift=rng.integers(-1, 6, h), out_bits=[6, 12, 0][seed % 3])
+    u = rng.integers(-127, 128, (b, t, h))
+    got, want = _simulate(bank, ro, u), _simulate_numpy(bank, ro, u)
+    assert got.dtype == np.int64 and got.shape == (b, t, h)
+    np.testing.assert_array_equal(got, want)
+    if bits:
+        assert np.abs(want).max() > 0
