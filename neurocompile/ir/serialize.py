@@ -7,7 +7,7 @@ A saved graph is a directory with two files:
   "edges": [{"src", "dst", "port", "delay", "order"}]}``, written with sorted keys and a fixed indent. Nodes
   are listed in insertion order (it breaks ties in :meth:`Graph.order`), edges by destination then edge order.
 - ``weights.npz``: one ``.npy`` entry per array, named ``<node>/<field>.npy``, written with fixed timestamps and
-  sorted names, so saving the same graph twice gives byte-identical files. Entries are deflated; those of 1 MiB
+  sorted names, so saving the same graph twice gives byte-identical files. Entries are deflated; those of 128 KiB
   or more (large models only) are stored when floating-point (they barely compress) and deflated at level 1 when
   integer, which any zip reader reads the same way (export time, not the format).
 
@@ -59,7 +59,7 @@ WEIGHTS_FILE = "weights.npz"
 NODE_TYPES: dict[str, type[Node]] = {**FLOAT_NODES, **hw.INT_NODES}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _ALLOWED_KINDS = "biufc"  # bool, int, uint, float, complex: never object / void / str
-_BIG_ARRAY = 1 << 20  # arrays of this many bytes or more are stored or deflated at level 1 (export time)
+_BIG_ARRAY = 1 << 17  # arrays of this many bytes or more are stored or deflated at level 1 (export time)
 _encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # json's own (C) string quoting
 
 
