@@ -159,3 +159,68 @@ def test_width_search_simulation_equals_the_numpy_kernels(seed: int) -> None:
     np.testing.assert_array_equal(got, want)
     if bits:
         assert np.abs(want).max() > 0
+
+
+def _readout_rows_scalar(w_hat, wmax, acc_limit, lims):
+    """ssmquant.readout_rows as it was, one row at a time for the first shift (the oracle)."""
+    from neurocompile.fixedpoint import round_half_away
+
+    w_hat = np.asarray(w_hat, np.float64)
+    n_out, n_in = w_hat.shape
+    lim_in = np.broadcast_to(np.asarray(lims, np.float64), (n_in,))
+    mag = np.abs(w_hat)
+    peak = mag.max(axis=1) if n_in else np.zeros(n_out)
+    shift = np.zeros(n_out, np.int64)
+    live = np.zeros(n_out, bool)
+    for o in range(n_out):
+        worst = float(np.abs(w_hat[o]) @ lim_in)
+        cands = []
+        if peak[o] > 0:
+            cands.append(math.floor(math.log2(wmax / float(peak[o]))))
+        if worst > 0 and math.isfinite(acc_limit):
+            cands.append(math.floor(math.log2(acc_limit / worst)))
+        if cands:
+            shift[o], live[o] = min(cands), True
+    low = np.where(w_hat != 0, mag, np.inf).min(axis=1) if n_in else np.zeros(n_out)
+    mant, expo = np.frexp(peak)
+    tern = live & (peak > 0) & (low == peak) & (mant == 0.5)
+    shift = np.where(tern, np.minimum(shift, 1 - expo), shift)
+    weight = np.zeros((n_out, n_in), np.int64)
+    todo = np.flatnonzero(live)
+    for _ in range(64):
+        if not todo.size:
+            break
+        wi = round_half_away(w_hat[todo] * 2.0 ** shift[todo][:, None])
+        a = np.abs(wi)
+        fits = (a.max(axis=1, initial=0) <= wmax) & (a @ lim_in <= acc_limit)
+        weight[todo] = wi
+        shift[todo[~fits]] -= 1
+        todo = todo[~fits]
+    ors = np.bitwise_or.reduce(np.abs(weight), axis=1) if n_in else np.zeros(n_out, np.int64)
+    p = np.where(ors > 0, np.frexp((ors & -ors).astype(np.float64))[1] - 1, 0).astype(np.int64)
+    return weight >> p[:, None], shift - p
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_readout_rows_equal_the_row_by_row_arithmetic(seed: int) -> None:
+    """All rows' first shifts at once give quantize_rows's row-by-row integers, also for rows whose bounds sit
+    exactly on a power of two (where a last-bit difference would move the floor), zero rows, ternary rows and an
+    unbounded accumulator."""
+    from neurocompile.passes.ssmquant import readout_rows
+
+    rng = np.random.default_rng(seed)
+    m = 9
+    lims = np.array([127] * (2 * m) + [255], np.float64)
+    w = rng.standard_normal((64, 2 * m + 1)) * 10.0 ** rng.uniform(-4, 2, (64, 1))
+    w[0] = 0.0
+    w[1] = np.where(rng.random(2 * m + 1) < 0.5, 0.25, -0.25)  # ternary
+    wmax, acc = 127, float(2**23 - 1)
+    w[2] *= (wmax / 2**3) / np.abs(w[2]).max()  # wmax / peak = 2^3 exactly
+    w[3] *= (acc / 2**5) / (np.abs(w[3]) @ lims)  # acc / worst at (or a bit off) 2^5
+    w[4, :] = 0.0
+    w[4, 5] = acc / 2**6 / 127  # one term: acc / worst = 2^6 exactly
+    for acc_limit in (acc, math.inf, 1e4):
+        got = readout_rows(w, wmax, acc_limit, lims)
+        want = _readout_rows_scalar(w, wmax, acc_limit, lims)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
