@@ -224,3 +224,27 @@ def test_readout_rows_equal_the_row_by_row_arithmetic(seed: int) -> None:
         want = _readout_rows_scalar(w, wmax, acc_limit, lims)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_streamed_percentile_skips_chunks_that_add_nothing_to_a_tail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks inside both kept tails leave them as they are (no partition), and the percentile is still
+    np.percentile's over every value."""
+    from neurocompile.passes import calibrate
+
+    rng = np.random.default_rng(5)
+    first = rng.standard_normal(20_000) * 5.0
+    rest = [rng.uniform(-1.0, 1.0, 5_000) for _ in range(6)]  # well inside the 99th-percentile tails
+    a = np.concatenate([first, *rest])
+    s = calibrate._Stream(a.size, 99.0)
+    s.add(first)
+    calls = []
+    real = calibrate._top
+    monkeypatch.setattr(calibrate, "_top", lambda x, k: calls.append(x.size) or real(x, k))
+    for part in rest:
+        s.add(part)
+    assert calls == []
+    got = s.stats("percentile", a)
+    lo, hi = np.percentile(a, [1.0, 99.0])
+    assert got["hi"] == max(hi, 0.0) and got["lo"] == min(lo, 0.0)
+    s.add(np.array([100.0]))  # a new largest value enters the upper tail only
+    assert len(calls) == 1
