@@ -248,3 +248,25 @@ def test_streamed_percentile_skips_chunks_that_add_nothing_to_a_tail(monkeypatch
     assert got["hi"] == max(hi, 0.0) and got["lo"] == min(lo, 0.0)
     s.add(np.array([100.0]))  # a new largest value enters the upper tail only
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_report_integer_run_equals_the_reference_runner(seed: int) -> None:
+    """The quantisation report's integer run (the NumPy engine) gives run_int's outputs, traces (sequence-end
+    values as [B, 1, n]) and saturations, on a graph with every integer node type and on a token graph."""
+    from int_graphs import every_node_graph, token_graph
+
+    from neurocompile.passes._intrun import run_int
+    from neurocompile.passes.report import int_run
+
+    rng = np.random.default_rng(seed)
+    for g, x in ((every_node_graph(seed), rng.normal(0, 1.5, (5, 12, 3))), (token_graph(seed), rng.integers(0, 5, (4, 7)))):
+        a, b = int_run(g, x), run_int(g, x, record=True)
+        assert set(a.trace) == set(b.trace) and set(a.outputs) == set(b.outputs)
+        for k, v in b.trace.items():
+            assert a.trace[k].shape == v.shape and np.array_equal(a.trace[k], v), k
+        for k, v in b.outputs.items():
+            assert np.array_equal(a.outputs[k], v), k
+        assert {k: v for k, v in a.saturations.items() if v} == {k: v for k, v in b.saturations.items() if v}
+    assert any(v for v in run_int(every_node_graph(0), np.random.default_rng(0).normal(0, 1.5, (5, 12, 3))
+                                  ).saturations.values())
