@@ -239,7 +239,7 @@ def test_streamed_percentile_skips_chunks_that_add_nothing_to_a_tail(monkeypatch
     s.add(first)
     calls = []
     real = calibrate._top
-    monkeypatch.setattr(calibrate, "_top", lambda x, k: calls.append(x.size) or real(x, k))
+    monkeypatch.setattr(calibrate, "_top", lambda x, k, **kw: calls.append(x.size) or real(x, k, **kw))
     for part in rest:
         s.add(part)
     assert calls == []
@@ -270,3 +270,22 @@ def test_report_integer_run_equals_the_reference_runner(seed: int) -> None:
         assert {k: v for k, v in a.saturations.items() if v} == {k: v for k, v in b.saturations.items() if v}
     assert any(v for v in run_int(every_node_graph(0), np.random.default_rng(0).normal(0, 1.5, (5, 12, 3))
                                   ).saturations.values())
+
+
+def test_tail_partition_in_place_gives_np_partitions_values_in_its_order() -> None:
+    """A scratch array partitioned in place gives exactly np.partition's tail (the same values in the same order,
+    signed zeros and ties included), and the caller's array is left untouched otherwise."""
+    from neurocompile.passes.calibrate import _top
+
+    rng = np.random.default_rng(9)
+    for _ in range(50):
+        a = np.round(rng.standard_normal(int(rng.integers(1, 400))), 1) * rng.choice([1.0, -1.0], 1)
+        a[rng.random(a.size) < 0.1] = -0.0
+        k = int(rng.integers(1, 50))
+        want = a.copy() if a.size <= k else np.partition(a, a.size - k)[a.size - k:]
+        keep = a.copy()
+        got = _top(a, k)
+        assert np.array_equal(a, keep) and np.array_equal(np.signbit(a), np.signbit(keep))
+        got_own = _top(a.copy(), k, own=True)
+        for g in (got, got_own):
+            assert np.array_equal(g, want) and np.array_equal(np.signbit(g), np.signbit(want))

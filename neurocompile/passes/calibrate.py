@@ -287,10 +287,10 @@ class _Stream:
         # full tail that gains nothing stays as it is
         hi = flat if self.hi is None or self.hi.size < self.k else flat[flat > self.hi.min()]
         lo = flat if self.lo is None or self.lo.size < self.k else flat[flat < self.lo.max()]
-        if self.hi is None or hi.size:
-            self.hi = _top(hi if self.hi is None else np.concatenate([self.hi, hi]), self.k)
+        if self.hi is None or hi.size:  # the first chunk is the caller's trace: partitioned in a copy
+            self.hi = _top(hi if self.hi is None else np.concatenate([self.hi, hi]), self.k, own=self.hi is not None)
         if self.lo is None or lo.size:
-            self.lo = -_top(-(lo if self.lo is None else np.concatenate([self.lo, lo])), self.k)
+            self.lo = -_top(-(lo if self.lo is None else np.concatenate([self.lo, lo])), self.k, own=True)
 
     def stats(self, method: str, kept: np.ndarray) -> dict[str, float]:
         """The node's calibration record; ``kept``: the traced samples (they decide an mse clip)."""
@@ -333,6 +333,11 @@ class _Stream:
         raise AssertionError("percentile outside the kept tails")  # k is chosen so that this cannot happen
 
 
-def _top(a: np.ndarray, k: int) -> np.ndarray:
-    """The k largest values of ``a`` (a copy, any order)."""
-    return a.copy() if a.size <= k else np.partition(a, a.size - k)[a.size - k:]
+def _top(a: np.ndarray, k: int, own: bool = False) -> np.ndarray:
+    """The k largest values of ``a`` (a copy, any order: np.partition's); ``own``: ``a`` is scratch, partitioned in
+    place instead of in a copy (np.partition copies, then partitions the copy the same way)."""
+    if a.size <= k:
+        return a if own else a.copy()
+    b = a if own else a.copy()
+    b.partition(b.size - k)
+    return b[b.size - k:].copy()  # a copy: the view would keep the whole partitioned chunk alive
