@@ -260,7 +260,9 @@ def test_report_integer_run_equals_the_reference_runner(seed: int) -> None:
     from neurocompile.passes.report import int_run
 
     rng = np.random.default_rng(seed)
-    for g, x in ((every_node_graph(seed), rng.normal(0, 1.5, (5, 12, 3))), (token_graph(seed), rng.integers(0, 5, (4, 7)))):
+    tokens = rng.integers(0, 5, (4, 7))
+    for g, x in ((every_node_graph(seed), rng.normal(0, 1.5, (5, 12, 3))), (token_graph(seed), tokens),
+                 (token_graph(seed), tokens.astype(np.float32))):  # float token ids: run_int itself
         a, b = int_run(g, x), run_int(g, x, record=True)
         assert set(a.trace) == set(b.trace) and set(a.outputs) == set(b.outputs)
         for k, v in b.trace.items():

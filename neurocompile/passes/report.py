@@ -125,10 +125,17 @@ def int_run(graph: Graph, x: np.ndarray) -> Any:
     """``run_int(graph, x, record=True)`` (an :class:`~neurocompile.passes._intrun.IntRun`) computed by the
     simulator's vectorised NumPy engine, which equals the reference runner bit for bit
     (tests/test_sim_reference.py) and runs the dense layers of a batch as exact float64 products; no JIT, so no
-    first-run compile. Sequence-end nodes and those after them hold their final value as [B, 1, n]."""
-    from neurocompile.passes._intrun import IntRun
+    first-run compile. Sequence-end nodes and those after them hold their final value as [B, 1, n]. Inputs the
+    engine does not take as they are (several graph inputs fed one array, token ids given as floats) go through
+    ``run_int`` itself."""
+    from neurocompile.passes._intrun import IntRun, run_int
     from neurocompile.sim.engine import simulate
 
+    x = np.asarray(x)
+    first = graph.node(graph.inputs[0]) if len(graph.inputs) == 1 else None
+    if (first is None or x.ndim not in (2, 3) or (first.tokens and not np.issubdtype(x.dtype, np.integer))
+            or (not first.tokens and x.ndim == 2 and first.size != 1)):
+        return run_int(graph, x, record=True)
     r = simulate(graph, x, record=True, counters=False, backend="numpy")
     late = graph.sequence_end_nodes()
     trace: dict[str, np.ndarray] = {}
