@@ -126,3 +126,38 @@ def test_exact_layers_run_on_lava_as_netx_would_build_them(tmp_path) -> None:
     ref = simulate_reference(graph, spikes[None].astype(float))
     assert ref.traces["lif1"].any()
     np.testing.assert_array_equal(ref.traces["lif1"][0], s)
+
+
+def _big_bank_graph(h: int = 100, m: int = 16) -> Graph:
+    rng = np.random.default_rng(7)
+    g = Graph("bigssm")
+    g.add("x", hw.QInput(size=h))
+    g.inputs = ["x"]
+    a = np.full((h, m), 3000, np.int64)
+    g.add("mb", hw.QModeBank(a_re=a, a_im=a // 3, b_re=rng.integers(1, 127, (h, m)), b_im=-rng.integers(0, 5, (h, m)),
+                             b_shift=np.zeros(h, np.int64)), "x")
+    g.outputs = ["mb"]
+    return g
+
+
+def test_large_mode_bank_stores_only_the_diagonal_chunks(tmp_path) -> None:
+    """A [H*M, H] block-diagonal input matrix over 1 MiB keeps only its H/8 diagonal chunks; read back it is the
+    dense matrix (row r: b[r // M, r % M] at column r // M), and two writes give the same bytes."""
+    h, m = 100, 16  # 100 * 16 * 100 * 8 B = 1.28 MB dense; 100 is not a multiple of the 8-channel tile
+    g = _big_bank_graph(h, m)
+    bank = g.node("mb")
+    digests = []
+    for i in range(2):
+        write_netx(g, tmp_path / f"b{i}.h5")
+        digests.append(hashlib.sha256((tmp_path / f"b{i}.h5").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    assert (tmp_path / "b0.h5").stat().st_size < h * m * h * 8 // 20
+    rows = np.arange(h * m)
+    with h5py.File(tmp_path / "b0.h5") as f:
+        for key, b in (("real", bank.b_re), ("imag", bank.b_im)):
+            ds = f[f"layer/1/weight/{key}"]
+            assert ds.id.get_num_chunks() == -(-h // 8)
+            want = np.zeros((h * m, h), np.int64)
+            want[rows, rows // m] = b.reshape(-1)
+            np.testing.assert_array_equal(ds[()], want)
+            assert ds.dtype == np.int64

@@ -152,16 +152,15 @@ def run(graph: Graph, ctx: PassContext) -> Graph:
                 v = res.trace[name]
                 if isinstance(graph.node(name), fl.Input) and graph.node(name).tokens:
                     v = v.astype(np.float64)
-                v32 = v.astype(np.float32)
                 if one:
                     nodes[name] = _stats(v, method, p)
                 else:  # [chunk, steps (1 after a sequence end), size]
                     total = n * (1 if name in after else t_len) * int(np.prod(v.shape[2:]))
                     acc.setdefault(name, _Stream(total, p)).add(v)
-                if s0 < plan.keep:
-                    pieces.setdefault(name, []).append(v32[: plan.keep - s0])
+                if s0 < plan.keep:  # only the kept samples are cast to float32 (a bank's peak casts them all)
+                    pieces.setdefault(name, []).append(v[: plan.keep - s0].astype(np.float32))
                 if name in mode_peak or name in banks:
-                    st = v32.reshape(*v.shape[:2], -1, 2).astype(np.float64)
+                    st = v.astype(np.float32).reshape(*v.shape[:2], -1, 2).astype(np.float64)
                     pk = np.sqrt((st[..., 0] ** 2 + st[..., 1] ** 2).max(axis=(0, 1)))  # sqrt is monotone: exact
                     mode_peak[name] = pk if name not in mode_peak else np.maximum(mode_peak[name], pk)
             if s0 < plan.keep:
@@ -284,11 +283,14 @@ class _Stream:
         self.vmin, self.vmax = min(self.vmin, float(flat.min())), max(self.vmax, float(flat.max()))
         if self.k > _MAX_TAIL:
             return
-        # only values beyond the current k-th largest (smallest) can enter a tail: one comparison per value
+        # only values beyond the current k-th largest (smallest) can enter a tail: one comparison per value; a
+        # full tail that gains nothing stays as it is
         hi = flat if self.hi is None or self.hi.size < self.k else flat[flat > self.hi.min()]
         lo = flat if self.lo is None or self.lo.size < self.k else flat[flat < self.lo.max()]
-        self.hi = _top(hi if self.hi is None else np.concatenate([self.hi, hi]), self.k)
-        self.lo = -_top(-(lo if self.lo is None else np.concatenate([self.lo, lo])), self.k)
+        if self.hi is None or hi.size:  # the first chunk is the caller's trace: partitioned in a copy
+            self.hi = _top(hi if self.hi is None else np.concatenate([self.hi, hi]), self.k, own=self.hi is not None)
+        if self.lo is None or lo.size:
+            self.lo = -_top(-(lo if self.lo is None else np.concatenate([self.lo, lo])), self.k, own=True)
 
     def stats(self, method: str, kept: np.ndarray) -> dict[str, float]:
         """The node's calibration record; ``kept``: the traced samples (they decide an mse clip)."""
@@ -331,6 +333,11 @@ class _Stream:
         raise AssertionError("percentile outside the kept tails")  # k is chosen so that this cannot happen
 
 
-def _top(a: np.ndarray, k: int) -> np.ndarray:
-    """The k largest values of ``a`` (a copy, any order)."""
-    return a.copy() if a.size <= k else np.partition(a, a.size - k)[a.size - k:]
+def _top(a: np.ndarray, k: int, own: bool = False) -> np.ndarray:
+    """The k largest values of ``a`` (a copy, any order: np.partition's); ``own``: ``a`` is scratch, partitioned in
+    place instead of in a copy (np.partition copies, then partitions the copy the same way)."""
+    if a.size <= k:
+        return a if own else a.copy()
+    b = a if own else a.copy()
+    b.partition(b.size - k)
+    return b[b.size - k:].copy()  # a copy: the view would keep the whole partitioned chunk alive

@@ -6,7 +6,9 @@ neuron/{type, iDecay, vDecay, vThMant, refDelay, gradedSpike, bias}}``, integers
 exponent itself). Each layer group also carries the attributes ``neurocompile_node`` (the graph node(s)
 it stands for), ``neurocompile_exact`` (True when netx's Lava network computes exactly what neurocompile's
 simulator computes) and ``neurocompile_note`` (why not). The file's attributes list the nodes netx cannot
-express at all (``neurocompile_skipped``). Needs h5py only, not Lava. Files are byte-deterministic.
+express at all (``neurocompile_skipped``). Needs h5py only, not Lava. Files are byte-deterministic. A large
+QModeBank's block-diagonal ``weight/real`` and ``weight/imag`` are chunked datasets of which only the diagonal
+chunks are stored (:meth:`_Writer.block_diagonal`); h5py and netx read them back as the same dense matrices.
 
 What netx can express, and how exactly (see docs/lava.md):
 
@@ -44,6 +46,8 @@ from neurocompile.ir.graph import Graph
 
 NETX_BIAS_EXP = 6  # netx builds every CUBA/LOIHI neuron with bias_exp = 6
 NETX_WEIGHT_RANGE = (-256, 254)  # what netx's optimize_weight_bits keeps without clipping
+_DENSE_BYTES = 1 << 20  # a QModeBank's block-diagonal input matrix up to this size is written dense (bytes)
+_DIAG_TILE = 8  # channels per chunk of a larger one: 1/8 of each written chunk is non-zero
 
 
 @dataclass
@@ -90,6 +94,30 @@ class _Writer:
         else:
             value = np.asarray(value)
         parent.create_dataset(name, data=value, track_times=False)
+
+    def block_diagonal(self, parent: Any, name: str, diag: np.ndarray) -> None:
+        """The dense [H*M, H] int64 matrix whose row r holds ``diag.flat[r]`` at column r // M (zeros elsewhere).
+
+        Small matrices are written whole. Large ones are chunked in [M*K, K] tiles so that only the H/K tiles on
+        the diagonal are written (gzip level 1): HDF5 returns an unwritten chunk as the fill value 0, so a reader
+        (h5py, netx) sees the same dense matrix while the file holds H*M*K entries instead of H*M*H.
+        """
+        h, m = diag.shape
+        if h * m * h * 8 <= _DENSE_BYTES:
+            dense = np.zeros((h * m, h), np.int64)
+            rows = np.arange(h * m)
+            dense[rows, rows // m] = diag.reshape(-1)
+            self.data(parent, name, dense)
+            return
+        k = min(h, _DIAG_TILE)
+        ds = parent.create_dataset(name, shape=(h * m, h), dtype=np.int64, chunks=(m * k, k), fillvalue=0,
+                                   compression="gzip", compression_opts=1, shuffle=True, track_times=False)
+        cols = np.arange(m * k) // m
+        for c0 in range(0, h, k):
+            c1 = min(h, c0 + k)
+            tile = np.zeros(((c1 - c0) * m, c1 - c0), np.int64)
+            tile[np.arange(tile.shape[0]), cols[:tile.shape[0]]] = diag[c0:c1].reshape(-1)
+            ds[c0 * m:c1 * m, c0:c1] = tile
 
 
 def _single_consumer(graph: Graph, name: str) -> str | None:
@@ -250,19 +278,14 @@ def write_netx(graph: Graph | str | Path, path: str | Path | None = None) -> Net
                 i += 1
             elif isinstance(node, hw.QModeBank):
                 h, m = node.a_re.shape
-                rows = np.arange(h * m)
-                wr = np.zeros((h * m, h), np.int64)
-                wi = np.zeros((h * m, h), np.int64)
-                wr[rows, rows // m] = node.b_re.reshape(-1)
-                wi[rows, rows // m] = node.b_im.reshape(-1)
                 grp = w.group(layers, str(i))
                 w.data(grp, "type", "dense")
                 w.data(grp, "shape", [h * m])
                 w.data(grp, "inFeatures", h)
                 w.data(grp, "outFeatures", h * m)
                 wg = w.group(grp, "weight")
-                w.data(wg, "real", wr)
-                w.data(wg, "imag", wi)
+                w.block_diagonal(wg, "real", np.asarray(node.b_re, np.int64))
+                w.block_diagonal(wg, "imag", np.asarray(node.b_im, np.int64))
                 ng = w.group(grp, "neuron")
                 w.data(ng, "type", "RF_PHASE")
                 w.data(ng, "cosDecay", node.a_re.reshape(-1))
