@@ -297,6 +297,7 @@ class Layout:
         self.size = size
         self.inputs = [nm for nm, kern in zip(prog.names, prog.kerns) if kern.op == "INPUT"]
         self._plans: dict[tuple, Any] = {}
+        self._parts: dict[str, list[tuple[str, tuple[int, ...], int]]] = {}
         self._arena = np.zeros(0, np.int64)
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
 
@@ -502,8 +503,9 @@ class Layout:
         out[0::2], out[1::2] = v[: n // 2], v[n // 2:]
         return out
 
-    def states(self, name: str) -> dict[str, Array]:
-        """State of ``name`` with the kernels' names and shapes (batch axis first); {} for stateless nodes."""
+    def states(self, name: str, copy: bool = True) -> dict[str, Array]:
+        """State of ``name`` with the kernels' names and shapes (batch axis first); {} for stateless nodes.
+        ``copy=False``: views into the arena (valid until the next step)."""
         node = self.prog.plan.graph.node(name)
         kern = self.prog.kerns[self.prog.index[name]]
         B, o, s = self.B, self.st[name], self.state
@@ -514,9 +516,13 @@ class Layout:
             ring = s[o: o + d * B * n].reshape(d, B, n)
             return {"pipe": np.stack([ring[(self.t + j) % d] for j in range(d)], axis=1)}
         out = {}
-        for part, shape in kern.states(node):
-            m = B * int(np.prod(shape))
-            out[part] = s[o: o + m].reshape((B, *shape)).copy()
+        parts = self._parts.get(name)
+        if parts is None:  # cached: a one-sample stream asks for them after every call
+            parts = self._parts[name] = [(part, (B, *shape), B * int(np.prod(shape))) for part, shape in
+                                         kern.states(node)]
+        for part, shape, m in parts:
+            v = s[o: o + m].reshape(shape)
+            out[part] = v.copy() if copy else v
             o += m
         return out
 

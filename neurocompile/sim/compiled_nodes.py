@@ -117,12 +117,12 @@ BLAS = {"float32-blas": np.float32, "float64-blas": np.float64}  # plan paths wh
 
 
 def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str) -> tuple[Array, int]:
-    """kernels.step_dense over all rows at once: the product in float BLAS (the plan proved it exact, |sum| <
-    2^24 or 2^53), then bias, shift and saturation in one compiled pass."""
+    """kernels.step_dense over all rows at once: the product in float BLAS where the plan proved it exact
+    (|sum| < 2^24 or 2^53), else in int64, then bias, shift and saturation in one compiled pass."""
     from neurocompile.sim.compiled_whole import dense_finish
 
-    dt = BLAS[path]
-    acc = ins["in"].astype(dt) @ np.asarray(node.weight, dt).T
+    dt = BLAS.get(path, np.int64)
+    acc = ins["in"].astype(dt, copy=False) @ np.asarray(node.weight, dt).T
     out = np.empty(acc.shape, np.int64)
     n = node.out_size()
     ns = dense_finish(acc, _i64(node.bias), _per(node.shift, n), node.rounding == "floor", _lim(node.out_bits), out)
