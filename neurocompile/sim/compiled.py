@@ -208,6 +208,24 @@ def schedule(prog: Program, rows: int | None) -> Schedule:
     return Schedule(kind, at, groups, replay, whole_at, keep, keep_ev)
 
 
+@dataclass
+class _ChunkPlan:
+    """What a chunk of T steps needs, resolved once per (T, recorded nodes, counters): the schedule, the arena
+    offsets of kept output and event sequences, per-group node rows, quiet banks, the inputs (name, node, offset,
+    words), the last-step copies (buffer view, offset, size), recorded nodes, the whole nodes before each group."""
+
+    sch: Schedule
+    off: dict[str, int]
+    evq: dict[str, int]
+    size: int
+    groups: list[tuple[Array, Array]]
+    quiet: list[str]
+    ins: list[tuple[str, Any, int, int]]
+    last: list[tuple[Array, int, int]]
+    rec: list[str]
+    whole_at: list[list[str]]
+
+
 class Layout:
     """Arenas of one batch of ``B`` samples: outputs, port sums and delay rings (``buf``), states (``state``),
     synaptic events (``ev``) and counters (``nz_arena``, ``edge_nz``, ``active``, ``sat``); the chunks' kept
@@ -380,7 +398,11 @@ class Layout:
                 m[k, ck.ACTIVE] = 0
                 m[k, ck.XEV] = evq.get(nm, -1) if nm in self.prog.ev_prod else -1
             groups.append((np.asarray(sorted(own + rep), np.int64), m))
-        cp = (sch, off, evq, max(pos, 1), groups, quiet)
+        g = prog.plan.graph
+        ins = [(nm, g.node(nm), off[nm], B * T * self.size[nm]) for nm in self.inputs]
+        last = [(self.view(nm), off[nm], self.size[nm]) for nm in prog.names if sch.kind[nm] != "step"]
+        cp = _ChunkPlan(sch, off, evq, max(pos, 1), groups, quiet, ins, last,
+                        [nm for nm in rec if nm in off], [sch.whole_at[gi] for gi in range(sch.groups + 1)])
         self._plans[key] = cp
         return cp
 
@@ -409,6 +431,11 @@ class Layout:
         spk = np.zeros((max(len(self.spiking), 1), steps), np.int64)
         sats: dict[str, int] = {}
         act: dict[str, int] = {}
+        if tc == steps:  # one chunk (a streamed sample): no slicing, no per-chunk spike buffer
+            seqs = self._chunk(xs, steps, rec, counters, spk, sats, act)
+            if on_chunk is not None:
+                on_chunk(0, steps, seqs)
+            return spk, sats, act
         for t0 in range(0, steps, tc):
             t1 = min(steps, t0 + tc)
             part = np.zeros((spk.shape[0], t1 - t0), np.int64)
@@ -421,40 +448,39 @@ class Layout:
     def _chunk(self, xs: dict[str, Array], T: int, rec: frozenset, counters: bool, spk: Array,
                sats: dict[str, int], act: dict[str, int]) -> dict[str, Array]:
         ck, prog, B = _ck(), self.prog, self.B
-        g = prog.plan.graph
-        sch, off, evq, size, groups, quiet = self._chunk_plan(T, rec, counters)
-        arena = self._arena if self._arena.size == size else np.empty(size, np.int64)
+        cp = self._chunk_plan(T, rec, counters)
+        off = cp.off
+        arena = self._arena if self._arena.size == cp.size else np.empty(cp.size, np.int64)
         self._arena = arena  # reused by the next chunk of the same size (every word it reads is written first)
 
         def seq(name: str, at: dict[str, int] = off) -> Array:
             n = self.size[name]
             return arena[at[name]: at[name] + B * T * n].reshape(B, T, n)
-        for name in self.inputs:
-            node = g.node(name)
+        for name, node, o, m in cp.ins:
+            y = arena[o: o + m].reshape(B, T, -1)
             if node.tokens:
-                seq(name)[...] = np.asarray(xs[name], np.int64).reshape(B, T, 1)
+                y[...] = np.asarray(xs[name], np.int64).reshape(B, T, 1)
                 n_sat = 0
             else:
-                seq(name)[...], n_sat = sat(quantize_round(xs[name], node.out_scale), int(node.out_bits))
+                y[...], n_sat = sat(quantize_round(xs[name], node.out_scale), int(node.out_bits))
             sats[name] = sats.get(name, 0) + n_sat
-            self._count(name, seq(name), counters, spk)
-        for gi in range(sch.groups + 1):
-            for name in sch.whole_at[gi]:
-                self._whole(name, seq, evq, counters, spk, sats, act)
-            if gi < sch.groups:
-                ks, m = groups[gi]
+            self._count(name, y, counters, spk)
+        for gi, whole_nodes in enumerate(cp.whole_at):
+            for name in whole_nodes:
+                self._whole(name, seq, cp.evq, counters, spk, sats, act)
+            if gi < len(cp.groups):
+                ks, m = cp.groups[gi]
                 ck.run_chunk(self.t, T, B, ks, m, self.gat, prog.prm, self.buf, self.state, arena, arena,
                              self.tmp, self.evm, self.nz_arena, self.edge_nz, self.active, self.sat, spk, arena,
                              self.ev, self.evs, counters)
-        for name in prog.names:
-            if sch.kind[name] != "step":
-                self.view(name)[...] = seq(name)[:, -1]
-        for name in quiet:  # a bank's output is its state, re and im interleaved
+        for v, o, n in cp.last:  # the last step's output of every node computed outside the loop
+            v[...] = arena[o: o + B * T * n].reshape(B, T, n)[:, -1]
+        for name in cp.quiet:  # a bank's output is its state, re and im interleaved
             v, o, hm = self.view(name), self.st[name], self.size[name] // 2
             v[:, 0::2], v[:, 1::2] = self.state[o: o + B * hm].reshape(B, hm), \
                 self.state[o + B * hm: o + 2 * B * hm].reshape(B, hm)
         self.t += T
-        return {name: seq(name) for name in rec if name in off}
+        return {name: seq(name) for name in cp.rec}
 
     def _count(self, name: str, y: Array, counters: bool, spk: Array) -> None:
         """Non-zero outputs per index and spikes per step of a sequence computed outside the loop."""

@@ -103,11 +103,12 @@ def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
 @njit(cache=True)
 def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
     """acc = W x + bias (zero inputs skipped: exact), rsh_round/rsh_floor per output, sat; optional pipeline.
+    Parameters: W^T [n_in, n_out], bias, and per output the shift's parts half, left, right.
 
     A synapse-only dense (``EVO`` >= 0) with counters also records, per output, whether a synaptic event
     arrived (a stored, non-zero weight got a non-zero input), delayed like its output: Loihi's update rule."""
     n_out, lim = meta[k, SIZE], meta[k, LIM]
-    n_in, floor, delay = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
+    n_in, delay = meta[k, A0], meta[k, A0 + 2]
     w0 = meta[k, PRM]
     bo = w0 + n_in * n_out
     s0 = bo + n_out
@@ -115,6 +116,8 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
     dst = meta[k, OUT] if delay == 0 else -1
     eo = meta[k, EVO] if counters else -1
     uo = np.uint64(n_out)
+    uh, ul, ur = np.uint64(s0), np.uint64(s0 + n_out), np.uint64(s0 + 2 * n_out)
+    lm = lim if lim >= 0 else np.int64(9223372036854775807)
     ns = 0
     for b in range(b0, b1):  # acc at tmp[:n_out], events at tmp[n_out:2n_out]
         for o in range(n_out):
@@ -147,17 +150,11 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
                 for o in range(n_out):
                     ev[cur + o] = ev[slot + o]
                     ev[slot + o] = tmp[n_out + o]
-        for o in range(n_out):
-            s = prm[s0 + o]
-            v = _rfloor(tmp[o], s) if floor else _rround(tmp[o], s)
-            if lim >= 0:
-                if v > lim:
-                    v = lim
-                    ns += 1
-                elif v < -lim:
-                    v = -lim
-                    ns += 1
-            tmp[o] = v
+        for o in range(uo):  # rsh_round / rsh_floor as ((acc + half) << left) >> right, branch-free: vectorised
+            v = ((tmp[o] + prm[uh + o]) << prm[ul + o]) >> prm[ur + o]
+            c = min(max(v, -lm), lm)
+            ns += np.int64(c != v)
+            tmp[o] = c
         if delay == 0:
             for o in range(n_out):
                 buf[dst + b * n_out + o] = tmp[o]

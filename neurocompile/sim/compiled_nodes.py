@@ -138,17 +138,24 @@ def _dense_chunked(node: hw.QDense, path: str) -> int:
         scratch=lambda n: 2 * n.out_size(), chunked=_dense_chunked, pipe=True, whole=_whole_dense)
 def _dense(node: hw.QDense) -> Params:
     w = np.asarray(node.weight, np.int64)
-    return ([_i64(w.T.copy()), _i64(node.bias), _per(node.shift, w.shape[0])],
+    half, left, right = _shift_parts(_per(node.shift, w.shape[0]), node.rounding != "floor")
+    return ([_i64(w.T.copy()), _i64(node.bias), half, left, right],
             [int(w.shape[1]), int(node.rounding == "floor"), int(node.delay)])
+
+
+def _shift_parts(shift: Array, nearest: bool) -> tuple[Array, Array, Array]:
+    """rsh_round (``nearest``) or rsh_floor by per-channel ``shift`` as ((x + half) << left) >> right."""
+    half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0) if nearest else \
+        np.zeros_like(shift)
+    return _i64(half), _i64(np.maximum(-shift, 0)), _i64(np.maximum(shift, 0))
 
 
 @kernel(hw.QModeBank, op="MODEBANK", always_active=True, scratch=lambda n: 3 * n.a_re.size,
         states=lambda n: [("re", tuple(n.a_re.shape)), ("im", tuple(n.a_re.shape))])
 def _modebank(node: hw.QModeBank) -> Params:
     h, m = node.a_re.shape
-    kbm = np.repeat(_per(node.b_shift, h), m)  # per-mode copies: rsh_round(x, kb) = ((x + half) << left) >> right
-    half = np.where(kbm > 0, np.left_shift(np.int64(1), np.maximum(kbm - 1, 0)), 0)
-    left, right = np.maximum(-kbm, 0), np.maximum(kbm, 0)
+    kbm = np.repeat(_per(node.b_shift, h), m)  # per-mode copies of rsh_round(x, kb)'s parts
+    half, left, right = _shift_parts(kbm, True)
     # one shift for every channel (the usual case): scalars, three fewer loads per mode and step
     uni = [1, int(half[0]), int(left[0]), int(right[0])] if kbm.size and np.all(kbm == kbm[0]) else [0, 0, 0, 0]
     return ([_i64(node.a_re), _i64(node.a_im), _i64(node.b_re), _i64(node.b_im), _i64(half), _i64(left),
