@@ -316,6 +316,7 @@ class Layout:
         self.inputs = [nm for nm, kern in zip(prog.names, prog.kerns) if kern.op == "INPUT"]
         self._plans: dict[tuple, Any] = {}
         self._parts: dict[str, list[tuple[str, tuple[int, ...], int]]] = {}
+        self._wcache: dict[str, dict[str, Any]] = {}  # whole nodes' buffers (compiled_nodes.whole)
         self._arena = np.zeros(0, np.int64)
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
 
@@ -508,9 +509,8 @@ class Layout:
                 e = seq(s, evq).reshape(rows, -1) != 0
                 ev = e if ev is None else (ev | e)
             act[name] = act.get(name, 0) + _active_count(node, ins, kernels.init_state(node, rows), ev)
-        out, n_sat = whole(kern, node, ins, p.path[name])
         y = seq(name)
-        y[...] = out.reshape(y.shape)
+        n_sat = whole(kern, node, ins, p.path[name], y.reshape(rows, -1), self._wcache.setdefault(name, {}))
         sats[name] = sats.get(name, 0) + n_sat
         self._count(name, y, counters, spk)
         if name in evq:  # Loihi's synaptic events: a stored (non-zero) weight got a non-zero input
