@@ -514,10 +514,11 @@ class Layout:
         sats[name] = sats.get(name, 0) + n_sat
         self._count(name, y, counters, spk)
         if name in evq:  # Loihi's synaptic events: a stored (non-zero) weight got a non-zero input
-            k = prog.index[name]
-            n_in, w0 = int(node.weight.shape[1]), prog.prm_off[k]
-            wt = prog.prm[w0: w0 + n_in * y.shape[2]].reshape(n_in, y.shape[2])
-            _whole_passes().dense_events(np.ascontiguousarray(ins["in"]), wt, seq(name, evq).reshape(rows, -1))
+            cache = self._wcache[name]
+            if "stored" not in cache:
+                cache["stored"] = np.ascontiguousarray(np.asarray(node.weight).T != 0, np.int64)
+            _whole_passes().dense_events(np.ascontiguousarray(ins["in"]), cache["stored"],
+                                         seq(name, evq).reshape(rows, -1))
 
     def counts(self, name: str) -> Array:
         """Non-zero outputs per index of ``name`` so far (a QModeBank counts re of every mode, then im)."""

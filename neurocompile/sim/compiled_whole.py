@@ -34,24 +34,28 @@ def dense_finish(acc, bias, shift, floor, lim, out):
 
 
 @njit(cache=True, nogil=True)
-def dense_events(x, wt, out):
-    """out[r, o] = 1 when a stored synapse (wt[i, o] != 0) got a non-zero input x[r, i]: Loihi's events."""
+def dense_events(x, stored, out):
+    """out[r, o] = 1 when a stored synapse (stored[i, o] = 1: W[o, i] != 0) got a non-zero input x[r, i]: Loihi's
+    events. Per row, the stored rows of the non-zero inputs are ORed (one vectorised pass each) until every
+    output has an event, which with dense weights is after the first input or two."""
     rows, n_in = x.shape
-    n_out = wt.shape[1]
-    idx = np.empty(n_in, np.int64)
+    n_out = stored.shape[1]
+    uo = np.uint64(n_out)
     for r in range(rows):
-        k = 0
+        e = out[r]
+        for o in range(uo):
+            e[o] = 0
         for i in range(n_in):
-            if x[r, i] != 0:
-                idx[k] = i
-                k += 1
-        for o in range(n_out):
-            e = 0
-            for j in range(k):
-                if wt[idx[j], o] != 0:
-                    e = 1
-                    break
-            out[r, o] = e
+            if x[r, i] == 0:
+                continue
+            s = stored[i]
+            got = 0
+            for o in range(uo):
+                v = e[o] | s[o]
+                e[o] = v
+                got += v
+            if got == n_out:
+                break
 
 
 @njit(cache=True, nogil=True)
