@@ -66,6 +66,7 @@ from neurocompile.sim.compiled_ops import (  # noqa: F401 (the tables are read t
     TILE,
     XEV,
     XIN,
+    _clip,
     _rfloor,
     _rround,
     _rtrunc,
@@ -185,13 +186,8 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 if x != 0 or v_old != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 v = _rtrunc(a0 * v_old, a1) + x
-                if a2 >= 0:
-                    if v > a2:
-                        v = a2
-                        ns += 1
-                    elif v < -a2:
-                        v = -a2
-                        ns += 1
+                v, c_ = _clip(v, a2)
+                ns += c_
                 s = (v >= vth) if a4 else (v > vth)
                 if s and a3 != 2:
                     v = v - vth if a3 == 1 else 0
@@ -202,22 +198,12 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 if x != 0 or vo != 0 or so != 0 or ro != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 v = _rtrunc(a0 * vo, a2) + x - vth * so - _rround(prm[p + n + c] * ro, a3)
-                if a4 >= 0:
-                    if v > a4:
-                        v = a4
-                        ns += 1
-                    elif v < -a4:
-                        v = -a4
-                        ns += 1
+                v, c_ = _clip(v, a4)
+                ns += c_
                 s = np.int64(1) if v >= vth else np.int64(0)
                 r = _rtrunc(a1 * ro, a2) + (s << a3)
-                if a4 >= 0:
-                    if r > a4:
-                        r = a4
-                        ns += 1
-                    elif r < -a4:
-                        r = -a4
-                        ns += 1
+                r, c_ = _clip(r, a4)
+                ns += c_
                 st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j] = v, s, r
                 buf[out0 + j] = s
             else:  # LAVALIF; a: F, state bits, u factor, v factor, act_shift, vth_shift
@@ -231,12 +217,8 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 elif u <= -half:
                     u += 2 * half
                 v = _rtrunc(vo * a3, a0) + u + prm[p + n + c]
-                if v > half - 1:
-                    v = half - 1
-                    ns += 1
-                elif v < 1 - half:
-                    v = 1 - half
-                    ns += 1
+                v, c_ = _clip(v, half - 1)
+                ns += c_
                 s = v > (vth << a5)
                 st[s0 + j] = u
                 st[s0 + B * n + j] = 0 if s else v
@@ -316,13 +298,8 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 if x != 0 or acc != 0 or (has_ev and evm[c] != 0):
                     act += 1
                 v = acc + x
-                if lim >= 0:
-                    if v > lim:
-                        v = lim
-                        ns += 1
-                    elif v < -lim:
-                        v = -lim
-                        ns += 1
+                v, c_ = _clip(v, lim)
+                ns += c_
                 st[s0 + c] = v
                 buf[orow + c] = v
             continue
@@ -360,13 +337,8 @@ def _layernorm_row(xr, orow, n, lim, p, a0, a1, a2, a3, a4, prm, buf):
     for c in range(n):
         d = buf[xr + c] - mean
         y = _rround(d * r * prm[p + c], prm[p + 2 * n + c] + j) + prm[p + n + c]
-        if lim >= 0:
-            if y > lim:
-                y = lim
-                ns += 1
-            elif y < -lim:
-                y = -lim
-                ns += 1
+        y, c_ = _clip(y, lim)
+        ns += c_
         buf[orow + c] = y
     return ns
 

@@ -46,3 +46,12 @@ def _rtrunc(x, s):
     if s > 0:
         return (x + ((x >> 63) & ((np.int64(1) << s) - 1))) >> s
     return x << (-s)
+
+
+@njit(cache=True, inline="always")
+def _clip(v, lim):
+    """sat: v clipped to [-lim, lim] (lim < 0: no saturation) and 1 if it was clipped, else 0."""
+    if lim < 0:
+        return v, np.int64(0)
+    c = min(max(v, -lim), lim)
+    return c, np.int64(c != v)

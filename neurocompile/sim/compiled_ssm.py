@@ -6,7 +6,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from neurocompile.sim.compiled_ops import A0, LIM, NZO, OUT, P0, P1, PRM, STO, _rround
+from neurocompile.sim.compiled_ops import A0, LIM, NZO, OUT, P0, P1, PRM, STO, _clip, _rround
+
+
+@njit(cache=True, inline="always")
+def _rotate(r, i, u, ar, ai, br, bi, mask, tf, lf, half, left, right, lim):
+    """One mode: new (re, im) = sat(rsh_trunc(a (r + i j), F) + rsh_round(b u, kb)) and the values clipped;
+    rsh_trunc as ((x + ((x >> 63) & (2^F - 1))) >> F) << -F (the F <= 0 parts zero), rsh_round as
+    ((x + half) << left) >> right, saturation as min/max (branch-free: the loops calling it vectorise)."""
+    xr = ar * r - ai * i
+    xi = ai * r + ar * i
+    nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((br * u + half) << left) >> right)
+    ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bi * u + half) << left) >> right)
+    cr = min(max(nr, -lim), lim)
+    ci = min(max(ni, -lim), lim)
+    return cr, ci, np.int64(cr != nr) + np.int64(ci != ni)
 
 
 @njit(cache=True)
@@ -59,30 +73,15 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
             for j in range(hm):
                 r, i, u = sre[j], sim[j], ue[j]
                 act += (u | r | i) != 0
-                ar, ai = are[j], aim[j]
-                xr = ar * r - ai * i
-                xi = ai * r + ar * i
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + uh) << ul) >> ur)
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + uh) << ul) >> ur)
-                cr = min(max(nr, -lim), lim)
-                ci = min(max(ni, -lim), lim)
-                ns += (cr != nr) + (ci != ni)
-                sre[j] = cr
-                sim[j] = ci
+                sre[j], sim[j], n_s = _rotate(r, i, u, are[j], aim[j], bre[j], bim[j], mask, tf, lf, uh, ul, ur, lim)
+                ns += n_s
         else:
             for j in range(hm):
                 r, i, u = sre[j], sim[j], ue[j]
                 act += (u | r | i) != 0
-                ar, ai = are[j], aim[j]
-                xr = ar * r - ai * i
-                xi = ai * r + ar * i
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
-                cr = min(max(nr, -lim), lim)
-                ci = min(max(ni, -lim), lim)
-                ns += (cr != nr) + (ci != ni)
-                sre[j] = cr
-                sim[j] = ci
+                sre[j], sim[j], n_s = _rotate(r, i, u, are[j], aim[j], bre[j], bim[j], mask, tf, lf, half[j],
+                                              left[j], right[j], lim)
+                ns += n_s
         if counters:  # non-zero counts, re of every mode then im (interleaved when read out)
             for j in range(hm):
                 nzr[j] += np.int64(sre[j] != 0)
@@ -149,12 +148,7 @@ def _readout(k, B, b0, b1, meta, prm, buf, st, tmp):
                     nzs |= nzf[m]
             act += nzs != 0
             v = _rround(acc, prm[sh + h])
-            if lim >= 0:
-                if v > lim:
-                    v = lim
-                    ns += 1
-                elif v < -lim:
-                    v = -lim
-                    ns += 1
+            v, c_ = _clip(v, lim)
+            ns += c_
             buf[meta[k, OUT] + b * h_ + h] = v
     return ns, act

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from neurocompile.sim.compiled_kernels import _rfloor, _rround
+from neurocompile.sim.compiled_ops import _clip, _rfloor, _rround
 
 
 @njit(cache=True, nogil=True)
@@ -22,13 +22,8 @@ def dense_finish(acc, bias, shift, floor, lim, out):
         for o in range(n_out):
             v = np.int64(acc[r, o]) + bias[o]
             v = _rfloor(v, shift[o]) if floor else _rround(v, shift[o])
-            if lim >= 0:
-                if v > lim:
-                    v = lim
-                    ns += 1
-                elif v < -lim:
-                    v = -lim
-                    ns += 1
+            v, c_ = _clip(v, lim)
+            ns += c_
             out[r, o] = v
     return ns
 
