@@ -459,11 +459,16 @@ class Layout:
             return arena[at[name]: at[name] + B * T * n].reshape(B, T, n)
         for name, node, o, m in cp.ins:
             y = arena[o: o + m].reshape(B, T, -1)
+            x = xs[name]
             if node.tokens:
-                y[...] = np.asarray(xs[name], np.int64).reshape(B, T, 1)
+                y[...] = np.asarray(x, np.int64).reshape(B, T, 1)
                 n_sat = 0
             else:
-                y[...], n_sat = sat(quantize_round(xs[name], node.out_scale), int(node.out_bits))
+                n_sat = -1
+                if x.dtype in (np.float32, np.float64) and x.ndim == 3:  # one compiled pass, no temporaries
+                    n_sat = _whole_passes().quantize_input(x, float(node.out_scale), _lim(node.out_bits), y)
+                if n_sat < 0:
+                    y[...], n_sat = sat(quantize_round(x, node.out_scale), int(node.out_bits))
             sats[name] = sats.get(name, 0) + n_sat
             self._count(name, y, counters, spk)
         for gi, whole_nodes in enumerate(cp.whole_at):

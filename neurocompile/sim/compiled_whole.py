@@ -70,3 +70,25 @@ def count_seq(y, nz, z, spk, si, counters):
                     tot += np.int64(y[b, t, i] != 0)
             if si >= 0:
                 spk[si, t] += tot
+
+
+@njit(cache=True, nogil=True)
+def quantize_input(x, scale, lim, out):
+    """out = sat(round_half_away(x / scale)) over inputs [B, T, d] in one pass (the QInput quantiser of
+    :func:`neurocompile.sim.fixed.quantize_round` and :func:`~neurocompile.sim.fixed.sat`, the same float64
+    operations in the same order); lim < 0: no saturation. Returns the values clipped, or -1 at a value that is
+    not finite or beyond int64 (the caller then takes NumPy's path, which defines those)."""
+    B, T, d = x.shape
+    big = 9.223372036854775807e18
+    ns = 0
+    for b in range(B):
+        for t in range(T):
+            for c in range(d):
+                v = np.float64(x[b, t, c]) / scale
+                q = np.sign(v) * np.floor(np.abs(v) + 0.5)
+                if not (-big < q < big):  # NaN fails both tests
+                    return -1
+                y, clipped = _clip(np.int64(q), lim)
+                out[b, t, c] = y
+                ns += clipped
+    return ns
