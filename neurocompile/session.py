@@ -79,8 +79,7 @@ class Session:
         self._inputs_set = set(self.graph.inputs)
         self._tokens = any(self.graph.node(n).tokens for n in self.graph.inputs)
         self._ends = EndPlan(self._p, self._lay is not None)
-        self._end_inputs = {s for n in self._p.end_order for _, srcs in self._p.ports[n] for s, _ in srcs
-                            if s in self._p.step_order}
+        self._end_inputs = [s for s in self._p.step_order if s in self._ends.inputs]
         ends = {n for n, _, _ in self._ends.finish} | set(self._p.end_order)
         self._end_outs = [o for o in self.graph.outputs if o in ends]
         self._has_ends = bool(self._end_outs)
@@ -248,8 +247,8 @@ class EndPlan:
 
     ``finish``: the sequence-end nodes run every step (QAccumulate), read from their state; ``steps``: the nodes
     after them, run once in graph order. A node with a whole-chunk form in the compiled step (a QDense without
-    pipeline) runs through it: one exact product and one compiled pass for shift and saturation, instead of the
-    kernel's several NumPy passes; the values are the kernel's (tests compare them).
+    pipeline) runs through it: the kernel's int64 product, then one compiled pass for bias, shift and saturation
+    instead of the kernel's several NumPy passes; the values are the kernel's (tests compare them).
     """
 
     def __init__(self, p: Any, compiled: bool) -> None:
@@ -267,7 +266,7 @@ class EndPlan:
             kern = kern_of(node) if kern_of is not None else None
             fast = kern if kern is not None and kern.whole is not None and not getattr(node, "delay", 0) else None
             ports = [(port, [s for s, _ in srcs]) for port, srcs in p.ports[name]]
-            self.steps.append((name, node, ports, fast, p.path[name]))
+            self.steps.append((name, node, ports, fast, "int64"))  # once per call: the kernel's int64 product
         self.inputs = {s for _, _, ports, _, _ in self.steps for _, srcs in ports for s in srcs}
         self.cache: dict[str, dict[str, Any]] = {}  # the end denses' parameters as the compiled pass reads them
 
