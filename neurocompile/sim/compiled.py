@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from neurocompile.errors import IRError
 from neurocompile.mapping.placement import COMPUTE, SYNAPSE
 from neurocompile.sim import kernels
 from neurocompile.sim.compiled_nodes import KERNELS, Kernel, _lim, whole
@@ -559,76 +558,5 @@ class Layout:
         return out
 
 
-def batch_runner(p: Any, backend: str, xs: dict[str, Array], counters: bool = False) -> type | None:
-    """The batch class for ``backend``: :class:`CompiledBatch`, or None for the NumPy engine.
-
-    'auto' picks the compiled step when numba is installed, ``arith`` is 'auto' and every node is supported;
-    'compiled' insists (a clear error names what is missing); 'numpy' never compiles. ``counters`` does not
-    matter: the compiled step counts everything the NumPy engine counts.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "numpy" or (backend == "auto" and p.arith != "auto"):
-        return None
-    why = None if available() else "numba is not installed (pip install numba)"
-    if why is None:
-        why = supports(p)
-    if why is None:
-        why = Layout.check_tokens_of(p, xs)
-    if why is None:
-        return CompiledBatch
-    if backend == "compiled":
-        raise IRError(f"backend 'compiled' cannot run graph '{p.graph.name}': {why}; use backend='numpy'")
-    return None
-
-
-class CompiledBatch:
-    """Drop-in for the engine's batch runner: same constructor arguments, ``run()`` and ``final_states()``."""
-
-    def __init__(self, p: Any, x: dict[str, Array], acc: Any, counters: bool, rec: dict[str, Array] | None,
-                 rec_row: int | None, rec_sample: dict[str, Array] | None, steps: int) -> None:
-        self.p, self.g, self.acc, self.counters = p, p.graph, acc, counters
-        self.rec, self.rec_row, self.rec_sample, self.T, self.x = rec, rec_row, rec_sample, steps, x
-        self.B = next(iter(x.values())).shape[0]
-        self.lay = Layout(program(p), self.B)
-        self.vals: dict[str, Array | None] = {}
-        self.st: dict[str, dict[str, Any]] = {}
-
-    def run(self) -> dict[str, Array]:
-        lay, acc = self.lay, self.acc
-        names = set(self.rec or ()) & set(lay.prog.names)
-        if self.rec_sample is not None and self.rec_row is not None:
-            names |= set(self.rec_sample)
-
-        def keep(t0: int, t1: int, seqs: dict[str, Array]) -> None:
-            for name, r in seqs.items():
-                if self.rec is not None and name in self.rec:
-                    self.rec[name][:, t0:t1] = r
-                if self.rec_sample is not None and self.rec_row is not None and name in self.rec_sample:
-                    self.rec_sample[name][t0:t1] = r[self.rec_row]
-        spk, sats, act = lay.advance(self.x, self.T, frozenset(names), self.counters, keep)
-        for name, n in sats.items():
-            acc.sat[name] += n
-        for name, n in act.items():
-            acc.active[name] += n
-        for k, name in enumerate(lay.prog.names):
-            acc.sat[name] += int(lay.sat[k])
-            if self.counters:
-                acc.active[name] += int(lay.active[k])
-                acc.nz[name] += lay.counts(name)
-        for i, name in enumerate(lay.spiking):
-            acc.spikes_t[name] += spk[i]
-        if self.counters:
-            for key, (o, n) in lay.edges.items():
-                v = lay.edge_nz[o: o + n]
-                acc.edge_nz[key] = acc.edge_nz[key] + v if key in acc.edge_nz else v.copy()
-        for name in lay.prog.names:
-            self.vals[name] = lay.view(name)
-            self.st[name] = lay.states(name)
-        from neurocompile.sim.batch import _Batch  # the sequence end runs the engine's own code, for identity
-
-        return _Batch._sequence_end(self)
-
-    def final_states(self) -> dict[str, dict[str, Array]]:
-        return {k: self.st[k] for k in self.lay.prog.names if self.st.get(k)}
-
+# the batch runner lives in compiled_batch (this file's size budget); imported last, it reads this module lazily
+from neurocompile.sim.compiled_batch import CompiledBatch, batch_runner  # noqa: E402
