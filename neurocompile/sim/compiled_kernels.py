@@ -176,24 +176,25 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
         meta[k, A0 + 5]
     ns = 0
     act = 0
+    hv, ge, sub, keep = bool(has_ev), a4 != 0, a3 == 1, a3 == 2
+    un, up = np.uint64(n), np.uint64(p)
     for b in range(b0, b1):
+        if op == LIF:  # a: decay, F, state lim, reset (0 zero, 1 subtract, 2 none), compare >=
+            ux, uo, us = np.uint64(x0 + b * n), np.uint64(out0 + b * n), np.uint64(s0 + b * n)
+            for c in range(un):  # branch-free over unsigned offsets (the flags are fixed per node): vectorised
+                x, v_old, vth = buf[ux + c], st[us + c], prm[up + c]
+                act += np.int64((x != 0) | (v_old != 0) | (hv & (evm[c] != 0)))
+                v, c_ = _clip(_rtrunc(a0 * v_old, a1) + x, a2)
+                ns += c_
+                s = (ge & (v >= vth)) | ((not ge) & (v > vth))
+                st[us + c] = (v - vth if sub else (v if keep else 0)) if s else v
+                buf[uo + c] = np.int64(s)
+            continue
         for c in range(n):
             j = b * n + c
             x = buf[x0 + j]
             vth = prm[p + c]
-            if op == LIF:  # a: decay, F, state lim, reset (0 zero, 1 subtract, 2 none), compare >=
-                v_old = st[s0 + j]
-                if x != 0 or v_old != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                v = _rtrunc(a0 * v_old, a1) + x
-                v, c_ = _clip(v, a2)
-                ns += c_
-                s = (v >= vth) if a4 else (v > vth)
-                if s and a3 != 2:
-                    v = v - vth if a3 == 1 else 0
-                st[s0 + j] = v
-                buf[out0 + j] = 1 if s else 0
-            elif op == REFRACTORY:  # a: decay, lam, F, R, state lim
+            if op == REFRACTORY:  # a: decay, lam, F, R, state lim
                 vo, so, ro = st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j]
                 if x != 0 or vo != 0 or so != 0 or ro != 0 or (has_ev and evm[c] != 0):
                     act += 1
