@@ -190,40 +190,31 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 st[us + c] = (v - vth if sub else (v if keep else 0)) if s else v
                 buf[uo + c] = np.int64(s)
             continue
-        for c in range(n):
-            j = b * n + c
-            x = buf[x0 + j]
-            vth = prm[p + c]
-            if op == REFRACTORY:  # a: decay, lam, F, R, state lim
-                vo, so, ro = st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j]
-                if x != 0 or vo != 0 or so != 0 or ro != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                v = _rtrunc(a0 * vo, a2) + x - vth * so - _rround(prm[p + n + c] * ro, a3)
-                v, c_ = _clip(v, a4)
-                ns += c_
-                s = np.int64(1) if v >= vth else np.int64(0)
-                r = _rtrunc(a1 * ro, a2) + (s << a3)
-                r, c_ = _clip(r, a4)
-                ns += c_
-                st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j] = v, s, r
-                buf[out0 + j] = s
-            else:  # LAVALIF; a: F, state bits, u factor, v factor, act_shift, vth_shift
-                uo, vo = st[s0 + j], st[s0 + B * n + j]
-                if x != 0 or uo != 0 or vo != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                half = np.int64(1) << (a1 - 1)
-                u = _rtrunc(uo * a2, a0) + (x << a4)
-                if u > half:
-                    u -= 2 * half
-                elif u <= -half:
-                    u += 2 * half
-                v = _rtrunc(vo * a3, a0) + u + prm[p + n + c]
-                v, c_ = _clip(v, half - 1)
-                ns += c_
-                s = v > (vth << a5)
-                st[s0 + j] = u
-                st[s0 + B * n + j] = 0 if s else v
-                buf[out0 + j] = 1 if s else 0
+        ux, uo = np.uint64(x0 + b * n), np.uint64(out0 + b * n)
+        s1, s2, s3 = np.uint64(s0 + b * n), np.uint64(s0 + (B + b) * n), np.uint64(s0 + (2 * B + b) * n)
+        if op == REFRACTORY:  # a: decay, lam, F, R, state lim; state v, s, r
+            for c in range(un):
+                x, vth, vo, so, ro = buf[ux + c], prm[up + c], st[s1 + c], st[s2 + c], st[s3 + c]
+                act += np.int64((x != 0) | (vo != 0) | (so != 0) | (ro != 0) | (hv & (evm[c] != 0)))
+                v, c1 = _clip(_rtrunc(a0 * vo, a2) + x - vth * so - _rround(prm[up + un + c] * ro, a3), a4)
+                s = np.int64(v >= vth)
+                r, c2 = _clip(_rtrunc(a1 * ro, a2) + (s << a3), a4)
+                ns += c1 + c2
+                st[s1 + c], st[s2 + c], st[s3 + c] = v, s, r
+                buf[uo + c] = s
+            continue
+        half = np.int64(1) << (a1 - 1)  # LAVALIF; a: F, state bits, u factor, v factor, act_shift, vth_shift
+        for c in range(un):
+            x, vth, u_old, vo = buf[ux + c], prm[up + c], st[s1 + c], st[s2 + c]
+            act += np.int64((x != 0) | (u_old != 0) | (vo != 0) | (hv & (evm[c] != 0)))
+            u = _rtrunc(u_old * a2, a0) + (x << a4)
+            u += 2 * half * (np.int64(u <= -half) - np.int64(u > half))  # wrap into (-half, half]
+            v, c_ = _clip(_rtrunc(vo * a3, a0) + u + prm[up + un + c], half - 1)
+            ns += c_
+            s = v > (vth << a5)
+            st[s1 + c] = u
+            st[s2 + c] = 0 if s else v
+            buf[uo + c] = np.int64(s)
     return ns, act
 
 
@@ -247,16 +238,16 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
             for c in range(n):
                 buf[orow + c] = prm[p + tok * n + c]
             continue
-        if op == TERNARIZE:  # a: num, den
+        if op == TERNARIZE:  # a: num, den (branch-free over unsigned offsets: vectorised)
+            ux, uo = np.uint64(xr), np.uint64(orow)
             mx = np.int64(0)
-            for c in range(n):
-                mx = max(mx, abs(buf[xr + c]))
-            for c in range(n):
-                x = buf[xr + c]
-                if x != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                keep = mx > 0 and abs(x) * a1 >= a0 * mx
-                buf[orow + c] = (1 if x > 0 else -1) if keep and x != 0 else 0
+            for c in range(un):
+                mx = max(mx, abs(buf[ux + c]))
+            for c in range(un):
+                x = buf[ux + c]
+                act += np.int64((x != 0) | (hv & (evm[c] != 0)))
+                keep = (mx > 0) & (abs(x) * a1 >= a0 * mx)
+                buf[uo + c] = (np.int64(x > 0) - np.int64(x < 0)) * np.int64(keep)
             continue
         if op == LAYERNORM:
             ns += _layernorm_row(xr, orow, n, lim, p, a0, a1, a2, a3, a4, prm, buf)
@@ -292,17 +283,15 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 ns += np.int64(v != w)
                 buf[uo + c] = v
             continue
-        if op == ACCUMULATE:
-            s0 = meta[k, STO] + b * n
-            for c in range(n):
-                x, acc = buf[xr + c], st[s0 + c]
-                if x != 0 or acc != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                v = acc + x
-                v, c_ = _clip(v, lim)
+        if op == ACCUMULATE:  # branch-free over unsigned offsets: vectorised
+            ux, uo, us = np.uint64(xr), np.uint64(orow), np.uint64(meta[k, STO] + b * n)
+            for c in range(un):
+                x, acc = buf[ux + c], st[us + c]
+                act += np.int64((x != 0) | (acc != 0) | (hv & (evm[c] != 0)))
+                v, c_ = _clip(acc + x, lim)
                 ns += c_
-                st[s0 + c] = v
-                buf[orow + c] = v
+                st[us + c] = v
+                buf[uo + c] = v
             continue
         for c in range(un):  # ADD (branch-free over unsigned offsets: vectorised)
             x = buf[ux + c]
