@@ -70,6 +70,7 @@ from neurocompile.sim.compiled_ops import (  # noqa: F401 (the tables are read t
     _rfloor,
     _rround,
     _rtrunc,
+    refresh_stale_caches,
 )
 from neurocompile.sim.compiled_ssm import _modebank, _readout
 
@@ -444,3 +445,6 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                         w = np.uint64(qe + row)
                         for i in range(un):
                             seq[w + i] = ev[e + i]
+
+
+refresh_stale_caches(globals(), ("compiled_ops.py", "compiled_ssm.py"))  # helpers inlined from these files

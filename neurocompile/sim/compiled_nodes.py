@@ -177,11 +177,11 @@ def _modebank(node: hw.QModeBank) -> Params:
              _i64(right)], [h, m, int(node.coef_frac_bits), *uni])
 
 
-@kernel(hw.QModeReadout, op="READOUT", scratch=lambda n: 2 * n.c_re.size)
+@kernel(hw.QModeReadout, op="READOUT", scratch=lambda n: 2 * max(n.c_re.size, n.c_re.shape[0]))
 def _readout(node: hw.QModeReadout) -> Params:
     h, m = node.c_re.shape
     # the third scalar: the state offset of a QModeBank read directly (set per chunk by the layout; -1: none)
-    return [_i64(node.c_re), _i64(node.c_im), _i64(node.d), _per(node.shift, h)], [h, m, -1]
+    return [_i64(node.c_re), _i64(node.c_im), _i64(node.d), *_shift_parts(_per(node.shift, h), True)], [h, m, -1]
 
 
 _RESETS = {"zero": 0, "subtract": 1, "none": 2}  # QLIF.reset as the compiled kernel's code

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from neurocompile.sim.compiled_ops import _clip, _rfloor, _rround
+from neurocompile.sim.compiled_ops import _clip, _rfloor, _rround, refresh_stale_caches
 
 
 @njit(cache=True, nogil=True)
@@ -92,3 +92,6 @@ def quantize_input(x, scale, lim, out):
                 out[b, t, c] = y
                 ns += clipped
     return ns
+
+
+refresh_stale_caches(globals(), ("compiled_ops.py",))  # helpers inlined from these files
