@@ -119,7 +119,6 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
     eo = meta[k, EVO] if counters else -1
     uo = np.uint64(n_out)
     uh, ul, ur = np.uint64(s0), np.uint64(s0 + n_out), np.uint64(s0 + 2 * n_out)
-    lm = lim if lim >= 0 else np.int64(9223372036854775807)
     ns = 0
     for b in range(b0, b1):  # acc at tmp[:n_out], events at tmp[n_out:2n_out]
         for o in range(n_out):
@@ -153,10 +152,9 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
                     ev[cur + o] = ev[slot + o]
                     ev[slot + o] = tmp[n_out + o]
         for o in range(uo):  # rsh_round / rsh_floor as ((acc + half) << left) >> right, branch-free: vectorised
-            v = ((tmp[o] + prm[uh + o]) << prm[ul + o]) >> prm[ur + o]
-            c = min(max(v, -lm), lm)
-            ns += np.int64(c != v)
-            tmp[o] = c
+            v, c_ = _clip(((tmp[o] + prm[uh + o]) << prm[ul + o]) >> prm[ur + o], lim)
+            ns += c_
+            tmp[o] = v
         if delay == 0:
             for o in range(n_out):
                 buf[dst + b * n_out + o] = tmp[o]
