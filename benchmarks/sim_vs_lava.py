@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
         require_lava()  # raises the clear BackendError
     rows = []
+    load0 = os.getloadavg()[0]  # Lava's and the simulator's wall-clock times both move with the machine's load
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         jobs = [(a, "sdigits") for a in args.artifact]
@@ -198,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; Python {platform.python_version()}")
+          f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; Python "
+          f"{platform.python_version()}")
     head = (f"{'model':28s} {'samples':>7s} {'steps':>5s} {'identical':>9s} {'lava/sample':>12s} "
             f"{'stream':>10s} {'ratio':>7s} {'step()':>10s} {'ratio':>7s} {'batched':>10s} {'ratio':>7s} "
             f"{'simulate':>10s} {'ratio':>7s}")

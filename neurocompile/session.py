@@ -78,10 +78,11 @@ class Session:
         self.backend = "compiled" if self._lay is not None else "reference"
         self._inputs_set = set(self.graph.inputs)
         self._tokens = any(self.graph.node(n).tokens for n in self.graph.inputs)
-        self._seq_end = [n for n in self._p.step_order if self.graph.node(n).SEQUENCE_END]
-        self._end_inputs = {s for n in self._p.end_order for _, srcs in self._p.ports[n] for s, _ in srcs
-                            if s in self._p.step_order}
-        self._has_ends = any(self.graph.node(o).SEQUENCE_END or o in self._p.end_order for o in self.graph.outputs)
+        self._ends = EndPlan(self._p, self._lay is not None)
+        self._end_inputs = [s for s in self._p.step_order if s in self._ends.inputs]
+        ends = {n for n, _, _ in self._ends.finish} | set(self._p.end_order)
+        self._end_outs = [o for o in self.graph.outputs if o in ends]
+        self._has_ends = bool(self._end_outs)
         self._per_step = [o for o in self.graph.outputs if o in self._p.step_order
                           and not self.graph.node(o).SEQUENCE_END]
         self._rec = frozenset(self._per_step)
@@ -183,11 +184,11 @@ class Session:
             raise DatasetError("no step has run yet: sequence-end outputs need at least one step")
         if self._lay is not None:
             vals = {n: self._lay.view(n) for n in self._end_inputs}
-            st = {n: self._lay.states(n) for n in self._seq_end}
+            st = {n: self._lay.states(n, copy=False) for n, _, _ in self._ends.finish}
         else:
             vals, st = self._vals, self._st
-        final = end_outputs(self._p, vals, st, self.B)
-        return {o: np.array(final[o], np.int64) for o in self.graph.outputs if o in final}
+        final = self._ends.run(vals, st, self.B)
+        return {o: np.array(final[o], np.int64) for o in self._end_outs}
 
     def _advance(self, xs: dict[str, Array], steps: int) -> dict[str, Array]:
         if self._lay is not None:
@@ -241,24 +242,51 @@ class Session:
         self.t += 1
 
 
-def end_outputs(p: Any, vals: dict[str, Array], st: dict[str, dict[str, Any]], B: int) -> dict[str, Array]:
-    """Sequence-end values (QAccumulate emissions and the nodes after them) from the current state, no counting."""
-    g = p.graph
-    final: dict[str, Array] = {}
-    for name in p.step_order:
-        node = g.node(name)
-        if node.SEQUENCE_END:
-            final[name] = kernels.finish(node, st[name])
-    for name in p.end_order:
-        node = g.node(name)
-        s = kernels.init_state(node, B)
-        ins = {}
-        for port, srcs in p.ports[name]:
-            total = None
-            for src, _ in srcs:
-                v = final[src] if src in final else vals[src]
-                total = v if total is None else total + v
-            ins[port] = total
-        out = kernels.step(node, ins, s)
-        final[name] = kernels.finish(node, s) if out is None else out
-    return final
+class EndPlan:
+    """The sequence-end part of a plan, resolved once (per-call Python cost is what a one-sample stream pays).
+
+    ``finish``: the sequence-end nodes run every step (QAccumulate), read from their state; ``steps``: the nodes
+    after them, run once in graph order. A node with a whole-chunk form in the compiled step (a QDense without
+    pipeline) runs through it: the kernel's int64 product, then one compiled pass for bias, shift and saturation
+    instead of the kernel's several NumPy passes; the values are the kernel's (tests compare them).
+    """
+
+    def __init__(self, p: Any, compiled: bool) -> None:
+        g = p.graph
+        self.finish = [(name, node, kernels.finish_var(node)) for name in p.step_order
+                       if (node := g.node(name)).SEQUENCE_END]
+        self.steps: list[tuple[str, Any, list[tuple[str, list[str]]], Any, str]] = []
+        kern_of = None
+        if compiled:
+            from neurocompile.sim.compiled_nodes import KERNELS
+
+            kern_of = KERNELS.get
+        for name in p.end_order:
+            node = g.node(name)
+            kern = kern_of(node) if kern_of is not None else None
+            fast = kern if kern is not None and kern.whole is not None and not getattr(node, "delay", 0) else None
+            ports = [(port, [s for s, _ in srcs]) for port, srcs in p.ports[name]]
+            self.steps.append((name, node, ports, fast, "int64"))  # once per call: the kernel's int64 product
+        self.inputs = {s for _, _, ports, _, _ in self.steps for _, srcs in ports for s in srcs}
+        self.cache: dict[str, dict[str, Any]] = {}  # the end denses' parameters as the compiled pass reads them
+
+    def run(self, vals: Mapping[str, Array], st: Mapping[str, Mapping[str, Any]], B: int) -> dict[str, Array]:
+        """Sequence-end values (QAccumulate emissions and the nodes after them) from the current state, no
+        counting. ``vals``: outputs of the step nodes the end nodes read; ``st``: states of the sequence-end nodes."""
+        final: dict[str, Array] = {name: st[name][var] for name, _, var in self.finish}
+        for name, node, ports, fast, path in self.steps:
+            ins = {}
+            for port, srcs in ports:
+                total = final[srcs[0]] if srcs[0] in final else vals[srcs[0]]
+                for src in srcs[1:]:
+                    total = total + (final[src] if src in final else vals[src])
+                ins[port] = total
+            if fast is not None:
+                final[name] = out = np.empty((B, node.out_size()), np.int64)
+                fast.whole(node, ins, path, out, self.cache.setdefault(name, {}))
+                continue
+            s = kernels.init_state(node, B)
+            out = kernels.step(node, ins, s)
+            final[name] = kernels.finish(node, s) if out is None else out
+        return final
+

@@ -66,9 +66,11 @@ from neurocompile.sim.compiled_ops import (  # noqa: F401 (the tables are read t
     TILE,
     XEV,
     XIN,
+    _clip,
     _rfloor,
     _rround,
     _rtrunc,
+    refresh_stale_caches,
 )
 from neurocompile.sim.compiled_ssm import _modebank, _readout
 
@@ -103,11 +105,12 @@ def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
 @njit(cache=True)
 def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
     """acc = W x + bias (zero inputs skipped: exact), rsh_round/rsh_floor per output, sat; optional pipeline.
+    Parameters: W^T [n_in, n_out], bias, and per output the shift's parts half, left, right.
 
     A synapse-only dense (``EVO`` >= 0) with counters also records, per output, whether a synaptic event
     arrived (a stored, non-zero weight got a non-zero input), delayed like its output: Loihi's update rule."""
     n_out, lim = meta[k, SIZE], meta[k, LIM]
-    n_in, floor, delay = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
+    n_in, delay = meta[k, A0], meta[k, A0 + 2]
     w0 = meta[k, PRM]
     bo = w0 + n_in * n_out
     s0 = bo + n_out
@@ -115,6 +118,7 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
     dst = meta[k, OUT] if delay == 0 else -1
     eo = meta[k, EVO] if counters else -1
     uo = np.uint64(n_out)
+    uh, ul, ur = np.uint64(s0), np.uint64(s0 + n_out), np.uint64(s0 + 2 * n_out)
     ns = 0
     for b in range(b0, b1):  # acc at tmp[:n_out], events at tmp[n_out:2n_out]
         for o in range(n_out):
@@ -147,16 +151,9 @@ def _dense(k, t, B, b0, b1, meta, prm, buf, st, tmp, ev, counters):
                 for o in range(n_out):
                     ev[cur + o] = ev[slot + o]
                     ev[slot + o] = tmp[n_out + o]
-        for o in range(n_out):
-            s = prm[s0 + o]
-            v = _rfloor(tmp[o], s) if floor else _rround(tmp[o], s)
-            if lim >= 0:
-                if v > lim:
-                    v = lim
-                    ns += 1
-                elif v < -lim:
-                    v = -lim
-                    ns += 1
+        for o in range(uo):  # rsh_round / rsh_floor as ((acc + half) << left) >> right, branch-free: vectorised
+            v, c_ = _clip(((tmp[o] + prm[uh + o]) << prm[ul + o]) >> prm[ur + o], lim)
+            ns += c_
             tmp[o] = v
         if delay == 0:
             for o in range(n_out):
@@ -178,72 +175,45 @@ def _neuron(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
         meta[k, A0 + 5]
     ns = 0
     act = 0
+    hv, ge, sub, keep = bool(has_ev), a4 != 0, a3 == 1, a3 == 2
+    un, up = np.uint64(n), np.uint64(p)
     for b in range(b0, b1):
-        for c in range(n):
-            j = b * n + c
-            x = buf[x0 + j]
-            vth = prm[p + c]
-            if op == LIF:  # a: decay, F, state lim, reset (0 zero, 1 subtract, 2 none), compare >=
-                v_old = st[s0 + j]
-                if x != 0 or v_old != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                v = _rtrunc(a0 * v_old, a1) + x
-                if a2 >= 0:
-                    if v > a2:
-                        v = a2
-                        ns += 1
-                    elif v < -a2:
-                        v = -a2
-                        ns += 1
-                s = (v >= vth) if a4 else (v > vth)
-                if s and a3 != 2:
-                    v = v - vth if a3 == 1 else 0
-                st[s0 + j] = v
-                buf[out0 + j] = 1 if s else 0
-            elif op == REFRACTORY:  # a: decay, lam, F, R, state lim
-                vo, so, ro = st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j]
-                if x != 0 or vo != 0 or so != 0 or ro != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                v = _rtrunc(a0 * vo, a2) + x - vth * so - _rround(prm[p + n + c] * ro, a3)
-                if a4 >= 0:
-                    if v > a4:
-                        v = a4
-                        ns += 1
-                    elif v < -a4:
-                        v = -a4
-                        ns += 1
-                s = np.int64(1) if v >= vth else np.int64(0)
-                r = _rtrunc(a1 * ro, a2) + (s << a3)
-                if a4 >= 0:
-                    if r > a4:
-                        r = a4
-                        ns += 1
-                    elif r < -a4:
-                        r = -a4
-                        ns += 1
-                st[s0 + j], st[s0 + B * n + j], st[s0 + 2 * B * n + j] = v, s, r
-                buf[out0 + j] = s
-            else:  # LAVALIF; a: F, state bits, u factor, v factor, act_shift, vth_shift
-                uo, vo = st[s0 + j], st[s0 + B * n + j]
-                if x != 0 or uo != 0 or vo != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                half = np.int64(1) << (a1 - 1)
-                u = _rtrunc(uo * a2, a0) + (x << a4)
-                if u > half:
-                    u -= 2 * half
-                elif u <= -half:
-                    u += 2 * half
-                v = _rtrunc(vo * a3, a0) + u + prm[p + n + c]
-                if v > half - 1:
-                    v = half - 1
-                    ns += 1
-                elif v < 1 - half:
-                    v = 1 - half
-                    ns += 1
-                s = v > (vth << a5)
-                st[s0 + j] = u
-                st[s0 + B * n + j] = 0 if s else v
-                buf[out0 + j] = 1 if s else 0
+        if op == LIF:  # a: decay, F, state lim, reset (0 zero, 1 subtract, 2 none), compare >=
+            ux, uo, us = np.uint64(x0 + b * n), np.uint64(out0 + b * n), np.uint64(s0 + b * n)
+            for c in range(un):  # branch-free over unsigned offsets (the flags are fixed per node): vectorised
+                x, v_old, vth = buf[ux + c], st[us + c], prm[up + c]
+                act += np.int64((x != 0) | (v_old != 0) | (hv & (evm[c] != 0)))
+                v, c_ = _clip(_rtrunc(a0 * v_old, a1) + x, a2)
+                ns += c_
+                s = (ge & (v >= vth)) | ((not ge) & (v > vth))
+                st[us + c] = (v - vth if sub else (v if keep else 0)) if s else v
+                buf[uo + c] = np.int64(s)
+            continue
+        ux, uo = np.uint64(x0 + b * n), np.uint64(out0 + b * n)
+        s1, s2, s3 = np.uint64(s0 + b * n), np.uint64(s0 + (B + b) * n), np.uint64(s0 + (2 * B + b) * n)
+        if op == REFRACTORY:  # a: decay, lam, F, R, state lim; state v, s, r
+            for c in range(un):
+                x, vth, vo, so, ro = buf[ux + c], prm[up + c], st[s1 + c], st[s2 + c], st[s3 + c]
+                act += np.int64((x != 0) | (vo != 0) | (so != 0) | (ro != 0) | (hv & (evm[c] != 0)))
+                v, c1 = _clip(_rtrunc(a0 * vo, a2) + x - vth * so - _rround(prm[up + un + c] * ro, a3), a4)
+                s = np.int64(v >= vth)
+                r, c2 = _clip(_rtrunc(a1 * ro, a2) + (s << a3), a4)
+                ns += c1 + c2
+                st[s1 + c], st[s2 + c], st[s3 + c] = v, s, r
+                buf[uo + c] = s
+            continue
+        half = np.int64(1) << (a1 - 1)  # LAVALIF; a: F, state bits, u factor, v factor, act_shift, vth_shift
+        for c in range(un):
+            x, vth, u_old, vo = buf[ux + c], prm[up + c], st[s1 + c], st[s2 + c]
+            act += np.int64((x != 0) | (u_old != 0) | (vo != 0) | (hv & (evm[c] != 0)))
+            u = _rtrunc(u_old * a2, a0) + (x << a4)
+            u += 2 * half * (np.int64(u <= -half) - np.int64(u > half))  # wrap into (-half, half]
+            v, c_ = _clip(_rtrunc(vo * a3, a0) + u + prm[up + un + c], half - 1)
+            ns += c_
+            s = v > (vth << a5)
+            st[s1 + c] = u
+            st[s2 + c] = 0 if s else v
+            buf[uo + c] = np.int64(s)
     return ns, act
 
 
@@ -267,16 +237,16 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
             for c in range(n):
                 buf[orow + c] = prm[p + tok * n + c]
             continue
-        if op == TERNARIZE:  # a: num, den
+        if op == TERNARIZE:  # a: num, den (branch-free over unsigned offsets: vectorised)
+            ux, uo = np.uint64(xr), np.uint64(orow)
             mx = np.int64(0)
-            for c in range(n):
-                mx = max(mx, abs(buf[xr + c]))
-            for c in range(n):
-                x = buf[xr + c]
-                if x != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                keep = mx > 0 and abs(x) * a1 >= a0 * mx
-                buf[orow + c] = (1 if x > 0 else -1) if keep and x != 0 else 0
+            for c in range(un):
+                mx = max(mx, abs(buf[ux + c]))
+            for c in range(un):
+                x = buf[ux + c]
+                act += np.int64((x != 0) | (hv & (evm[c] != 0)))
+                keep = (mx > 0) & (abs(x) * a1 >= a0 * mx)
+                buf[uo + c] = (np.int64(x > 0) - np.int64(x < 0)) * np.int64(keep)
             continue
         if op == LAYERNORM:
             ns += _layernorm_row(xr, orow, n, lim, p, a0, a1, a2, a3, a4, prm, buf)
@@ -312,22 +282,15 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 ns += np.int64(v != w)
                 buf[uo + c] = v
             continue
-        if op == ACCUMULATE:
-            s0 = meta[k, STO] + b * n
-            for c in range(n):
-                x, acc = buf[xr + c], st[s0 + c]
-                if x != 0 or acc != 0 or (has_ev and evm[c] != 0):
-                    act += 1
-                v = acc + x
-                if lim >= 0:
-                    if v > lim:
-                        v = lim
-                        ns += 1
-                    elif v < -lim:
-                        v = -lim
-                        ns += 1
-                st[s0 + c] = v
-                buf[orow + c] = v
+        if op == ACCUMULATE:  # branch-free over unsigned offsets: vectorised
+            ux, uo, us = np.uint64(xr), np.uint64(orow), np.uint64(meta[k, STO] + b * n)
+            for c in range(un):
+                x, acc = buf[ux + c], st[us + c]
+                act += np.int64((x != 0) | (acc != 0) | (hv & (evm[c] != 0)))
+                v, c_ = _clip(acc + x, lim)
+                ns += c_
+                st[us + c] = v
+                buf[uo + c] = v
             continue
         for c in range(un):  # ADD (branch-free over unsigned offsets: vectorised)
             x = buf[ux + c]
@@ -363,13 +326,8 @@ def _layernorm_row(xr, orow, n, lim, p, a0, a1, a2, a3, a4, prm, buf):
     for c in range(n):
         d = buf[xr + c] - mean
         y = _rround(d * r * prm[p + c], prm[p + 2 * n + c] + j) + prm[p + n + c]
-        if lim >= 0:
-            if y > lim:
-                y = lim
-                ns += 1
-            elif y < -lim:
-                y = -lim
-                ns += 1
+        y, c_ = _clip(y, lim)
+        ns += c_
         buf[orow + c] = y
     return ns
 
@@ -485,3 +443,6 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                         w = np.uint64(qe + row)
                         for i in range(un):
                             seq[w + i] = ev[e + i]
+
+
+refresh_stale_caches(globals(), ("compiled_ops.py", "compiled_ssm.py"))  # helpers inlined from these files

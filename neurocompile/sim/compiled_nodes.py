@@ -48,7 +48,8 @@ class Kernel:
     ``states(node)``: per-sample state parts [(name, shape)] in arena order; ``scratch(node)``: int64 scratch
     words per sample; ``chunked(node, path)``: for a node stateless and feed-forward in time that is faster as
     one array operation over a whole chunk of steps than in the loop, its work per row (multiply-adds; 0: keep
-    it in the loop), computed by ``whole(node, ins, path) -> (out, saturations)``, default :func:`kernels.step`;
+    it in the loop), computed by ``whole(node, ins, path, out, cache) -> saturations``, default
+    :func:`kernels.step`;
     ``event_rule``: its active count includes Loihi's synaptic events from synapse-only dense layers;
     ``always_active``: counts active compartments whatever its role; ``pipe``: state is a delay pipeline
     [delay, B, out] read in rotation; ``check(p, name)``: why the compiled step cannot run it (None: it can).
@@ -62,7 +63,7 @@ class Kernel:
     event_rule: bool = False
     always_active: bool = False
     pipe: bool = False
-    whole: Callable[[Any, dict[str, Array], str], tuple[Array, int]] | None = None
+    whole: Callable[[Any, dict[str, Array], str, Array, dict[str, Any]], int] | None = None
     check: Callable[[Any, str], str | None] | None = None
 
     def words(self, node: Any) -> int:
@@ -116,17 +117,31 @@ def _embedding(node: hw.QEmbedding) -> Params:
 BLAS = {"float32-blas": np.float32, "float64-blas": np.float64}  # plan paths whose float products are exact
 
 
-def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str) -> tuple[Array, int]:
-    """kernels.step_dense over all rows at once: the product in float BLAS (the plan proved it exact, |sum| <
-    2^24 or 2^53), then bias, shift and saturation in one compiled pass."""
+def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str, out: Array, cache: dict[str, Any]) -> int:
+    """kernels.step_dense over all rows at once into ``out``: the product in float BLAS where the plan proved it
+    exact (|sum| < 2^24 or 2^53), else in int64, then bias, shift and saturation in one compiled pass.
+
+    ``cache`` keeps, per node, the float weights and the buffers of the cast input and of the product, so that
+    a chunk allocates nothing (fresh multi-megabyte arrays cost page faults on every chunk)."""
     from neurocompile.sim.compiled_whole import dense_finish
 
-    dt = BLAS[path]
-    acc = ins["in"].astype(dt) @ np.asarray(node.weight, dt).T
-    out = np.empty(acc.shape, np.int64)
-    n = node.out_size()
-    ns = dense_finish(acc, _i64(node.bias), _per(node.shift, n), node.rounding == "floor", _lim(node.out_bits), out)
-    return out, int(ns)
+    x = ins["in"]
+    if "bias" not in cache:
+        n = node.out_size()
+        cache.update(bias=_i64(node.bias), shift=_per(node.shift, n), lim=_lim(node.out_bits))
+    dt = BLAS.get(path)
+    if dt is None:
+        acc = x @ np.asarray(node.weight, np.int64).T
+    else:
+        if "w" not in cache:
+            cache["w"] = np.ascontiguousarray(np.asarray(node.weight, dt).T)
+        bufs = cache.setdefault("rows", {})  # per chunk size (the last chunk of a run may be shorter)
+        if x.shape[0] not in bufs:
+            bufs[x.shape[0]] = (np.empty(x.shape, dt), np.empty((x.shape[0], node.out_size()), dt))
+        xb, acc = bufs[x.shape[0]]
+        np.copyto(xb, x, casting="unsafe")  # exact: the plan bounded every input and partial sum
+        np.matmul(xb, cache["w"], out=acc)
+    return int(dense_finish(acc, cache["bias"], cache["shift"], node.rounding == "floor", cache["lim"], out))
 
 
 def _dense_chunked(node: hw.QDense, path: str) -> int:
@@ -138,28 +153,35 @@ def _dense_chunked(node: hw.QDense, path: str) -> int:
         scratch=lambda n: 2 * n.out_size(), chunked=_dense_chunked, pipe=True, whole=_whole_dense)
 def _dense(node: hw.QDense) -> Params:
     w = np.asarray(node.weight, np.int64)
-    return ([_i64(w.T.copy()), _i64(node.bias), _per(node.shift, w.shape[0])],
+    half, left, right = _shift_parts(_per(node.shift, w.shape[0]), node.rounding != "floor")
+    return ([_i64(w.T.copy()), _i64(node.bias), half, left, right],
             [int(w.shape[1]), int(node.rounding == "floor"), int(node.delay)])
+
+
+def _shift_parts(shift: Array, nearest: bool) -> tuple[Array, Array, Array]:
+    """rsh_round (``nearest``) or rsh_floor by per-channel ``shift`` as ((x + half) << left) >> right."""
+    half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0) if nearest else \
+        np.zeros_like(shift)
+    return _i64(half), _i64(np.maximum(-shift, 0)), _i64(np.maximum(shift, 0))
 
 
 @kernel(hw.QModeBank, op="MODEBANK", always_active=True, scratch=lambda n: 3 * n.a_re.size,
         states=lambda n: [("re", tuple(n.a_re.shape)), ("im", tuple(n.a_re.shape))])
 def _modebank(node: hw.QModeBank) -> Params:
     h, m = node.a_re.shape
-    kbm = np.repeat(_per(node.b_shift, h), m)  # per-mode copies: rsh_round(x, kb) = ((x + half) << left) >> right
-    half = np.where(kbm > 0, np.left_shift(np.int64(1), np.maximum(kbm - 1, 0)), 0)
-    left, right = np.maximum(-kbm, 0), np.maximum(kbm, 0)
+    kbm = np.repeat(_per(node.b_shift, h), m)  # per-mode copies of rsh_round(x, kb)'s parts
+    half, left, right = _shift_parts(kbm, True)
     # one shift for every channel (the usual case): scalars, three fewer loads per mode and step
     uni = [1, int(half[0]), int(left[0]), int(right[0])] if kbm.size and np.all(kbm == kbm[0]) else [0, 0, 0, 0]
     return ([_i64(node.a_re), _i64(node.a_im), _i64(node.b_re), _i64(node.b_im), _i64(half), _i64(left),
              _i64(right)], [h, m, int(node.coef_frac_bits), *uni])
 
 
-@kernel(hw.QModeReadout, op="READOUT", scratch=lambda n: 2 * n.c_re.size)
+@kernel(hw.QModeReadout, op="READOUT", scratch=lambda n: 2 * max(n.c_re.size, n.c_re.shape[0]))
 def _readout(node: hw.QModeReadout) -> Params:
     h, m = node.c_re.shape
     # the third scalar: the state offset of a QModeBank read directly (set per chunk by the layout; -1: none)
-    return [_i64(node.c_re), _i64(node.c_im), _i64(node.d), _per(node.shift, h)], [h, m, -1]
+    return [_i64(node.c_re), _i64(node.c_im), _i64(node.d), *_shift_parts(_per(node.shift, h), True)], [h, m, -1]
 
 
 _RESETS = {"zero": 0, "subtract": 1, "none": 2}  # QLIF.reset as the compiled kernel's code
@@ -224,10 +246,11 @@ def _layernorm(node: hw.QLayerNorm) -> Params:
             [int(node.mean_mul), int(node.mean_shift), int(node.var_shift), int(node.eps), int(node.index_bits)])
 
 
-def whole(kern: Kernel, node: Any, ins: dict[str, Array], path: str) -> tuple[Array, int]:
-    """A time-free node over many rows (samples x steps) at once: (out int64 [rows, size], saturations)."""
+def whole(kern: Kernel, node: Any, ins: dict[str, Array], path: str, out: Array, cache: dict[str, Any]) -> int:
+    """A time-free node over many rows (samples x steps) at once into ``out`` (int64 [rows, size]); returns its
+    saturations. ``cache``: the node's own buffers, kept between calls by the caller."""
     if kern.whole is not None:
-        return kern.whole(node, ins, path)
+        return kern.whole(node, ins, path, out, cache)
     st = kernels.init_state(node, next(iter(ins.values())).shape[0])
-    out = kernels.step(node, ins, st)
-    return np.ascontiguousarray(out, np.int64), int(st["saturations"])
+    out[...] = kernels.step(node, ins, st)
+    return int(st["saturations"])

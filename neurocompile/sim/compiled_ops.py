@@ -3,6 +3,9 @@ integer shift helpers (exactly :mod:`neurocompile.sim.fixed`'s rounding) that ev
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
@@ -46,3 +49,43 @@ def _rtrunc(x, s):
     if s > 0:
         return (x + ((x >> 63) & ((np.int64(1) << s) - 1))) >> s
     return x << (-s)
+
+
+@njit(cache=True, inline="always")
+def _clip(v, lim):
+    """sat: v clipped to [-lim, lim] (lim < 0: no saturation) and 1 if it was clipped, else 0."""
+    if lim < 0:
+        return v, np.int64(0)
+    c = min(max(v, -lim), lim)
+    return c, np.int64(c != v)
+
+
+def refresh_stale_caches(namespace: dict, deps: tuple[str, ...]) -> None:
+    """Flush the numba caches of a kernel module when a file it inlines code from has changed.
+
+    numba keys a cached function by its own source file only: a kernel calling helpers from ``deps`` (files next
+    to the module) would load stale machine code after an edit there, and results would silently be the old code's.
+    The SHA-256 of ``deps`` is kept next to numba's cache; when it differs, every cached function of the module
+    starts empty (it compiles again on first use). Call at the end of the module, before any kernel runs."""
+    from numba.core.caching import FunctionCache
+    from numba.core.registry import CPUDispatcher
+
+    here = Path(namespace["__file__"]).parent
+    digest = hashlib.sha256(b"".join((here / d).read_bytes() for d in deps)).hexdigest()
+    name = namespace["__name__"]
+    cached = [f for f in namespace.values() if isinstance(f, CPUDispatcher) and f.py_func.__module__ == name
+              and isinstance(getattr(f, "_cache", None), FunctionCache)]
+    if not cached:
+        return
+    stamp = Path(cached[0]._cache.cache_path) / f"{name.rsplit('.', 1)[-1]}.deps.sha256"
+    try:
+        if stamp.read_text() == digest:
+            return
+    except OSError:
+        pass
+    for f in cached:
+        f._cache.flush()
+    try:
+        stamp.write_text(digest)
+    except OSError:
+        pass  # a read-only cache: numba itself then cannot save either

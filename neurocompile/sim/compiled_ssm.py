@@ -6,7 +6,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from neurocompile.sim.compiled_ops import A0, LIM, NZO, OUT, P0, P1, PRM, STO, _rround
+from neurocompile.sim.compiled_ops import A0, LIM, NZO, OUT, P0, P1, PRM, STO, _clip, refresh_stale_caches
+
+
+@njit(cache=True, inline="always")
+def _rotate(r, i, u, ar, ai, br, bi, mask, tf, lf, half, left, right, lim):
+    """One mode: new (re, im) = sat(rsh_trunc(a (r + i j), F) + rsh_round(b u, kb)) and the values clipped;
+    rsh_trunc as ((x + ((x >> 63) & (2^F - 1))) >> F) << -F (the F <= 0 parts zero), rsh_round as
+    ((x + half) << left) >> right, saturation as min/max (branch-free: the loops calling it vectorise)."""
+    xr = ar * r - ai * i
+    xi = ai * r + ar * i
+    nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((br * u + half) << left) >> right)
+    ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bi * u + half) << left) >> right)
+    cr = min(max(nr, -lim), lim)
+    ci = min(max(ni, -lim), lim)
+    return cr, ci, np.int64(cr != nr) + np.int64(ci != ni)
 
 
 @njit(cache=True)
@@ -59,30 +73,15 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
             for j in range(hm):
                 r, i, u = sre[j], sim[j], ue[j]
                 act += (u | r | i) != 0
-                ar, ai = are[j], aim[j]
-                xr = ar * r - ai * i
-                xi = ai * r + ar * i
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + uh) << ul) >> ur)
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + uh) << ul) >> ur)
-                cr = min(max(nr, -lim), lim)
-                ci = min(max(ni, -lim), lim)
-                ns += (cr != nr) + (ci != ni)
-                sre[j] = cr
-                sim[j] = ci
+                sre[j], sim[j], n_s = _rotate(r, i, u, are[j], aim[j], bre[j], bim[j], mask, tf, lf, uh, ul, ur, lim)
+                ns += n_s
         else:
             for j in range(hm):
                 r, i, u = sre[j], sim[j], ue[j]
                 act += (u | r | i) != 0
-                ar, ai = are[j], aim[j]
-                xr = ar * r - ai * i
-                xi = ai * r + ar * i
-                nr = (((xr + ((xr >> 63) & mask)) >> tf) << lf) + (((bre[j] * u + half[j]) << left[j]) >> right[j])
-                ni = (((xi + ((xi >> 63) & mask)) >> tf) << lf) + (((bim[j] * u + half[j]) << left[j]) >> right[j])
-                cr = min(max(nr, -lim), lim)
-                ci = min(max(ni, -lim), lim)
-                ns += (cr != nr) + (ci != ni)
-                sre[j] = cr
-                sim[j] = ci
+                sre[j], sim[j], n_s = _rotate(r, i, u, are[j], aim[j], bre[j], bim[j], mask, tf, lf, half[j],
+                                              left[j], right[j], lim)
+                ns += n_s
         if counters:  # non-zero counts, re of every mode then im (interleaved when read out)
             for j in range(hm):
                 nzr[j] += np.int64(sre[j] != 0)
@@ -109,52 +108,52 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
 
 @njit(cache=True)
 def _readout(k, B, b0, b1, meta, prm, buf, st, tmp):
-    """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)); active channels.
+    """acc_h = sum_m c_re re + c_im im + d u; sat(rsh_round(acc, shift_h)) as ((acc + half) << left) >> right;
+    active channels. Parameters: c_re, c_im [H*M], d [H], and per channel the shift's parts half, left, right.
 
     Fused to its QModeBank (A2 >= 0: the scratch where the bank left sum_m c_re re + c_im im and the OR of the
     modes per channel), only d u, the rounding and the saturation remain; otherwise the products read the
-    interleaved output at port 'state', then the per-channel sums of M products (and non-zero flags) from scratch.
+    interleaved output at port 'state' and are summed (and ORed) per channel in scratch. Either way one
+    branch-free loop over the channels finishes them (vectorised).
     """
     h_, m_, lim, fz = meta[k, A0], meta[k, A0 + 1], meta[k, LIM], meta[k, A0 + 2]
     hm = h_ * m_
     p = meta[k, PRM]
     cre, cim = prm[p: p + hm], prm[p + hm: p + 2 * hm]
-    dd, sh = p + 2 * hm, p + 2 * hm + h_
-    s0, k0 = meta[k, P0], meta[k, P1]
+    ud = np.uint64(p + 2 * hm)
+    uh, ul, ur = ud + np.uint64(h_), ud + np.uint64(2 * h_), ud + np.uint64(3 * h_)
+    s0, k0, out0 = meta[k, P0], meta[k, P1], meta[k, OUT]
     pr = tmp[:hm]
     nzf = tmp[hm: 2 * hm]
+    uH = np.uint64(h_)
+    sums = st if fz >= 0 else tmp  # where the per-channel sums and ORs are: the bank's scratch or ours
     ns = 0
     act = 0
     for b in range(b0, b1):
         if fz >= 0:
-            for h in range(h_):
-                pr[h] = st[fz + b * h_ + h]
-                nzf[h] = st[fz + (B + b) * h_ + h]
+            ua, uz = np.uint64(fz + b * h_), np.uint64(fz + (B + b) * h_)
         else:
             sv = buf[s0 + b * 2 * hm: s0 + (b + 1) * 2 * hm]
             for j in range(hm):
                 pr[j] = cre[j] * sv[2 * j] + cim[j] * sv[2 * j + 1]
-            for j in range(hm):
                 nzf[j] = sv[2 * j] | sv[2 * j + 1]
-        for h in range(h_):
-            u = buf[k0 + b * h_ + h]
-            acc = prm[dd + h] * u
-            nzs = u
-            if fz >= 0:
-                acc += pr[h]
-                nzs |= nzf[h]
-            else:
+            for h in range(h_):  # in place, channels in order: channel h's sum lands at or before its modes
+                acc = np.int64(0)
+                nzs = np.int64(0)
                 for m in range(h * m_, (h + 1) * m_):
                     acc += pr[m]
                     nzs |= nzf[m]
-            act += nzs != 0
-            v = _rround(acc, prm[sh + h])
-            if lim >= 0:
-                if v > lim:
-                    v = lim
-                    ns += 1
-                elif v < -lim:
-                    v = -lim
-                    ns += 1
-            buf[meta[k, OUT] + b * h_ + h] = v
+                pr[h] = acc
+                nzf[h] = nzs
+            ua, uz = np.uint64(0), np.uint64(hm)
+        uu, uo = np.uint64(k0 + b * h_), np.uint64(out0 + b * h_)
+        for h in range(uH):
+            u = buf[uu + h]
+            act += np.int64((u | sums[uz + h]) != 0)
+            v, c_ = _clip(((prm[ud + h] * u + sums[ua + h] + prm[uh + h]) << prm[ul + h]) >> prm[ur + h], lim)
+            ns += c_
+            buf[uo + h] = v
     return ns, act
+
+
+refresh_stale_caches(globals(), ("compiled_ops.py",))  # helpers inlined from these files

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from neurocompile.sim.compiled_kernels import _rfloor, _rround
+from neurocompile.sim.compiled_ops import _clip, _rfloor, _rround, refresh_stale_caches
 
 
 @njit(cache=True, nogil=True)
@@ -22,36 +22,35 @@ def dense_finish(acc, bias, shift, floor, lim, out):
         for o in range(n_out):
             v = np.int64(acc[r, o]) + bias[o]
             v = _rfloor(v, shift[o]) if floor else _rround(v, shift[o])
-            if lim >= 0:
-                if v > lim:
-                    v = lim
-                    ns += 1
-                elif v < -lim:
-                    v = -lim
-                    ns += 1
+            v, c_ = _clip(v, lim)
+            ns += c_
             out[r, o] = v
     return ns
 
 
 @njit(cache=True, nogil=True)
-def dense_events(x, wt, out):
-    """out[r, o] = 1 when a stored synapse (wt[i, o] != 0) got a non-zero input x[r, i]: Loihi's events."""
+def dense_events(x, stored, out):
+    """out[r, o] = 1 when a stored synapse (stored[i, o] = 1: W[o, i] != 0) got a non-zero input x[r, i]: Loihi's
+    events. Per row, the stored rows of the non-zero inputs are ORed (one vectorised pass each) until every
+    output has an event, which with dense weights is after the first input or two."""
     rows, n_in = x.shape
-    n_out = wt.shape[1]
-    idx = np.empty(n_in, np.int64)
+    n_out = stored.shape[1]
+    uo = np.uint64(n_out)
     for r in range(rows):
-        k = 0
+        e = out[r]
+        for o in range(uo):
+            e[o] = 0
         for i in range(n_in):
-            if x[r, i] != 0:
-                idx[k] = i
-                k += 1
-        for o in range(n_out):
-            e = 0
-            for j in range(k):
-                if wt[idx[j], o] != 0:
-                    e = 1
-                    break
-            out[r, o] = e
+            if x[r, i] == 0:
+                continue
+            s = stored[i]
+            got = 0
+            for o in range(uo):
+                v = e[o] | s[o]
+                e[o] = v
+                got += v
+            if got == n_out:
+                break
 
 
 @njit(cache=True, nogil=True)
@@ -71,3 +70,28 @@ def count_seq(y, nz, z, spk, si, counters):
                     tot += np.int64(y[b, t, i] != 0)
             if si >= 0:
                 spk[si, t] += tot
+
+
+@njit(cache=True, nogil=True)
+def quantize_input(x, scale, lim, out):
+    """out = sat(round_half_away(x / scale)) over inputs [B, T, d] in one pass (the QInput quantiser of
+    :func:`neurocompile.sim.fixed.quantize_round` and :func:`~neurocompile.sim.fixed.sat`, the same float64
+    operations in the same order); lim < 0: no saturation. Returns the values clipped, or -1 at a value that is
+    not finite or beyond int64 (the caller then takes NumPy's path, which defines those)."""
+    B, T, d = x.shape
+    big = 9.223372036854775807e18
+    ns = 0
+    for b in range(B):
+        for t in range(T):
+            for c in range(d):
+                v = np.float64(x[b, t, c]) / scale
+                q = np.sign(v) * np.floor(np.abs(v) + 0.5)
+                if not (-big < q < big):  # NaN fails both tests
+                    return -1
+                y, clipped = _clip(np.int64(q), lim)
+                out[b, t, c] = y
+                ns += clipped
+    return ns
+
+
+refresh_stale_caches(globals(), ("compiled_ops.py",))  # helpers inlined from these files

@@ -223,13 +223,16 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         if threads > 1 and len(starts) > 1:
             from concurrent.futures import ThreadPoolExecutor, as_completed
 
+            from neurocompile.sim.compiled import one_blas_thread
+
             pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neurocompile-sim")
-            futures = [pool.submit(run_one, i0) for i0 in starts]
-            for fut in as_completed(futures):
-                res = fut.result()
-                done[res[0]] = res
-                if bar is not None:
-                    bar.update(task, advance=res[1] - res[0])
+            with one_blas_thread():  # held here, so that the batches' own (nested) limits cannot race
+                futures = [pool.submit(run_one, i0) for i0 in starts]
+                for fut in as_completed(futures):
+                    res = fut.result()
+                    done[res[0]] = res
+                    if bar is not None:
+                        bar.update(task, advance=res[1] - res[0])
         else:
             for i0 in starts:
                 done[i0] = run_one(i0)

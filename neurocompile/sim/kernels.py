@@ -212,12 +212,17 @@ def step_layernorm(node: hw.QLayerNorm, ins: dict[str, Array], st: dict) -> Arra
     return _sat(st, rsh_round(d * r * node.weight, node.shift + j) + node.bias, node.out_bits)
 
 
-def finish(node: hw.QNode, st: dict) -> Array:
-    """Output of a sequence-end node after the last step."""
+def finish_var(node: hw.QNode) -> str:
+    """The state variable holding a sequence-end node's output after the last step."""
     var = next((FINISH[c] for c in type(node).__mro__ if c in FINISH), None)
     if var is None:
         raise IRError(f"{type(node).__name__} is not a sequence-end node")
-    return st[var]
+    return var
+
+
+def finish(node: hw.QNode, st: dict) -> Array:
+    """Output of a sequence-end node after the last step."""
+    return st[finish_var(node)]
 
 
 def step(node: hw.QNode, ins: dict[str, Array], st: dict) -> Array | None:

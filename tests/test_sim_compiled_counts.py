@@ -1,0 +1,138 @@
+"""Per-index counters of the compiled step equal the NumPy engine's index by index, not only in total.
+
+The energy model multiplies each node's non-zero outputs per index by per-index message and hop vectors
+(:mod:`neurocompile.sim.activity`), so a permutation of the counts (a QModeBank's re and im, or its channels and
+modes, in the wrong order) changes the cost while every total stays equal. The graphs here make the counts
+differ from index to index, so any permutation fails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurocompile.ir import hw
+from neurocompile.ir.graph import Graph
+from neurocompile.sim import compiled
+from neurocompile.sim.batch import _Acc, _Batch
+from neurocompile.sim.engine import _inputs, plan
+
+pytest.importorskip("numba")
+
+I = np.int64
+
+
+def bank_graph(seed: int, h: int, m: int, delay: int) -> Graph:
+    """QInput -> QDense -> QModeBank -> QModeReadout -> QLIF -> QDense (edge delay), with modes of very different
+    activity: per channel, some modes get no input (their b is 0) and stay 0, and the decays differ per mode."""
+    rng = np.random.default_rng(seed)
+    g = Graph(f"counts{seed}")
+    g.add("x", hw.QInput(size=3, out_scale=0.1, out_bits=8))
+    g.inputs = ["x"]
+    g.add("enc", hw.QDense(weight=rng.integers(-60, 61, (h, 3)).astype(I), bias=np.zeros(h, I),
+                           shift=np.full(h, 2, I), out_bits=12), "x")
+    mag = rng.uniform(0.05, 0.9, (h, m))  # fast-decaying modes fall back to 0 between inputs
+    ang = rng.uniform(-np.pi, np.pi, (h, m))
+    b_re = rng.integers(-40, 41, (h, m)).astype(I)
+    b_im = rng.integers(-40, 41, (h, m)).astype(I)
+    quiet = rng.random((h, m)) < 0.3
+    b_re[quiet], b_im[quiet] = 0, 0
+    b_im[:, 0] = 0  # mode 0 of every channel: b real and a real, so its im part stays 0 while re moves
+    a_re = np.round(mag * np.cos(ang) * 4096).astype(I)
+    a_im = np.round(mag * np.sin(ang) * 4096).astype(I)
+    a_im[:, 0] = 0
+    g.add("ssm", hw.QModeBank(a_re=a_re, a_im=a_im, b_re=b_re, b_im=b_im, b_shift=np.full(h, 3, I), out_bits=16),
+          "enc")
+    g.add("ro", hw.QModeReadout(c_re=rng.integers(-20, 21, (h, m)).astype(I),
+                                c_im=rng.integers(-20, 21, (h, m)).astype(I), d=np.zeros(h, I),
+                                shift=np.full(h, 6, I), out_bits=12), {"state": "ssm", "skip": "enc"})
+    g.add("lif", hw.QLIF(decay=2048, vth=rng.integers(2, 40, h).astype(I), state_bits=16), "ro")
+    g.add("out", hw.QDense(weight=rng.integers(-9, 10, (4, h)).astype(I), bias=np.zeros(4, I),
+                           shift=np.zeros(4, I), out_bits=12), "lif")
+    if delay:
+        g.add("late", hw.QDense(weight=rng.integers(-9, 10, (h, h)).astype(I), bias=np.zeros(h, I),
+                                shift=np.zeros(h, I), out_bits=12), "enc")
+        g.connect("late", "lif", delay=delay)
+    g.outputs = ["out"]
+    return g
+
+
+def _run(runner: type, g: Graph, x: np.ndarray, steps: int) -> _Acc:
+    p = plan(g)
+    xs, _, _ = _inputs(g, x)
+    acc = _Acc(p, steps)
+    runner(p, xs, acc, True, None, None, None, steps).run()
+    return acc
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["stepped", "whole-chunk"])
+@pytest.mark.parametrize("seed, h, m, delay", [(0, 5, 3, 0), (1, 3, 6, 2), (2, 7, 2, 1)])
+def test_per_index_counts_equal_numpy_index_by_index(seed: int, h: int, m: int, delay: int, whole: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    g = bank_graph(seed, h, m, delay)
+    rng = np.random.default_rng(100 + seed)
+    n, steps = 3, 11
+    x = rng.standard_normal((n, steps, 3)) * 20.0
+    x[rng.random((n, steps)) < 0.6] = 0.0  # silent steps: states decay, some to 0, at per-mode rates
+    monkeypatch.setattr(compiled, "CHUNK_ROWS", 7)  # several chunks: the counts accumulate across them
+    if whole:  # the dense layers run over whole chunks and their outputs are counted after the product
+        monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 1)
+        monkeypatch.setattr(compiled, "WHOLE_MIN_WORK", 1)
+    assert compiled.batch_runner(plan(g), "compiled", {"x": x}, True) is compiled.CompiledBatch
+    ref, comp = _run(_Batch, g, x, steps), _run(compiled.CompiledBatch, g, x, steps)
+    bank = ref.nz["ssm"]
+    assert bank.shape == (2 * h * m,)
+    # the counts differ from index to index (else a permutation could not be seen): mode 0's im never moves
+    assert np.all(bank[1::2 * m] == 0) and np.any(bank[0::2 * m] > 0)
+    assert len(set(bank.tolist())) > 2
+    for name, v in ref.nz.items():
+        assert np.array_equal(comp.nz[name], v), (name, comp.nz[name], v)
+    assert ref.edge_nz.keys() == comp.edge_nz.keys()
+    for key, v in ref.edge_nz.items():
+        assert np.array_equal(comp.edge_nz[key], v), key
+    assert ref.active == comp.active
+    assert ref.sat == comp.sat
+
+
+def sparse_synapse_graph(seed: int) -> Graph:
+    """x -> a dense of mostly zero weights (synapse-only) -> QLIF: the LIF's active count follows Loihi's rule,
+    an event per output whose stored synapses got a non-zero input; with sparse weights an output's events
+    need the right inputs, not any input."""
+    rng = np.random.default_rng(seed)
+    n_in, n = 12, 9
+    w = rng.integers(-20, 21, (n, n_in)).astype(I)
+    w[rng.random((n, n_in)) < 0.85] = 0
+    w[0] = 0  # an output without stored synapses never gets an event
+    g = Graph(f"sparse{seed}")
+    g.add("x", hw.QInput(size=n_in, out_scale=0.5, out_bits=6))
+    g.inputs = ["x"]
+    g.add("syn", hw.QDense(weight=w, bias=np.zeros(n, I), shift=np.full(n, 12, I), out_bits=12), "x")
+    g.add("lif", hw.QLIF(decay=0, vth=np.full(n, 1, I), state_bits=16), "syn")
+    g.add("out", hw.QDense(weight=np.ones((2, n), I), bias=np.zeros(2, I), shift=np.zeros(2, I), out_bits=12),
+          "lif")
+    g.outputs = ["out"]
+    return g
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["stepped", "whole-chunk"])
+@pytest.mark.parametrize("seed", range(3))
+def test_synaptic_events_of_sparse_weights_equal_numpy(seed: int, whole: bool,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    g = sparse_synapse_graph(seed)
+    rng = np.random.default_rng(200 + seed)
+    n, steps = 4, 9
+    x = rng.standard_normal((n, steps, 12)) * 2.0
+    x[rng.random((n, steps, 12)) < 0.7] = 0.0  # few inputs per step: many outputs get no event
+    monkeypatch.setattr(compiled, "CHUNK_ROWS", 16)
+    if whole:
+        monkeypatch.setattr(compiled, "WHOLE_MIN_ROWS", 1)
+        monkeypatch.setattr(compiled, "WHOLE_MIN_WORK", 1)
+    p = plan(g)
+    assert "syn" in compiled.program(p).whole  # it may run over whole chunks (it does when ``whole``)
+    assert "syn" in compiled.program(p).ev_prod  # its events reach the LIF's active count
+    ref, comp = _run(_Batch, g, x, steps), _run(compiled.CompiledBatch, g, x, steps)
+    # the shifted product is 0: only Loihi's events (and the LIF's own state) make a compartment active
+    assert 0 < ref.active["lif"] < n * steps * 9
+    assert comp.active == ref.active
+    for name, v in ref.nz.items():
+        assert np.array_equal(comp.nz[name], v), name
