@@ -87,7 +87,7 @@ class CompiledBatch:
             self.st[name] = lay.states(name)
         from neurocompile.sim.batch import _Batch  # the sequence end runs the engine's own code, for identity
 
-        return _Batch._sequence_end(self)
+        return _Batch._sequence_end(self)  # type: ignore[arg-type]  # duck-typed: the same fields as _Batch
 
     def final_states(self) -> dict[str, dict[str, Array]]:
         return {k: self.st[k] for k in self.lay.prog.names if self.st.get(k)}

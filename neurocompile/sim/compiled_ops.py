@@ -77,14 +77,15 @@ def refresh_stale_caches(namespace: dict, deps: tuple[str, ...]) -> None:
               and isinstance(getattr(f, "_cache", None), FunctionCache)]
     if not cached:
         return
-    stamp = Path(cached[0]._cache.cache_path) / f"{name.rsplit('.', 1)[-1]}.deps.sha256"
+    cache_dir = cached[0]._cache.cache_path  # type: ignore[attr-defined]
+    stamp = Path(cache_dir) / f"{name.rsplit('.', 1)[-1]}.deps.sha256"
     try:
         if stamp.read_text() == digest:
             return
     except OSError:
         pass
     for f in cached:
-        f._cache.flush()
+        f._cache.flush()  # type: ignore[attr-defined]
     try:
         stamp.write_text(digest)
     except OSError:
