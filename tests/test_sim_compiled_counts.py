@@ -15,6 +15,7 @@ from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.sim import compiled
 from neurocompile.sim.batch import _Acc, _Batch
+from neurocompile.sim.compiled_nodes import mode_stride
 from neurocompile.sim.engine import _inputs, plan
 
 pytest.importorskip("numba")
@@ -136,3 +137,27 @@ def test_synaptic_events_of_sparse_weights_equal_numpy(seed: int, whole: bool,
     assert comp.active == ref.active
     for name, v in ref.nz.items():
         assert np.array_equal(comp.nz[name], v), name
+
+
+@pytest.mark.parametrize("n", [1, 15, 72, 512, 4096, 4168, 1 << 16])
+def test_bank_arrays_start_off_4k_multiples(n: int) -> None:
+    """Consecutive mode-major arrays of a bank start 576 bytes apart modulo 4 KiB (no 4 KiB aliasing)."""
+    s = mode_stride(n)
+    assert n <= s < n + 512 and (8 * s) % 4096 == 576
+
+
+def test_bank_states_are_by_channel_like_numpy() -> None:
+    """The compiled bank keeps its states mode-major; its final states read [B, H, M] as the NumPy engine's."""
+    g = bank_graph(3, 5, 3, 0)
+    x = np.random.default_rng(7).standard_normal((2, 6, 3)) * 20.0
+    p = plan(g)
+    xs, _, _ = _inputs(g, x)
+    states = []
+    for runner in (_Batch, compiled.CompiledBatch):
+        r = runner(p, xs, _Acc(p, 6), True, None, None, None, 6)
+        r.run()
+        states.append(r.final_states()["ssm"])
+    assert states[0].keys() == states[1].keys() == {"re", "im"}
+    for part in ("re", "im"):
+        assert states[1][part].shape == (2, 5, 3) and np.any(states[0][part] != 0)
+        assert np.array_equal(states[0][part], states[1][part])
