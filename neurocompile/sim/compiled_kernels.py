@@ -375,10 +375,10 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                         src = np.uint64(meta[k, XIN] + row)
                         for j in range(np.uint64(n)):
                             buf[out + j] = xin[src + j]
-                        if xe >= 0:  # a replayed synapse-only dense: its events of this step
-                            e = meta[k, EVO] + b * n
-                            for j in range(n):
-                                ev[e + j] = xin[xe + row + j]
+                        if xe >= 0:  # a replayed synapse-only dense: its events of this step (unsigned: vectorised)
+                            e, xs = np.uint64(meta[k, EVO] + b * n), np.uint64(xe + row)
+                            for j in range(np.uint64(n)):
+                                ev[e + j] = xin[xs + j]
                 elif op == DENSE:
                     if counters and meta[k, ACTIVE]:
                         act = _port_active(k, B, b0, b1, meta, buf)
