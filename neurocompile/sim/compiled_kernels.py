@@ -389,13 +389,14 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                     ns, act = _readout(k, B, b0, b1, meta, prm, buf, st, tmp)
                 else:
                     has_ev = counters and meta[k, ACTIVE] != 0 and meta[k, EV0] < meta[k, EV1]
+                    un = np.uint64(n)
                     for b in range(b0, b1):
                         if has_ev:  # events from synapse-only dense layers reaching this node (OR over them)
-                            for c in range(n):
+                            for c in range(un):
                                 evm[c] = 0
                             for q in range(meta[k, EV0], meta[k, EV1]):
-                                e = evs[q] + b * n
-                                for c in range(n):
+                                e = np.uint64(evs[q] + b * n)  # unsigned: no wrap-around test, vectorised
+                                for c in range(un):
                                     evm[c] |= ev[e + c]
                         if op == LIF or op == REFRACTORY or op == LAVALIF:
                             n_s, n_a = _neuron(k, op, B, b, b + 1, meta, prm, buf, st, evm, has_ev)
