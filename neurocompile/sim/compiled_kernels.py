@@ -93,13 +93,13 @@ def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
                     for i in range(n):
                         if buf[sb + i] != 0:
                             edge_nz[e + i] += 1
-            db = dst + b * n
+            db, us, un = np.uint64(dst + b * n), np.uint64(sb), np.uint64(n)  # unsigned: vectorised
             if gat[g, G_FIRST]:
-                for i in range(n):
-                    buf[db + i] = buf[sb + i]
+                for i in range(un):
+                    buf[db + i] = buf[us + i]
             else:
-                for i in range(n):
-                    buf[db + i] += buf[sb + i]
+                for i in range(un):
+                    buf[db + i] += buf[us + i]
 
 
 @njit(cache=True)
