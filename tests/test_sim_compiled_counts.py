@@ -161,3 +161,25 @@ def test_bank_states_are_by_channel_like_numpy() -> None:
     for part in ("re", "im"):
         assert states[1][part].shape == (2, 5, 3) and np.any(states[0][part] != 0)
         assert np.array_equal(states[0][part], states[1][part])
+
+
+@pytest.mark.parametrize("chunk_rows", [4, 7, 64])
+def test_quiet_bank_output_is_its_last_state(chunk_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bank read only by its fused readout does not write its output per step; after a run of several chunks
+    its output (read by the sequence end) is its final state, re and im interleaved, as the NumPy engine's."""
+    monkeypatch.setattr(compiled, "CHUNK_ROWS", chunk_rows)
+    g = bank_graph(4, 5, 3, 0)
+    x = np.random.default_rng(8).standard_normal((2, 9, 3)) * 20.0
+    p = plan(g)
+    xs, _, _ = _inputs(g, x)
+    runs = []
+    for runner in (_Batch, compiled.CompiledBatch):
+        r = runner(p, xs, _Acc(p, 9), True, None, None, None, 9)
+        r.run()
+        runs.append(r)
+    lay = runs[1].lay
+    assert "ssm" in lay._chunk_plan(min(9, max(1, chunk_rows // 2)), frozenset(), True).quiet  # not written
+    st = runs[0].final_states()["ssm"]  # the NumPy engine's
+    want = np.stack([st["re"], st["im"]], axis=-1).reshape(2, -1)
+    assert np.any(want != 0)
+    assert np.array_equal(lay.view("ssm"), want)

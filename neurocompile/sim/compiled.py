@@ -337,6 +337,7 @@ class Layout:
         self._parts: dict[str, list[tuple[str, tuple[int, ...], int]]] = {}
         self._wcache: dict[str, dict[str, Any]] = {}  # whole nodes' buffers (compiled_nodes.whole)
         self._arena = np.zeros(0, np.int64)
+        self._quiet: list[str] = []  # banks whose output the last chunk did not write
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
 
     def clear(self) -> None:
@@ -455,6 +456,7 @@ class Layout:
             seqs = self._chunk(xs, steps, rec, counters, spk, sats, act)
             if on_chunk is not None:
                 on_chunk(0, steps, seqs)
+            self._rebuild_quiet()
             return spk, sats, act
         for t0 in range(0, steps, tc):
             t1 = min(steps, t0 + tc)
@@ -463,7 +465,16 @@ class Layout:
             spk[:, t0:t1] = part
             if on_chunk is not None:
                 on_chunk(t0, t1, seqs)
+        self._rebuild_quiet()
         return spk, sats, act
+
+    def _rebuild_quiet(self) -> None:
+        """The output (state, re and im interleaved) of the banks the last chunk did not write, once per call."""
+        B = self.B
+        for name in self._quiet:
+            v, o, hm = self.view(name), self.st[name], self.size[name] // 2
+            w = v.reshape(B, *self._by_channel(name, o, B).shape[1:], 2)  # [B, H, M, re/im]: no temporary
+            w[..., 0], w[..., 1] = self._by_channel(name, o, B), self._by_channel(name, o + B * hm, B)
 
     def _chunk(self, xs: dict[str, Array], T: int, rec: frozenset, counters: bool, spk: Array,
                sats: dict[str, int], act: dict[str, int]) -> dict[str, Array]:
@@ -502,10 +513,7 @@ class Layout:
                              self.ev, self.evs, counters)
         for v, o, n in cp.last:  # the last step's output of every node computed outside the loop
             v[...] = arena[o: o + B * T * n].reshape(B, T, n)[:, -1]
-        for name in cp.quiet:  # a bank's output is its state, re and im interleaved
-            v, o, hm = self.view(name), self.st[name], self.size[name] // 2
-            v[:, 0::2], v[:, 1::2] = self._by_channel(name, o, B).reshape(B, hm), \
-                self._by_channel(name, o + B * hm, B).reshape(B, hm)
+        self._quiet = cp.quiet
         self.t += T
         return {name: seq(name) for name in cp.rec}
 
