@@ -160,6 +160,7 @@ def test_bank_states_are_by_channel_like_numpy() -> None:
     assert states[0].keys() == states[1].keys() == {"re", "im"}
     for part in ("re", "im"):
         assert states[1][part].shape == (2, 5, 3) and np.any(states[0][part] != 0)
+        assert states[1][part].flags.owndata  # a copy, not a view into the layout's arena
         assert np.array_equal(states[0][part], states[1][part])
 
 
