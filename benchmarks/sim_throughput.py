@@ -15,7 +15,8 @@ a float32 matrix multiply of the same dense shapes at the same batch size, timed
         [--backends compiled numpy] [--json out.json]
 
 The machine may be shared: the simulation is timed ``--repeats`` times and the best (least disturbed) run is
-reported next to the median; the float32 baseline is the best of 3.
+reported next to the median; the float32 baseline is the best of 3. The comparison is on the same number of cores:
+the baseline's BLAS is limited (threadpoolctl) to ``--threads`` threads, the simulator's thread count.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -88,9 +90,21 @@ def dense_shapes(g: Graph) -> list[tuple[int, int]]:
             if isinstance(n, hw.QDense) and name not in seq]
 
 
-def float32_baseline(shapes: list[tuple[int, int]], batch: int, repeats: int = 200) -> tuple[float, float]:
+def float32_baseline(shapes: list[tuple[int, int]], batch: int, threads: int = 1,
+                     repeats: int = 200) -> tuple[float, float]:
     """MACs per second of float32 x @ W for the given shapes at this batch size (best of 3), by wall-clock and
-    by CPU time (the machine may be shared: CPU time is less disturbed by other load)."""
+    by CPU time (the machine may be shared: CPU time is less disturbed by other load), with the BLAS limited to
+    ``threads`` threads (the simulator's: a fair rate per core used)."""
+    with threadpool_limits(limits=threads, user_api="blas"):
+        return _float32_rate(shapes, batch, repeats)
+
+
+def blas_threads() -> int:
+    """Threads the loaded BLAS would use unlimited (threadpoolctl; 0 when none is loaded)."""
+    return max((int(p["num_threads"]) for p in threadpool_info() if p.get("user_api") == "blas"), default=0)
+
+
+def _float32_rate(shapes: list[tuple[int, int]], batch: int, repeats: int) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     xs = [rng.standard_normal((batch, i)).astype(np.float32) for i, _ in shapes]
     ws = [rng.standard_normal((i, o)).astype(np.float32) for i, o in shapes]
@@ -127,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     g = build_model(a.hidden, a.modes, a.layers)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((a.samples, a.steps, 16)).astype(np.float32)
-    base, base_cpu = float32_baseline(dense_shapes(g), a.batch)
+    base, base_cpu = float32_baseline(dense_shapes(g), a.batch, threads=a.threads)
     rows = []
     for backend in a.backends:
         t0 = time.perf_counter()
@@ -156,7 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
             "synaptic_events_per_s_median": synops / float(np.median(walls)),
             "synops_dense": synops,
             "synaptic_events_per_s": rate,
-            "float32_matmul_macs_per_s": base,
+            "float32_matmul_macs_per_s": base, "float32_blas_threads": a.threads,
+            "blas_threads_unlimited": blas_threads(),
             "ratio_to_float32_matmul": rate / base,
             "cpu_s": cpu, "float32_matmul_macs_per_cpu_s": base_cpu,
             "ratio_to_float32_matmul_cpu": (synops / cpu) / base_cpu,
@@ -168,7 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"model: {rows[0]['model']}, batch {a.batch}, {a.samples} samples x {a.steps} steps, arith {a.arith}, "
           f"counters {'on' if not a.no_counters else 'off'}, threads {a.threads}; load average "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"float32 matmul (same dense shapes, batch {a.batch}): {base:.3e} MAC/s ({base_cpu:.3e} per CPU second)")
+    print(f"float32 matmul (same dense shapes, batch {a.batch}, BLAS limited to {a.threads} thread(s) as the "
+          f"simulator; {blas_threads()} unlimited): {base:.3e} MAC/s ({base_cpu:.3e} per CPU second)")
     for out in rows:
         print(f"[{out['backend']}] wall time: {out['wall_s']:.3f} s (best of {a.repeats}; median "
               f"{out['wall_s_median']:.3f} s; warm-up {out['warmup_s']:.2f} s) for {out['synops_dense']:,} "

@@ -15,6 +15,7 @@ from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.sim import compiled
 from neurocompile.sim.batch import _Acc, _Batch
+from neurocompile.sim.compiled_nodes import mode_stride
 from neurocompile.sim.engine import _inputs, plan
 
 pytest.importorskip("numba")
@@ -136,3 +137,50 @@ def test_synaptic_events_of_sparse_weights_equal_numpy(seed: int, whole: bool,
     assert comp.active == ref.active
     for name, v in ref.nz.items():
         assert np.array_equal(comp.nz[name], v), name
+
+
+@pytest.mark.parametrize("n", [1, 15, 72, 512, 4096, 4168, 1 << 16])
+def test_bank_arrays_start_off_4k_multiples(n: int) -> None:
+    """Consecutive mode-major arrays of a bank start 576 bytes apart modulo 4 KiB (no 4 KiB aliasing)."""
+    s = mode_stride(n)
+    assert n <= s < n + 512 and (8 * s) % 4096 == 576
+
+
+def test_bank_states_are_by_channel_like_numpy() -> None:
+    """The compiled bank keeps its states mode-major; its final states read [B, H, M] as the NumPy engine's."""
+    g = bank_graph(3, 5, 3, 0)
+    x = np.random.default_rng(7).standard_normal((2, 6, 3)) * 20.0
+    p = plan(g)
+    xs, _, _ = _inputs(g, x)
+    states = []
+    for runner in (_Batch, compiled.CompiledBatch):
+        r = runner(p, xs, _Acc(p, 6), True, None, None, None, 6)
+        r.run()
+        states.append(r.final_states()["ssm"])
+    assert states[0].keys() == states[1].keys() == {"re", "im"}
+    for part in ("re", "im"):
+        assert states[1][part].shape == (2, 5, 3) and np.any(states[0][part] != 0)
+        assert states[1][part].flags.owndata  # a copy, not a view into the layout's arena
+        assert np.array_equal(states[0][part], states[1][part])
+
+
+@pytest.mark.parametrize("chunk_rows", [4, 7, 64])
+def test_quiet_bank_output_is_its_last_state(chunk_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bank read only by its fused readout does not write its output per step; after a run of several chunks
+    its output (read by the sequence end) is its final state, re and im interleaved, as the NumPy engine's."""
+    monkeypatch.setattr(compiled, "CHUNK_ROWS", chunk_rows)
+    g = bank_graph(4, 5, 3, 0)
+    x = np.random.default_rng(8).standard_normal((2, 9, 3)) * 20.0
+    p = plan(g)
+    xs, _, _ = _inputs(g, x)
+    runs = []
+    for runner in (_Batch, compiled.CompiledBatch):
+        r = runner(p, xs, _Acc(p, 9), True, None, None, None, 9)
+        r.run()
+        runs.append(r)
+    lay = runs[1].lay
+    assert "ssm" in lay._chunk_plan(min(9, max(1, chunk_rows // 2)), frozenset(), True).quiet  # not written
+    st = runs[0].final_states()["ssm"]  # the NumPy engine's
+    want = np.stack([st["re"], st["im"]], axis=-1).reshape(2, -1)
+    assert np.any(want != 0)
+    assert np.array_equal(lay.view("ssm"), want)

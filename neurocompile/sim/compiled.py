@@ -31,7 +31,7 @@ import numpy as np
 
 from neurocompile.mapping.placement import COMPUTE, SYNAPSE
 from neurocompile.sim import kernels
-from neurocompile.sim.compiled_nodes import KERNELS, Kernel, _lim, whole
+from neurocompile.sim.compiled_nodes import KERNELS, Kernel, _lim, mode_stride, readout_modes_at, whole
 from neurocompile.sim.fixed import quantize_round, sat
 
 __all__ = ["BACKENDS", "CompiledBatch", "Layout", "Program", "available", "batch_runner", "program", "schedule",
@@ -306,7 +306,8 @@ class Layout:
             st += B * kern.words(node)
             self.nz[name] = nzp
             row[ck.NZO] = nzp
-            nzp += size[name]
+            # a bank counts re then im, each mode-major and padded (compiled_nodes.mode_stride)
+            nzp += size[name] // 2 + mode_stride(size[name] // 2) if kern.op == "MODEBANK" else size[name]
             row[ck.EVO] = self.evo.get(name, -1)
             row[ck.EV0] = len(evs)
             evs.extend(self.evo[s] for s in prog.ev_src.get(name, ()))
@@ -336,6 +337,7 @@ class Layout:
         self._parts: dict[str, list[tuple[str, tuple[int, ...], int]]] = {}
         self._wcache: dict[str, dict[str, Any]] = {}  # whole nodes' buffers (compiled_nodes.whole)
         self._arena = np.zeros(0, np.int64)
+        self._quiet: list[str] = []  # banks whose output the last chunk did not write
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
 
     def clear(self) -> None:
@@ -402,7 +404,7 @@ class Layout:
                     fused.add(bank)  # the bank forms this readout's sums over its modes (earlier in the step)
                     kb = prog.index[bank]
                     m[k, ck.A0 + 2] = m[kb, ck.A0 + 7] = self.fuse_at[nm]
-                    m[kb, ck.A0 + 8] = prog.prm_off[k]
+                    m[kb, ck.A0 + 8] = prog.prm_off[k] + readout_modes_at(prog.plan.graph.node(nm))
                     users = [c for c in prog.names if c != nm and any(s == bank for _, ss in p_ports[c] for s, _ in ss)]
                     if not users and m[kb, ck.SEQ] < 0 and bank not in rec and bank not in self.spk_row:
                         m[kb, ck.A0 + 9] = 0  # only its fused readout reads it: the output is rebuilt at the end
@@ -454,6 +456,7 @@ class Layout:
             seqs = self._chunk(xs, steps, rec, counters, spk, sats, act)
             if on_chunk is not None:
                 on_chunk(0, steps, seqs)
+            self._rebuild_quiet()
             return spk, sats, act
         for t0 in range(0, steps, tc):
             t1 = min(steps, t0 + tc)
@@ -462,7 +465,16 @@ class Layout:
             spk[:, t0:t1] = part
             if on_chunk is not None:
                 on_chunk(t0, t1, seqs)
+        self._rebuild_quiet()
         return spk, sats, act
+
+    def _rebuild_quiet(self) -> None:
+        """The output (state, re and im interleaved) of the banks the last chunk did not write, once per call."""
+        B = self.B
+        for name in self._quiet:
+            v, o, hm = self.view(name), self.st[name], self.size[name] // 2
+            w = v.reshape(B, *self._by_channel(name, o, B).shape[1:], 2)  # [B, H, M, re/im]: no temporary
+            w[..., 0], w[..., 1] = self._by_channel(name, o, B), self._by_channel(name, o + B * hm, B)
 
     def _chunk(self, xs: dict[str, Array], T: int, rec: frozenset, counters: bool, spk: Array,
                sats: dict[str, int], act: dict[str, int]) -> dict[str, Array]:
@@ -501,10 +513,7 @@ class Layout:
                              self.ev, self.evs, counters)
         for v, o, n in cp.last:  # the last step's output of every node computed outside the loop
             v[...] = arena[o: o + B * T * n].reshape(B, T, n)[:, -1]
-        for name in cp.quiet:  # a bank's output is its state, re and im interleaved
-            v, o, hm = self.view(name), self.st[name], self.size[name] // 2
-            v[:, 0::2], v[:, 1::2] = self.state[o: o + B * hm].reshape(B, hm), \
-                self.state[o + B * hm: o + 2 * B * hm].reshape(B, hm)
+        self._quiet = cp.quiet
         self.t += T
         return {name: seq(name) for name in cp.rec}
 
@@ -548,12 +557,18 @@ class Layout:
     def counts(self, name: str) -> Array:
         """Non-zero outputs per index of ``name`` so far (a QModeBank counts re of every mode, then im)."""
         n, o = self.size[name], self.nz[name]
-        v = self.nz_arena[o: o + n]
         if self.prog.kerns[self.prog.index[name]].op != "MODEBANK":
-            return v
+            return self.nz_arena[o: o + n]
         out = np.empty(n, np.int64)
-        out[0::2], out[1::2] = v[: n // 2], v[n // 2:]
+        out[0::2] = self._by_channel(name, o, 1, self.nz_arena).reshape(-1)
+        out[1::2] = self._by_channel(name, o + mode_stride(n // 2), 1, self.nz_arena).reshape(-1)
         return out
+
+    def _by_channel(self, name: str, o: int, B: int, arena: Array | None = None) -> Array:
+        """A bank's mode-major [B, M, H] words at ``o`` of ``arena`` (the state) as a [B, H, M] view."""
+        h, m = self.prog.plan.graph.node(name).a_re.shape
+        a = self.state if arena is None else arena
+        return a[o: o + B * h * m].reshape(B, m, h).swapaxes(1, 2)
 
     def states(self, name: str, copy: bool = True) -> dict[str, Array]:
         """State of ``name`` with the kernels' names and shapes (batch axis first); {} for stateless nodes.
@@ -572,9 +587,10 @@ class Layout:
         if parts is None:  # cached: a one-sample stream asks for them after every call
             parts = self._parts[name] = [(part, (B, *shape), B * int(np.prod(shape))) for part, shape in
                                          kern.states(node)]
+        bank = kern.op == "MODEBANK"
         for part, shape, m in parts:
-            v = s[o: o + m].reshape(shape)
-            out[part] = v.copy() if copy else v
+            v = self._by_channel(name, o, B) if bank else s[o: o + m].reshape(shape)  # a bank's: mode-major
+            out[part] = (np.ascontiguousarray(v) if bank else v.copy()) if copy else v
             o += m
         return out
 

@@ -82,13 +82,15 @@ class CompiledBatch:
             for key, (o, n) in lay.edges.items():
                 v = lay.edge_nz[o: o + n]
                 acc.edge_nz[key] = acc.edge_nz[key] + v if key in acc.edge_nz else v.copy()
-        for name in lay.prog.names:
+        for name in lay.prog.names:  # views (the layout is not advanced again), copied by final_states(); a
+            # sequence-end node's state is its output, which must not hold on to the arena: a copy
             self.vals[name] = lay.view(name)
-            self.st[name] = lay.states(name)
+            self.st[name] = lay.states(name, copy=bool(self.g.node(name).SEQUENCE_END))
         from neurocompile.sim.batch import _Batch  # the sequence end runs the engine's own code, for identity
 
         return _Batch._sequence_end(self)  # type: ignore[arg-type]  # duck-typed: the same fields as _Batch
 
     def final_states(self) -> dict[str, dict[str, Array]]:
-        return {k: self.st[k] for k in self.lay.prog.names if self.st.get(k)}
+        return {k: {part: v.copy() for part, v in self.st[k].items()}
+                for k in self.lay.prog.names if self.st.get(k)}
 

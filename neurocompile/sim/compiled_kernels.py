@@ -93,13 +93,13 @@ def _gather(k, t, B, b0, b1, meta, gat, buf, edge_nz, counters):
                     for i in range(n):
                         if buf[sb + i] != 0:
                             edge_nz[e + i] += 1
-            db = dst + b * n
+            db, us, un = np.uint64(dst + b * n), np.uint64(sb), np.uint64(n)  # unsigned: vectorised
             if gat[g, G_FIRST]:
-                for i in range(n):
-                    buf[db + i] = buf[sb + i]
+                for i in range(un):
+                    buf[db + i] = buf[us + i]
             else:
-                for i in range(n):
-                    buf[db + i] += buf[sb + i]
+                for i in range(un):
+                    buf[db + i] += buf[us + i]
 
 
 @njit(cache=True)
@@ -263,14 +263,15 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 act += np.int64((x != 0) | (hv & (evm[c] != 0)))
                 buf[uo + c] = np.int64((ge & (x >= vth)) | ((not ge) & (x > vth)))
             continue
-        if op == LUT:  # a: in_shift, offset, table length
+        if op == LUT:  # a: in_shift, offset, table length (the clipped index unsigned: no wrap-around test)
+            up = np.uint64(p)
             for c in range(un):
                 x = buf[ux + c]
                 act += np.int64((x != 0) | (hv & (evm[c] != 0)))
                 raw = _rround(x, a0) + a1
                 idx = min(max(raw, 0), a2 - 1)
                 ns += np.int64(idx != raw)
-                buf[uo + c] = prm[p + idx]
+                buf[uo + c] = prm[up + np.uint64(idx)]
             continue
         if op == MUL:  # a: shift; second factor on port P1 (branch-free over unsigned offsets: vectorised)
             y0 = np.uint64(meta[k, P1] + b * n)
@@ -374,10 +375,10 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                         src = np.uint64(meta[k, XIN] + row)
                         for j in range(np.uint64(n)):
                             buf[out + j] = xin[src + j]
-                        if xe >= 0:  # a replayed synapse-only dense: its events of this step
-                            e = meta[k, EVO] + b * n
-                            for j in range(n):
-                                ev[e + j] = xin[xe + row + j]
+                        if xe >= 0:  # a replayed synapse-only dense: its events of this step (unsigned: vectorised)
+                            e, xs = np.uint64(meta[k, EVO] + b * n), np.uint64(xe + row)
+                            for j in range(np.uint64(n)):
+                                ev[e + j] = xin[xs + j]
                 elif op == DENSE:
                     if counters and meta[k, ACTIVE]:
                         act = _port_active(k, B, b0, b1, meta, buf)
@@ -388,13 +389,14 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                     ns, act = _readout(k, B, b0, b1, meta, prm, buf, st, tmp)
                 else:
                     has_ev = counters and meta[k, ACTIVE] != 0 and meta[k, EV0] < meta[k, EV1]
+                    un = np.uint64(n)
                     for b in range(b0, b1):
                         if has_ev:  # events from synapse-only dense layers reaching this node (OR over them)
-                            for c in range(n):
+                            for c in range(un):
                                 evm[c] = 0
                             for q in range(meta[k, EV0], meta[k, EV1]):
-                                e = evs[q] + b * n
-                                for c in range(n):
+                                e = np.uint64(evs[q] + b * n)  # unsigned: no wrap-around test, vectorised
+                                for c in range(un):
                                     evm[c] |= ev[e + c]
                         if op == LIF or op == REFRACTORY or op == LAVALIF:
                             n_s, n_a = _neuron(k, op, B, b, b + 1, meta, prm, buf, st, evm, has_ev)

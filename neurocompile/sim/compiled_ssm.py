@@ -27,82 +27,92 @@ def _rotate(r, i, u, ar, ai, br, bi, mask, tf, lf, half, left, right, lim):
 def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
     """re, im <- sat(rsh_trunc(rotation, F) + rsh_round(b u, kb)); output (h*M + m)*2 + {re, im}; active modes.
 
-    One branch-free loop over the H*M modes of a sample (so that it vectorises): u is first spread over the
-    modes; rsh_trunc is ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is
+    States, parameters and counters are mode-major (index m*H + h; parameters and counters padded to the stride
+    A10, compiled_nodes.mode_stride), so that one branch-free loop per mode runs over the H channels (vectorised,
+    u read as it is): it rotates, counts the non-zero re and im of the new state per index (counters on; off: into
+    scratch), and for a QModeReadout fused to the bank (A7 >= 0: its scratch offset, A8: its mode-major c_re,
+    c_im) adds c_re re + c_im im and ORs re | im per channel; after the last mode those sums go to the scratch.
+    rsh_trunc is ((x + ((x >> 63) & (2^F - 1))) >> F) << -F with the F <= 0 parts zero; rsh_round is
     ((x + half) << left) >> right with per-mode copies of the channel's shift (scalars when one shift serves every
-    channel); saturation is min/max. With counters the non-zero outputs per index are counted here, re of every
-    mode then im (the step loop skips the bank). A QModeReadout fused to the bank (A7 >= 0: its scratch offset,
-    A8: its parameters) gets, per sample and channel, sum_m c_re re + c_im im and the OR of re | im of the new
-    state. The interleaved output is written only when someone reads it (A9).
+    channel); saturation is min/max. The interleaved output is written only when someone reads it (A9).
     """
     h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
     uni, uh, ul, ur = meta[k, A0 + 3], meta[k, A0 + 4], meta[k, A0 + 5], meta[k, A0 + 6]
-    fused, rp, wout = meta[k, A0 + 7], meta[k, A0 + 8], meta[k, A0 + 9] != 0
+    fused, rp, wout, s_ = meta[k, A0 + 7], meta[k, A0 + 8], meta[k, A0 + 9] != 0, meta[k, A0 + 10]
     lim = meta[k, LIM]
     if lim < 0:
         lim = np.int64(9223372036854775807)
     hm = h_ * m_
     p = meta[k, PRM]
-    are, aim, bre, bim = prm[p: p + hm], prm[p + hm: p + 2 * hm], prm[p + 2 * hm: p + 3 * hm], prm[p + 3 * hm: p + 4 * hm]
-    q = p + 4 * hm
-    half, left, right = prm[q: q + hm], prm[q + hm: q + 2 * hm], prm[q + 2 * hm: q + 3 * hm]
-    if fused < 0:
+    if fused < 0:  # no readout: the sums are formed from the bank's own a (unused)
         rp = p
-    cre, cim = prm[rp: rp + hm], prm[rp + hm: rp + 2 * hm]
-    z = meta[k, NZO] if counters else 0
-    nzr, nzi = nz[z: z + hm], nz[z + hm: z + 2 * hm]
+    z = meta[k, NZO]
     re0 = meta[k, STO]
     im0 = re0 + B * hm
     x0, out0 = meta[k, P0], meta[k, OUT]
     tf = max(0, f)
     lf = -f if f < 0 else 0
     mask = (np.int64(1) << tf) - 1
-    ue = tmp[:hm]
-    um = np.uint64(m_)
+    uH = np.uint64(h_)
+    acc, orr = tmp[:h_], tmp[h_: 2 * h_]
     ns = 0
     act = 0
     for b in range(b0, b1):
-        for h in range(h_):
-            u = buf[x0 + b * h_ + h]
-            j0 = np.uint64(h * m_)
-            for m in range(um):
-                ue[j0 + m] = u
-        sre = st[re0 + b * hm: re0 + (b + 1) * hm]
-        sim = st[im0 + b * hm: im0 + (b + 1) * hm]
-        if uni:
-            for j in range(hm):
-                r, i, u = sre[j], sim[j], ue[j]
-                act += (u | r | i) != 0
-                sre[j], sim[j], n_s = _rotate(r, i, u, are[j], aim[j], bre[j], bim[j], mask, tf, lf, uh, ul, ur, lim)
-                ns += n_s
-        else:
-            for j in range(hm):
-                r, i, u = sre[j], sim[j], ue[j]
-                act += (u | r | i) != 0
-                sre[j], sim[j], n_s = _rotate(r, i, u, are[j], aim[j], bre[j], bim[j], mask, tf, lf, half[j],
-                                              left[j], right[j], lim)
-                ns += n_s
-        if counters:  # non-zero counts, re of every mode then im (interleaved when read out)
-            for j in range(hm):
-                nzr[j] += np.int64(sre[j] != 0)
-            for j in range(hm):
-                nzi[j] += np.int64(sim[j] != 0)
-        if wout:
+        ub = buf[x0 + b * h_: x0 + (b + 1) * h_]
+        for h in range(uH):
+            acc[h] = 0
+            orr[h] = 0
+        for m in range(m_):
+            j0 = m * h_
+            sre = st[re0 + b * hm + j0: re0 + b * hm + j0 + h_]
+            sim = st[im0 + b * hm + j0: im0 + b * hm + j0 + h_]
+            are, aim = prm[p + j0: p + j0 + h_], prm[p + s_ + j0: p + s_ + j0 + h_]
+            bre, bim = prm[p + 2 * s_ + j0: p + 2 * s_ + j0 + h_], prm[p + 3 * s_ + j0: p + 3 * s_ + j0 + h_]
+            cre, cim = prm[rp + j0: rp + j0 + h_], prm[rp + s_ + j0: rp + s_ + j0 + h_]
+            if counters:
+                nzr, nzi = nz[z + j0: z + j0 + h_], nz[z + s_ + j0: z + s_ + j0 + h_]
+            else:
+                nzr, nzi = tmp[2 * h_: 3 * h_], tmp[3 * h_: 4 * h_]
+            if uni:
+                for h in range(uH):
+                    r, i, u = sre[h], sim[h], ub[h]
+                    act += (u | r | i) != 0
+                    cr, ci, n_s = _rotate(r, i, u, are[h], aim[h], bre[h], bim[h], mask, tf, lf, uh, ul, ur, lim)
+                    ns += n_s
+                    sre[h] = cr
+                    sim[h] = ci
+                    nzr[h] += np.int64(cr != 0)
+                    nzi[h] += np.int64(ci != 0)
+                    acc[h] += cre[h] * cr + cim[h] * ci
+                    orr[h] |= cr | ci
+            else:
+                q = p + 4 * s_ + j0
+                half, left, right = prm[q: q + h_], prm[q + s_: q + s_ + h_], prm[q + 2 * s_: q + 2 * s_ + h_]
+                for h in range(uH):
+                    r, i, u = sre[h], sim[h], ub[h]
+                    act += (u | r | i) != 0
+                    cr, ci, n_s = _rotate(r, i, u, are[h], aim[h], bre[h], bim[h], mask, tf, lf, half[h], left[h],
+                                          right[h], lim)
+                    ns += n_s
+                    sre[h] = cr
+                    sim[h] = ci
+                    nzr[h] += np.int64(cr != 0)
+                    nzi[h] += np.int64(ci != 0)
+                    acc[h] += cre[h] * cr + cim[h] * ci
+                    orr[h] |= cr | ci
+        if fused >= 0:
+            fa, fo = st[fused + b * h_: fused + (b + 1) * h_], st[fused + (B + b) * h_: fused + (B + b + 1) * h_]
+            for h in range(uH):
+                fa[h] = acc[h]
+                fo[h] = orr[h]
+        if wout:  # interleaved, channel-major: (h*M + m)*2 + {re, im}
             o = buf[out0 + b * 2 * hm: out0 + (b + 1) * 2 * hm]
-            for j in range(hm):
-                o[2 * j] = sre[j]
-                o[2 * j + 1] = sim[j]
-        if fused >= 0:  # the readout's sums per channel (unsigned indices: no wrap-around test, vectorised)
-            for h in range(h_):
-                j0 = np.uint64(h * m_)
-                acc = np.int64(0)
-                nzs = np.int64(0)
-                for m in range(um):
-                    r, i = sre[j0 + m], sim[j0 + m]
-                    acc += cre[j0 + m] * r + cim[j0 + m] * i
-                    nzs |= r | i
-                st[fused + b * h_ + h] = acc
-                st[fused + (B + b) * h_ + h] = nzs
+            for m in range(m_):
+                sre = st[re0 + b * hm + m * h_: re0 + b * hm + (m + 1) * h_]
+                sim = st[im0 + b * hm + m * h_: im0 + b * hm + (m + 1) * h_]
+                for h in range(h_):
+                    o[2 * (h * m_ + m)] = sre[h]
+                    o[2 * (h * m_ + m) + 1] = sim[h]
     return ns, 2 * act
 
 
