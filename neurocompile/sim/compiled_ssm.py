@@ -23,6 +23,18 @@ def _rotate(r, i, u, ar, ai, br, bi, mask, tf, lf, half, left, right, lim):
     return cr, ci, np.int64(cr != nr) + np.int64(ci != ni)
 
 
+@njit(cache=True, inline="always")
+def _settle(h, cr, ci, sre, sim, nzr, nzi, acc, orr, cre, cim):
+    """Channel h's new (re, im) of one mode: stored, its non-zero parts counted, and c_re re + c_im im added to
+    the fused readout's sum (re | im to its OR)."""
+    sre[h] = cr
+    sim[h] = ci
+    nzr[h] += np.int64(cr != 0)
+    nzi[h] += np.int64(ci != 0)
+    acc[h] += cre[h] * cr + cim[h] * ci
+    orr[h] |= cr | ci
+
+
 @njit(cache=True)
 def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
     """re, im <- sat(rsh_trunc(rotation, F) + rsh_round(b u, kb)); output (h*M + m)*2 + {re, im}; active modes.
@@ -79,12 +91,7 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
                     act += (u | r | i) != 0
                     cr, ci, n_s = _rotate(r, i, u, are[h], aim[h], bre[h], bim[h], mask, tf, lf, uh, ul, ur, lim)
                     ns += n_s
-                    sre[h] = cr
-                    sim[h] = ci
-                    nzr[h] += np.int64(cr != 0)
-                    nzi[h] += np.int64(ci != 0)
-                    acc[h] += cre[h] * cr + cim[h] * ci
-                    orr[h] |= cr | ci
+                    _settle(h, cr, ci, sre, sim, nzr, nzi, acc, orr, cre, cim)
             else:
                 q = p + 4 * s_ + j0
                 half, left, right = prm[q: q + h_], prm[q + s_: q + s_ + h_], prm[q + 2 * s_: q + 2 * s_ + h_]
@@ -94,12 +101,7 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
                     cr, ci, n_s = _rotate(r, i, u, are[h], aim[h], bre[h], bim[h], mask, tf, lf, half[h], left[h],
                                           right[h], lim)
                     ns += n_s
-                    sre[h] = cr
-                    sim[h] = ci
-                    nzr[h] += np.int64(cr != 0)
-                    nzi[h] += np.int64(ci != 0)
-                    acc[h] += cre[h] * cr + cim[h] * ci
-                    orr[h] |= cr | ci
+                    _settle(h, cr, ci, sre, sim, nzr, nzi, acc, orr, cre, cim)
         if fused >= 0:
             fa, fo = st[fused + b * h_: fused + (b + 1) * h_], st[fused + (B + b) * h_: fused + (B + b + 1) * h_]
             for h in range(uH):
