@@ -123,6 +123,16 @@ def test_partial_sum_payload_must_fit_the_graded_message() -> None:
     assert not [v for v in check_graph(g, Precision(input_axons=4, message_bits=24)) if v.rule == "partial-sum"]
 
 
+@pytest.mark.parametrize("w, trips", [(64, False), (65, True)])
+def test_partial_sum_payload_just_under_and_over_the_limit(w: int, trips: bool) -> None:
+    # worst chunk of 4 columns: 4 x 64 x 127 = 32,512 <= 32,767 fits a 16-bit graded message; 4 x 65 x 127 = 33,020
+    g = net(np.full((2, 10), w, np.int64))
+    v = [v for v in check_graph(g, Precision(input_axons=4, message_bits=16)) if v.rule == "partial-sum"]
+    assert bool(v) is trips
+    if trips:
+        assert (v[0].used, v[0].limit) == (4 * w * 127, 32_767)
+
+
 def test_counter_equals_hand_count_and_output_is_unchanged() -> None:
     g, t = net(), fake(input_axons=4)
     r = simulate(g, X, target=t, record=True)
