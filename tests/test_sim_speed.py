@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_sim_compiled import all_types_graph, all_types_inputs
 
-from neurocompile.sim import compiled
+from neurocompile.sim import compiled, host
 from neurocompile.sim.engine import simulate
 
 pytest.importorskip("numba")
@@ -22,7 +22,7 @@ def test_whole_chunk_products_run_on_one_blas_thread_and_restore_it(monkeypatch:
     before = _blas_threads()
     if not before:
         pytest.skip("no BLAS library reported by threadpoolctl")
-    with compiled.one_blas_thread():
+    with host.one_blas_thread():
         assert set(_blas_threads()) == {1}
     assert _blas_threads() == before
     seen: list[list[int]] = []

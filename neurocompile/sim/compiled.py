@@ -23,7 +23,6 @@ then keeps its NumPy path.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from neurocompile.mapping.placement import COMPUTE, SYNAPSE
 from neurocompile.sim import kernels
 from neurocompile.sim.compiled_nodes import KERNELS, Kernel, _lim, mode_stride, readout_modes_at, whole
 from neurocompile.sim.fixed import quantize_round, sat
+from neurocompile.sim.host import POOL, one_blas_thread
 
 __all__ = ["BACKENDS", "CompiledBatch", "Layout", "Program", "available", "batch_runner", "program", "schedule",
            "supports"]
@@ -47,26 +47,6 @@ CHUNK_ROWS = 2048  # samples x steps per chunk at most (bounds the memory of the
 
 
 _KERNELS_MODULE: list[Any] = []  # compiled_kernels, imported on first use (it needs numba)
-_BLAS: list[Any] = []  # threadpoolctl's controller of the loaded BLAS, made on first use (None without it)
-
-
-def one_blas_thread() -> Any:
-    """A context in which BLAS runs on one thread (a no-op without threadpoolctl).
-
-    The simulator's parallelism is ``simulate(threads=N)``; inside it a BLAS that starts worker threads for the
-    whole-chunk products waits for them whenever the machine is shared: measured on this 2-core machine under
-    load, a 2048-row float32 product took 3.9 ms instead of 0.06 ms (32 x 32) and 7.9 ms instead of 3.2 ms
-    (256 x 256), medians of 200, with OpenBLAS's two threads against one. Results do not depend on it."""
-    if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _BLAS.append(None)
-        else:
-            _BLAS.append(ThreadpoolController())
-    return contextlib.nullcontext() if _BLAS[0] is None else _BLAS[0].limit(limits=1, user_api="blas")
-
-
 def _ck() -> Any:
     if not _KERNELS_MODULE:
         from neurocompile.sim import compiled_kernels
@@ -481,8 +461,10 @@ class Layout:
         ck, prog, B = _ck(), self.prog, self.B
         cp = self._chunk_plan(T, rec, counters)
         off = cp.off
-        arena = self._arena if self._arena.size == cp.size else np.empty(cp.size, np.int64)
-        self._arena = arena  # reused by the next chunk of the same size (every word it reads is written first)
+        if self._arena.size != cp.size:  # else reused: every word a chunk reads it wrote first
+            self.release()
+            self._arena = POOL.take(cp.size)
+        arena = self._arena
 
         def seq(name: str, at: dict[str, int] = off) -> Array:
             n = self.size[name]
@@ -516,6 +498,11 @@ class Layout:
         self._quiet = cp.quiet
         self.t += T
         return {name: seq(name) for name in cp.rec}
+
+    def release(self) -> None:
+        """Give the chunk arena back to the scratch pool (views of it that :meth:`advance` passed on die)."""
+        POOL.give(self._arena)
+        self._arena = np.zeros(0, np.int64)
 
     def _count(self, name: str, y: Array, counters: bool, spk: Array) -> None:
         """Non-zero outputs per index and spikes per step of a sequence computed outside the loop."""

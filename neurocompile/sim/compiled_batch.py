@@ -67,6 +67,7 @@ class CompiledBatch:
                 if self.rec_sample is not None and self.rec_row is not None and name in self.rec_sample:
                     self.rec_sample[name][t0:t1] = r[self.rec_row]
         spk, sats, act = lay.advance(self.x, self.T, frozenset(names), self.counters, keep)
+        lay.release()
         for name, n in sats.items():
             acc.sat[name] += n
         for name, n in act.items():

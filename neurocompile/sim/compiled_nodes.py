@@ -121,9 +121,11 @@ def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str, out: Array, 
     """kernels.step_dense over all rows at once into ``out``: the product in float BLAS where the plan proved it
     exact (|sum| < 2^24 or 2^53), else in int64, then bias, shift and saturation in one compiled pass.
 
-    ``cache`` keeps, per node, the float weights and the buffers of the cast input and of the product, so that
-    a chunk allocates nothing (fresh multi-megabyte arrays cost page faults on every chunk)."""
+    ``cache`` keeps the node's float weights; the cast input and the product are scratch of the pool, given
+    back at once, so that every dense layer of a chunk writes the same cached buffers (fresh multi-megabyte
+    arrays cost a page fault per 4 KiB)."""
     from neurocompile.sim.compiled_whole import dense_finish
+    from neurocompile.sim.host import POOL
 
     x = ins["in"]
     if "bias" not in cache:
@@ -131,17 +133,18 @@ def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str, out: Array, 
         cache.update(bias=_i64(node.bias), shift=_per(node.shift, n), lim=_lim(node.out_bits))
     dt = BLAS.get(path)
     if dt is None:
-        acc = x @ np.asarray(node.weight, np.int64).T
-    else:
-        if "w" not in cache:
-            cache["w"] = np.ascontiguousarray(np.asarray(node.weight, dt).T)
-        bufs = cache.setdefault("rows", {})  # per chunk size (the last chunk of a run may be shorter)
-        if x.shape[0] not in bufs:
-            bufs[x.shape[0]] = (np.empty(x.shape, dt), np.empty((x.shape[0], node.out_size()), dt))
-        xb, acc = bufs[x.shape[0]]
+        return int(dense_finish(x @ np.asarray(node.weight, np.int64).T, cache["bias"], cache["shift"],
+                                node.rounding == "floor", cache["lim"], out))
+    if "w" not in cache:
+        cache["w"] = np.ascontiguousarray(np.asarray(node.weight, dt).T)
+    rows, n_out = x.shape[0], node.out_size()
+    xb, acc = POOL.take(x.size, dt).reshape(x.shape), POOL.take(rows * n_out, dt).reshape(rows, n_out)
+    try:
         np.copyto(xb, x, casting="unsafe")  # exact: the plan bounded every input and partial sum
         np.matmul(xb, cache["w"], out=acc)
-    return int(dense_finish(acc, cache["bias"], cache["shift"], node.rounding == "floor", cache["lim"], out))
+        return int(dense_finish(acc, cache["bias"], cache["shift"], node.rounding == "floor", cache["lim"], out))
+    finally:
+        POOL.give(xb, acc)
 
 
 def _dense_chunked(node: hw.QDense, path: str) -> int:

@@ -223,7 +223,7 @@ def simulate(graph: Graph, x: Array | Mapping[str, Array], *, batch_size: int = 
         if threads > 1 and len(starts) > 1:
             from concurrent.futures import ThreadPoolExecutor, as_completed
 
-            from neurocompile.sim.compiled import one_blas_thread
+            from neurocompile.sim.host import one_blas_thread
 
             pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neurocompile-sim")
             with one_blas_thread():  # held here, so that the batches' own (nested) limits cannot race
