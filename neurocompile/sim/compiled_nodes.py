@@ -115,16 +115,21 @@ def _embedding(node: hw.QEmbedding) -> Params:
 
 
 BLAS = {"float32-blas": np.float32, "float64-blas": np.float64}  # plan paths whose float products are exact
+# a whole dense whose first SPARSE_SAMPLE rows have at most SPARSE_MAX of their inputs non-zero adds weight rows per
+# input (compiled_whole.dense_sparse) instead of a BLAS product: measured on 2048 rows of 256 inputs, 2.1 against
+# 3.6 ms at 20 % (256 outputs), even at about 30 %, 4.1 against 3.6 ms at 40 %
+SPARSE_SAMPLE, SPARSE_MAX = 256, 0.25
 
 
 def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str, out: Array, cache: dict[str, Any]) -> int:
     """kernels.step_dense over all rows at once into ``out``: the product in float BLAS where the plan proved it
-    exact (|sum| < 2^24 or 2^53), else in int64, then bias, shift and saturation in one compiled pass.
+    exact (|sum| < 2^24 or 2^53), else in int64, then bias, shift and saturation in one compiled pass; sparse
+    inputs under the 2^24 bound (spikes) add the weight rows of their non-zero inputs instead, in int32.
 
     ``cache`` keeps the node's float weights; the cast input and the product are scratch of the pool, given
     back at once, so that every dense layer of a chunk writes the same cached buffers (fresh multi-megabyte
     arrays cost a page fault per 4 KiB)."""
-    from neurocompile.sim.compiled_whole import dense_finish
+    from neurocompile.sim.compiled_whole import dense_finish, dense_sparse
     from neurocompile.sim.host import POOL
 
     x = ins["in"]
@@ -135,9 +140,14 @@ def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str, out: Array, 
     if dt is None:
         return int(dense_finish(x @ np.asarray(node.weight, np.int64).T, cache["bias"], cache["shift"],
                                 node.rounding == "floor", cache["lim"], out))
+    rows, n_out = x.shape[0], node.out_size()
+    if dt is np.float32 and np.count_nonzero(x[:SPARSE_SAMPLE]) <= SPARSE_MAX * min(rows, SPARSE_SAMPLE) * x.shape[1]:
+        if "wi" not in cache:  # event-driven: exact in int32 by the same bound
+            cache["wi"] = np.ascontiguousarray(np.asarray(node.weight, np.int32).T)
+        return int(dense_sparse(x, cache["wi"], cache["bias"], cache["shift"], node.rounding == "floor",
+                                cache["lim"], out))
     if "w" not in cache:
         cache["w"] = np.ascontiguousarray(np.asarray(node.weight, dt).T)
-    rows, n_out = x.shape[0], node.out_size()
     xb, acc = POOL.take(x.size, dt).reshape(x.shape), POOL.take(rows * n_out, dt).reshape(rows, n_out)
     try:
         np.copyto(xb, x, casting="unsafe")  # exact: the plan bounded every input and partial sum

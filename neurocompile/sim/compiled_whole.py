@@ -13,18 +13,57 @@ from numba import njit
 from neurocompile.sim.compiled_ops import _clip, _rfloor, _rround, refresh_stale_caches
 
 
+@njit(cache=True, inline="always")
+def _finish_row(acc, bias, shift, floor, lim, out):
+    """out = sat(rsh(int64(acc) + bias, shift)) over one row's outputs; saturations."""
+    ns = 0
+    for o in range(out.shape[0]):
+        v = np.int64(acc[o]) + bias[o]
+        v = _rfloor(v, shift[o]) if floor else _rround(v, shift[o])
+        v, c_ = _clip(v, lim)
+        ns += c_
+        out[o] = v
+    return ns
+
+
 @njit(cache=True, nogil=True)
 def dense_finish(acc, bias, shift, floor, lim, out):
     """out = sat(rsh(int64(acc) + bias, shift)) over rows [rows, n_out] of an exact float product; saturations."""
-    rows, n_out = acc.shape
+    ns = 0
+    for r in range(acc.shape[0]):
+        ns += _finish_row(acc[r], bias, shift, floor, lim, out[r])
+    return ns
+
+
+@njit(cache=True, nogil=True)
+def dense_sparse(x, wt, bias, shift, floor, lim, out):
+    """The same rows as a BLAS product then :func:`dense_finish`, event-driven: per row, the weight rows
+    wt[i] = W[:, i] of its non-zero inputs x[r, i] are added (a spike adds its row, no multiply), as a Loihi
+    core does. ``wt`` and the sums are int32 (16 to a vector): exact, for the plan bounded every partial sum
+    below 2^24 (its float32 path). Faster than the product below about a quarter of inputs non-zero."""
+    rows, n_in = x.shape
+    uo = np.uint64(wt.shape[1])
+    acc = np.empty(wt.shape[1], np.int32)
+    idx = np.empty(n_in, np.int64)
     ns = 0
     for r in range(rows):
-        for o in range(n_out):
-            v = np.int64(acc[r, o]) + bias[o]
-            v = _rfloor(v, shift[o]) if floor else _rround(v, shift[o])
-            v, c_ = _clip(v, lim)
-            ns += c_
-            out[r, o] = v
+        xr = x[r]
+        k = 0
+        for i in range(n_in):  # the non-zero inputs' indices, branch-free
+            idx[k] = i
+            k += xr[i] != 0
+        for o in range(uo):
+            acc[o] = 0
+        for j in range(k):
+            w, v = wt[idx[j]], xr[idx[j]]
+            if v == 1:
+                for o in range(uo):
+                    acc[o] = np.int32(acc[o] + w[o])
+            else:
+                vw = np.int32(v)
+                for o in range(uo):
+                    acc[o] = np.int32(acc[o] + w[o] * vw)
+        ns += _finish_row(acc, bias, shift, floor, lim, out[r])
     return ns
 
 
