@@ -183,4 +183,6 @@ def test_quiet_bank_output_is_its_last_state(chunk_rows: int, monkeypatch: pytes
     st = runs[0].final_states()["ssm"]  # the NumPy engine's
     want = np.stack([st["re"], st["im"]], axis=-1).reshape(2, -1)
     assert np.any(want != 0)
-    assert np.array_equal(lay.view("ssm"), want)
+    assert lay._quiet == {"ssm"}  # not rebuilt by the run: nothing read it (the sequence end reads the readout)
+    assert np.array_equal(lay.view("ssm"), want)  # rebuilt when asked ...
+    assert not lay._quiet and np.array_equal(lay.view("ssm"), want)  # ... once

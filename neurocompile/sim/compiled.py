@@ -317,7 +317,7 @@ class Layout:
         self._parts: dict[str, list[tuple[str, tuple[int, ...], int]]] = {}
         self._wcache: dict[str, dict[str, Any]] = {}  # whole nodes' buffers (compiled_nodes.whole)
         self._arena = np.zeros(0, np.int64)
-        self._quiet: list[str] = []  # banks whose output the last chunk did not write
+        self._quiet: set[str] = set()  # banks whose output the last chunk did not write (view() writes it)
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
 
     def clear(self) -> None:
@@ -327,9 +327,16 @@ class Layout:
         self.t = 0
 
     def view(self, name: str) -> Array:
-        """This step's output of ``name`` [B, size] (a view into the arena)."""
+        """This step's output of ``name`` [B, size] (a view into the arena). A bank that the last chunk did not
+        write (its state, re and im interleaved) is written first: only when asked, for it is rarely read."""
         n, o = self.size[name], self.out[name]
-        return self.buf[o: o + self.B * n].reshape(self.B, n)
+        v = self.buf[o: o + self.B * n].reshape(self.B, n)
+        if name in self._quiet:
+            self._quiet.discard(name)
+            B, so, hm = self.B, self.st[name], n // 2
+            w = v.reshape(B, *self._by_channel(name, so, B).shape[1:], 2)  # [B, H, M, re/im]: no temporary
+            w[..., 0], w[..., 1] = self._by_channel(name, so, B), self._by_channel(name, so + B * hm, B)
+        return v
 
     @staticmethod
     def check_tokens_of(p: Any, xs: dict[str, Array]) -> str | None:
@@ -436,7 +443,6 @@ class Layout:
             seqs = self._chunk(xs, steps, rec, counters, spk, sats, act)
             if on_chunk is not None:
                 on_chunk(0, steps, seqs)
-            self._rebuild_quiet()
             return spk, sats, act
         for t0 in range(0, steps, tc):
             t1 = min(steps, t0 + tc)
@@ -445,16 +451,7 @@ class Layout:
             spk[:, t0:t1] = part
             if on_chunk is not None:
                 on_chunk(t0, t1, seqs)
-        self._rebuild_quiet()
         return spk, sats, act
-
-    def _rebuild_quiet(self) -> None:
-        """The output (state, re and im interleaved) of the banks the last chunk did not write, once per call."""
-        B = self.B
-        for name in self._quiet:
-            v, o, hm = self.view(name), self.st[name], self.size[name] // 2
-            w = v.reshape(B, *self._by_channel(name, o, B).shape[1:], 2)  # [B, H, M, re/im]: no temporary
-            w[..., 0], w[..., 1] = self._by_channel(name, o, B), self._by_channel(name, o + B * hm, B)
 
     def _chunk(self, xs: dict[str, Array], T: int, rec: frozenset, counters: bool, spk: Array,
                sats: dict[str, int], act: dict[str, int]) -> dict[str, Array]:
@@ -495,7 +492,7 @@ class Layout:
                              self.ev, self.evs, counters)
         for v, o, n in cp.last:  # the last step's output of every node computed outside the loop
             v[...] = arena[o: o + B * T * n].reshape(B, T, n)[:, -1]
-        self._quiet = cp.quiet
+        self._quiet = set(cp.quiet)
         self.t += T
         return {name: seq(name) for name in cp.rec}
 

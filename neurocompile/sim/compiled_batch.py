@@ -40,6 +40,18 @@ def batch_runner(p: Any, backend: str, xs: dict[str, Array], counters: bool = Fa
     return None
 
 
+class _Views(dict):
+    """node -> its last output, a view of the layout taken when first read (a quiet bank's is rebuilt then)."""
+
+    def __init__(self, lay: Any) -> None:
+        super().__init__()
+        self.lay = lay
+
+    def __missing__(self, name: str) -> Array:
+        v = self[name] = self.lay.view(name)
+        return v
+
+
 class CompiledBatch:
     """Drop-in for the engine's batch runner: same constructor arguments, ``run()`` and ``final_states()``."""
 
@@ -51,7 +63,7 @@ class CompiledBatch:
         from neurocompile.sim.compiled import Layout, program
 
         self.lay = Layout(program(p), self.B)
-        self.vals: dict[str, Array | None] = {}
+        self.vals: dict[str, Array] = {}
         self.st: dict[str, dict[str, Any]] = {}
 
     def run(self) -> dict[str, Array]:
@@ -83,9 +95,9 @@ class CompiledBatch:
             for key, (o, n) in lay.edges.items():
                 v = lay.edge_nz[o: o + n]
                 acc.edge_nz[key] = acc.edge_nz[key] + v if key in acc.edge_nz else v.copy()
-        for name in lay.prog.names:  # views (the layout is not advanced again), copied by final_states(); a
-            # sequence-end node's state is its output, which must not hold on to the arena: a copy
-            self.vals[name] = lay.view(name)
+        self.vals = _Views(lay)  # the outputs the sequence end reads, as views when read (not advanced again)
+        for name in lay.prog.names:  # views, copied by final_states(); a sequence-end node's state is its
+            # output, which must not hold on to the arena: a copy
             self.st[name] = lay.states(name, copy=bool(self.g.node(name).SEQUENCE_END))
         from neurocompile.sim.batch import _Batch  # the sequence end runs the engine's own code, for identity
 
