@@ -39,8 +39,9 @@ def dense_finish(acc, bias, shift, floor, lim, out):
 def dense_sparse(x, wt, bias, shift, floor, lim, out):
     """The same rows as a BLAS product then :func:`dense_finish`, event-driven: per row, the weight rows
     wt[i] = W[:, i] of its non-zero inputs x[r, i] are added (a spike adds its row, no multiply), as a Loihi
-    core does. ``wt`` and the sums are int32 (16 to a vector): exact, for the plan bounded every partial sum
-    below 2^24 (its float32 path). Faster than the product below about a quarter of inputs non-zero."""
+    core does. The sums are int32 (16 to a vector): exact, for the plan bounded every partial sum below 2^24
+    (its float32 path); ``wt`` is int8, int16 or int32, the narrowest that holds the weights (their reads bound
+    the loop). Faster than the product below about a quarter of inputs non-zero."""
     rows, n_in = x.shape
     uo = np.uint64(wt.shape[1])
     acc = np.empty(wt.shape[1], np.int32)
