@@ -30,7 +30,7 @@ import numpy as np
 
 from neurocompile.mapping.placement import COMPUTE, SYNAPSE
 from neurocompile.sim import kernels
-from neurocompile.sim.compiled_nodes import KERNELS, Kernel, _lim, mode_stride, readout_modes_at, whole
+from neurocompile.sim.compiled_nodes import KERNELS, Kernel, Tally, _lim, mode_stride, readout_modes_at, whole
 from neurocompile.sim.fixed import quantize_round, sat
 from neurocompile.sim.host import POOL, one_blas_thread
 
@@ -319,12 +319,13 @@ class Layout:
         self._arena = np.zeros(0, np.int64)
         self._quiet: set[str] = set()  # banks whose output the last chunk did not write (view() writes it)
         self.t = 0  # global step of the next chunk (delay rings and pipelines continue across chunks)
+        self.bank_rows = 0  # samples x steps the banks counted (their zeros) in
 
     def clear(self) -> None:
         """Back to t = 0: outputs, port sums, delay rings, states, events and counters all 0 (layout kept)."""
         for a in (self.buf, self.state, self.nz_arena, self.edge_nz, self.active, self.sat, self.ev):
             a.fill(0)
-        self.t = 0
+        self.t = self.bank_rows = 0
 
     def view(self, name: str) -> Array:
         """This step's output of ``name`` [B, size] (a view into the arena). A bank that the last chunk did not
@@ -493,6 +494,7 @@ class Layout:
         for v, o, n in cp.last:  # the last step's output of every node computed outside the loop
             v[...] = arena[o: o + B * T * n].reshape(B, T, n)[:, -1]
         self._quiet = set(cp.quiet)
+        self.bank_rows += B * T if counters else 0
         self.t += T
         return {name: seq(name) for name in cp.rec}
 
@@ -527,25 +529,26 @@ class Layout:
                 e = seq(s, evq).reshape(rows, -1) != 0
                 ev = e if ev is None else (ev | e)
             act[name] = act.get(name, 0) + _active_count(node, ins, kernels.init_state(node, rows), ev)
-        y = seq(name)
-        n_sat = whole(kern, node, ins, p.path[name], y.reshape(rows, -1), self._wcache.setdefault(name, {}))
-        sats[name] = sats.get(name, 0) + n_sat
-        self._count(name, y, counters, spk)
-        if name in evq:  # Loihi's synaptic events: a stored (non-zero) weight got a non-zero input
-            cache = self._wcache[name]
-            if "stored" not in cache:
-                cache["stored"] = np.ascontiguousarray(np.asarray(node.weight).T != 0, np.int64)
-            _whole_passes().dense_events(np.ascontiguousarray(ins["in"]), cache["stored"],
-                                         seq(name, evq).reshape(rows, -1))
+        y, cache = seq(name), self._wcache.setdefault(name, {})
+        if name in evq and "stored" not in cache:  # Loihi's events: a stored (non-zero) weight got a non-zero input
+            cache["stored"] = np.ascontiguousarray(np.asarray(node.weight).T != 0, np.int64)
+        tally = None if not counters or name in self.spk_row else Tally(
+            self.nz_arena, self.nz[name], cache.get("stored"), seq(name, evq).reshape(rows, -1) if name in evq else None)
+        sats[name] = sats.get(name, 0) + whole(kern, node, ins, p.path[name], y.reshape(rows, -1), cache, tally)
+        if tally is None or not tally.counted:
+            self._count(name, y, counters, spk)
+            if name in evq:
+                _whole_passes().dense_events(np.ascontiguousarray(ins["in"]), cache["stored"],
+                                             seq(name, evq).reshape(rows, -1))
 
     def counts(self, name: str) -> Array:
         """Non-zero outputs per index of ``name`` so far (a QModeBank counts re of every mode, then im)."""
         n, o = self.size[name], self.nz[name]
         if self.prog.kerns[self.prog.index[name]].op != "MODEBANK":
             return self.nz_arena[o: o + n]
-        out = np.empty(n, np.int64)
-        out[0::2] = self._by_channel(name, o, 1, self.nz_arena).reshape(-1)
-        out[1::2] = self._by_channel(name, o + mode_stride(n // 2), 1, self.nz_arena).reshape(-1)
+        out = np.empty(n, np.int64)  # the bank counts its zeros (compiled_ssm._modebank)
+        out[0::2] = self.bank_rows - self._by_channel(name, o, 1, self.nz_arena).reshape(-1)
+        out[1::2] = self.bank_rows - self._by_channel(name, o + mode_stride(n // 2), 1, self.nz_arena).reshape(-1)
         return out
 
     def _by_channel(self, name: str, o: int, B: int, arena: Array | None = None) -> Array:

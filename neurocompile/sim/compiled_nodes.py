@@ -63,7 +63,7 @@ class Kernel:
     event_rule: bool = False
     always_active: bool = False
     pipe: bool = False
-    whole: Callable[[Any, dict[str, Array], str, Array, dict[str, Any]], int] | None = None
+    whole: Callable[[Any, dict[str, Array], str, Array, dict[str, Any], Any], int] | None = None
     check: Callable[[Any, str], str | None] | None = None
 
     def words(self, node: Any) -> int:
@@ -72,6 +72,19 @@ class Kernel:
 
 
 KERNELS: Registry[Kernel] = Registry("compiled-kernel", family="int")
+
+
+@dataclass
+class Tally:
+    """Counts a whole-chunk node may take in its own pass over the rows (``counted`` set when it did; else the
+    caller counts): non-zero outputs per index into ``nz[z:]``, and where ``events`` is given [rows, n_out],
+    Loihi's synaptic events (1 where a stored weight, ``stored[i, o]`` = W[o, i] != 0, got a non-zero input)."""
+
+    nz: Array
+    z: int
+    stored: Array | None = None
+    events: Array | None = None
+    counted: bool = False
 
 
 def _none(node: Any) -> list:
@@ -122,7 +135,8 @@ BLAS = {"float32-blas": np.float32, "float64-blas": np.float64}  # plan paths wh
 SPARSE_SAMPLE, SPARSE_MAX = 256, 0.25
 
 
-def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str, out: Array, cache: dict[str, Any]) -> int:
+def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str, out: Array, cache: dict[str, Any],
+                 tally: Tally | None = None) -> int:
     """kernels.step_dense over all rows at once into ``out``: the product in float BLAS where the plan proved it
     exact (|sum| < 2^24 or 2^53), else in int64, then bias, shift and saturation in one compiled pass; sparse
     inputs under the 2^24 bound (spikes) add the weight rows of their non-zero inputs instead, in int32.
@@ -147,8 +161,12 @@ def _whole_dense(node: hw.QDense, ins: dict[str, Array], path: str, out: Array, 
             w = np.asarray(node.weight)
             cache["wi"] = np.ascontiguousarray(w.T.astype(next(t for t in (np.int8, np.int16, np.int32) if (
                 w.size == 0 or np.iinfo(t).min <= int(w.min()) and int(w.max()) <= np.iinfo(t).max))))
+        t = tally or Tally(np.zeros(0, np.int64), -1)
+        none = np.zeros((0, 0), np.int64)
+        t.counted = tally is not None  # counted in the same pass: the rows are in cache there
         return int(dense_sparse(x, cache["wi"], cache["bias"], cache["shift"], node.rounding == "floor",
-                                cache["lim"], out))
+                                cache["lim"], out, t.nz, t.z, none if t.stored is None else t.stored,
+                                none if t.events is None else t.events))
     if "w" not in cache:
         cache["w"] = np.ascontiguousarray(np.asarray(node.weight, dt).T)
     xb, acc = POOL.take(x.size, dt).reshape(x.shape), POOL.take(rows * n_out, dt).reshape(rows, n_out)
@@ -197,7 +215,7 @@ def _mode_major(a: Any, h: int, m: int) -> Array:
     return out
 
 
-@kernel(hw.QModeBank, op="MODEBANK", always_active=True, scratch=lambda n: 4 * n.a_re.shape[0],
+@kernel(hw.QModeBank, op="MODEBANK", always_active=True, scratch=lambda n: 2 * n.a_re.shape[0],
         states=lambda n: [("re", tuple(n.a_re.shape)), ("im", tuple(n.a_re.shape))])
 def _modebank(node: hw.QModeBank) -> Params:
     """a_re, a_im, b_re, b_im and the b shift's half, left, right per mode, each mode-major and padded. Scalars:
@@ -289,11 +307,13 @@ def _layernorm(node: hw.QLayerNorm) -> Params:
             [int(node.mean_mul), int(node.mean_shift), int(node.var_shift), int(node.eps), int(node.index_bits)])
 
 
-def whole(kern: Kernel, node: Any, ins: dict[str, Array], path: str, out: Array, cache: dict[str, Any]) -> int:
+def whole(kern: Kernel, node: Any, ins: dict[str, Array], path: str, out: Array, cache: dict[str, Any],
+          tally: Tally | None = None) -> int:
     """A time-free node over many rows (samples x steps) at once into ``out`` (int64 [rows, size]); returns its
-    saturations. ``cache``: the node's own buffers, kept between calls by the caller."""
+    saturations. ``cache``: the node's own buffers, kept between calls by the caller; ``tally``: counts it may
+    take on the way."""
     if kern.whole is not None:
-        return kern.whole(node, ins, path, out, cache)
+        return kern.whole(node, ins, path, out, cache, tally)
     st = kernels.init_state(node, next(iter(ins.values())).shape[0])
     out[...] = kernels.step(node, ins, st)
     return int(st["saturations"])

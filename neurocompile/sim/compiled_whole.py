@@ -35,16 +35,38 @@ def dense_finish(acc, bias, shift, floor, lim, out):
     return ns
 
 
+@njit(cache=True, inline="always")
+def _events_row(nonzero, stored, e):
+    """e[o] = OR over the non-zero inputs i of stored[i, o], stopping once every output has one."""
+    n_out = stored.shape[1]
+    uo = np.uint64(n_out)
+    for o in range(uo):
+        e[o] = 0
+    for i in nonzero:
+        s = stored[i]
+        got = 0
+        for o in range(uo):
+            v = e[o] | s[o]
+            e[o] = v
+            got += v
+        if got == n_out:
+            break
+
+
 @njit(cache=True, nogil=True)
-def dense_sparse(x, wt, bias, shift, floor, lim, out):
+def dense_sparse(x, wt, bias, shift, floor, lim, out, nz, z, stored, ev):
     """The same rows as a BLAS product then :func:`dense_finish`, event-driven: per row, the weight rows
     wt[i] = W[:, i] of its non-zero inputs x[r, i] are added (a spike adds its row, no multiply), as a Loihi
     core does. The sums are int32 (16 to a vector): exact, for the plan bounded every partial sum below 2^24
     (its float32 path); ``wt`` is int8, int16 or int32, the narrowest that holds the weights (their reads bound
-    the loop). Faster than the product below about a quarter of inputs non-zero."""
+    the loop). Faster than the product below about a quarter of inputs non-zero.
+
+    Counts on the way, while the row is in cache: z >= 0, non-zero outputs per index into nz[z:]; ``ev`` not
+    empty, the row's synaptic events as :func:`dense_events` finds them (from the same non-zero inputs)."""
     rows, n_in = x.shape
-    uo = np.uint64(wt.shape[1])
-    acc = np.empty(wt.shape[1], np.int32)
+    n_out = wt.shape[1]
+    uo = np.uint64(n_out)
+    acc = np.empty(n_out, np.int32)
     idx = np.empty(n_in, np.int64)
     ns = 0
     for r in range(rows):
@@ -64,7 +86,14 @@ def dense_sparse(x, wt, bias, shift, floor, lim, out):
                 vw = np.int32(v)
                 for o in range(uo):
                     acc[o] = np.int32(acc[o] + w[o] * vw)
-        ns += _finish_row(acc, bias, shift, floor, lim, out[r])
+        orow = out[r]
+        ns += _finish_row(acc, bias, shift, floor, lim, orow)
+        if z >= 0:
+            c = nz[z: z + n_out]
+            for o in range(uo):
+                c[o] += np.int64(orow[o] != 0)
+        if ev.shape[0]:
+            _events_row(idx[:k], stored, ev[r])
     return ns
 
 
@@ -74,23 +103,13 @@ def dense_events(x, stored, out):
     events. Per row, the stored rows of the non-zero inputs are ORed (one vectorised pass each) until every
     output has an event, which with dense weights is after the first input or two."""
     rows, n_in = x.shape
-    n_out = stored.shape[1]
-    uo = np.uint64(n_out)
+    idx = np.empty(n_in, np.int64)
     for r in range(rows):
-        e = out[r]
-        for o in range(uo):
-            e[o] = 0
+        k = 0
         for i in range(n_in):
-            if x[r, i] == 0:
-                continue
-            s = stored[i]
-            got = 0
-            for o in range(uo):
-                v = e[o] | s[o]
-                e[o] = v
-                got += v
-            if got == n_out:
-                break
+            idx[k] = i
+            k += x[r, i] != 0
+        _events_row(idx[:k], stored, out[r])
 
 
 @njit(cache=True, nogil=True)
