@@ -299,11 +299,19 @@ class Layout:
             if self._bank_of(name) is not None:
                 self.fuse_at[name] = st
                 st += 2 * B * size[name]
+        self._flags: list[tuple[int, int]] = []  # per bank: words of its per-sample, per-mode 'a state was 0' flags
+        for k, name in enumerate(prog.names):
+            if prog.kerns[k].op == "MODEBANK":
+                meta[k, ck.A0 + 11] = st
+                self._flags.append((st, B * g.node(name).a_re.shape[1]))
+                st += B * g.node(name).a_re.shape[1]
         self.meta = meta
         self.gat = np.asarray(gat, np.int64).reshape(-1, ck.NGAT)
         self.evs = np.asarray(evs or [0], np.int64)
         self.buf = np.zeros(max(pos, 1), np.int64)
         self.state = np.zeros(max(st, 1), np.int64)
+        for o, w in self._flags:  # unknown: the first step takes the loop that checks every state
+            self.state[o: o + w] = 1
         self.nz_arena = np.zeros(max(nzp, 1), np.int64)
         self.edge_nz = np.zeros(max(enz, 1), np.int64)
         self.ev = np.zeros(max(evp, 1), np.int64)
@@ -325,6 +333,8 @@ class Layout:
         """Back to t = 0: outputs, port sums, delay rings, states, events and counters all 0 (layout kept)."""
         for a in (self.buf, self.state, self.nz_arena, self.edge_nz, self.active, self.sat, self.ev):
             a.fill(0)
+        for o, w in self._flags:
+            self.state[o: o + w] = 1
         self.t = self.bank_rows = 0
 
     def view(self, name: str) -> Array:

@@ -19,7 +19,7 @@ OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, S
 # SEQ: where the node writes its output sequence [B, T, size] in ``seq`` (-1: not kept); EVO: its synaptic-event
 # slots in ``ev`` (a synapse-only dense; -1: none); EVQ / XEV: where its event sequence is written to ``seq`` /
 # read from ``xin`` (-1: none); EV0, EV1: the range of ``evs`` listing the event slots its active count ORs
-NA = 11  # op-specific scalars A0 .. A0 + NA - 1
+NA = 12  # op-specific scalars A0 .. A0 + NA - 1
 NMETA = A0 + NA
 
 # columns of ``gat`` (one row per (port, source) that is summed or delayed)

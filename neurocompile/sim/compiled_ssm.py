@@ -24,22 +24,49 @@ def _rotate(r, i, u, ar, ai, br, bi, mask, tf, lf, half, left, right, lim):
 
 
 @njit(cache=True, inline="always")
-def _settle(h, cr, ci, sre, sim, acc, orr, cre, cim):
-    """Channel h's new (re, im) of one mode: stored, and c_re re + c_im im added to the fused readout's sum
-    (re | im to its OR); returns min(|re|, |im|) (0: a zero to count)."""
-    sre[h] = cr
-    sim[h] = ci
-    acc[h] += cre[h] * cr + cim[h] * ci
-    orr[h] |= cr | ci
-    return min(abs(cr), abs(ci))
+def _mode(st, prm, buf, tmp, o_re, o_im, o_u, o_a, o_b, o_c, o_k, s_, mask, tf, lf, uh, ul, ur, lim, n, uni, full):
+    """One mode over the H channels (one vectorised loop): rotate, store, add c_re re + c_im im to the fused
+    readout's sum (tmp[:H]). Unsigned word offsets (not slices: a slice costs a reference count update on
+    creation and release, 22 per mode and step): re at ``o_re`` and im at ``o_im`` of ``st``, u at ``o_u`` of
+    ``buf``; a_re, a_im at ``o_a``, ``o_a + s_``; b_re, b_im at ``o_b``...; c_re, c_im at ``o_c``...; the
+    shift's half, left, right at ``o_k``... of ``prm``. ``uni``: one shift (uh, ul, ur) for every channel.
+    ``full``: also count the active channels ((u | re | im) != 0 before the update) and OR re | im into
+    tmp[H:2H]; without it every channel is active (the caller knows no state of the mode was 0). Returns
+    (saturations, active, min |re|, |im| of the new state: 0 when a zero is to be counted). ``uni`` and ``full``
+    are constants at each call, so each loop is compiled without the parts it does not do."""
+    ns = 0
+    act = 0
+    zm = np.int64(1)
+    for h in range(n):
+        r, i, u = st[o_re + h], st[o_im + h], buf[o_u + h]
+        ar, ai, br, bi = prm[o_a + h], prm[o_a + s_ + h], prm[o_b + h], prm[o_b + s_ + h]
+        if full:
+            act += (u | r | i) != 0
+        if uni:
+            cr, ci, n_s = _rotate(r, i, u, ar, ai, br, bi, mask, tf, lf, uh, ul, ur, lim)
+        else:
+            cr, ci, n_s = _rotate(r, i, u, ar, ai, br, bi, mask, tf, lf, prm[o_k + h], prm[o_k + s_ + h],
+                                  prm[o_k + 2 * s_ + h], lim)
+        ns += n_s
+        st[o_re + h] = cr
+        st[o_im + h] = ci
+        tmp[h] += prm[o_c + h] * cr + prm[o_c + s_ + h] * ci
+        if full:
+            tmp[n + h] |= cr | ci
+        zm = min(zm, min(abs(cr), abs(ci)))
+    return ns, act, zm
 
 
 @njit(cache=True, inline="always")
-def _count_zeros(sre, sim, zr, zi, n):
-    """Zero re and im per index of one mode (the rare case: a state of exactly 0)."""
+def _zeros(st, nz, tmp, o_re, o_im, o_z, s_, n, counters, full):
+    """The rare pass over a mode whose new state has a 0: zero re and im counted per index (at ``o_z`` and
+    ``o_z + s_`` of ``nz``, counters on), and re | im ORed into tmp[H:2H] where the loop did not."""
     for h in range(n):
-        zr[h] += np.int64(sre[h] == 0)
-        zi[h] += np.int64(sim[h] == 0)
+        if counters:
+            nz[o_z + h] += np.int64(st[o_re + h] == 0)
+            nz[o_z + s_ + h] += np.int64(st[o_im + h] == 0)
+        if not full:
+            tmp[n + h] |= st[o_re + h] | st[o_im + h]
 
 
 @njit(cache=True)
@@ -61,6 +88,7 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
     h_, m_, f = meta[k, A0], meta[k, A0 + 1], meta[k, A0 + 2]
     uni, uh, ul, ur = meta[k, A0 + 3], meta[k, A0 + 4], meta[k, A0 + 5], meta[k, A0 + 6]
     fused, rp, wout, s_ = meta[k, A0 + 7], meta[k, A0 + 8], meta[k, A0 + 9] != 0, meta[k, A0 + 10]
+    zf0 = meta[k, A0 + 11]
     lim = meta[k, LIM]
     if lim < 0:
         lim = np.int64(9223372036854775807)
@@ -80,37 +108,42 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
     ns = 0
     act = 0
     for b in range(b0, b1):
-        ub = buf[x0 + b * h_: x0 + (b + 1) * h_]
+        o_u = np.uint64(x0 + b * h_)
+        zf = st[zf0 + b * m_: zf0 + (b + 1) * m_]  # per mode: its state had a 0 after the last step (1: unknown)
         for h in range(uH):
             acc[h] = 0
             orr[h] = 0
+        some = False  # a mode without a zero state: then every channel's OR of its modes is non-zero
         for m in range(m_):
             j0 = m * h_
-            sre = st[re0 + b * hm + j0: re0 + b * hm + j0 + h_]
-            sim = st[im0 + b * hm + j0: im0 + b * hm + j0 + h_]
-            are, aim = prm[p + j0: p + j0 + h_], prm[p + s_ + j0: p + s_ + j0 + h_]
-            bre, bim = prm[p + 2 * s_ + j0: p + 2 * s_ + j0 + h_], prm[p + 3 * s_ + j0: p + 3 * s_ + j0 + h_]
-            cre, cim = prm[rp + j0: rp + j0 + h_], prm[rp + s_ + j0: rp + s_ + j0 + h_]
-            zm = np.int64(1)
-            if uni:
-                for h in range(uH):
-                    r, i, u = sre[h], sim[h], ub[h]
-                    act += (u | r | i) != 0
-                    cr, ci, n_s = _rotate(r, i, u, are[h], aim[h], bre[h], bim[h], mask, tf, lf, uh, ul, ur, lim)
-                    ns += n_s
-                    zm = min(zm, _settle(h, cr, ci, sre, sim, acc, orr, cre, cim))
+            o_re, o_im = np.uint64(re0 + b * hm + j0), np.uint64(im0 + b * hm + j0)
+            o_a, o_b, o_c = np.uint64(p + j0), np.uint64(p + 2 * s_ + j0), np.uint64(rp + j0)
+            o_k, u_ = np.uint64(p + 4 * s_ + j0), np.uint64(s_)
+            full = zf[m] != 0
+            if uni and not full:  # no state was 0: every channel active, no OR needed (the usual case)
+                n_s, a_, zm = _mode(st, prm, buf, tmp, o_re, o_im, o_u, o_a, o_b, o_c, o_k, u_, mask, tf, lf, uh, ul,
+                                    ur, lim, uH, True, False)
+                a_ = h_
+            elif uni:
+                n_s, a_, zm = _mode(st, prm, buf, tmp, o_re, o_im, o_u, o_a, o_b, o_c, o_k, u_, mask, tf, lf, uh, ul,
+                                    ur, lim, uH, True, True)
+            elif not full:
+                n_s, a_, zm = _mode(st, prm, buf, tmp, o_re, o_im, o_u, o_a, o_b, o_c, o_k, u_, mask, tf, lf, uh, ul,
+                                    ur, lim, uH, False, False)
+                a_ = h_
             else:
-                q = p + 4 * s_ + j0
-                half, left, right = prm[q: q + h_], prm[q + s_: q + s_ + h_], prm[q + 2 * s_: q + 2 * s_ + h_]
-                for h in range(uH):
-                    r, i, u = sre[h], sim[h], ub[h]
-                    act += (u | r | i) != 0
-                    cr, ci, n_s = _rotate(r, i, u, are[h], aim[h], bre[h], bim[h], mask, tf, lf, half[h], left[h],
-                                          right[h], lim)
-                    ns += n_s
-                    zm = min(zm, _settle(h, cr, ci, sre, sim, acc, orr, cre, cim))
-            if zm == 0 and counters:
-                _count_zeros(sre, sim, nz[z + j0: z + j0 + h_], nz[z + s_ + j0: z + s_ + j0 + h_], uH)
+                n_s, a_, zm = _mode(st, prm, buf, tmp, o_re, o_im, o_u, o_a, o_b, o_c, o_k, u_, mask, tf, lf, uh, ul,
+                                    ur, lim, uH, False, True)
+            ns += n_s
+            act += a_
+            if zm == 0:
+                _zeros(st, nz, tmp, o_re, o_im, np.uint64(z + j0), u_, uH, counters, full)
+            else:
+                some = True
+            zf[m] = np.int64(zm == 0)
+        if some:
+            for h in range(uH):
+                orr[h] = 1
         if fused >= 0:
             fa, fo = st[fused + b * h_: fused + (b + 1) * h_], st[fused + (B + b) * h_: fused + (B + b + 1) * h_]
             for h in range(uH):
