@@ -263,15 +263,17 @@ def _elementwise(k, op, B, b0, b1, meta, prm, buf, st, evm, has_ev):
                 act += np.int64((x != 0) | (hv & (evm[c] != 0)))
                 buf[uo + c] = np.int64((ge & (x >= vth)) | ((not ge) & (x > vth)))
             continue
-        if op == LUT:  # a: in_shift, offset, table length (the clipped index unsigned: no wrap-around test)
-            up = np.uint64(p)
-            for c in range(un):
+        if op == LUT:  # a: in_shift, offset, table length
+            for c in range(un):  # the clipped indices and the counts (vectorised), into the output ...
                 x = buf[ux + c]
                 act += np.int64((x != 0) | (hv & (evm[c] != 0)))
                 raw = _rround(x, a0) + a1
                 idx = min(max(raw, 0), a2 - 1)
                 ns += np.int64(idx != raw)
-                buf[uo + c] = prm[up + np.uint64(idx)]
+                buf[uo + c] = idx
+            up = np.uint64(p)
+            for c in range(un):  # ... then the look-ups alone (a gather, scalar): one loop was all scalar
+                buf[uo + c] = prm[up + np.uint64(buf[uo + c])]
             continue
         if op == MUL:  # a: shift; second factor on port P1 (branch-free over unsigned offsets: vectorised)
             y0 = np.uint64(meta[k, P1] + b * n)
