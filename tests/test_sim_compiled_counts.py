@@ -8,15 +8,18 @@ differ from index to index, so any permutation fails.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from test_sim_compiled import assert_identical
 
 from neurocompile.ir import hw
 from neurocompile.ir.graph import Graph
 from neurocompile.sim import compiled
 from neurocompile.sim.batch import _Acc, _Batch
 from neurocompile.sim.compiled_nodes import mode_stride
-from neurocompile.sim.engine import _inputs, plan
+from neurocompile.sim.engine import _inputs, plan, simulate
 
 pytest.importorskip("numba")
 
@@ -186,3 +189,35 @@ def test_quiet_bank_output_is_its_last_state(chunk_rows: int, monkeypatch: pytes
     assert lay._quiet == {"ssm"}  # not rebuilt by the run: nothing read it (the sequence end reads the readout)
     assert np.array_equal(lay.view("ssm"), want)  # rebuilt when asked ...
     assert not lay._quiet and np.array_equal(lay.view("ssm"), want)  # ... once
+
+
+@pytest.mark.parametrize("b_shift", ["uniform right", "uniform left", "none", "per channel"])
+@pytest.mark.parametrize("frac", [12, 0, -1])
+def test_every_bank_loop_variant_equals_numpy(b_shift: str, frac: int) -> None:
+    """The bank's mode loop is compiled in variants: one shift for every channel or one per channel, constant 0
+    left shifts or not (b_shift > 0 and F >= 0), and a mode whose state had no 0 at the last step skipping the
+    active test and the OR, with a second pass when a 0 appears. States here rise from 0, decay back to exactly
+    0 in silent stretches (re-entering the checking loop) and saturate: outputs, states and every count equal."""
+    g = bank_graph(3, 6, 4, 0)
+    h = 6
+    shift = {"uniform right": np.full(h, 3, I), "uniform left": np.full(h, -2, I), "none": np.zeros(h, I),
+             "per channel": np.array([3, -1, 0, 2, 5, -2], I)}[b_shift]
+    node = g.node("ssm")
+    a_re, a_im = (node.a_re >> 12 - frac, node.a_im >> 12 - frac) if frac >= 0 else (node.a_re >> 13, node.a_im >> 13)
+
+    rng = np.random.default_rng(7)
+    b = rng.integers(5, 41, (2, h, 4)) * rng.choice(np.array([-1, 1]), (2, h, 4))  # no quiet mode or channel:
+    a_im = np.where(a_im == 0, 1, a_im) if frac == 12 else a_im  # every state moves: modes take the loop that
+    # skips the checks (with F = 12; with F <= 0, a is an integer, 0 or a growth, checked as it comes)
+    g.replace("ssm", dataclasses.replace(node, b_shift=shift, coef_frac_bits=frac, a_re=a_re, a_im=a_im,
+                                         b_re=b[0].astype(I), b_im=b[1].astype(I), out_bits=12))
+    x = rng.standard_normal((3, 60, 3)) * 30.0
+    x[:, 10:40] = 0.0  # a long silence: the states decay to exactly 0, then move again
+    kw = {"record": True, "counters": True, "batch_size": 2}
+    comp = simulate(g, x, backend="compiled", **kw)
+    ref = simulate(g, x, arith="reference", **kw)
+    assert_identical(ref, comp, f"bank b_shift {b_shift}, F {frac}")
+    states = ref.trace["ssm"]
+    assert np.any(states[:, 9] != 0)
+    assert np.any(states[:, 39] == 0) or frac != 12  # decayed to 0 in the silence
+    assert ref.saturations["ssm"] > 0 or b_shift != "uniform left"  # left shifts drive it into saturation

@@ -120,7 +120,12 @@ def _modebank(k, B, b0, b1, meta, prm, buf, st, tmp, nz, counters):
             o_a, o_b, o_c = np.uint64(p + j0), np.uint64(p + 2 * s_ + j0), np.uint64(rp + j0)
             o_k, u_ = np.uint64(p + 4 * s_ + j0), np.uint64(s_)
             full = zf[m] != 0
-            if uni and not full:  # no state was 0: every channel active, no OR needed (the usual case)
+            if uni and not full and lf == 0 and ul == 0:  # the usual case: no state was 0 (every channel active,
+                # no OR needed), right shifts only (constant 0 left shifts: four vector shifts fewer per 8 channels)
+                n_s, a_, zm = _mode(st, prm, buf, tmp, o_re, o_im, o_u, o_a, o_b, o_c, o_k, u_, mask, tf, 0, uh, 0,
+                                    ur, lim, uH, True, False)
+                a_ = h_
+            elif uni and not full:
                 n_s, a_, zm = _mode(st, prm, buf, tmp, o_re, o_im, o_u, o_a, o_b, o_c, o_k, u_, mask, tf, lf, uh, ul,
                                     ur, lim, uH, True, False)
                 a_ = h_
