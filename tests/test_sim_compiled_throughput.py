@@ -44,3 +44,26 @@ def test_baseline_rate_counts_the_macs():
     b = _bench()
     wall, cpu = b.float32_baseline([(16, 32), (32, 8)], 4, threads=1)
     assert wall > 0 and cpu > 0
+
+
+def test_compiled_blas_row_runs_no_event_driven_dense(monkeypatch, capsys):
+    """The benchmark's compiled-blas row is the compiled step with every whole dense as a BLAS product (so the
+    event-driven denses' share of the ratio is seen); the compiled row takes the event-driven path for spikes."""
+    from neurocompile.sim import compiled_nodes, compiled_whole
+
+    b = _bench()
+    calls: list[int] = []
+    real = compiled_whole.dense_sparse
+
+    def spy(*a):
+        calls.append(1)
+        return real(*a)
+    monkeypatch.setattr(compiled_whole, "dense_sparse", spy)
+    before = compiled_nodes.SPARSE_MAX
+    args = ["--hidden", "128", "--modes", "2", "--layers", "1", "--batch", "16", "--steps", "8", "--samples", "16",
+            "--repeats", "1"]
+    b.main([*args, "--backends", "compiled-blas"])
+    assert not calls
+    b.main([*args, "--backends", "compiled"])
+    assert calls and compiled_nodes.SPARSE_MAX == before
+    assert "synaptic events with a non-zero input" in capsys.readouterr().out
