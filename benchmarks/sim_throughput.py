@@ -126,6 +126,47 @@ def _float32_rate(shapes: list[tuple[int, int]], batch: int, repeats: int) -> tu
     return macs / best, macs / best_cpu
 
 
+def _time(g: Graph, x: np.ndarray, a: argparse.Namespace, label: str, base: float, base_cpu: float) -> dict:
+    """One row: ``label``'s simulation of x timed a.repeats times (best and median), with its rates."""
+    backend = "compiled" if label == "compiled-blas" else label
+    compiled_nodes.SPARSE_MAX = -1.0 if label == "compiled-blas" else SPARSE_MAX
+    t0 = time.perf_counter()
+    simulate(g, x[: a.batch, :4], batch_size=a.batch, arith=a.arith, backend=backend)  # warm-up (numba load)
+    warm = time.perf_counter() - t0
+    walls, cpus = [], []
+    for _ in range(max(1, a.repeats)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = simulate(g, x, batch_size=a.batch, counters=not a.no_counters, arith=a.arith, threads=a.threads,
+                       backend=backend)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    wall, cpu = min(walls), min(cpus)
+    counts = res.counts if res.counts is not None else simulate(g, x, batch_size=a.batch, arith=a.arith).counts
+    synops = counts.total("synops_dense")  # counted by the simulator (not timed when the run had no counters)
+    effective = counts.total("synops_effective_mac") + counts.total("synops_effective_ac")
+    rate = synops / wall
+    return {
+        "model": f"{a.layers} layers, H={a.hidden}, M={a.modes}", "backend": label,
+        "batch": a.batch, "steps": a.steps, "samples": a.samples, "arith": a.arith, "threads": a.threads,
+        "counters": not a.no_counters, "warmup_s": warm,
+        "wall_s": wall,
+        "wall_s_median": float(np.median(walls)),
+        "synaptic_events_per_s_median": synops / float(np.median(walls)),
+        "synops_dense": synops, "synops_effective": effective,
+        "ratio_to_float32_matmul_median": (synops / float(np.median(walls))) / base,
+        "synaptic_events_per_s": rate,
+        "float32_matmul_macs_per_s": base, "float32_blas_threads": a.threads,
+        "blas_threads_unlimited": blas_threads(),
+        "ratio_to_float32_matmul": rate / base,
+        "cpu_s": cpu, "float32_matmul_macs_per_cpu_s": base_cpu,
+        "ratio_to_float32_matmul_cpu": (synops / cpu) / base_cpu,
+        "paths": sorted(set(res.paths.values())) if res.backend == "numpy" else ["compiled"],
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "numpy": np.__version__,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hidden", type=int, default=256)
@@ -149,45 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(2)
     x = rng.standard_normal((a.samples, a.steps, 16)).astype(np.float32)
     base, base_cpu = float32_baseline(dense_shapes(g), a.batch, threads=a.threads)
-    rows = []
-    for label in a.backends:
-        backend = "compiled" if label == "compiled-blas" else label
-        compiled_nodes.SPARSE_MAX = -1.0 if label == "compiled-blas" else SPARSE_MAX
-        t0 = time.perf_counter()
-        simulate(g, x[: a.batch, :4], batch_size=a.batch, arith=a.arith, backend=backend)  # warm-up (numba load)
-        warm = time.perf_counter() - t0
-        walls, cpus = [], []
-        for _ in range(max(1, a.repeats)):
-            t0, c0 = time.perf_counter(), time.process_time()
-            res = simulate(g, x, batch_size=a.batch, counters=not a.no_counters, arith=a.arith, threads=a.threads,
-                           backend=backend)
-            walls.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
-        wall, cpu = min(walls), min(cpus)
-        counts = res.counts if res.counts is not None else simulate(g, x, batch_size=a.batch, arith=a.arith).counts
-        synops = counts.total("synops_dense")  # counted by the simulator (not timed when the run had no counters)
-        effective = counts.total("synops_effective_mac") + counts.total("synops_effective_ac")
-        rate = synops / wall
-        rows.append({
-            "model": f"{a.layers} layers, H={a.hidden}, M={a.modes}", "backend": label,
-            "batch": a.batch, "steps": a.steps, "samples": a.samples, "arith": a.arith, "threads": a.threads,
-            "counters": not a.no_counters, "warmup_s": warm,
-            "wall_s": wall,
-            "wall_s_median": float(np.median(walls)),
-            "synaptic_events_per_s_median": synops / float(np.median(walls)),
-            "synops_dense": synops, "synops_effective": effective,
-            "ratio_to_float32_matmul_median": (synops / float(np.median(walls))) / base,
-            "synaptic_events_per_s": rate,
-            "float32_matmul_macs_per_s": base, "float32_blas_threads": a.threads,
-            "blas_threads_unlimited": blas_threads(),
-            "ratio_to_float32_matmul": rate / base,
-            "cpu_s": cpu, "float32_matmul_macs_per_cpu_s": base_cpu,
-            "ratio_to_float32_matmul_cpu": (synops / cpu) / base_cpu,
-            "paths": sorted(set(res.paths.values())) if res.backend == "numpy" else ["compiled"],
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
-            "numpy": np.__version__,
-        })
+    try:
+        rows = [_time(g, x, a, label, base, base_cpu) for label in a.backends]
+    finally:
+        compiled_nodes.SPARSE_MAX = SPARSE_MAX
     print(f"model: {rows[0]['model']}, batch {a.batch}, {a.samples} samples x {a.steps} steps, arith {a.arith}, "
           f"counters {'on' if not a.no_counters else 'off'}, threads {a.threads}; load average "
           f"{os.getloadavg()[0]:.1f}")
