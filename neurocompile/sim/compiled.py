@@ -215,6 +215,7 @@ class _ChunkPlan:
     sch: Schedule
     off: dict[str, int]
     evq: dict[str, int]
+    evx: Array  # per entry of the layout's evs: where that source's events of the chunk are kept (-1: in ev)
     size: int
     groups: list[tuple[Array, Array]]
     quiet: list[str]
@@ -238,6 +239,7 @@ class Layout:
         meta[:, ck.A0:] = 0
         gat: list[list[int]] = []
         evs: list[int] = []
+        self._ev_src: list[tuple[str, str]] = []  # (node, synapse-only dense) of each entry of evs
         size = {nm: g.node(nm).out_size() for nm in prog.names}
         pos = st = nzp = enz = evp = 0
         self.out: dict[str, int] = {}
@@ -291,6 +293,7 @@ class Layout:
             row[ck.EVO] = self.evo.get(name, -1)
             row[ck.EV0] = len(evs)
             evs.extend(self.evo[s] for s in prog.ev_src.get(name, ()))
+            self._ev_src.extend((name, s) for s in prog.ev_src.get(name, ()))
             row[ck.EV1] = len(evs)
             if kern.op == "MODEBANK":
                 row[ck.A0 + 7], row[ck.A0 + 9] = -1, 1  # no readout fused, output written (set per chunk plan)
@@ -415,12 +418,13 @@ class Layout:
                 m[k, ck.G1] = m[k, ck.G0]
                 m[k, ck.NZO] = m[k, ck.SPK] = m[k, ck.SEQ] = m[k, ck.EVQ] = -1
                 m[k, ck.ACTIVE] = 0
-                m[k, ck.XEV] = evq.get(nm, -1) if nm in self.prog.ev_prod else -1
             groups.append((np.asarray(sorted(own + rep), np.int64), m))
         g = prog.plan.graph
         ins = [(nm, g.node(nm), off[nm], B * T * self.size[nm]) for nm in self.inputs]
         last = [(self.view(nm), off[nm], self.size[nm]) for nm in prog.names if sch.kind[nm] != "step"]
-        cp = _ChunkPlan(sch, off, evq, max(pos, 1), groups, quiet, ins, last,
+        evx = np.asarray([evq[s] if sch.kind[c] == "step" and s in sch.replay[sch.at[c]] and s in evq else -1
+                          for c, s in self._ev_src] or [-1], np.int64)
+        cp = _ChunkPlan(sch, off, evq, evx, max(pos, 1), groups, quiet, ins, last,
                         [nm for nm in rec if nm in off], [sch.whole_at[gi] for gi in range(sch.groups + 1)])
         self._plans[key] = cp
         return cp
@@ -500,7 +504,7 @@ class Layout:
                 ks, m = cp.groups[gi]
                 ck.run_chunk(self.t, T, B, ks, m, self.gat, prog.prm, self.buf, self.state, arena, arena,
                              self.tmp, self.evm, self.nz_arena, self.edge_nz, self.active, self.sat, spk, arena,
-                             self.ev, self.evs, counters)
+                             self.ev, self.evs, cp.evx, counters)
         for v, o, n in cp.last:  # the last step's output of every node computed outside the loop
             v[...] = arena[o: o + B * T * n].reshape(B, T, n)[:, -1]
         self._quiet = set(cp.quiet)

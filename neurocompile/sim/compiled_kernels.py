@@ -64,7 +64,6 @@ from neurocompile.sim.compiled_ops import (  # noqa: F401 (the tables are read t
     STO,
     TERNARIZE,
     TILE,
-    XEV,
     XIN,
     _clip,
     _rfloor,
@@ -350,7 +349,7 @@ def _port_active(k, B, b0, b1, meta, buf):
 
 @njit(cache=True, nogil=True)  # nogil: batches run in parallel threads (simulate(threads=N))
 def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edge_nz, active, sat, spk, rec, ev,
-              evs, counters):
+              evs, evx, counters):
     """Steps t0 .. t0 + T - 1 of the nodes ``ks`` (rows of ``meta``, graph order). Rows with op INPUT read
     ``xin`` [B, T, size] at XIN: graph inputs and nodes computed before this call, replayed step by step.
 
@@ -369,18 +368,12 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                 ns = 0
                 act = 0
                 n = meta[k, SIZE]
-                if op == INPUT:
-                    xe = meta[k, XEV]
+                if op == INPUT:  # (a replayed synapse-only dense's events are read where kept: evx)
                     for b in range(b0, b1):
                         out = np.uint64(meta[k, OUT] + b * n)
-                        row = (b * T + tl) * n
-                        src = np.uint64(meta[k, XIN] + row)
+                        src = np.uint64(meta[k, XIN] + (b * T + tl) * n)
                         for j in range(np.uint64(n)):
                             buf[out + j] = xin[src + j]
-                        if xe >= 0:  # a replayed synapse-only dense: its events of this step (unsigned: vectorised)
-                            e, xs = np.uint64(meta[k, EVO] + b * n), np.uint64(xe + row)
-                            for j in range(np.uint64(n)):
-                                ev[e + j] = xin[xs + j]
                 elif op == DENSE:
                     if counters and meta[k, ACTIVE]:
                         act = _port_active(k, B, b0, b1, meta, buf)
@@ -397,6 +390,11 @@ def run_chunk(t0, T, B, ks, meta, gat, prm, buf, st, xin, seq, tmp, evm, nz, edg
                             for c in range(un):
                                 evm[c] = 0
                             for q in range(meta[k, EV0], meta[k, EV1]):
+                                if evx[q] >= 0:  # a source computed before this group: its kept events
+                                    e = np.uint64(evx[q] + (b * T + tl) * n)
+                                    for c in range(un):
+                                        evm[c] |= xin[e + c]
+                                    continue
                                 e = np.uint64(evs[q] + b * n)  # unsigned: no wrap-around test, vectorised
                                 for c in range(un):
                                     evm[c] |= ev[e + c]

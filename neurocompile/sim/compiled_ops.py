@@ -14,11 +14,11 @@ INPUT, EMBEDDING, DENSE, MODEBANK, READOUT, LIF, HEAVISIDE, REFRACTORY, LUT, MUL
     LAVALIF, LAYERNORM = range(15)
 
 # columns of ``meta`` (one row per node run every step)
-OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, SEQ, EVO, EVQ, XEV, EV0, EV1, A0 = \
-    range(23)
+OP, SIZE, OUT, LIM, P0, P1, STO, PRM, NZO, ACTIVE, SPK, REC, XIN, G0, G1, SAT, SEQ, EVO, EVQ, EV0, EV1, A0 = \
+    range(22)
 # SEQ: where the node writes its output sequence [B, T, size] in ``seq`` (-1: not kept); EVO: its synaptic-event
-# slots in ``ev`` (a synapse-only dense; -1: none); EVQ / XEV: where its event sequence is written to ``seq`` /
-# read from ``xin`` (-1: none); EV0, EV1: the range of ``evs`` listing the event slots its active count ORs
+# slots in ``ev`` (a synapse-only dense; -1: none); EVQ: where its event sequence is written to ``seq`` (-1:
+# none); EV0, EV1: the range of ``evs`` (and of a chunk's ``evx``) listing the event slots its active count ORs
 NA = 12  # op-specific scalars A0 .. A0 + NA - 1
 NMETA = A0 + NA
 
