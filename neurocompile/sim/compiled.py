@@ -545,7 +545,7 @@ class Layout:
             act[name] = act.get(name, 0) + _active_count(node, ins, kernels.init_state(node, rows), ev)
         y, cache = seq(name), self._wcache.setdefault(name, {})
         if name in evq and "stored" not in cache:  # Loihi's events: a stored (non-zero) weight got a non-zero input
-            cache["stored"] = np.ascontiguousarray(np.asarray(node.weight).T != 0, np.int64)
+            cache["stored"] = np.ascontiguousarray(np.asarray(node.weight).T != 0, np.uint8)
         tally = None if not counters or name in self.spk_row else Tally(
             self.nz_arena, self.nz[name], cache.get("stored"), seq(name, evq).reshape(rows, -1) if name in evq else None)
         sats[name] = sats.get(name, 0) + whole(kern, node, ins, p.path[name], y.reshape(rows, -1), cache, tally)

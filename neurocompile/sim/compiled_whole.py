@@ -36,21 +36,28 @@ def dense_finish(acc, bias, shift, floor, lim, out):
 
 
 @njit(cache=True, inline="always")
-def _events_row(nonzero, stored, e):
-    """e[o] = OR over the non-zero inputs i of stored[i, o], stopping once every output has one."""
+def _events_row(idx, k, stored, ev, r):
+    """ev[r, o] = OR over the k non-zero inputs idx[:k] of stored[i, o] (uint8), stopping once every output has
+    one: with dense weights after the first input or two."""
     n_out = stored.shape[1]
     uo = np.uint64(n_out)
+    if k == 0:
+        for o in range(uo):
+            ev[r, o] = 0
+        return
+    got = 0
     for o in range(uo):
-        e[o] = 0
-    for i in nonzero:
-        s = stored[i]
+        e = np.int64(stored[idx[0], o])
+        ev[r, o] = e
+        got += e
+    j = 1
+    while got < n_out and j < k:
         got = 0
         for o in range(uo):
-            v = e[o] | s[o]
-            e[o] = v
-            got += v
-        if got == n_out:
-            break
+            e = ev[r, o] | stored[idx[j], o]
+            ev[r, o] = e
+            got += e
+        j += 1
 
 
 @njit(cache=True, nogil=True)
@@ -62,54 +69,54 @@ def dense_sparse(x, wt, bias, shift, floor, lim, out, nz, z, stored, ev):
     the loop). Faster than the product below about a quarter of inputs non-zero.
 
     Counts on the way, while the row is in cache: z >= 0, non-zero outputs per index into nz[z:]; ``ev`` not
-    empty, the row's synaptic events as :func:`dense_events` finds them (from the same non-zero inputs)."""
+    empty, the row's synaptic events as :func:`dense_events` finds them (from the same non-zero inputs).
+    Rows are indexed in place, not sliced (a slice per input costs reference count updates)."""
     rows, n_in = x.shape
     n_out = wt.shape[1]
     uo = np.uint64(n_out)
     acc = np.empty(n_out, np.int32)
-    idx = np.empty(n_in, np.int64)
+    idx = np.empty(n_in, np.uint64)
     ns = 0
     for r in range(rows):
-        xr = x[r]
         k = 0
         for i in range(n_in):  # the non-zero inputs' indices, branch-free
             idx[k] = i
-            k += xr[i] != 0
+            k += x[r, i] != 0
         for o in range(uo):
             acc[o] = 0
         for j in range(k):
-            w, v = wt[idx[j]], xr[idx[j]]
+            i = idx[j]
+            v = x[r, i]
             if v == 1:
                 for o in range(uo):
-                    acc[o] = np.int32(acc[o] + w[o])
+                    acc[o] = np.int32(acc[o] + wt[i, o])
             else:
                 vw = np.int32(v)
                 for o in range(uo):
-                    acc[o] = np.int32(acc[o] + w[o] * vw)
+                    acc[o] = np.int32(acc[o] + wt[i, o] * vw)
         orow = out[r]
         ns += _finish_row(acc, bias, shift, floor, lim, orow)
         if z >= 0:
-            c = nz[z: z + n_out]
+            uz = np.uint64(z)
             for o in range(uo):
-                c[o] += np.int64(orow[o] != 0)
+                nz[uz + o] += np.int64(orow[o] != 0)
         if ev.shape[0]:
-            _events_row(idx[:k], stored, ev[r])
+            _events_row(idx, k, stored, ev, r)
     return ns
 
 
 @njit(cache=True, nogil=True)
 def dense_events(x, stored, out):
-    """out[r, o] = 1 when a stored synapse (stored[i, o] = 1: W[o, i] != 0) got a non-zero input x[r, i]: Loihi's
-    events. Per row, the stored rows of the non-zero inputs are ORed (one vectorised pass each) until every
-    output has an event, which with dense weights is after the first input or two."""
+    """out[r, o] = 1 when a stored synapse (stored[i, o] = 1, uint8: W[o, i] != 0) got a non-zero input x[r, i]:
+    Loihi's events (:func:`_events_row` per row)."""
     rows, n_in = x.shape
-    idx = np.empty(n_in, np.int64)
+    idx = np.empty(n_in, np.uint64)
     for r in range(rows):
         k = 0
         for i in range(n_in):
             idx[k] = i
             k += x[r, i] != 0
-        _events_row(idx[:k], stored, out[r])
+        _events_row(idx, k, stored, out, r)
 
 
 @njit(cache=True, nogil=True)
