@@ -149,17 +149,23 @@ def test_bank_arrays_start_off_4k_multiples(n: int) -> None:
     assert n <= s < n + 512 and (8 * s) % 4096 == 576
 
 
+def _run_both(g: Graph, x: np.ndarray, steps: int) -> list:
+    """The NumPy engine's batch runner and the compiled one, each run over x with counters on."""
+    p = plan(g)
+    xs, _, _ = _inputs(g, x)
+    runs = []
+    for runner in (_Batch, compiled.CompiledBatch):
+        r = runner(p, xs, _Acc(p, steps), True, None, None, None, steps)
+        r.run()
+        runs.append(r)
+    return runs
+
+
 def test_bank_states_are_by_channel_like_numpy() -> None:
     """The compiled bank keeps its states mode-major; its final states read [B, H, M] as the NumPy engine's."""
     g = bank_graph(3, 5, 3, 0)
     x = np.random.default_rng(7).standard_normal((2, 6, 3)) * 20.0
-    p = plan(g)
-    xs, _, _ = _inputs(g, x)
-    states = []
-    for runner in (_Batch, compiled.CompiledBatch):
-        r = runner(p, xs, _Acc(p, 6), True, None, None, None, 6)
-        r.run()
-        states.append(r.final_states()["ssm"])
+    states = [r.final_states()["ssm"] for r in _run_both(g, x, 6)]
     assert states[0].keys() == states[1].keys() == {"re", "im"}
     for part in ("re", "im"):
         assert states[1][part].shape == (2, 5, 3) and np.any(states[0][part] != 0)
@@ -174,13 +180,7 @@ def test_quiet_bank_output_is_its_last_state(chunk_rows: int, monkeypatch: pytes
     monkeypatch.setattr(compiled, "CHUNK_ROWS", chunk_rows)
     g = bank_graph(4, 5, 3, 0)
     x = np.random.default_rng(8).standard_normal((2, 9, 3)) * 20.0
-    p = plan(g)
-    xs, _, _ = _inputs(g, x)
-    runs = []
-    for runner in (_Batch, compiled.CompiledBatch):
-        r = runner(p, xs, _Acc(p, 9), True, None, None, None, 9)
-        r.run()
-        runs.append(r)
+    runs = _run_both(g, x, 9)
     lay = runs[1].lay
     assert "ssm" in lay._chunk_plan(min(9, max(1, chunk_rows // 2)), frozenset(), True).quiet  # not written
     st = runs[0].final_states()["ssm"]  # the NumPy engine's
