@@ -122,9 +122,13 @@ def _run(art: Artifact, ds: Dataset, backend: str, workers: int, scheduler: str 
         return simulate_distributed(art.int_graph, ds.x, workers=workers, scheduler_address=scheduler,
                                     target=tgt, progress=progress)
     from neurocompile.sim.engine import simulate as sim
+    from neurocompile.sim.host import POOL
 
-    return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
-               batch_size=_sim_batch(art.int_graph, budget), placement=placement, backend=sim_backend)
+    try:
+        return sim(art.int_graph, ds.x, target=tgt, progress=progress, record_sample=record_sample,
+                   batch_size=_sim_batch(art.int_graph, budget), placement=placement, backend=sim_backend)
+    finally:
+        POOL.clear()  # one run: the float comparison or report that follows gets the scratch memory back
 
 
 def _placement(art: Artifact, mapping: str) -> Any:

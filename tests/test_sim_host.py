@@ -74,3 +74,34 @@ def test_compiled_runs_reusing_scratch_equal_fresh_and_numpy_runs(monkeypatch: p
     again = simulate(g, x, backend="compiled", **kw)
     assert_identical(first, again, "scratch reused")
     assert_identical(first, simulate(g, x, backend="numpy", **kw), "compiled vs numpy")
+
+
+def test_a_one_shot_run_gives_the_scratch_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """runs._run (neurocompile simulate / report) clears the pool after its simulation, so that the float
+    comparison after it does not stack on the free scratch; the library's simulate() keeps it for the next call."""
+    from types import SimpleNamespace
+
+    from neurocompile import runs
+    from neurocompile.sim import engine
+    from neurocompile.sim.host import POOL
+
+    def fake_simulate(*a, **k):
+        POOL.give(POOL.take(1 << 18))  # a run's chunk arena, back in the pool
+        return "result"
+    monkeypatch.setattr(POOL, "min_bytes", 0)
+    monkeypatch.setattr(engine, "simulate", fake_simulate)
+    fake_simulate()
+    assert POOL.free_bytes() >= 1 << 21  # kept between library calls
+    art = SimpleNamespace(target_spec=None, int_graph=SimpleNamespace(order=lambda: [], node=None))
+    assert runs._run(art, SimpleNamespace(x=None), "sim", 1, None, False) == "result"
+    assert POOL.free_bytes() == 0
+
+
+def test_clear_drops_free_arrays_only() -> None:
+    pool = ScratchPool(limit=1 << 30, min_bytes=0)
+    a, b = pool.take(1000), pool.take(1000)
+    pool.give(a)
+    pool.clear()
+    assert pool.free_bytes() == 0
+    pool.give(b)  # still lent before the clear: taken back
+    assert pool.free_bytes() == 8000
