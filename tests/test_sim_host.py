@@ -74,6 +74,8 @@ def test_compiled_runs_reusing_scratch_equal_fresh_and_numpy_runs(monkeypatch: p
     again = simulate(g, x, backend="compiled", **kw)
     assert_identical(first, again, "scratch reused")
     assert_identical(first, simulate(g, x, backend="numpy", **kw), "compiled vs numpy")
+    # batches in parallel threads take and give back at once (the pool's lock)
+    assert_identical(first, simulate(g, x, backend="compiled", threads=3, **kw), "threads")
 
 
 def test_a_one_shot_run_gives_the_scratch_back(monkeypatch: pytest.MonkeyPatch) -> None:
